@@ -1,0 +1,61 @@
+"""The `deblur` command: `deblur PATHS...` runs the default `run` subcommand."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from typer.core import TyperGroup
+
+from .. import __version__
+
+
+class DefaultToRun(TyperGroup):
+    """Route `deblur photo.jpg ...` to `deblur run photo.jpg ...`.
+
+    A first argument that is not a subcommand name (a path or an option of `run`)
+    selects `run`; a file literally named like a subcommand can be given as ./NAME.
+    """
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(
+    cls=DefaultToRun,
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="Remove camera shake and motion blur from photos with a predict-and-refine diffusion model.\n\n"
+    "deblur photo.jpg  (same as: deblur run photo.jpg) writes photo_deblurred.png beside the input.",
+)
+
+
+def _version(value: bool):
+    if value:
+        typer.echo(f"deblur {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+):
+    pass
+
+
+def _register() -> None:
+    from . import run, weights  # noqa: F401  (subcommands register themselves on `app`)
+
+
+_register()
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)

@@ -1,0 +1,40 @@
+"""Shared CLI plumbing: one-line errors, exit codes, consoles."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from ..errors import DeblurError, UsageError, WeightsError
+
+# Exit codes (documented in the README)
+EXIT_OK = 0
+EXIT_SOME_FAILED = 1
+EXIT_USAGE = 2
+EXIT_WEIGHTS = 3
+EXIT_INTERRUPTED = 130
+
+err_console = Console(stderr=True, highlight=False)
+
+
+def fail(message: str, code: int) -> "typer.Exit":
+    err_console.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def exit_code_for(e: DeblurError) -> int:
+    if isinstance(e, UsageError):
+        return EXIT_USAGE
+    if isinstance(e, WeightsError):
+        return EXIT_WEIGHTS
+    return EXIT_SOME_FAILED
+
+
+def report(e: DeblurError, debug: bool = False) -> "typer.Exit":
+    if debug:
+        import traceback
+
+        traceback.print_exception(e, file=sys.stderr)
+    return fail(str(e), exit_code_for(e))

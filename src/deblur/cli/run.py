@@ -1,0 +1,212 @@
+"""`deblur run PATHS...` (the default command): deblur photos and folders."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import torch
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .. import __version__
+from ..devices import check_precision, resolve_device
+from ..errors import DeblurError, UsageError
+from ..io import DEFAULT_MAX_PIXELS, FORMATS, discover, output_is_directory, plan_outputs
+from ..pipeline import ImageResult, RunOptions, process_image
+from ..presets import DEFAULT_PRESET, PRESETS, default_noise_ceiling
+from ..restorer import Restorer, SamplingOptions
+from ..weights import load_checkpoint, resolve_weights, sha256_of
+from .app import app
+from .common import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, err_console, fail, report
+
+PresetName = Enum("PresetName", {k: k for k in PRESETS}, type=str)
+SamplerName = Enum("SamplerName", {"ddpm": "ddpm", "ddim": "ddim"}, type=str)
+DeviceName = Enum("DeviceName", {k: k for k in ("auto", "cpu", "cuda", "mps")}, type=str)
+PrecisionName = Enum("PrecisionName", {k: k for k in ("fp32", "bf16", "fp16")}, type=str)
+
+SCHEDULE_HELP = (
+    "Inference noise schedule: beta_t rises linearly from 1e-6 to the noise ceiling B over "
+    "T steps; alpha_bar_t = prod(1 - beta). The chain starts from N(0, (1 - alpha_bar_T) I)."
+)
+
+
+def _validate(steps, samples, noise_ceiling, average, std, tile, overlap, quality, max_pixels):
+    if steps < 0:
+        raise UsageError(f"--steps {steps}: must be >= 0 (0 = initial predictor only)")
+    if samples < 1:
+        raise UsageError(f"--samples {samples}: must be >= 1")
+    if not 0.0 < noise_ceiling < 1.0:
+        raise UsageError(f"--noise-ceiling {noise_ceiling}: must be strictly between 0 and 1")
+    if average and samples < 2:
+        raise UsageError("--average needs --samples 2 or more (the mean of one sample is that sample)")
+    if std and samples < 2:
+        raise UsageError("--std needs --samples 2 or more (a standard deviation over one sample is zero)")
+    if steps == 0 and samples > 1:
+        raise UsageError("--samples > 1 needs --steps > 0: the initial predictor alone is deterministic")
+    if tile is not None and tile < 16:
+        raise UsageError(f"--tile {tile}: must be >= 16 pixels")
+    if overlap < 0 or (tile is not None and overlap >= tile):
+        raise UsageError(f"--overlap {overlap}: must be in [0, tile)" + (f" = [0, {tile})" if tile else ""))
+    if not 1 <= quality <= 100:
+        raise UsageError(f"--quality {quality}: must be in 1..100")
+    if max_pixels < 1:
+        raise UsageError(f"--max-pixels {max_pixels}: must be >= 1")
+
+
+def _summary_table(results: list[ImageResult]) -> Table:
+    table = Table(title="deblur summary", show_lines=False)
+    for col in ("input", "status", "size", "seconds", "outputs / reason"):
+        table.add_column(col, overflow="fold")
+    for r in results:
+        style = {"done": "green", "skipped": "yellow", "failed": "red"}.get(r.status, "")
+        detail = r.error if r.status != "done" else ", ".join(Path(o).name for o in r.outputs)
+        size = f"{r.size[0]}x{r.size[1]}" if r.size else ""
+        table.add_row(r.input, f"[{style}]{r.status}[/]", size, f"{r.seconds:.1f}", detail or "")
+    return table
+
+
+@app.command("run", help="Deblur photos (files and folders). The default command: `deblur photo.jpg`.\n\n" + SCHEDULE_HELP)
+def run(
+    paths: list[Path] = typer.Argument(..., help="Image files and/or folders.", show_default=False),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file (one input) or folder (several inputs)."),
+    recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders of folder inputs."),
+    preset: PresetName = typer.Option(
+        DEFAULT_PRESET, "--preset", help="Point on the perception-distortion curve: "
+        + "; ".join(f"{k}: {p.help}" for k, p in PRESETS.items())
+    ),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Reverse-diffusion steps T (0 = predictor only). More steps: crisper, more realistic detail."),
+    noise_ceiling: Optional[float] = typer.Option(
+        None, "--noise-ceiling", help="Last beta B of the linear schedule, in (0, 1). Default 10/T capped at 0.9 (alpha_bar_T ~ e^-5)."
+    ),
+    sampler: SamplerName = typer.Option("ddpm", "--sampler", help="ddpm: ancestral (Algorithm 1); ddim: deterministic given the start noise (eta = 0)."),
+    samples: Optional[int] = typer.Option(None, "--samples", "-n", help="Posterior samples per image, run as one batch."),
+    average: Optional[bool] = typer.Option(None, "--average/--no-average", help="Write the mean of the samples (lowest distortion) instead of each sample."),
+    std: bool = typer.Option(False, "--std", help="Also write <stem>_deblurred_std.png: per-pixel std over samples (where the model is unsure)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Same seed + device + flags = identical output. Default: random (printed)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name from weights.toml (default: its default entry)."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="Checkpoint file, or hf://OWNER/REPO/FILE[@REV]."),
+    device: DeviceName = typer.Option("auto", "--device", help="auto picks cuda, then mps, then cpu."),
+    precision: PrecisionName = typer.Option("fp32", "--precision", help="bf16/fp16 use autocast on GPU; the CPU default is fp32."),
+    tile: Optional[int] = typer.Option(None, "--tile", help="Tile side in pixels (default: sized to available memory)."),
+    overlap: int = typer.Option(32, "--overlap", help="Tile overlap in pixels, blended with a half-sine ramp."),
+    fmt: Optional[str] = typer.Option(None, "--format", "-f", help=f"Output format: {', '.join(sorted(set(FORMATS)))} (default png, or -o's suffix)."),
+    quality: int = typer.Option(95, "--quality", help="JPEG/WebP quality 1..100."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (never inputs)."),
+    save_trajectory: Optional[Path] = typer.Option(None, "--save-trajectory", help="Write the x0 estimate at ~10 steps and a contact sheet here."),
+    max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", help="Refuse larger images (decompression-bomb guard)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary table."),
+    json_out: bool = typer.Option(False, "--json", help="Print a machine-readable summary on stdout."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+):
+    p = PRESETS[preset.value]
+    steps = p.steps if steps is None else steps
+    samples = (p.samples if steps > 0 else 1) if samples is None else samples
+    average = (p.average and samples > 1) if average is None else average
+    ceiling = default_noise_ceiling(steps) if noise_ceiling is None else noise_ceiling
+    seed = int(torch.randint(0, 2**31 - 1, ()).item()) if seed is None else seed
+    try:
+        _validate(steps, samples, ceiling, average, std, tile, overlap, quality, max_pixels)
+        if fmt is not None and fmt.lower() not in FORMATS:
+            raise UsageError(f"--format {fmt}: expected one of {', '.join(sorted(set(FORMATS)))}")
+        dev = resolve_device(device.value)
+        check_precision(precision.value, dev)
+        out_is_dir = output_is_directory(output, paths)
+        items = discover(paths, recursive)
+        if not items:
+            raise UsageError(f"no images found in {', '.join(str(p) for p in paths)} (extensions: jpg, jpeg, png, tif, tiff, webp, bmp)")
+        resolved = resolve_weights(model, weights)
+        ckpt = load_checkpoint(resolved.path)
+    except DeblurError as e:
+        raise report(e, debug)
+
+    sampling = SamplingOptions(steps=steps, noise_ceiling=ceiling, sampler=sampler.value, samples=samples)
+    opts = RunOptions(
+        sampling=sampling, average=average, std=std, seed=seed, format=fmt, quality=quality,
+        overwrite=overwrite, trajectory_dir=save_trajectory, max_pixels=max_pixels,
+    )
+    restorer = Restorer(ckpt.model, dev, precision.value, tile=tile, overlap=overlap)
+    ext = (fmt or "png").lower()
+    n_files = 1 if (average or samples == 1) else samples
+    inputs_resolved = {i.path.resolve() for i in items if i.path.exists()}
+
+    console = Console(stderr=True, quiet=quiet)
+    if not quiet:
+        console.print(
+            f"deblur {__version__}: {len(items)} image(s), model {resolved.entry.name if resolved.entry else resolved.path.name}, "
+            f"device {dev}, steps {steps}, ceiling {ceiling:g}, {sampler.value}, samples {samples}"
+            + (" averaged" if average else "") + f", seed {seed}",
+            highlight=False,
+        )
+    results: list[ImageResult] = []
+    interrupted = False
+    previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console, transient=False,
+    )
+    t0 = time.perf_counter()
+    try:
+        with progress:
+            images_task = progress.add_task("images", total=len(items))
+            steps_task = progress.add_task("steps", total=max(steps, 1), visible=steps > 0)
+            for item in items:
+                plan = plan_outputs(item, output, out_is_dir, ext, n_files, std)
+                clash = [o for o in plan.all if o.resolve() in inputs_resolved]
+                if clash:
+                    results.append(ImageResult(str(item.path), "failed", error=f"output {clash[0]} would overwrite an input"))
+                    progress.advance(images_task)
+                    continue
+                progress.reset(steps_task, total=max(steps, 1))
+                progress.update(steps_task, description=f"steps [{item.path.name}]")
+                result = process_image(
+                    restorer, item, plan, opts,
+                    on_step=lambda n, total: progress.update(steps_task, completed=n),
+                )
+                results.append(result)
+                if result.status == "failed":
+                    console.print(f"[red]failed:[/] {result.error}", highlight=False)
+                progress.advance(images_task)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)
+
+    elapsed = time.perf_counter() - t0
+    counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")}
+    if not quiet:
+        console.print(_summary_table(results))
+        console.print(f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed in {elapsed:.1f} s", highlight=False)
+    if json_out:
+        summary = {
+            "version": __version__,
+            "model": resolved.entry.name if resolved.entry else None,
+            "weights": str(resolved.path),
+            "weights_sha256": sha256_of(resolved.path),
+            "device": str(dev),
+            "precision": precision.value,
+            "seed": seed,
+            "steps": steps,
+            "noise_ceiling": ceiling,
+            "sampler": sampler.value,
+            "samples": samples,
+            "average": average,
+            "interrupted": interrupted,
+            "seconds": round(elapsed, 3),
+            "counts": counts,
+            "images": [r.to_dict() for r in results],
+        }
+        typer.echo(json.dumps(summary, indent=2))
+    if interrupted:
+        raise fail(f"interrupted after {counts['done']} of {len(items)} image(s); rerun the same command to resume", EXIT_INTERRUPTED)
+    raise typer.Exit(EXIT_SOME_FAILED if counts["failed"] else EXIT_OK)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt

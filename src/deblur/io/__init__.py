@@ -1,0 +1,20 @@
+from .discover import InputItem, OutputPlan, discover, output_is_directory, plan_outputs
+from .read import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, LoadedImage, apply_orientation, read_image
+from .write import FORMATS, encode_image, format_for, write_atomic
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "FORMATS",
+    "IMAGE_EXTENSIONS",
+    "InputItem",
+    "LoadedImage",
+    "OutputPlan",
+    "apply_orientation",
+    "discover",
+    "encode_image",
+    "format_for",
+    "output_is_directory",
+    "plan_outputs",
+    "read_image",
+    "write_atomic",
+]

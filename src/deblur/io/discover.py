@@ -1,0 +1,89 @@
+"""Finding input images and planning where their outputs go."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import UsageError
+from .read import IMAGE_EXTENSIONS
+
+# Outputs this tool writes; never picked up as inputs when a folder is re-run.
+OUTPUT_NAME = re.compile(r"_deblurred(_s\d+|_std)?$")
+
+
+@dataclass
+class InputItem:
+    path: Path
+    root: Path | None = None  # the directory it was found in (for mirroring sub-folders)
+
+    @property
+    def relative_parent(self) -> Path:
+        return self.path.parent.relative_to(self.root) if self.root else Path()
+
+
+def discover(paths: list[Path], recursive: bool = False) -> list[InputItem]:
+    """Expand files and directories to image files, in a stable order.
+
+    Directories are walked without following symbolic links to directories, so a link
+    loop cannot make a run endless.
+    """
+    items: list[InputItem] = []
+    for p in paths:
+        if p.is_dir():
+            found = []
+            if recursive:
+                for dirpath, dirnames, filenames in os.walk(p, followlinks=False):
+                    dirnames.sort()
+                    found += [Path(dirpath) / f for f in filenames]
+            else:
+                found = [c for c in p.iterdir()]
+            for f in sorted(found):
+                if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file() and not OUTPUT_NAME.search(f.stem):
+                    items.append(InputItem(f, p))
+        else:
+            items.append(InputItem(p))  # missing files are reported per file
+    return items
+
+
+@dataclass
+class OutputPlan:
+    main: list[Path]  # one file (average / single sample) or one per sample
+    std: Path | None = None
+    all: list[Path] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.all = self.main + ([self.std] if self.std else [])
+
+
+def plan_outputs(
+    item: InputItem,
+    output: Path | None,
+    output_is_dir: bool,
+    ext: str,
+    n_files: int,
+    with_std: bool,
+) -> OutputPlan:
+    """Output paths for one input. `n_files` > 1 writes <stem>_s0.. one per sample."""
+    if output is not None and not output_is_dir:
+        base_dir, stem = output.parent, output.stem
+        ext = output.suffix.lstrip(".") or ext
+    else:
+        base_dir = (output / item.relative_parent) if output is not None else item.path.parent
+        stem = f"{item.path.stem}_deblurred"
+    main = [base_dir / f"{stem}.{ext}"] if n_files == 1 else [base_dir / f"{stem}_s{i}.{ext}" for i in range(n_files)]
+    std = base_dir / f"{stem}_std.png" if with_std else None
+    return OutputPlan(main, std)
+
+
+def output_is_directory(output: Path | None, inputs: list[Path]) -> bool:
+    if output is None:
+        return False
+    many = len(inputs) > 1 or any(p.is_dir() for p in inputs)
+    if many:
+        if output.exists() and not output.is_dir():
+            raise UsageError(f"-o {output}: several inputs need an output directory, but this is a file")
+        return True
+    return output.is_dir() or str(output).endswith(os.sep)

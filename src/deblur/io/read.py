@@ -1,0 +1,166 @@
+"""Reading photos: EXIF orientation applied, 16-bit kept, alpha and metadata carried.
+
+Pillow decodes 8-bit images and reads metadata for every format; OpenCV decodes
+16-bit PNG/TIFF pixels, which Pillow cannot hold as RGB. The EXIF orientation is
+applied to the pixel array with numpy so both decoders follow one code path.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import ImageReadError
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"}
+DEFAULT_MAX_PIXELS = 200_000_000  # 200 MP: above any camera today, below a decompression bomb
+
+ORIENTATION_TAG = 0x0112
+
+
+@dataclass
+class LoadedImage:
+    path: Path
+    rgb: np.ndarray  # (H, W, 3) float32 in [0, 1], orientation applied
+    bit_depth: int  # 8 or 16: the depth outputs are written at (where the format allows)
+    grayscale: bool
+    alpha: np.ndarray | None  # (H, W) in the source dtype, passed through unchanged
+    icc_profile: bytes | None
+    exif: bytes | None  # with orientation reset to 1 (normal)
+    format: str
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.rgb.shape[1], self.rgb.shape[0]
+
+
+def apply_orientation(a: np.ndarray, orientation: int) -> np.ndarray:
+    """Undo EXIF orientation 1..8 on an (H, W, ...) array (as PIL's exif_transpose)."""
+    ops = {
+        1: lambda x: x,
+        2: lambda x: x[:, ::-1],
+        3: lambda x: x[::-1, ::-1],
+        4: lambda x: x[::-1],
+        5: lambda x: np.swapaxes(x, 0, 1),
+        6: lambda x: np.rot90(x, -1),
+        7: lambda x: np.rot90(x, 1)[::-1],
+        8: lambda x: np.rot90(x, 1),
+    }
+    return np.ascontiguousarray(ops.get(orientation, ops[1])(a))
+
+
+def _png_bit_depth(path: Path) -> int:
+    with open(path, "rb") as f:
+        head = f.read(25)
+    return head[24] if len(head) == 25 and head[12:16] == b"IHDR" else 8
+
+
+def _is_high_depth(img: Image.Image, path: Path) -> bool:
+    if img.format == "PNG":
+        return _png_bit_depth(path) == 16 and img.mode not in ("P",)
+    if img.format == "TIFF":
+        bits = img.tag_v2.get(258, (8,))
+        bits = bits if isinstance(bits, tuple) else (bits,)
+        return max(bits) == 16
+    return False
+
+
+def _decode_cv2(path: Path) -> np.ndarray:
+    data = np.fromfile(str(path), dtype=np.uint8)  # no cv2.imread: it mishandles non-ASCII paths on some OSes
+    arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if arr is None:
+        raise ImageReadError(f"{path}: OpenCV could not decode this 16-bit image")
+    if arr.ndim == 3:
+        code = cv2.COLOR_BGRA2RGBA if arr.shape[2] == 4 else cv2.COLOR_BGR2RGB
+        arr = cv2.cvtColor(arr, code)
+    return arr
+
+
+def _pil_to_array(img: Image.Image) -> np.ndarray:
+    mode = img.mode
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    elif mode == "PA":
+        img = img.convert("RGBA")
+    elif mode == "1":
+        img = img.convert("L")
+    elif mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+        img = img.convert("RGB")
+    elif mode.startswith("I;16"):
+        return np.array(img, dtype=np.uint16)
+    elif mode in ("I", "F"):
+        raise ImageReadError(f"{img.filename}: {mode}-mode (32-bit) images are not supported")
+    elif mode == "La":
+        img = img.convert("LA")
+    elif mode in ("RGBa", "RGBX"):
+        img = img.convert("RGBA" if mode == "RGBa" else "RGB")
+    return np.array(img)
+
+
+def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
+    path = Path(path)
+    if not path.exists():
+        raise ImageReadError(f"{path}: no such file")
+    if path.is_dir():
+        raise ImageReadError(f"{path}: is a directory")
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                if img.width * img.height > max_pixels:
+                    raise ImageReadError(
+                        f"{path}: {img.width}x{img.height} is over the {max_pixels:,}-pixel limit (raise it with --max-pixels)"
+                    )
+                img.seek(0)  # multi-frame files: the first frame is used
+                exif = img.getexif()
+                orientation = int(exif.get(ORIENTATION_TAG, 1) or 1)
+                icc = img.info.get("icc_profile") or None
+                fmt = img.format or path.suffix.lstrip(".").upper()
+                high = _is_high_depth(img, path)
+                if high:
+                    arr = _decode_cv2(path)
+                else:
+                    img.load()
+                    arr = _pil_to_array(img)
+    except ImageReadError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageReadError(f"{path}: refused as a possible decompression bomb ({e})") from None
+    except UnidentifiedImageError:
+        raise ImageReadError(f"{path}: not a recognised image file") from None
+    except PermissionError:
+        raise ImageReadError(f"{path}: permission denied") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImageReadError(f"{path}: corrupt or truncated image ({e})") from None
+
+    if exif and ORIENTATION_TAG in exif:
+        exif[ORIENTATION_TAG] = 1
+    exif_bytes = exif.tobytes() if len(exif) else None
+
+    arr = apply_orientation(arr, orientation)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    channels = arr.shape[2]
+    alpha = arr[:, :, -1].copy() if channels in (2, 4) else None
+    color = arr[:, :, :-1] if alpha is not None else arr
+    grayscale = color.shape[2] == 1
+    scale = 65535.0 if color.dtype == np.uint16 else 255.0
+    rgb = color.astype(np.float32) / scale
+    if grayscale:
+        rgb = np.repeat(rgb, 3, axis=2)
+    return LoadedImage(
+        path=path,
+        rgb=np.ascontiguousarray(rgb),
+        bit_depth=16 if color.dtype == np.uint16 else 8,
+        grayscale=grayscale,
+        alpha=alpha,
+        icc_profile=icc,
+        exif=exif_bytes,
+        format=fmt,
+    )

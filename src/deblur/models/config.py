@@ -1,0 +1,105 @@
+"""Architecture hyper-parameters as plain dataclasses that round-trip through JSON.
+
+A checkpoint stores `ModelConfig.to_json()` in its safetensors metadata, so a file
+describes the network it holds and loading needs nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+ARCHITECTURES = ("dvsr", "icdpm")
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """One fully convolutional U-Net (SR3-style residual blocks, no attention, no norm)."""
+
+    in_channels: int = 3
+    out_channels: int = 3
+    base_channels: int = 32
+    channel_mults: tuple[int, ...] = (1, 2, 4)
+    num_res_blocks: int = 1
+    dropout: float = 0.0
+    # Noise-level conditioning: sinusoidal features of `embed_scale * sqrt(alpha_bar)`.
+    # 0 disables the conditioning (the initial predictor is unconditioned).
+    embed_scale: float = 0.0
+
+    @property
+    def multiple(self) -> int:
+        """Input height and width must be divisible by this (one halving per extra level)."""
+        return 2 ** (len(self.channel_mults) - 1)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "UNetConfig":
+        d = dict(d)
+        d["channel_mults"] = tuple(d["channel_mults"])
+        return cls(**d)
+
+
+# WaveGrad's choice: the continuous level sqrt(alpha_bar) in [0, 1] is scaled by 5000
+# before the sinusoidal embedding, so the fastest features resolve level changes of
+# ~1e-4 -- needed because most of the useful schedule lives at sqrt(alpha_bar) near 1.
+DEFAULT_EMBED_SCALE = 5000.0
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The whole restoration model: an optional initial predictor g(y) and a denoiser f."""
+
+    arch: str = "dvsr"
+    predictor: UNetConfig | None = field(default_factory=lambda: UNetConfig(base_channels=32))
+    denoiser: UNetConfig = field(
+        default_factory=lambda: UNetConfig(
+            in_channels=6, base_channels=16, embed_scale=DEFAULT_EMBED_SCALE
+        )
+    )
+
+    def __post_init__(self):
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {self.arch!r}; known: {', '.join(ARCHITECTURES)}")
+        if self.arch == "dvsr" and self.predictor is None:
+            raise ValueError("arch 'dvsr' needs a predictor config")
+        if self.arch == "icdpm" and self.predictor is not None:
+            raise ValueError("arch 'icdpm' has no predictor (the residual is taken with respect to 0)")
+        if self.denoiser.in_channels != 6 or self.denoiser.embed_scale <= 0:
+            raise ValueError("the denoiser takes [z_t, y] (6 channels) and a noise-level embedding")
+
+    @property
+    def multiple(self) -> int:
+        m = self.denoiser.multiple
+        if self.predictor is not None:
+            m = max(m, self.predictor.multiple)  # both are powers of two
+        return m
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        pred = d.get("predictor")
+        return cls(
+            arch=d["arch"],
+            predictor=UNetConfig.from_dict(pred) if pred is not None else None,
+            denoiser=UNetConfig.from_dict(d["denoiser"]),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> "ModelConfig":
+        return cls.from_dict(json.loads(text))
+
+
+def icdpm_config(denoiser: UNetConfig | None = None) -> ModelConfig:
+    """The icDPM baseline: the denoiser alone, sampling the clean image itself."""
+    return ModelConfig(arch="icdpm", predictor=None, denoiser=denoiser or ModelConfig().denoiser)
+
+
+def tiny_config(arch: str = "dvsr") -> ModelConfig:
+    """A very small model for tests and smoke runs (random weights are fine)."""
+    den = UNetConfig(in_channels=6, base_channels=8, channel_mults=(1, 2), embed_scale=DEFAULT_EMBED_SCALE)
+    pred = UNetConfig(base_channels=8, channel_mults=(1, 2)) if arch == "dvsr" else None
+    return ModelConfig(arch=arch, predictor=pred, denoiser=den)

@@ -1,0 +1,132 @@
+"""Fully convolutional U-Net backbone in the SR3 style DvSR describes (Sec. 4.2).
+
+BigGAN-style residual blocks with the noise-level embedding added per block; no
+self-attention, no positional encoding and no group normalisation, so the network
+works on any input whose sides are a multiple of `UNetConfig.multiple`.
+Without normalisation, the last convolution of every residual branch starts at zero,
+so a fresh network is a well-conditioned identity-like map and trains stably.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .config import UNetConfig
+
+
+def sinusoidal_embedding(level: torch.Tensor, dim: int, scale: float) -> torch.Tensor:
+    """Transformer-style features of `scale * level` (level: shape (B,)), shape (B, dim)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=level.device, dtype=torch.float32) / half)
+    args = (scale * level.float())[:, None] * freqs[None, :]
+    return torch.cat([torch.sin(args), torch.cos(args)], dim=1)
+
+
+def _zero(module: nn.Module) -> nn.Module:
+    for p in module.parameters():
+        nn.init.zeros_(p)
+    return module
+
+
+class ResBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, emb_dim: int | None, dropout: float):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, cout) if emb_dim else None
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.conv2 = _zero(nn.Conv2d(cout, cout, 3, padding=1))
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor | None) -> torch.Tensor:
+        h = self.conv1(F.silu(x))
+        if self.emb is not None:
+            h = h + self.emb(emb)[:, :, None, None]
+        h = self.conv2(self.dropout(F.silu(h)))
+        return self.skip(x) + h
+
+
+class Downsample(nn.Module):
+    def __init__(self, ch: int):
+        super().__init__()
+        self.conv = nn.Conv2d(ch, ch, 3, stride=2, padding=1)
+
+    def forward(self, x, emb=None):
+        return self.conv(x)
+
+
+class Upsample(nn.Module):
+    def __init__(self, ch: int):
+        super().__init__()
+        self.conv = nn.Conv2d(ch, ch, 3, padding=1)
+
+    def forward(self, x, emb=None):
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+class UNet(nn.Module):
+    def __init__(self, config: UNetConfig):
+        super().__init__()
+        self.config = config
+        ch = config.base_channels
+        conditioned = config.embed_scale > 0
+        emb_dim = 4 * ch if conditioned else None
+        if conditioned:
+            self.embed = nn.Sequential(nn.Linear(ch, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.head = nn.Conv2d(config.in_channels, ch, 3, padding=1)
+
+        skip_channels = [ch]
+        self.down = nn.ModuleList()
+        cur = ch
+        n_levels = len(config.channel_mults)
+        for level, mult in enumerate(config.channel_mults):
+            for _ in range(config.num_res_blocks):
+                self.down.append(ResBlock(cur, ch * mult, emb_dim, config.dropout))
+                cur = ch * mult
+                skip_channels.append(cur)
+            if level != n_levels - 1:
+                self.down.append(Downsample(cur))
+                skip_channels.append(cur)
+
+        self.mid = nn.ModuleList(
+            [ResBlock(cur, cur, emb_dim, config.dropout), ResBlock(cur, cur, emb_dim, config.dropout)]
+        )
+
+        self.up = nn.ModuleList()
+        for level, mult in reversed(list(enumerate(config.channel_mults))):
+            for _ in range(config.num_res_blocks + 1):
+                self.up.append(ResBlock(cur + skip_channels.pop(), ch * mult, emb_dim, config.dropout))
+                cur = ch * mult
+            if level != 0:
+                self.up.append(Upsample(cur))
+        assert not skip_channels
+
+        self.tail = _zero(nn.Conv2d(cur, config.out_channels, 3, padding=1))
+
+    def forward(self, x: torch.Tensor, level: torch.Tensor | None = None) -> torch.Tensor:
+        m = self.config.multiple
+        if x.shape[-1] % m or x.shape[-2] % m:
+            raise ValueError(f"U-Net input sides must be multiples of {m}, got {tuple(x.shape[-2:])}")
+        emb = None
+        if self.config.embed_scale > 0:
+            if level is None:
+                raise ValueError("this U-Net is noise-level conditioned: pass `level`")
+            feats = sinusoidal_embedding(level, self.config.base_channels, self.config.embed_scale)
+            emb = self.embed(feats.to(x.dtype) if not torch.is_autocast_enabled() else feats)
+
+        h = self.head(x)
+        skips = [h]
+        for layer in self.down:
+            h = layer(h, emb)
+            skips.append(h)
+        for layer in self.mid:
+            h = layer(h, emb)
+        for layer in self.up:
+            if isinstance(layer, ResBlock):
+                h = layer(torch.cat([h, skips.pop()], dim=1), emb)
+            else:
+                h = layer(h, emb)
+        return self.tail(F.silu(h))

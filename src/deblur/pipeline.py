@@ -1,0 +1,164 @@
+"""One image through the restorer: read, deblur, and write every requested output."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+import torch
+
+from .errors import DeblurError
+from .io import InputItem, LoadedImage, OutputPlan, encode_image, format_for, read_image, write_atomic
+from .restorer import Restorer, SamplingOptions, sample_generators
+
+# The uncertainty map saturates at a per-pixel standard deviation of 0.1 (10% of the
+# full intensity range), so maps of different photos share one colour scale.
+STD_MAP_MAX = 0.1
+TRAJECTORY_FRAMES = 10
+THUMB_WIDTH = 320
+
+
+@dataclass
+class RunOptions:
+    sampling: SamplingOptions
+    average: bool = False
+    std: bool = False
+    seed: int = 0
+    format: str | None = None
+    quality: int = 95
+    overwrite: bool = False
+    trajectory_dir: Path | None = None
+    max_pixels: int = 200_000_000
+
+
+@dataclass
+class ImageResult:
+    input: str
+    status: str  # done / skipped / failed
+    outputs: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    size: tuple[int, int] | None = None
+    error: str | None = None
+    std_mean: float | None = None
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+def std_heatmap(samples: torch.Tensor) -> tuple[np.ndarray, float]:
+    """Colour-mapped per-pixel std across samples (RGB uint8) and its mean value."""
+    std = samples.std(dim=0, unbiased=False).mean(dim=0).cpu().numpy()
+    scaled = np.clip(std / STD_MAP_MAX * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    bgr = cv2.applyColorMap(scaled, cv2.COLORMAP_INFERNO)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), float(std.mean())
+
+
+def _to_hwc(x: torch.Tensor) -> np.ndarray:
+    return x.permute(1, 2, 0).float().cpu().numpy()
+
+
+class Trajectory:
+    """Writes the x0 estimate at ~10 evenly spaced steps, then one contact sheet."""
+
+    def __init__(self, directory: Path, stem: str, steps: int):
+        self.directory, self.stem = directory, stem
+        # Step 0 is the initial prediction g(y), before any refinement.
+        self.steps = sorted({0} | {max(1, round(k * steps / TRAJECTORY_FRAMES)) for k in range(1, TRAJECTORY_FRAMES + 1)})
+        self.thumbs: list[tuple[int, np.ndarray]] = []
+
+    def __call__(self, step: int, total: int, estimate: torch.Tensor) -> None:
+        rgb = _to_hwc(estimate[0])
+        write_atomic(self.directory / f"{self.stem}_step{step:04d}.png", encode_image(rgb, "PNG"))
+        h, w = rgb.shape[:2]
+        tw = min(THUMB_WIDTH, w)
+        th = max(1, round(h * tw / w))
+        thumb = cv2.resize(rgb, (tw, th), interpolation=cv2.INTER_AREA)
+        self.thumbs.append((step, thumb))
+
+    def write_sheet(self) -> Path:
+        th, tw = self.thumbs[0][1].shape[:2]
+        frames = [("g(y)" if s == 0 else f"step {s}", t) for s, t in self.thumbs]
+        cols = min(4, len(frames))
+        rows = -(-len(frames) // cols)
+        label_h = 18
+        sheet = np.ones((rows * (th + label_h), cols * tw, 3), np.float32)
+        for i, (label, img) in enumerate(frames):
+            r, c = divmod(i, cols)
+            y0 = r * (th + label_h)
+            sheet[y0 + label_h : y0 + label_h + th, c * tw : (c + 1) * tw] = img
+            cv2.putText(sheet, label, (c * tw + 4, y0 + 13), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        path = self.directory / f"{self.stem}_trajectory.png"
+        write_atomic(path, encode_image(sheet, "PNG"))
+        return path
+
+
+def _write(path: Path, rgb: np.ndarray, image: LoadedImage, fmt: str, quality: int) -> None:
+    data = encode_image(
+        rgb,
+        fmt,
+        bit_depth=image.bit_depth,
+        grayscale=image.grayscale,
+        alpha=image.alpha,
+        icc_profile=image.icc_profile,
+        exif=image.exif,
+        quality=quality,
+    )
+    write_atomic(path, data)
+
+
+def process_image(
+    restorer: Restorer,
+    item: InputItem,
+    plan: OutputPlan,
+    opts: RunOptions,
+    on_step: Callable[[int, int], None] | None = None,
+) -> ImageResult:
+    start = time.perf_counter()
+    result = ImageResult(str(item.path), "failed")
+    try:
+        if not opts.overwrite and all(p.exists() for p in plan.all):
+            result.status = "skipped"
+            result.outputs = [str(p) for p in plan.all]
+            result.error = "outputs exist (use --overwrite to redo)"
+            return result
+        image = read_image(item.path, opts.max_pixels)
+        result.size = image.size
+        x = torch.from_numpy(image.rgb).permute(2, 0, 1)[None]
+        sampling = opts.sampling
+        n = sampling.samples if sampling.steps > 0 else 1
+        gens = sample_generators(opts.seed, item.path.name, n, restorer.device) if sampling.steps > 0 else None
+
+        trajectory = None
+        if opts.trajectory_dir is not None and sampling.steps > 0:
+            trajectory = Trajectory(opts.trajectory_dir, item.path.stem, sampling.steps)
+        samples = restorer.restore(
+            x,
+            sampling,
+            gens,
+            on_step=on_step,
+            on_estimate=trajectory,
+            estimate_every=set(trajectory.steps) if trajectory else None,
+        )
+        if trajectory is not None:
+            trajectory.write_sheet()
+
+        fmt = format_for(plan.main[0], None)
+        if opts.average or n == 1:
+            _write(plan.main[0], _to_hwc(samples.mean(dim=0)), image, fmt, opts.quality)
+        else:
+            for path, s in zip(plan.main, samples):
+                _write(path, _to_hwc(s), image, fmt, opts.quality)
+        if plan.std is not None:
+            heat, result.std_mean = std_heatmap(samples)
+            write_atomic(plan.std, encode_image(heat.astype(np.float32) / 255.0, "PNG"))
+        result.status = "done"
+        result.outputs = [str(p) for p in plan.all]
+    except DeblurError as e:
+        result.error = str(e)
+    finally:
+        result.seconds = round(time.perf_counter() - start, 3)
+    return result

@@ -1,0 +1,134 @@
+"""Overlapping tiles with feathered blending, for fully convolutional networks.
+
+The image is reflect-padded once so that each side is either at least one tile long or
+a multiple of the network's required multiple; every tile then has the same shape, so
+tiles batch together and need no per-tile padding. Each tile's output is weighted by
+a separable half-sine (sin^2) ramp across the overlap on the sides that touch another
+tile (weight 1 elsewhere, including the image border) and the sum is divided by the
+total weight, so the blend weights form a partition of unity everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+from torch.nn import functional as F
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets covering [0, length) with tiles of `tile`, stepping tile - overlap.
+
+    The last tile is aligned to the end, so its overlap with the previous one may be
+    larger than `overlap`; the normalised blend handles that.
+    """
+    if tile >= length:
+        return [0]
+    if not 0 <= overlap < tile:
+        raise ValueError(f"overlap must be in [0, tile), got overlap={overlap}, tile={tile}")
+    stride = tile - overlap
+    n = math.ceil((length - tile) / stride) + 1
+    starts = [min(i * stride, length - tile) for i in range(n)]
+    return sorted(set(starts))
+
+
+def ramp(tile: int, overlap: int, fade_in: bool, fade_out: bool) -> torch.Tensor:
+    """1-D blend weight of one tile: sin^2 rising over `overlap` pixels on faded sides.
+
+    Strictly positive (sampled at pixel centres), so the normalisation never divides by 0.
+    """
+    w = torch.ones(tile, dtype=torch.float32)
+    n = min(overlap, tile // 2)
+    if n > 0:
+        x = (torch.arange(n, dtype=torch.float32) + 0.5) / n
+        r = torch.sin(0.5 * math.pi * x) ** 2
+        if fade_in:
+            w[:n] = torch.minimum(w[:n], r)
+        if fade_out:
+            w[tile - n :] = torch.minimum(w[tile - n :], r.flip(0))
+    return w
+
+
+def pad_amounts(height: int, width: int, tile: int, multiple: int) -> tuple[int, int]:
+    """Bottom/right padding so each side is >= tile or a multiple of `multiple`."""
+
+    def one(n: int) -> int:
+        return 0 if n >= tile else (-n) % multiple
+
+    return one(height), one(width)
+
+
+def pad_image(x: torch.Tensor, pad_h: int, pad_w: int) -> torch.Tensor:
+    """Reflect-pad bottom/right (replicate where the image is too small to reflect)."""
+    if pad_h == 0 and pad_w == 0:
+        return x
+    mode = "reflect" if pad_h < x.shape[-2] and pad_w < x.shape[-1] else "replicate"
+    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+
+
+@dataclass
+class TileGrid:
+    """Geometry and blend weights for one (padded) image size; build once, reuse every step."""
+
+    height: int
+    width: int
+    tile_h: int
+    tile_w: int
+    boxes: list[tuple[int, int]]  # (top, left) of each tile
+    weights: list[torch.Tensor]  # (tile_h, tile_w) unnormalised blend weight of each tile
+    inv_total: torch.Tensor  # (H, W) 1 / sum of weights
+
+    @classmethod
+    def build(cls, height: int, width: int, tile: int, overlap: int, device=None) -> "TileGrid":
+        th, tw = min(tile, height), min(tile, width)
+        ys, xs = tile_starts(height, th, overlap), tile_starts(width, tw, overlap)
+        boxes, weights = [], []
+        total = torch.zeros(height, width)
+        for top in ys:
+            wy = ramp(th, overlap, top > 0, top + th < height)
+            for left in xs:
+                wx = ramp(tw, overlap, left > 0, left + tw < width)
+                w = wy[:, None] * wx[None, :]
+                boxes.append((top, left))
+                weights.append(w.to(device))
+                total[top : top + th, left : left + tw] += w
+        return cls(height, width, th, tw, boxes, weights, (1.0 / total).to(device))
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    def normalised_weight_sum(self) -> torch.Tensor:
+        """Sum over tiles of each tile's normalised weight (all ones for a valid grid)."""
+        acc = torch.zeros(self.height, self.width, device=self.inv_total.device)
+        for (t, l), w in zip(self.boxes, self.weights):
+            acc[t : t + self.tile_h, l : l + self.tile_w] += w * self.inv_total[t : t + self.tile_h, l : l + self.tile_w]
+        return acc
+
+    def apply(
+        self,
+        fn: Callable[[list[torch.Tensor]], torch.Tensor],
+        inputs: Sequence[torch.Tensor],
+        tiles_per_batch: int = 1,
+    ) -> torch.Tensor:
+        """Run `fn` over all tiles and blend. Inputs are (B or 1, C, H, W); 1 broadcasts.
+
+        `fn` receives one crop per input, all of shape (n * B, C, tile_h, tile_w), and
+        returns (n * B, C_out, tile_h, tile_w).
+        """
+        batch = max(x.shape[0] for x in inputs)
+        out = None
+        th, tw = self.tile_h, self.tile_w
+        for start in range(0, len(self.boxes), max(1, tiles_per_batch)):
+            chunk = self.boxes[start : start + tiles_per_batch]
+            crops = [
+                torch.cat([x[:, :, t : t + th, l : l + tw].expand(batch, -1, -1, -1) for t, l in chunk])
+                for x in inputs
+            ]
+            res = fn(crops).float()
+            if out is None:
+                out = torch.zeros(batch, res.shape[1], self.height, self.width, device=res.device)
+            for k, (t, l) in enumerate(chunk):
+                out[:, :, t : t + th, l : l + tw] += res[k * batch : (k + 1) * batch] * self.weights[start + k]
+        return out * self.inv_total

@@ -1,0 +1,102 @@
+"""Self-describing checkpoints: safetensors whose metadata carries the model config.
+
+Metadata keys (all strings, as safetensors requires):
+  deblur.format        "1"
+  deblur.config        ModelConfig JSON
+  deblur.schedule      the training NoiseSchedule JSON
+  deblur.info          free-form JSON (training run, data, steps, ...)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from ..diffusion import NoiseSchedule, train_schedule
+from ..errors import WeightsError
+from ..models import DvSR, ModelConfig, build_model
+
+FORMAT_VERSION = "1"
+
+
+@dataclass
+class Checkpoint:
+    model: DvSR
+    schedule: NoiseSchedule
+    info: dict = field(default_factory=dict)
+    path: Path | None = None
+
+
+def save_checkpoint(
+    model: DvSR,
+    path: str | Path,
+    schedule: NoiseSchedule | None = None,
+    info: dict | None = None,
+    dtype: torch.dtype | None = None,
+) -> None:
+    """Write `model` atomically; `dtype` (e.g. fp16) shrinks floating-point tensors."""
+    path = Path(path)
+    tensors = {}
+    for k, v in model.state_dict().items():
+        v = v.detach().cpu().contiguous()
+        if dtype is not None and v.is_floating_point():
+            v = v.to(dtype)
+        tensors[k] = v
+    metadata = {
+        "deblur.format": FORMAT_VERSION,
+        "deblur.config": model.config.to_json(),
+        "deblur.schedule": json.dumps((schedule or train_schedule()).to_dict()),
+        "deblur.info": json.dumps(info or {}, sort_keys=True),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except (SafetensorError, OSError, ValueError) as e:
+        raise WeightsError(f"{path}: not a readable safetensors checkpoint ({e})") from None
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
+    """Build the model the file describes and load its weights (strictly)."""
+    path = Path(path)
+    meta = read_metadata(path)
+    if meta.get("deblur.format") != FORMAT_VERSION or "deblur.config" not in meta:
+        raise WeightsError(f"{path}: safetensors file without deblur metadata (format {FORMAT_VERSION} expected)")
+    try:
+        config = ModelConfig.from_json(meta["deblur.config"])
+        schedule = NoiseSchedule.from_dict(json.loads(meta.get("deblur.schedule", "null") or "null") or train_schedule().to_dict())
+        info = json.loads(meta.get("deblur.info", "{}"))
+    except (ValueError, KeyError, TypeError) as e:
+        raise WeightsError(f"{path}: invalid model config in metadata ({e})") from None
+    model = build_model(config)
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            state = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise WeightsError(f"{path}: truncated or corrupt tensor data ({e})") from None
+    try:
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=True)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "mismatch"
+        raise WeightsError(f"{path}: weights do not match the architecture in its metadata ({first})") from None
+    return Checkpoint(model.to(device), schedule, info, path)
