@@ -11,23 +11,22 @@ from __future__ import annotations
 
 import torch
 
-from ..models import DvSR
 from .schedule import NoiseSchedule, sample_training_levels
 
 
 def dvsr_loss(
-    model: DvSR,
+    model: torch.nn.Module,  # a DvSR, possibly wrapped (DDP)
     x0: torch.Tensor,
     y: torch.Tensor,
     schedule: NoiseSchedule,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Mean L1 noise-prediction error on a batch of (sharp x0, blurry y) in [-1, 1]."""
+    """Mean L1 noise-prediction error on a batch of (sharp x0, blurry y) in [-1, 1].
+
+    The model's forward diffuses the residual x0 - g(y); see `DvSR.forward`.
+    """
     n = x0.shape[0]
     gen_device = generator.device if generator is not None else x0.device
     level = sample_training_levels(schedule, n, generator).to(x0.device)
     eps = torch.randn(x0.shape, generator=generator, device=gen_device).to(x0.device)
-    residual = x0 - model.predict(y)
-    lv = level.view(n, 1, 1, 1)
-    z = lv * residual + torch.sqrt(1.0 - lv**2) * eps
-    return (eps - model.denoise(z, level, y)).abs().mean()
+    return (eps - model(x0, y, level, eps)).abs().mean()

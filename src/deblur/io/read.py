@@ -48,7 +48,7 @@ def apply_orientation(a: np.ndarray, orientation: int) -> np.ndarray:
         4: lambda x: x[::-1],
         5: lambda x: np.swapaxes(x, 0, 1),
         6: lambda x: np.rot90(x, -1),
-        7: lambda x: np.rot90(x, 1)[::-1],
+        7: lambda x: np.rot90(np.swapaxes(x, 0, 1), 2),
         8: lambda x: np.rot90(x, 1),
     }
     return np.ascontiguousarray(ops.get(orientation, ops[1])(a))
@@ -111,7 +111,8 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loaded
     Image.MAX_IMAGE_PIXELS = max_pixels
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Our own check below gives the message; Pillow's hard limit (2x) stays as a backstop.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 if img.width * img.height > max_pixels:
                     raise ImageReadError(
@@ -130,8 +131,10 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loaded
                     arr = _pil_to_array(img)
     except ImageReadError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageReadError(f"{path}: refused as a possible decompression bomb ({e})") from None
+    except Image.DecompressionBombError:
+        raise ImageReadError(
+            f"{path}: over the {max_pixels:,}-pixel limit, a possible decompression bomb (raise it with --max-pixels)"
+        ) from None
     except UnidentifiedImageError:
         raise ImageReadError(f"{path}: not a recognised image file") from None
     except PermissionError:

@@ -76,7 +76,10 @@ class UNet(nn.Module):
         emb_dim = 4 * ch if conditioned else None
         if conditioned:
             self.embed = nn.Sequential(nn.Linear(ch, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
-        self.head = nn.Conv2d(config.in_channels, ch, 3, padding=1)
+        s2 = config.pixel_shuffle**2
+        self.unshuffle = nn.PixelUnshuffle(config.pixel_shuffle) if config.pixel_shuffle > 1 else nn.Identity()
+        self.shuffle = nn.PixelShuffle(config.pixel_shuffle) if config.pixel_shuffle > 1 else nn.Identity()
+        self.head = nn.Conv2d(config.in_channels * s2, ch, 3, padding=1)
 
         skip_channels = [ch]
         self.down = nn.ModuleList()
@@ -104,7 +107,7 @@ class UNet(nn.Module):
                 self.up.append(Upsample(cur))
         assert not skip_channels
 
-        self.tail = _zero(nn.Conv2d(cur, config.out_channels, 3, padding=1))
+        self.tail = _zero(nn.Conv2d(cur, config.out_channels * s2, 3, padding=1))
 
     def forward(self, x: torch.Tensor, level: torch.Tensor | None = None) -> torch.Tensor:
         m = self.config.multiple
@@ -117,7 +120,7 @@ class UNet(nn.Module):
             feats = sinusoidal_embedding(level, self.config.base_channels, self.config.embed_scale)
             emb = self.embed(feats.to(x.dtype) if not torch.is_autocast_enabled() else feats)
 
-        h = self.head(x)
+        h = self.head(self.unshuffle(x))
         skips = [h]
         for layer in self.down:
             h = layer(h, emb)
@@ -129,4 +132,4 @@ class UNet(nn.Module):
                 h = layer(torch.cat([h, skips.pop()], dim=1), emb)
             else:
                 h = layer(h, emb)
-        return self.tail(F.silu(h))
+        return self.shuffle(self.tail(F.silu(h)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from importlib import resources
@@ -55,8 +56,15 @@ class Registry:
         return self.entries[name]
 
 
+REGISTRY_ENV = "DEBLUR_WEIGHTS_TOML"  # point at another registry file (private models, tests)
+
+
 def registry_path() -> Path | None:
-    """weights.toml inside the installed package, else at the top of a source checkout."""
+    """$DEBLUR_WEIGHTS_TOML, else weights.toml inside the installed package, else at the
+    top of a source checkout."""
+    override = os.environ.get(REGISTRY_ENV)
+    if override:
+        return Path(override)
     packaged = resources.files("deblur") / "weights.toml"
     if packaged.is_file():
         return Path(str(packaged))
@@ -98,4 +106,8 @@ def load_registry(path: Path | None = None) -> Registry:
     path = path or registry_path()
     if path is None:
         return Registry({}, None, None)
-    return parse_registry(path.read_text(encoding="utf-8"), path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise WeightsError(f"{path}: cannot read the model registry ({e.strerror or e})") from None
+    return parse_registry(text, path)

@@ -1,0 +1,52 @@
+"""`deblur export`: the slim, self-describing file to ship (EMA weights, fp16 when lossless)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import typer
+
+from ..errors import DeblurError
+from ..restorer import Restorer, SamplingOptions
+from ..weights import load_checkpoint, save_checkpoint, sha256_of
+from .app import app
+from .common import err_console, report
+
+# fp16 storage is used only if the predictor's output on a test image moves by less
+# than a tenth of one 8-bit grey level.
+FP16_TOLERANCE = 0.1 / 255
+
+
+def _probe_image() -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    base = torch.rand(1, 3, 24, 24, generator=g)
+    return torch.nn.functional.interpolate(base, size=(192, 192), mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+@app.command("export", help="Write a slim checkpoint for shipping: the EMA weights of a run (fp16 where lossless).")
+def export_cmd(
+    checkpoint: Path = typer.Argument(..., help="A run folder (uses its ema.safetensors) or a checkpoint file."),
+    output: Path = typer.Option(..., "-o", "--output", help="Destination .safetensors file."),
+    fp32: bool = typer.Option(False, "--fp32", help="Keep fp32 even if fp16 would be lossless."),
+):
+    try:
+        src = checkpoint / "ema.safetensors" if checkpoint.is_dir() else checkpoint
+        ckpt = load_checkpoint(src)
+        model = ckpt.model.eval()
+        dtype = None
+        if not fp32:
+            half = load_checkpoint(src).model.eval().half().float()
+            probe = _probe_image()
+            a = Restorer(model, "cpu", tile=512).restore(probe, SamplingOptions(steps=0))
+            b = Restorer(half, "cpu", tile=512).restore(probe, SamplingOptions(steps=0))
+            diff = float((a - b).abs().max())
+            dtype = torch.float16 if diff < FP16_TOLERANCE else None
+            err_console.print(f"fp16 check: max predictor change {diff * 255:.4f} grey levels -> "
+                              f"{'fp16' if dtype else 'fp32'}", highlight=False)
+        info = dict(ckpt.info)
+        info["exported_from"] = str(src)
+        save_checkpoint(model, output, ckpt.schedule, info, dtype=dtype)
+    except DeblurError as e:
+        raise report(e)
+    err_console.print(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB, sha256 {sha256_of(output)})", highlight=False)

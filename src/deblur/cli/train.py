@@ -1,0 +1,85 @@
+"""`deblur train`: train a DvSR / icDPM model on sharp photos (synthetic blur) and real pairs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import DeblurError, UsageError
+from .app import app
+from .common import err_console, fail, report
+
+
+def _spec(text: str, kind: str) -> dict:
+    path, weight = text, 1.0
+    if ":" in text:
+        head, tail = text.rsplit(":", 1)
+        try:
+            path, weight = head, float(tail)
+        except ValueError:
+            pass
+    if not Path(path).is_dir():
+        raise UsageError(f"{path}: training data folder not found")
+    return {"path": path, "kind": kind, "weight": weight}
+
+
+@app.command("train", help="Train a model. Data: --sharp DIR[:WEIGHT] (synthetic blur) and/or --pairs DIR[:WEIGHT] "
+             "(GoPro layout or blur/ + sharp/). Multi-GPU / multi-node: launch with `torchrun ... -m deblur train ...`.")
+def train_cmd(
+    sharp: list[str] = typer.Option([], "--sharp", help="Folder of sharp photos, blurred on the fly (repeatable, DIR[:WEIGHT])."),
+    pairs: list[str] = typer.Option([], "--pairs", help="Folder of real blurry/sharp pairs (repeatable, DIR[:WEIGHT])."),
+    val: Optional[Path] = typer.Option(None, "--val", help="Held-out sharp photos for validation (synthetic blur at a fixed seed)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run folder: checkpoints, log.jsonl, config.json."),
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML file with any TrainConfig fields; flags override it."),
+    arch: Optional[str] = typer.Option(None, "--arch", help="dvsr (predict-and-refine) or icdpm (denoiser only)."),
+    size: Optional[str] = typer.Option(None, "--size", help="tiny, small (CPU) or base (GPU)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Total optimiser steps."),
+    batch: Optional[int] = typer.Option(None, "--batch", help="Crops per step (per process)."),
+    crop: Optional[int] = typer.Option(None, "--crop", help="Crop side in pixels (DvSR: 128)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (AdamW)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for weights, data order and noise."),
+    val_every: Optional[int] = typer.Option(None, "--val-every"),
+    ckpt_every: Optional[int] = typer.Option(None, "--ckpt-every"),
+    log_every: Optional[int] = typer.Option(None, "--log-every"),
+    data_limit: Optional[int] = typer.Option(None, "--data-limit", help="Use at most this many images per source."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda, mps."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="fp32, or bf16/fp16 autocast on GPU."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (0 = default)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly where it stopped."),
+    debug: bool = typer.Option(False, "--debug"),
+):
+    from ..train import NonFiniteLoss, TrainConfig, train
+
+    try:
+        cfg = TrainConfig.from_toml(config) if config else TrainConfig()
+        overrides = dict(arch=arch, size=size, steps=steps, batch=batch, crop=crop, lr=lr, seed=seed, val_every=val_every,
+                         ckpt_every=ckpt_every, log_every=log_every, data_limit=data_limit, device=device,
+                         precision=precision, threads=threads)
+        d = cfg.to_dict()
+        d.update({k: v for k, v in overrides.items() if v is not None})
+        if out is not None:
+            d["out"] = str(out)
+        if val is not None:
+            d["val"] = str(val)
+        data = [_spec(s, "sharp") for s in sharp] + [_spec(p, "pairs") for p in pairs]
+        if data:
+            d["data"] = data
+        cfg = TrainConfig.from_dict(d)
+        if not cfg.data:
+            raise UsageError("no training data: give --sharp DIR and/or --pairs DIR (or `data` in --config)")
+        if cfg.steps < 1 or cfg.batch < 1 or cfg.crop < 16:
+            raise UsageError("--steps and --batch must be >= 1 and --crop >= 16")
+        cfg.model_config()  # validates arch/size before any data is loaded
+        result = train(cfg, resume=resume, console=err_console)
+    except NonFiniteLoss as e:
+        raise fail(str(e), 1)
+    except DeblurError as e:
+        raise report(e, debug)
+    except (ValueError, OSError) as e:
+        if debug:
+            raise
+        raise fail(str(e), 1)
+    err_console.print(f"{'stopped' if result.stopped_early else 'finished'} at step {result.steps_done}; "
+                      f"EMA weights: {result.out / 'ema.safetensors'} (slim copy: deblur export)", highlight=False)

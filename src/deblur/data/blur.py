@@ -1,0 +1,184 @@
+"""Synthetic blur: camera shake, defocus and Gaussian blur rendered in linear light.
+
+Everything is driven by one `numpy.random.Generator`, so a seed fully determines the
+kernel(s), the noise and the JPEG step.
+
+Camera-shake kernels follow the spirit of Boracchi & Foi (2012): a 2-D trajectory
+integrated from a velocity with inertia, random jitter and occasional abrupt jerks,
+scaled to a random length and splatted with sub-pixel (bilinear) weights.
+Blur is applied to linear intensities (sRGB gamma undone), with highlights lifted above
+the clipping point first so saturated lights streak as they do in real photographs;
+shot and read noise follow the blur; an optional JPEG round trip comes last.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class BlurConfig:
+    kernel_size: int = 41  # maximum support (odd)
+    motion_length: tuple[float, float] = (3.0, 30.0)  # trajectory length in pixels
+    defocus_radius: tuple[float, float] = (1.0, 6.0)
+    gaussian_sigma: tuple[float, float] = (0.5, 2.5)
+    p_motion: float = 0.7
+    p_defocus: float = 0.15  # the rest is Gaussian
+    p_spatially_varying: float = 0.2
+    highlight_gain: tuple[float, float] = (1.0, 4.0)
+    shot_noise: tuple[float, float] = (0.0, 0.01)  # variance per unit linear intensity
+    read_noise: tuple[float, float] = (0.0, 0.01)  # standard deviation
+    p_jpeg: float = 0.3
+    jpeg_quality: tuple[int, int] = (70, 95)
+
+
+def _uniform(rng, lo_hi):
+    return float(rng.uniform(*lo_hi))
+
+
+def trajectory_kernel(rng: np.random.Generator, length: float, size: int = 41, n_points: int = 128) -> np.ndarray:
+    """A camera-shake kernel: a random trajectory of total length `length` pixels."""
+    velocity = rng.normal(size=2)
+    velocity /= np.linalg.norm(velocity) + 1e-12
+    inertia = rng.uniform(0.6, 0.95)
+    jitter = rng.uniform(0.1, 0.6)
+    p_jerk = rng.uniform(0.0, 0.05)
+    pts = np.zeros((n_points, 2))
+    for i in range(1, n_points):
+        kick = rng.normal(size=2) * jitter
+        if rng.random() < p_jerk:
+            kick += rng.normal(size=2) * 3.0
+        velocity = inertia * velocity + (1 - inertia) * kick + 0.0
+        velocity /= np.linalg.norm(velocity) + 1e-12
+        pts[i] = pts[i - 1] + velocity
+    seg = np.linalg.norm(np.diff(pts, axis=0), axis=1).sum()
+    pts *= length / max(seg, 1e-9)
+    # Keep the whole path inside the support, centred on its centre of mass.
+    pts -= pts.mean(axis=0)
+    half = size // 2
+    extent = np.abs(pts).max()
+    if extent > half - 1:
+        pts *= (half - 1) / extent
+    # Dense resampling so the splats form a continuous streak.
+    d = np.linalg.norm(np.diff(pts, axis=0), axis=1)
+    s = np.concatenate([[0], np.cumsum(d)])
+    fine = np.linspace(0, s[-1], max(2, int(s[-1] * 4) + 2))
+    path = np.stack([np.interp(fine, s, pts[:, 0]), np.interp(fine, s, pts[:, 1])], axis=1) + half
+    k = np.zeros((size, size), np.float64)
+    x0 = np.floor(path).astype(int)
+    f = path - x0
+    for dx in (0, 1):
+        for dy in (0, 1):
+            w = (f[:, 0] if dx else 1 - f[:, 0]) * (f[:, 1] if dy else 1 - f[:, 1])
+            np.add.at(k, (x0[:, 1] + dy, x0[:, 0] + dx), w)
+    return (k / k.sum()).astype(np.float32)
+
+
+def disc_kernel(radius: float, size: int = 41, supersample: int = 8) -> np.ndarray:
+    """Defocus: an anti-aliased uniform disc."""
+    half = size // 2
+    r = min(radius, half)
+    g = (np.arange(size * supersample) + 0.5) / supersample - half - 0.5
+    xx, yy = np.meshgrid(g, g)
+    inside = (xx**2 + yy**2 <= r**2).astype(np.float64)
+    k = inside.reshape(size, supersample, size, supersample).mean(axis=(1, 3))
+    return (k / k.sum()).astype(np.float32)
+
+
+def gaussian_kernel(sigma: float, size: int = 41) -> np.ndarray:
+    half = size // 2
+    x = np.arange(size) - half
+    g = np.exp(-(x**2) / (2 * sigma**2))
+    k = np.outer(g, g)
+    return (k / k.sum()).astype(np.float32)
+
+
+def random_kernel(rng: np.random.Generator, cfg: BlurConfig = BlurConfig()) -> tuple[np.ndarray, str]:
+    u = rng.random()
+    if u < cfg.p_motion:
+        return trajectory_kernel(rng, _uniform(rng, cfg.motion_length), cfg.kernel_size), "motion"
+    if u < cfg.p_motion + cfg.p_defocus:
+        return disc_kernel(_uniform(rng, cfg.defocus_radius), cfg.kernel_size), "defocus"
+    return gaussian_kernel(_uniform(rng, cfg.gaussian_sigma), cfg.kernel_size), "gaussian"
+
+
+def srgb_to_linear(x: np.ndarray) -> np.ndarray:
+    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return np.where(x <= 0.0031308, x * 12.92, 1.055 * np.power(x, 1 / 2.4) - 0.055)
+
+
+def convolve(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """True convolution (cv2.filter2D correlates, so the kernel is flipped), reflect borders."""
+    return cv2.filter2D(img, -1, np.ascontiguousarray(kernel[::-1, ::-1]), borderType=cv2.BORDER_REFLECT)
+
+
+@dataclass
+class BlurResult:
+    blurry: np.ndarray  # (H, W, 3) float32 sRGB in [0, 1]
+    kernels: list[np.ndarray] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)
+    spatially_varying: bool = False
+
+
+def apply_blur(
+    sharp: np.ndarray,
+    rng: np.random.Generator,
+    cfg: BlurConfig = BlurConfig(),
+    kernel: np.ndarray | None = None,
+    noise: bool = True,
+) -> BlurResult:
+    """Blur an (H, W, 3) float32 sRGB image in [0, 1]. Pass `kernel` to fix the blur."""
+    lin = srgb_to_linear(sharp.astype(np.float32))
+    gain = _uniform(rng, cfg.highlight_gain)
+    if gain > 1.0:
+        # Saturated pixels stand for brighter scene radiance the sensor clipped.
+        lin = np.where(lin >= 0.98, lin * gain, lin).astype(np.float32)
+
+    if kernel is not None:
+        kernels, kinds = [kernel], ["given"]
+        out = convolve(lin, kernel)
+        varying = False
+    else:
+        k1, kind1 = random_kernel(rng, cfg)
+        kernels, kinds = [k1], [kind1]
+        out = convolve(lin, k1)
+        varying = rng.random() < cfg.p_spatially_varying
+        if varying:
+            # A second kernel takes over smoothly across the frame (a ramp in a random direction).
+            k2, kind2 = random_kernel(rng, cfg)
+            kernels.append(k2)
+            kinds.append(kind2)
+            h, w = lin.shape[:2]
+            theta = rng.uniform(0, 2 * np.pi)
+            yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+            proj = (xx - w / 2) * np.cos(theta) + (yy - h / 2) * np.sin(theta)
+            width = max(h, w) * rng.uniform(0.3, 1.0)
+            mask = (1 / (1 + np.exp(-proj / (width / 6))))[:, :, None].astype(np.float32)
+            out = out * (1 - mask) + convolve(lin, k2) * mask
+    out = np.clip(out, 0.0, 1.0)
+
+    if noise:
+        shot, read = _uniform(rng, cfg.shot_noise), _uniform(rng, cfg.read_noise)
+        sigma = np.sqrt(shot * out + read**2)
+        out = np.clip(out + sigma * rng.standard_normal(out.shape).astype(np.float32), 0.0, 1.0)
+    srgb = linear_to_srgb(out).astype(np.float32)
+
+    if noise and rng.random() < cfg.p_jpeg:
+        q = int(rng.integers(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1))
+        u8 = np.round(srgb * 255).astype(np.uint8)
+        ok, buf = cv2.imencode(".jpg", u8, [cv2.IMWRITE_JPEG_QUALITY, q])
+        srgb = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED).astype(np.float32) / 255.0
+    return BlurResult(srgb, kernels, kinds, varying)
+
+
+def kernel_length(kernel: np.ndarray) -> float:
+    """Extent of a kernel's support: the larger side of its bounding box (pixels)."""
+    ys, xs = np.nonzero(kernel > kernel.max() * 1e-3)
+    return float(max(ys.max() - ys.min(), xs.max() - xs.min()) + 1)

@@ -1,0 +1,92 @@
+"""Training configuration: one dataclass, loadable from a TOML file, recorded in checkpoints."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from ..errors import UsageError
+from ..models import DEFAULT_EMBED_SCALE, ModelConfig, UNetConfig, tiny_config
+
+E = DEFAULT_EMBED_SCALE
+
+
+def model_size(arch: str, size: str) -> ModelConfig:
+    """Named sizes. DvSR puts the capacity in the predictor (it runs once) and keeps the
+    denoiser small (it runs every step)."""
+    if size == "tiny":
+        return tiny_config(arch)
+    if size == "small":  # CPU-trainable; both nets run at half resolution after a 2x space-to-depth stem
+        pred = UNetConfig(base_channels=32, channel_mults=(1, 2, 3, 4), num_res_blocks=1, pixel_shuffle=2)
+        den = UNetConfig(in_channels=6, base_channels=16, channel_mults=(1, 2, 4), embed_scale=E, pixel_shuffle=2)
+    elif size == "base":  # for a GPU
+        pred = UNetConfig(base_channels=64, channel_mults=(1, 2, 3, 4), num_res_blocks=2)
+        den = UNetConfig(in_channels=6, base_channels=32, channel_mults=(1, 2, 4), embed_scale=E)
+    else:
+        raise UsageError(f"--size {size}: expected tiny, small or base")
+    return ModelConfig(arch=arch, predictor=pred if arch == "dvsr" else None, denoiser=den)
+
+
+@dataclass
+class DataSpec:
+    path: str
+    kind: str  # "sharp" (synthetic blur) or "pairs"
+    weight: float = 1.0
+
+
+@dataclass
+class TrainConfig:
+    out: str = "runs/default"
+    data: list[DataSpec] = field(default_factory=list)
+    val: str | None = None
+    val_limit: int = 24
+    val_crop: int = 192
+    val_steps: int = 10
+    arch: str = "dvsr"
+    size: str = "small"
+    steps: int = 10000
+    batch: int = 8
+    crop: int = 128
+    lr: float = 2e-4
+    min_lr_ratio: float = 0.1
+    warmup: int = 200
+    weight_decay: float = 1e-4
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    seed: int = 0
+    log_every: int = 10
+    val_every: int = 500
+    ckpt_every: int = 250
+    precision: str = "fp32"  # bf16/fp16 autocast on GPU
+    device: str = "auto"
+    threads: int = 0  # CPU threads (0 = torch default)
+    data_limit: int | None = None  # cap images per source (quick runs, tests)
+
+    def model_config(self) -> ModelConfig:
+        return model_size(self.arch, self.size)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise UsageError(f"unknown training option(s): {', '.join(sorted(unknown))}")
+        d = dict(d)
+        d["data"] = [DataSpec(**x) for x in d.get("data", [])]
+        return cls(**d)
+
+    @classmethod
+    def from_toml(cls, path: Path) -> "TrainConfig":
+        try:
+            return cls.from_dict(tomllib.loads(path.read_text(encoding="utf-8")))
+        except (OSError, tomllib.TOMLDecodeError, TypeError) as e:
+            raise UsageError(f"{path}: cannot read training config ({e})") from None

@@ -1,0 +1,226 @@
+"""The training loop: AdamW, warm-up + cosine decay, clipping, EMA, validation, checkpoints.
+
+Reproducibility and exact resume: each step's batch and noise come from generators
+seeded with (seed, step, rank), so the data order depends only on the seed and the
+step, never on when the run was stopped and resumed.
+
+Multi-process training uses PyTorch DDP as launched by `torchrun` (WORLD_SIZE, RANK,
+LOCAL_RANK, MASTER_ADDR/PORT in the environment): NCCL on GPUs, gloo on CPUs.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from rich.console import Console
+
+from ..devices import autocast, resolve_device
+from ..diffusion import dvsr_loss, train_schedule
+from ..metrics import psnr
+from ..models import DvSR, build_model
+from ..restorer import Restorer, SamplingOptions, sample_generators
+from ..weights import load_checkpoint, save_checkpoint
+from ..data.datasets import Mixture, PairedFolder, SharpFolder, Source, validation_pairs
+from .config import TrainConfig
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+@dataclass
+class TrainResult:
+    steps_done: int
+    out: Path
+    stopped_early: bool
+    last_loss: float
+
+
+def lr_factor(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup:
+        return (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+@torch.no_grad()
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p.detach(), 1.0 - decay)
+
+
+def _dist_info() -> tuple[int, int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return world, int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def build_data(cfg: TrainConfig) -> tuple[Mixture, list[str]]:
+    sources, notes = [], []
+    for spec in cfg.data:
+        if spec.kind == "sharp":
+            ds = SharpFolder(spec.path, cfg.crop, limit=cfg.data_limit)
+            notes.append(f"{spec.path}: {len(ds)} sharp images (synthetic blur), {ds.skipped} skipped")
+        elif spec.kind == "pairs":
+            ds = PairedFolder(spec.path, cfg.crop, limit=cfg.data_limit)
+            notes.append(f"{spec.path}: {len(ds)} real pairs, {ds.skipped} skipped")
+        else:
+            raise ValueError(f"unknown data kind {spec.kind!r}")
+        sources.append(Source(ds, spec.weight))
+    if not sources:
+        raise ValueError("no training data given")
+    return Mixture(sources), notes
+
+
+@torch.no_grad()
+def validate(model: DvSR, pairs, device, val_steps: int, seed: int) -> dict:
+    """PSNR (dB, RGB) of the blurry input, the predictor and one short sampled run."""
+    restorer = Restorer(copy.deepcopy(model), device, tile=512)
+    scores = {"psnr_blurry": [], "psnr_predictor": [], "psnr_sampled": []}
+    for i, (sharp, blurry) in enumerate(pairs):
+        x = torch.from_numpy(sharp).permute(2, 0, 1)[None]
+        y = torch.from_numpy(blurry).permute(2, 0, 1)[None]
+        pred = restorer.restore(y, SamplingOptions(steps=0))
+        opts = SamplingOptions(steps=val_steps, noise_ceiling=min(0.9, 10.0 / val_steps))
+        sampled = restorer.restore(y, opts, sample_generators(seed, f"val{i}", 1, restorer.device))
+        scores["psnr_blurry"].append(psnr(y, x))
+        scores["psnr_predictor"].append(psnr(pred.cpu(), x))
+        scores["psnr_sampled"].append(psnr(sampled.cpu(), x))
+    return {k: round(float(np.mean(v)), 3) for k, v in scores.items()}
+
+
+def _paths(out: Path) -> dict[str, Path]:
+    return {"model": out / "model.safetensors", "ema": out / "ema.safetensors", "state": out / "state.pt", "log": out / "log.jsonl"}
+
+
+def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None) -> TrainResult:
+    console = console or Console(stderr=True)
+    world, rank, local_rank = _dist_info()
+    device = resolve_device(cfg.device)
+    if world > 1:
+        if device.type == "cuda":
+            device = torch.device("cuda", local_rank)
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    main = rank == 0
+    out = Path(cfg.out)
+    paths = _paths(out)
+    schedule = train_schedule()
+
+    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+    model = build_model(cfg.model_config()).to(device)
+    if device.type in ("cpu", "cuda"):
+        model = model.to(memory_format=torch.channels_last)
+    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
+    start = 0
+    if resume and paths["state"].is_file():
+        model.load_state_dict(load_checkpoint(paths["model"]).model.state_dict())
+        ema.load_state_dict(load_checkpoint(paths["ema"]).model.state_dict())
+        state = torch.load(paths["state"], map_location=device, weights_only=True)
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        start = int(state["step"])
+        if main:
+            console.print(f"resumed from {out} at step {start}")
+    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+
+    data, notes = build_data(cfg)
+    val = validation_pairs(cfg.val, cfg.val_crop, limit=cfg.val_limit) if (cfg.val and main) else []
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        for n in notes:
+            console.print(n, highlight=False)
+
+    info_base = {"train_config": cfg.to_dict(), "device": str(device), "world_size": world, "torch": torch.__version__}
+
+    def save(step: int, last_loss: float):
+        if not main:
+            return
+        info = {**info_base, "step": step, "last_loss": last_loss}
+        save_checkpoint(model, paths["model"], schedule, info)
+        save_checkpoint(ema, paths["ema"], schedule, {**info, "ema_decay": cfg.ema_decay})
+        tmp = paths["state"].with_suffix(".tmp")
+        torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step}, tmp)
+        os.replace(tmp, paths["state"])
+
+    stop = {"flag": False}
+
+    def on_signal(signum, frame):
+        stop["flag"] = True
+
+    old_int, old_term = signal.signal(signal.SIGINT, on_signal), signal.signal(signal.SIGTERM, on_signal)
+    log = open(paths["log"], "a") if main else None
+    last_loss, t_last, data_time, step = float("nan"), time.perf_counter(), 0.0, start
+    t_start = time.perf_counter()
+    try:
+        for step in range(start, cfg.steps):
+            t0 = time.perf_counter()
+            rng = np.random.default_rng([cfg.seed, step, rank])
+            x, y = data.batch(rng, cfg.batch)
+            x = torch.from_numpy(x).to(device).contiguous(memory_format=torch.channels_last)
+            y = torch.from_numpy(y).to(device).contiguous(memory_format=torch.channels_last)
+            gen = torch.Generator(device="cpu").manual_seed(int(rng.integers(2**62)))
+            data_time += time.perf_counter() - t0
+
+            net.train()
+            with autocast(device, cfg.precision):
+                loss = dvsr_loss(net, x, y, schedule, gen)
+            if not torch.isfinite(loss):
+                raise NonFiniteLoss(f"non-finite loss at step {step}; stopped, last good checkpoint kept in {out}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            sched.step()
+            # EMA warm-up: a short average early on, the configured decay later.
+            ema_update(ema, model, min(cfg.ema_decay, (1 + step) / (10 + step)))
+            last_loss = float(loss.detach())
+            done = step + 1
+
+            if main and (done % cfg.log_every == 0 or done == cfg.steps):
+                now = time.perf_counter()
+                rate = cfg.log_every / max(1e-9, now - t_last)
+                eta = (cfg.steps - done) / max(rate, 1e-9)
+                rec = {"step": done, "loss": round(last_loss, 5), "lr": sched.get_last_lr()[0], "it_s": round(rate, 3),
+                       "data_frac": round(data_time / max(1e-9, now - t_last), 3), "eta_s": round(eta), "time": time.time()}
+                log.write(json.dumps(rec) + "\n")
+                log.flush()
+                console.print(f"step {done}/{cfg.steps} loss {last_loss:.4f} lr {rec['lr']:.2e} {rate:.2f} it/s "
+                              f"data {100 * rec['data_frac']:.0f}% eta {eta / 60:.1f} min", highlight=False)
+                t_last, data_time = now, 0.0
+            if main and val and (done % cfg.val_every == 0 or done == cfg.steps):
+                scores = validate(ema, val, device, cfg.val_steps, cfg.seed)
+                log.write(json.dumps({"step": done, "val": scores, "time": time.time()}) + "\n")
+                log.flush()
+                console.print(f"validation @ {done}: {scores}", highlight=False)
+            if done % cfg.ckpt_every == 0 or done == cfg.steps:
+                save(done, last_loss)
+            if stop["flag"]:
+                save(done, last_loss)
+                if main:
+                    console.print(f"stopped at step {done}; checkpoint saved in {out} (resume with --resume)")
+                return TrainResult(done, out, True, last_loss)
+        step = cfg.steps
+        return TrainResult(step, out, False, last_loss)
+    finally:
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
+        if log:
+            log.write(json.dumps({"event": "end", "wall_s": round(time.perf_counter() - t_start, 1)}) + "\n")
+            log.close()
+        if world > 1 and dist.is_initialized():
+            dist.destroy_process_group()

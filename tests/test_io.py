@@ -1,0 +1,164 @@
+import io
+import os
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image, ImageCms, ImageOps
+
+from deblur.errors import ImageReadError, ImageWriteError
+from deblur.io import apply_orientation, discover, encode_image, plan_outputs, read_image, write_atomic
+from deblur.io.discover import InputItem
+
+
+def _srgb_icc() -> bytes:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def _write_cv2(path, arr):
+    ok, buf = cv2.imencode(path.suffix, arr)
+    assert ok
+    path.write_bytes(buf.tobytes())
+
+
+@pytest.mark.parametrize("ext", [".png", ".tif"])
+def test_16bit_round_trip_stays_16bit(tmp_path, ext):
+    rng = np.random.default_rng(0)
+    rgb16 = rng.integers(0, 65536, (20, 30, 3), dtype=np.uint16)
+    src = tmp_path / f"in{ext}"
+    _write_cv2(src, cv2.cvtColor(rgb16, cv2.COLOR_RGB2BGR))
+    img = read_image(src)
+    assert img.bit_depth == 16 and not img.grayscale
+    np.testing.assert_allclose(img.rgb, rgb16 / 65535.0, atol=1e-6)
+    data = encode_image(img.rgb, "PNG" if ext == ".png" else "TIFF", bit_depth=16)
+    back = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert back.dtype == np.uint16
+    np.testing.assert_array_equal(cv2.cvtColor(back, cv2.COLOR_BGR2RGB), rgb16)
+
+
+@pytest.mark.parametrize("depth", [8, 16])
+def test_alpha_is_passed_through_unchanged(tmp_path, depth):
+    rng = np.random.default_rng(1)
+    dt = np.uint16 if depth == 16 else np.uint8
+    rgba = rng.integers(0, np.iinfo(dt).max + 1, (16, 24, 4), dtype=dt)
+    src = tmp_path / "a.png"
+    _write_cv2(src, cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
+    img = read_image(src)
+    assert img.alpha is not None and img.alpha.dtype == dt
+    np.testing.assert_array_equal(img.alpha, rgba[:, :, 3])
+    data = encode_image(img.rgb, "PNG", bit_depth=img.bit_depth, alpha=img.alpha)
+    back = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(back[:, :, 3], rgba[:, :, 3])
+
+
+def test_grayscale_in_grayscale_out(tmp_path):
+    src = tmp_path / "g.png"
+    Image.fromarray(np.arange(200, dtype=np.uint8).reshape(10, 20)).save(src)
+    img = read_image(src)
+    assert img.grayscale and img.rgb.shape == (10, 20, 3)
+    out = Image.open(io.BytesIO(encode_image(img.rgb, "PNG", grayscale=True)))
+    assert out.mode == "L"
+    np.testing.assert_array_equal(np.array(out), np.arange(200, dtype=np.uint8).reshape(10, 20))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_matches_pillow(tmp_path, orientation):
+    arr = np.random.default_rng(orientation).integers(0, 256, (6, 10, 3), dtype=np.uint8)
+    src = tmp_path / "o.png"
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(arr).save(src, exif=exif.tobytes())
+    img = read_image(src)
+    expected = np.array(ImageOps.exif_transpose(Image.open(src)))
+    np.testing.assert_array_equal(np.round(img.rgb * 255).astype(np.uint8), expected)
+    assert apply_orientation(arr, orientation).shape == expected.shape
+    # Written back with the orientation reset to normal.
+    out = Image.open(io.BytesIO(encode_image(img.rgb, "PNG", exif=img.exif)))
+    assert out.getexif().get(0x0112) == 1
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "TIFF"])
+def test_icc_profile_is_written_back(tmp_path, fmt):
+    icc = _srgb_icc()
+    src = tmp_path / "c.png"
+    Image.fromarray(np.full((8, 8, 3), 128, np.uint8)).save(src, icc_profile=icc)
+    img = read_image(src)
+    assert img.icc_profile == icc
+    out = Image.open(io.BytesIO(encode_image(img.rgb, fmt, icc_profile=img.icc_profile)))
+    assert out.info.get("icc_profile") == icc
+
+
+def test_16bit_png_carries_icc_and_exif(tmp_path):
+    icc = _srgb_icc()
+    exif = Image.Exif()
+    exif[0x010F] = "TestCam"  # Make
+    exif[0x0112] = 1
+    data = encode_image(np.full((4, 5, 3), 0.5, np.float32), "PNG", bit_depth=16, icc_profile=icc, exif=exif.tobytes())
+    out = Image.open(io.BytesIO(data))
+    assert out.info.get("icc_profile") == icc
+    assert out.getexif().get(0x010F) == "TestCam"
+    px = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert px.dtype == np.uint16 and int(px[0, 0, 0]) == 32768
+
+
+def test_bad_files_raise_the_projects_error(tmp_path):
+    (tmp_path / "text.jpg").write_text("hello")
+    good = tmp_path / "good.png"
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(good)
+    (tmp_path / "trunc.png").write_bytes(good.read_bytes()[:60])
+    (tmp_path / "empty.png").write_bytes(b"")
+    for name in ("text.jpg", "trunc.png", "empty.png", "missing.png"):
+        with pytest.raises(ImageReadError) as e:
+            read_image(tmp_path / name)
+        assert name in str(e.value)
+
+
+def test_png_named_jpg_just_works(tmp_path):
+    p = tmp_path / "actually_png.jpg"
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(p, format="PNG")
+    assert read_image(p).format == "PNG"
+
+
+def test_pixel_limit(tmp_path):
+    p = tmp_path / "big.png"
+    Image.fromarray(np.zeros((100, 100, 3), np.uint8)).save(p)
+    with pytest.raises(ImageReadError, match="pixel limit"):
+        read_image(p, max_pixels=5000)
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path, monkeypatch):
+    target = tmp_path / "out.png"
+    write_atomic(target, b"first")
+    assert target.read_bytes() == b"first"
+
+    def boom(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(ImageWriteError, match="No space left"):
+        write_atomic(target, b"second")
+    assert target.read_bytes() == b"first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]
+
+
+def test_discover_skips_own_outputs_and_recurses(tmp_path):
+    (tmp_path / "sub").mkdir()
+    for name in ("a.jpg", "a_deblurred.png", "b_deblurred_s1.png", "b_deblurred_std.png", "notes.txt", "sub/c.PNG"):
+        (tmp_path / name).write_bytes(b"x")
+    flat = [i.path.name for i in discover([tmp_path])]
+    assert flat == ["a.jpg"]
+    deep = discover([tmp_path], recursive=True)
+    assert [i.path.name for i in deep] == ["a.jpg", "c.PNG"]
+    plan = plan_outputs(deep[1], tmp_path / "out", True, "png", 2, True)
+    assert [p.relative_to(tmp_path) for p in plan.all] == [
+        os.path.join("out", "sub", "c_deblurred_s0.png"),
+        os.path.join("out", "sub", "c_deblurred_s1.png"),
+        os.path.join("out", "sub", "c_deblurred_std.png"),
+    ] or [str(p.relative_to(tmp_path)) for p in plan.all] == [
+        "out/sub/c_deblurred_s0.png", "out/sub/c_deblurred_s1.png", "out/sub/c_deblurred_std.png"]
+
+
+def test_plan_for_single_output_file(tmp_path):
+    item = InputItem(tmp_path / "x.jpg")
+    plan = plan_outputs(item, tmp_path / "result.jpg", False, "png", 1, False)
+    assert plan.all == [tmp_path / "result.jpg"]

@@ -1,0 +1,170 @@
+"""Weights registry, checkpoint format, resolution order and the Hub path (real HTTP)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from deblur.errors import WeightsError
+from deblur.weights import load_checkpoint, parse_registry, read_metadata, resolve_weights, save_checkpoint, sha256_of
+from deblur.weights import registry as registry_mod
+
+from conftest import random_tiny_model
+from hub_server import HubServer
+
+REPO, FILE = "deblur-test/tiny", "tiny.safetensors"
+
+
+def test_checkpoint_describes_itself(tmp_path):
+    model = random_tiny_model()
+    path = tmp_path / "m.safetensors"
+    save_checkpoint(model, path, info={"note": "x"})
+    meta = read_metadata(path)
+    assert json.loads(meta["deblur.config"])["arch"] == "dvsr"
+    assert json.loads(meta["deblur.schedule"])["steps"] == 2000
+    ck = load_checkpoint(path)
+    assert ck.info == {"note": "x"}
+    y = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(ck.model.predict(y), model.predict(y))
+
+
+def test_fp16_checkpoint_loads_as_fp32(tmp_path):
+    path = tmp_path / "h.safetensors"
+    save_checkpoint(random_tiny_model(), path, dtype=torch.float16)
+    assert next(load_checkpoint(path).model.parameters()).dtype == torch.float32
+
+
+def test_corrupt_and_mismatched_checkpoints_fail_clearly(tmp_path):
+    good = tmp_path / "good.safetensors"
+    save_checkpoint(random_tiny_model(), good)
+    trunc = tmp_path / "trunc.safetensors"
+    trunc.write_bytes(good.read_bytes()[:-500])
+    with pytest.raises(WeightsError, match="trunc.safetensors"):
+        load_checkpoint(trunc)
+    (tmp_path / "junk.safetensors").write_bytes(b"not a checkpoint at all")
+    with pytest.raises(WeightsError, match="not a readable safetensors"):
+        load_checkpoint(tmp_path / "junk.safetensors")
+    # Metadata claiming another architecture than the tensors hold.
+    from safetensors.torch import load_file, save_file
+
+    from deblur.models import ModelConfig
+
+    meta = read_metadata(good)
+    meta["deblur.config"] = ModelConfig().to_json()
+    wrong = tmp_path / "wrong.safetensors"
+    save_file(load_file(good), wrong, metadata=meta)
+    with pytest.raises(WeightsError, match="do not match the architecture"):
+        load_checkpoint(wrong)
+
+
+def _registry_text(sha: str, file: str | None = None, hub: bool = False, default: str | None = "tiny") -> str:
+    where = f'file = "{file}"' if file else f'hub = {{ repo_id = "{REPO}", filename = "{FILE}", revision = "main" }}'
+    head = f'default = "{default}"\n' if default else ""
+    return head + f'[models.tiny]\ndescription = "t"\narch = "dvsr"\n{where}\nsha256 = "{sha}"\n'
+
+
+def test_registry_validation():
+    with pytest.raises(WeightsError, match="not listed"):
+        parse_registry('default = "x"\n[models]\n')
+    with pytest.raises(WeightsError, match="exactly one"):
+        parse_registry('[models.a]\narch = "dvsr"\nsha256 = "00"\n')
+    with pytest.raises(WeightsError, match="unknown model 'b'"):
+        parse_registry(_registry_text("00", file="f.safetensors")).get("b")
+
+
+def test_no_default_model_says_so():
+    with pytest.raises(WeightsError, match="no default model is bundled"):
+        resolve_weights(registry=parse_registry("[models]\n"))
+
+
+def test_explicit_path_wins_and_bundled_is_checked(tmp_path, monkeypatch):
+    ckpt = tmp_path / "tiny.safetensors"
+    save_checkpoint(random_tiny_model(), ckpt)
+    sha = sha256_of(ckpt)
+    monkeypatch.setattr(registry_mod, "BUNDLED_DIR", tmp_path)
+    reg = parse_registry(_registry_text(sha, file="tiny.safetensors"))
+    other = tmp_path / "other.safetensors"
+    save_checkpoint(random_tiny_model(seed=1), other)
+    assert resolve_weights("tiny", str(other), registry=reg).source == "path"
+    res = resolve_weights(None, None, registry=reg)
+    assert res.source == "bundled" and res.path == ckpt
+    bad = parse_registry(_registry_text("0" * 64, file="tiny.safetensors"))
+    with pytest.raises(WeightsError, match="checksum mismatch"):
+        resolve_weights(registry=bad)
+    with pytest.raises(WeightsError, match="weights file not found"):
+        resolve_weights(weights=str(tmp_path / "nope.safetensors"))
+
+
+def _cli(args, env, cwd):
+    return subprocess.run([sys.executable, "-m", "deblur", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def hub_env(tmp_path):
+    ckpt = tmp_path / "served.safetensors"
+    save_checkpoint(random_tiny_model(), ckpt)
+    body = ckpt.read_bytes()
+    reg = tmp_path / "weights.toml"
+    reg.write_text(_registry_text(sha256_of(ckpt), hub=True))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    env.update(HF_HOME=str(tmp_path / "hf"), DEBLUR_WEIGHTS_TOML=str(reg), HF_HUB_DISABLE_TELEMETRY="1")
+    return tmp_path, body, reg, env
+
+
+def test_hub_download_cache_hit_and_offline(hub_env):
+    tmp_path, body, reg, env = hub_env
+    with HubServer({(REPO, FILE): body}) as hub:
+        env["HF_ENDPOINT"] = hub.url
+        r = _cli(["weights", "download", "tiny"], env, tmp_path)
+        assert r.returncode == 0, r.stderr
+        assert "download" in r.stdout and hub.gets() == 1
+        r = _cli(["weights", "list", "--json"], env, tmp_path)
+        row = json.loads(r.stdout)[0]
+        assert row["status"] == "ok" and row["source"] == "hub"
+        # A second resolution is a cache hit: no new download.
+        r = _cli(["weights", "download", "tiny"], env, tmp_path)
+        assert r.returncode == 0 and "cache" in r.stdout and hub.gets() == 1
+    # Server gone, offline mode: the verified cache still serves.
+    env["HF_HUB_OFFLINE"] = "1"
+    r = _cli(["weights", "download", "tiny"], env, tmp_path)
+    assert r.returncode == 0 and "cache" in r.stdout
+
+
+def test_hub_offline_with_empty_cache_says_what_to_do(hub_env):
+    tmp_path, body, reg, env = hub_env
+    env.update(HF_HUB_OFFLINE="1", HF_ENDPOINT="http://127.0.0.1:9")
+    r = _cli(["weights", "download", "tiny"], env, tmp_path)
+    assert r.returncode == 3
+    msg = r.stderr.strip()
+    assert len(msg.splitlines()) == 1 and "HF_HUB_OFFLINE" in msg and "deblur weights download tiny" in msg
+
+
+def test_hub_checksum_mismatch_deletes_the_download(hub_env):
+    tmp_path, body, reg, env = hub_env
+    tampered = body[:-4] + b"\x00\x00\x00\x01"
+    with HubServer({(REPO, FILE): tampered}) as hub:
+        env["HF_ENDPOINT"] = hub.url
+        r = _cli(["weights", "download", "tiny"], env, tmp_path)
+        assert r.returncode == 3 and "checksum mismatch" in r.stderr
+        blobs = list((tmp_path / "hf").rglob("blobs/*"))
+        assert not [b for b in blobs if b.is_file() and b.read_bytes() == tampered]
+        # The next run does not trust anything left behind: it downloads again.
+        r = _cli(["weights", "download", "tiny"], env, tmp_path)
+        assert r.returncode == 3 and hub.gets() == 2
+
+
+def test_hf_uri_for_run(hub_env):
+    tmp_path, body, reg, env = hub_env
+    from PIL import Image
+
+    Image.new("RGB", (24, 20), (90, 120, 60)).save(tmp_path / "p.png")
+    with HubServer({(REPO, FILE): body}) as hub:
+        env["HF_ENDPOINT"] = hub.url
+        r = _cli(["p.png", "--weights", f"hf://{REPO}/{FILE}", "--steps", "2", "--quiet", "--seed", "1"], env, tmp_path)
+        assert r.returncode == 0, r.stderr
+    assert (tmp_path / "p_deblurred.png").is_file()
