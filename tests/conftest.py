@@ -34,8 +34,8 @@ def tiny_model():
 
 
 @pytest.fixture
-def tiny_weights(tmp_path) -> Path:
-    path = tmp_path / "tiny.safetensors"
+def tiny_weights(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
     save_checkpoint(random_tiny_model(), path)
     return path
 

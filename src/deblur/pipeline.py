@@ -85,14 +85,14 @@ class Trajectory:
         cols = min(4, len(frames))
         rows = -(-len(frames) // cols)
         label_h = 18
-        sheet = np.ones((rows * (th + label_h), cols * tw, 3), np.float32)
+        sheet = np.full((rows * (th + label_h), cols * tw, 3), 255, np.uint8)
         for i, (label, img) in enumerate(frames):
             r, c = divmod(i, cols)
             y0 = r * (th + label_h)
-            sheet[y0 + label_h : y0 + label_h + th, c * tw : (c + 1) * tw] = img
+            sheet[y0 + label_h : y0 + label_h + th, c * tw : (c + 1) * tw] = np.round(np.clip(img, 0, 1) * 255)
             cv2.putText(sheet, label, (c * tw + 4, y0 + 13), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
         path = self.directory / f"{self.stem}_trajectory.png"
-        write_atomic(path, encode_image(sheet, "PNG"))
+        write_atomic(path, encode_image(sheet.astype(np.float32) / 255.0, "PNG"))
         return path
 
 

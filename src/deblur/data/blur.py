@@ -19,6 +19,9 @@ import cv2
 import numpy as np
 
 
+CLIPPED = 1.0 - 0.5 / 255  # at or above this sRGB value a pixel counts as saturated
+
+
 @dataclass(frozen=True)
 class BlurConfig:
     kernel_size: int = 41  # maximum support (odd)
@@ -138,8 +141,8 @@ def apply_blur(
     lin = srgb_to_linear(sharp.astype(np.float32))
     gain = _uniform(rng, cfg.highlight_gain)
     if gain > 1.0:
-        # Saturated pixels stand for brighter scene radiance the sensor clipped.
-        lin = np.where(lin >= 0.98, lin * gain, lin).astype(np.float32)
+        # Clipped pixels (255 in 8 bits) stand for brighter scene radiance the sensor lost.
+        lin = np.where(sharp >= CLIPPED, lin * gain, lin).astype(np.float32)
 
     if kernel is not None:
         kernels, kinds = [kernel], ["given"]

@@ -44,6 +44,8 @@ class TrainResult:
     out: Path
     stopped_early: bool
     last_loss: float
+    model: DvSR | None = None
+    ema: DvSR | None = None
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
@@ -213,9 +215,9 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
                 save(done, last_loss)
                 if main:
                     console.print(f"stopped at step {done}; checkpoint saved in {out} (resume with --resume)")
-                return TrainResult(done, out, True, last_loss)
+                return TrainResult(done, out, True, last_loss, model, ema)
         step = cfg.steps
-        return TrainResult(step, out, False, last_loss)
+        return TrainResult(step, out, False, last_loss, model, ema)
     finally:
         signal.signal(signal.SIGINT, old_int)
         signal.signal(signal.SIGTERM, old_term)

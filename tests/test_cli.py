@@ -1,0 +1,165 @@
+"""End-to-end runs of the `deblur` command with a tiny random-initialised checkpoint."""
+
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from deblur.cli.app import app
+
+from conftest import smooth_image
+
+
+@pytest.fixture
+def run(tiny_weights, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+
+    def invoke(*args, weights=True):
+        extra = ["--weights", str(tiny_weights)] if weights else []
+        return runner.invoke(app, [*map(str, args), *extra, "--quiet"], catch_exceptions=False)
+
+    return invoke
+
+
+def _photo(path, h=40, w=56, seed=0):
+    Image.fromarray(np.round(smooth_image(h, w, seed) * 255).astype(np.uint8)).save(path)
+    return path
+
+
+def test_default_output_beside_input_then_skip_then_overwrite(run, tmp_path):
+    src = _photo(tmp_path / "photo.jpg")
+    before = src.read_bytes()
+    r = run("photo.jpg", "--steps", "3", "--seed", "1")
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "photo_deblurred.png"
+    assert Image.open(out).size == (56, 40)
+    stamp = out.stat().st_mtime_ns
+    r = run("photo.jpg", "--steps", "3", "--seed", "1", "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["counts"]["skipped"] == 1
+    assert out.stat().st_mtime_ns == stamp
+    r = run("photo.jpg", "--steps", "3", "--seed", "1", "--overwrite")
+    assert r.exit_code == 0 and out.stat().st_mtime_ns != stamp
+    assert src.read_bytes() == before
+
+
+def test_same_seed_is_byte_identical(run, tmp_path):
+    _photo(tmp_path / "a.png")
+    run("a.png", "-o", "one.png", "--steps", "4", "--seed", "9")
+    run("a.png", "-o", "two.png", "--steps", "4", "--seed", "9")
+    run("a.png", "-o", "three.png", "--steps", "4", "--seed", "10")
+    assert (tmp_path / "one.png").read_bytes() == (tmp_path / "two.png").read_bytes()
+    assert (tmp_path / "one.png").read_bytes() != (tmp_path / "three.png").read_bytes()
+
+
+def test_samples_average_and_std_outputs(run, tmp_path):
+    _photo(tmp_path / "a.png")
+    r = run("a.png", "--samples", "3", "--std", "--steps", "3", "--seed", "0", "--json")
+    assert r.exit_code == 0, r.output
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["a.png", "a_deblurred_s0.png", "a_deblurred_s1.png", "a_deblurred_s2.png", "a_deblurred_std.png"]
+    assert json.loads(r.stdout)["images"][0]["std_mean"] > 0
+    r = run("a.png", "-o", "avg.png", "--samples", "3", "--average", "--steps", "3", "--seed", "0")
+    assert r.exit_code == 0
+    s = [np.asarray(Image.open(tmp_path / f"a_deblurred_s{i}.png"), np.float64) for i in range(3)]
+    avg = np.asarray(Image.open(tmp_path / "avg.png"), np.float64)
+    assert np.abs(avg - np.mean(s, axis=0)).max() <= 1.0  # mean of samples, up to 8-bit rounding
+
+
+def test_directory_run_recursive_output_dir_and_bad_file(run, tmp_path):
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    _photo(tmp_path / "in" / "a.png")
+    _photo(tmp_path / "in" / "sub" / "b.jpg", seed=1)
+    (tmp_path / "in" / "broken.jpg").write_text("not an image")
+    r = run("in", "-r", "-o", "out", "--preset", "fast", "--json")
+    assert r.exit_code == 1  # one input failed, the others were processed
+    summary = json.loads(r.stdout)
+    assert summary["counts"] == {"done": 2, "skipped": 0, "failed": 1}
+    failed = [i for i in summary["images"] if i["status"] == "failed"][0]
+    assert "broken.jpg" in failed["error"] and "not a recognised image" in failed["error"]
+    assert (tmp_path / "out" / "a_deblurred.png").is_file()
+    assert (tmp_path / "out" / "sub" / "b_deblurred.png").is_file()
+    # Rerun: finished outputs are skipped.
+    r = run("in", "-r", "-o", "out", "--preset", "fast", "--json")
+    assert json.loads(r.stdout)["counts"]["skipped"] == 2
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--steps", "-1"], "--steps -1: must be >= 0"),
+        (["--samples", "0"], "--samples 0: must be >= 1"),
+        (["--noise-ceiling", "1.5"], "strictly between 0 and 1"),
+        (["--tile", "64", "--overlap", "64"], "--overlap 64: must be in [0, tile)"),
+        (["--average"], "--average needs --samples 2"),
+        (["--std", "--samples", "1"], "--std needs --samples 2"),
+        (["--format", "gif"], "--format gif"),
+        (["--quality", "0"], "--quality 0"),
+    ],
+)
+def test_invalid_flags_rejected_before_work(run, tmp_path, args, needle):
+    _photo(tmp_path / "a.png")
+    r = run("a.png", *args)
+    assert r.exit_code == 2
+    assert needle in r.output and len(r.output.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
+
+
+def test_unknown_preset_is_a_usage_error(run, tmp_path):
+    _photo(tmp_path / "a.png")
+    assert run("a.png", "--preset", "wild").exit_code == 2
+
+
+def test_no_images_and_no_model(run, tmp_path, monkeypatch):
+    (tmp_path / "empty").mkdir()
+    r = run("empty")
+    assert r.exit_code == 2 and "no images found" in r.output
+    _photo(tmp_path / "a.png")
+    registry = tmp_path / "empty_registry.toml"
+    registry.write_text("[models]\n")
+    monkeypatch.setenv("DEBLUR_WEIGHTS_TOML", str(registry))
+    r = run("a.png", weights=False)
+    assert r.exit_code == 3 and "no default model is bundled" in r.output
+    assert not (tmp_path / "a_deblurred.png").exists()
+
+
+def test_output_may_not_overwrite_an_input(run, tmp_path):
+    src = _photo(tmp_path / "a.png")
+    before = src.read_bytes()
+    r = run("a.png", "-o", "a.png", "--preset", "fast", "--overwrite", "--json")
+    assert r.exit_code == 1 and "would overwrite an input" in r.stdout
+    assert src.read_bytes() == before
+
+
+def test_16bit_input_gives_16bit_output(run, tmp_path):
+    rgb16 = (smooth_image(32, 48) * 65535).astype(np.uint16)
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb16, cv2.COLOR_RGB2BGR))
+    (tmp_path / "deep.png").write_bytes(buf.tobytes())
+    r = run("deep.png", "--preset", "fast")
+    assert r.exit_code == 0
+    out = cv2.imread(str(tmp_path / "deep_deblurred.png"), cv2.IMREAD_UNCHANGED)
+    assert out.dtype == np.uint16 and out.shape == (32, 48, 3)
+
+
+def test_trajectory_frames_and_contact_sheet(run, tmp_path):
+    _photo(tmp_path / "a.png")
+    r = run("a.png", "--steps", "20", "--save-trajectory", "traj", "--seed", "0")
+    assert r.exit_code == 0, r.output
+    names = sorted(p.name for p in (tmp_path / "traj").iterdir())
+    assert "a_trajectory.png" in names and "a_step0000.png" in names and "a_step0020.png" in names
+    assert len([n for n in names if "_step" in n]) == 11
+
+
+def test_no_temporary_files_left(run, tmp_path):
+    _photo(tmp_path / "a.png")
+    run("a.png", "--samples", "2", "--std", "--steps", "2")
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_help_lists_the_schedule_definition():
+    r = CliRunner().invoke(app, ["run", "--help"])
+    assert r.exit_code == 0 and "linearly from 1e-6" in r.output

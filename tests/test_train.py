@@ -1,0 +1,101 @@
+"""`deblur train` end to end on tiny data: steps, exact resume, export, and DDP on gloo."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from deblur.cli.app import app
+from deblur.train import DataSpec, TrainConfig, train
+from deblur.weights import load_checkpoint, read_metadata
+
+from conftest import smooth_image
+
+
+def _png(path, h, w, seed):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.round(smooth_image(h, w, seed) * 255).astype(np.uint8)).save(path)
+
+
+@pytest.fixture(scope="module")
+def data_dirs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    for i in range(3):
+        _png(root / "sharp" / f"s{i}.png", 80, 96, i)
+        _png(root / "val" / f"v{i}.png", 72, 72, 10 + i)
+        _png(root / "gopro" / "SEQ" / "sharp" / f"{i:06d}.png", 64, 80, 20 + i)
+        _png(root / "gopro" / "SEQ" / "blur" / f"{i:06d}.png", 64, 80, 30 + i)
+    (root / "sharp" / "broken.png").write_text("not an image")
+    return root
+
+
+def _cfg(root, out, steps):
+    return TrainConfig(
+        out=str(out), data=[DataSpec(str(root / "sharp"), "sharp", 2.0), DataSpec(str(root / "gopro"), "pairs", 1.0)],
+        val=str(root / "val"), val_crop=48, val_steps=2, size="tiny", steps=steps, batch=2, crop=32, warmup=2,
+        log_every=1, val_every=3, ckpt_every=2, device="cpu",
+    )
+
+
+def _state(path):
+    return {k: v.clone() for k, v in load_checkpoint(path).model.state_dict().items()}
+
+
+def test_train_resume_is_exact_and_export_is_slim(data_dirs, tmp_path):
+    with pytest.warns(UserWarning, match="broken.png"):
+        full = train(_cfg(data_dirs, tmp_path / "full", 4))
+    assert full.steps_done == 4 and np.isfinite(full.last_loss)
+    log = [json.loads(line) for line in (tmp_path / "full" / "log.jsonl").read_text().splitlines()]
+    assert any("val" in r for r in log) and any("loss" in r for r in log)
+    assert {"psnr_blurry", "psnr_predictor", "psnr_sampled"} <= set(next(r["val"] for r in log if "val" in r))
+
+    with pytest.warns(UserWarning):
+        train(_cfg(data_dirs, tmp_path / "split", 2))
+    cfg = _cfg(data_dirs, tmp_path / "split", 4)
+    with pytest.warns(UserWarning):
+        resumed = train(cfg, resume=True)
+    assert resumed.steps_done == 4
+    for name in ("model.safetensors", "ema.safetensors"):
+        a, b = _state(tmp_path / "full" / name), _state(tmp_path / "split" / name)
+        assert a.keys() == b.keys()
+        for k in a:
+            assert torch.equal(a[k], b[k]), k
+
+    out = tmp_path / "slim.safetensors"
+    r = CliRunner().invoke(app, ["export", str(tmp_path / "full"), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    info = json.loads(read_metadata(out)["deblur.info"])
+    assert info["step"] == 4 and "train_config" in info
+    assert out.stat().st_size <= (tmp_path / "full" / "ema.safetensors").stat().st_size
+
+
+def test_cli_train_rejects_missing_data(tmp_path):
+    r = CliRunner().invoke(app, ["train", "--sharp", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "training data folder not found" in r.output
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ddp_two_cpu_processes_end_with_identical_weights(data_dirs, tmp_path):
+    worker = Path(__file__).with_name("ddp_worker.py")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+           f"--master_port={_free_port()}", str(worker), str(data_dirs), str(tmp_path)]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{i}.json").read_text()) for i in range(2)]
+    assert all(np.isfinite(x["loss"]) for x in ranks)
+    assert ranks[0]["sha"] == ranks[1]["sha"]
+    assert ranks[0]["world"] == 2
