@@ -59,7 +59,7 @@ def estimate_bytes_per_pixel(model: DvSR) -> float:
             continue
         c = unet.config
         per = sum(c.base_channels * m * (c.num_res_blocks + 6) / 4**i for i, m in enumerate(c.channel_mults))
-        worst = max(worst, 4.0 * per)
+        worst = max(worst, 4.0 * per / c.pixel_shuffle**2 + 4.0 * 3 * 4)  # + the full-resolution in/out maps
     return 2.0 * worst  # concatenations and allocator slack
 
 

@@ -1,0 +1,1 @@
+"""Benchmarks: quality on paired data along the P-D curve, and speed/memory."""

@@ -1,0 +1,85 @@
+"""Distortion metrics of the blurry input and of presets along the P-D curve."""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..metrics import psnr, ssim
+from ..presets import PRESETS, default_noise_ceiling
+from ..restorer import Restorer, SamplingOptions, sample_generators
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    steps: int
+    samples: int = 1
+    average: bool = False
+
+    def options(self) -> SamplingOptions:
+        return SamplingOptions(self.steps, default_noise_ceiling(self.steps), "ddpm", self.samples)
+
+
+def preset_methods(names: Iterable[str]) -> list[Method]:
+    out = []
+    for n in names:
+        if n == "blurry":
+            out.append(Method("blurry", -1))
+        else:
+            p = PRESETS[n]
+            out.append(Method(n, p.steps, p.samples, p.average))
+    return out
+
+
+@dataclass
+class Scores:
+    psnr: list[float] = field(default_factory=list)
+    ssim: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        return {"psnr": round(float(np.mean(self.psnr)), 3), "ssim": round(float(np.mean(self.ssim)), 4),
+                "seconds_per_image": round(float(np.mean(self.seconds)), 3), "n": len(self.psnr)}
+
+
+def evaluate(
+    restorer: Restorer,
+    pairs: list[tuple[str, torch.Tensor, torch.Tensor]],
+    methods: list[Method],
+    seed: int,
+    on_result: Callable[[str, str, float, float], None] | None = None,
+) -> dict[str, dict]:
+    """`pairs`: (name, blurry, sharp) as (1, 3, H, W) tensors in [0, 1]."""
+    scores = {m.name: Scores() for m in methods}
+    for name, blurry, sharp in pairs:
+        for m in methods:
+            t0 = time.perf_counter()
+            if m.steps < 0:
+                out = blurry
+            else:
+                gens = sample_generators(seed, name, m.samples, restorer.device) if m.steps > 0 else None
+                samples = restorer.restore(blurry, m.options(), gens).cpu()
+                out = samples.mean(0, keepdim=True) if m.average else samples[:1]
+            dt = time.perf_counter() - t0
+            p, s = psnr(out, sharp), ssim(out, sharp)
+            scores[m.name].psnr.append(p)
+            scores[m.name].ssim.append(s)
+            scores[m.name].seconds.append(dt)
+            if on_result:
+                on_result(name, m.name, p, s)
+    return {k: v.summary() for k, v in scores.items()}
+
+
+def environment(device: torch.device) -> dict:
+    env = {"deblur": __version__, "torch": torch.__version__, "python": platform.python_version(),
+           "platform": platform.platform(), "device": str(device), "cpu_threads": torch.get_num_threads()}
+    if device.type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(device)
+    return env

@@ -1,0 +1,236 @@
+"""`deblur bench`: quality on paired benchmarks along the P-D curve, and speed."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..bench.datasets import Pair, folder_pairs, gopro_pairs
+from ..bench.evaluate import environment, evaluate, preset_methods
+from ..bench.speed import measure_size, peak_memory_mb, preset_seconds
+from ..data import apply_blur
+from ..devices import check_precision, resolve_device
+from ..errors import DeblurError, UsageError
+from ..io import IMAGE_EXTENSIONS, read_image, write_atomic
+from ..presets import PRESETS
+from ..restorer import Restorer
+from ..weights import load_checkpoint, resolve_weights, sha256_of
+from .app import app
+from .common import err_console, report
+
+bench_app = typer.Typer(help="Measure quality on paired benchmarks (PSNR/SSIM per preset) and speed.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+out_console = Console(highlight=False)
+
+
+@dataclass
+class Common:
+    model: Optional[str]
+    weights: Optional[str]
+    device: str
+    precision: str
+    tile: Optional[int]
+    limit: Optional[int]
+    crop: Optional[int]
+    presets: str
+    seed: int
+    output: Optional[Path]
+    json_out: bool
+    debug: bool
+
+
+_P = inspect.Parameter
+COMMON_OPTIONS = [
+    _P("model", _P.KEYWORD_ONLY, annotation=Optional[str], default=typer.Option(None, "--model", "-m", help="Model name from weights.toml.")),
+    _P("weights", _P.KEYWORD_ONLY, annotation=Optional[str], default=typer.Option(None, "--weights", help="Checkpoint file or hf:// URI.")),
+    _P("device", _P.KEYWORD_ONLY, annotation=str, default=typer.Option("auto", "--device")),
+    _P("precision", _P.KEYWORD_ONLY, annotation=str, default=typer.Option("fp32", "--precision")),
+    _P("tile", _P.KEYWORD_ONLY, annotation=Optional[int], default=typer.Option(None, "--tile")),
+    _P("limit", _P.KEYWORD_ONLY, annotation=Optional[int], default=typer.Option(None, "--limit", help="Use the first N pairs only.")),
+    _P("crop", _P.KEYWORD_ONLY, annotation=Optional[int], default=typer.Option(None, "--crop", help="Centre-crop each pair to this side.")),
+    _P("presets", _P.KEYWORD_ONLY, annotation=str, default=typer.Option(
+        "blurry,fast,distortion,perception", "--presets", help=f"Comma list of: blurry, {', '.join(PRESETS)}.")),
+    _P("seed", _P.KEYWORD_ONLY, annotation=int, default=typer.Option(0, "--seed")),
+    _P("output", _P.KEYWORD_ONLY, annotation=Optional[Path], default=typer.Option(None, "--output", "-o", help="Write the JSON record here.")),
+    _P("json_out", _P.KEYWORD_ONLY, annotation=bool, default=typer.Option(False, "--json", help="Print the JSON record on stdout.")),
+    _P("debug", _P.KEYWORD_ONLY, annotation=bool, default=typer.Option(False, "--debug")),
+]
+
+
+def with_common_options(f):
+    """Give a bench command the shared options; it receives them as one `Common`."""
+    sig = inspect.signature(f)
+    own = [p for p in sig.parameters.values() if p.name != "c"]
+
+    @functools.wraps(f)
+    def wrapper(**kwargs):
+        c = Common(**{p.name: kwargs.pop(p.name) for p in COMMON_OPTIONS})
+        try:
+            return f(c=c, **kwargs)
+        except DeblurError as e:
+            raise report(e, c.debug)
+
+    wrapper.__signature__ = sig.replace(parameters=own + COMMON_OPTIONS)
+    return wrapper
+
+
+def _load_model(c: Common):
+    dev = resolve_device(c.device)
+    check_precision(c.precision, dev)
+    resolved = resolve_weights(c.model, c.weights)
+    ckpt = load_checkpoint(resolved.path)
+    return Restorer(ckpt.model, dev, c.precision, tile=c.tile), resolved
+
+
+def _centre(a: np.ndarray, crop: int | None) -> np.ndarray:
+    if not crop:
+        return a
+    h, w = a.shape[:2]
+    ch, cw = min(crop, h), min(crop, w)
+    return a[(h - ch) // 2 : (h - ch) // 2 + ch, (w - cw) // 2 : (w - cw) // 2 + cw]
+
+
+def _t(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float()
+
+
+def _run(c: Common, dataset: str, loaded: list[tuple[str, np.ndarray, np.ndarray]], extra: dict):
+    names = [n.strip() for n in c.presets.split(",") if n.strip()]
+    bad = [n for n in names if n != "blurry" and n not in PRESETS]
+    if bad:
+        raise UsageError(f"--presets: unknown {', '.join(bad)} (choose from blurry, {', '.join(PRESETS)})")
+    restorer, resolved = _load_model(c)
+    pairs = [(n, _t(_centre(b, c.crop)), _t(_centre(s, c.crop))) for n, b, s in loaded]
+    methods = preset_methods(names)
+    err_console.print(f"bench {dataset}: {len(pairs)} pair(s), presets {', '.join(names)}, device {restorer.device}", highlight=False)
+    results = evaluate(restorer, pairs, methods, c.seed,
+                       on_result=lambda n, m, p, s: err_console.print(f"  {n} {m}: PSNR {p:.2f} SSIM {s:.4f}", highlight=False))
+    table = Table(title=f"{dataset}: {len(pairs)} pairs" + (f", centre crop {c.crop}" if c.crop else ""))
+    for col in ("method", "steps", "samples", "PSNR (dB)", "SSIM", "s/image"):
+        table.add_column(col)
+    for m in methods:
+        r = results[m.name]
+        table.add_row(m.name, "-" if m.steps < 0 else str(m.steps), f"{m.samples}{' avg' if m.average else ''}" if m.steps >= 0 else "-",
+                      f"{r['psnr']:.2f}", f"{r['ssim']:.4f}", f"{r['seconds_per_image']:.2f}")
+    (err_console if c.json_out else out_console).print(table)
+    record = {
+        "dataset": dataset, **extra, "pairs": len(pairs), "crop": c.crop, "limit": c.limit, "seed": c.seed,
+        "model": resolved.entry.name if resolved.entry else None, "weights": str(resolved.path),
+        "weights_sha256": sha256_of(resolved.path), "precision": c.precision,
+        "methods": [{"name": m.name, "steps": m.steps, "samples": m.samples, "average": m.average, **results[m.name]} for m in methods],
+        "metrics_note": "PSNR/SSIM on RGB in [0, 1] via torchmetrics (SSIM: 11x11 Gaussian window, sigma 1.5)",
+        "environment": environment(restorer.device),
+    }
+    if c.output:
+        write_atomic(c.output, (json.dumps(record, indent=2) + "\n").encode())
+    if c.json_out:
+        typer.echo(json.dumps(record, indent=2))
+
+
+def _read_pairs(pairs: list[Pair], limit: int | None):
+    out = []
+    for p in pairs[:limit]:
+        b, s = read_image(p.blur).rgb, read_image(p.sharp).rgb
+        if b.shape != s.shape:
+            raise UsageError(f"{p.blur}: size {b.shape[1]}x{b.shape[0]} differs from its sharp image {p.sharp}")
+        out.append((p.name, b, s))
+    return out
+
+
+@bench_app.command("gopro", help="GoPro test set: <root>/test/<seq>/blur|sharp, or test/input + test/target.")
+@with_common_options
+def gopro(
+    root: Path = typer.Option(..., "--root", help="GoPro root (containing test/) or the test folder itself."),
+    gamma: bool = typer.Option(False, "--gamma", help="Use the blur_gamma/ variant."),
+    c: Common = None,
+):
+    _run(c, "gopro", _read_pairs(gopro_pairs(root, gamma), c.limit), {"root": str(root), "gamma": gamma})
+
+
+@bench_app.command("pairs", help="Any paired folders: files with the same name in --blur and --sharp.")
+@with_common_options
+def pairs(
+    blur: Path = typer.Option(..., "--blur", help="Folder of blurry images."),
+    sharp: Path = typer.Option(..., "--sharp", help="Folder of sharp references (same file names)."),
+    c: Common = None,
+):
+    _run(c, "pairs", _read_pairs(folder_pairs(blur, sharp), c.limit), {"blur": str(blur), "sharp": str(sharp)})
+
+
+@bench_app.command("synthetic", help="Sharp photos blurred by the project's blur model at a fixed seed.")
+@with_common_options
+def synthetic(
+    sharp: Path = typer.Option(..., "--sharp", help="Folder of sharp photos (searched recursively)."),
+    blur_seed: int = typer.Option(1234, "--blur-seed", help="Seed of the synthetic blur (image i uses [seed, i])."),
+    c: Common = None,
+):
+    if not sharp.is_dir():
+        raise UsageError(f"{sharp}: not a directory of sharp photos")
+    files = sorted(p for p in sharp.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())[: c.limit]
+    if not files:
+        raise UsageError(f"{sharp}: no images found")
+    loaded = []
+    for i, f in enumerate(files):
+        img = _centre(read_image(f).rgb, c.crop)
+        blurry = apply_blur(img, np.random.default_rng([blur_seed, i])).blurry
+        loaded.append((str(f.relative_to(sharp)), blurry, img))
+    _run(c, "synthetic", loaded, {"sharp": str(sharp), "blur_seed": blur_seed})
+
+
+@bench_app.command("speed", help="Seconds per predictor pass and denoiser step, GFLOP/s, per-preset time, peak memory.")
+@with_common_options
+def speed(
+    sizes: str = typer.Option("512x512,1280x720,3840x2160", "--sizes", help="Comma list of WIDTHxHEIGHT."),
+    steps: int = typer.Option(3, "--steps", help="Denoiser steps timed per size."),
+    preset_size: str = typer.Option("1280x720", "--preset-size", help="Image size for the per-preset timings."),
+    c: Common = None,
+):
+    def parse(t):
+        try:
+            w, h = (int(v) for v in t.lower().split("x"))
+            return w, h
+        except ValueError:
+            raise UsageError(f"size {t!r}: expected WIDTHxHEIGHT, e.g. 1280x720") from None
+
+    restorer, resolved = _load_model(c)
+    names = [n.strip() for n in c.presets.split(",") if n.strip() in PRESETS]
+    rows = []
+    for t in sizes.split(","):
+        w, h = parse(t)
+        err_console.print(f"timing {w}x{h} ...", highlight=False)
+        rows.append(measure_size(restorer, h, w, steps))
+    pw, ph = parse(preset_size)
+    err_console.print(f"timing presets at {pw}x{ph}: {', '.join(names)} ...", highlight=False)
+    per_preset = preset_seconds(restorer, ph, pw, names)
+    table = Table(title=f"speed on {restorer.device} ({c.precision})")
+    for col in ("size", "predictor s", "denoiser s/step", "GFLOP pred", "GFLOP/step", "GFLOP/s pred", "GFLOP/s step"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["size"], f"{r['predictor_s']:.2f}", f"{r['denoiser_step_s']:.3f}", f"{r['predictor_gflop']:.0f}",
+                      f"{r['denoiser_step_gflop']:.0f}", f"{r['predictor_gflops']:.0f}", f"{r['denoiser_gflops']:.0f}")
+    ptable = Table(title=f"presets at {pw}x{ph}")
+    for col in ("preset", "s/image", "images/hour"):
+        ptable.add_column(col)
+    for n, v in per_preset.items():
+        ptable.add_row(n, f"{v['seconds_per_image']:.1f}", f"{v['images_per_hour']:.0f}")
+    con = err_console if c.json_out else out_console
+    con.print(table)
+    con.print(ptable)
+    record = {"sizes": rows, "presets": per_preset, "preset_size": preset_size, "peak_memory_mb": round(peak_memory_mb(restorer.device), 1),
+              "model": resolved.entry.name if resolved.entry else None, "weights_sha256": sha256_of(resolved.path),
+              "precision": c.precision, "tile": restorer.tile, "environment": environment(restorer.device)}
+    con.print(f"peak memory: {record['peak_memory_mb']:.0f} MB", highlight=False)
+    if c.output:
+        write_atomic(c.output, (json.dumps(record, indent=2) + "\n").encode())
+    if c.json_out:
+        typer.echo(json.dumps(record, indent=2))

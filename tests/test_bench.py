@@ -1,0 +1,113 @@
+"""Benchmark discovery (both GoPro layouts, malformed trees) and the bench commands end to end."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from deblur.bench.datasets import folder_pairs, gopro_pairs
+from deblur.cli.app import app
+from deblur.errors import UsageError
+
+from conftest import smooth_image
+
+
+def _png(path, seed, h=48, w=64):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.round(smooth_image(h, w, seed) * 255).astype(np.uint8)).save(path)
+
+
+@pytest.fixture
+def gopro_trees(tmp_path):
+    official = tmp_path / "GOPRO_Large"
+    flat = tmp_path / "GoPro"
+    for seq in ("GOPR0384_11_00", "GOPR0385_11_01"):
+        for i in range(2):
+            _png(official / "test" / seq / "blur" / f"{i:06d}.png", i)
+            _png(official / "test" / seq / "sharp" / f"{i:06d}.png", 10 + i)
+    for i in range(3):
+        _png(flat / "test" / "input" / f"{i}.png", i)
+        _png(flat / "test" / "target" / f"{i}.png", 10 + i)
+    return official, flat
+
+
+def test_gopro_layouts_are_discovered(gopro_trees):
+    official, flat = gopro_trees
+    pairs = gopro_pairs(official)
+    assert [p.name for p in pairs] == ["GOPR0384_11_00/000000.png", "GOPR0384_11_00/000001.png",
+                                        "GOPR0385_11_01/000000.png", "GOPR0385_11_01/000001.png"]
+    assert all(p.sharp.parent.name == "sharp" for p in pairs)
+    assert len(gopro_pairs(flat)) == 3 and len(gopro_pairs(flat / "test")) == 3
+    with pytest.raises(UsageError, match="blur_gamma"):
+        gopro_pairs(official, gamma=True)
+
+
+def test_malformed_trees_give_the_expected_layout(tmp_path):
+    (tmp_path / "test" / "seq" / "blur").mkdir(parents=True)  # no sharp/
+    with pytest.raises(UsageError, match="expected the GoPro test set"):
+        gopro_pairs(tmp_path)
+    with pytest.raises(UsageError, match="not a directory"):
+        gopro_pairs(tmp_path / "missing")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with pytest.raises(UsageError, match="no files with matching names"):
+        folder_pairs(tmp_path / "a", tmp_path / "b")
+
+
+def test_real_gopro_fixture_if_present(shared_data, tmp_path):
+    seq = shared_data / "gopro" / "GOPR0372_07_00"
+    for kind in ("blur", "sharp"):
+        (tmp_path / "test" / "GOPR0372_07_00" / kind).mkdir(parents=True)
+        shutil.copy(seq / kind / "000047.png", tmp_path / "test" / "GOPR0372_07_00" / kind / "000047.png")
+    assert len(gopro_pairs(tmp_path)) == 1
+
+
+def test_bench_gopro_cli_writes_a_reproducible_record(gopro_trees, tiny_weights, tmp_path):
+    official, _ = gopro_trees
+    out = tmp_path / "r.json"
+    r = CliRunner().invoke(app, ["bench", "gopro", "--root", str(official), "--weights", str(tiny_weights),
+                                 "--presets", "blurry,fast", "--limit", "2", "--crop", "32", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    rec = json.loads(out.read_text())
+    assert rec["pairs"] == 2 and rec["crop"] == 32 and len(rec["weights_sha256"]) == 64
+    blurry = next(m for m in rec["methods"] if m["name"] == "blurry")
+    assert blurry["n"] == 2 and 5 < blurry["psnr"] < 60 and 0 < blurry["ssim"] <= 1
+    assert rec["environment"]["torch"]
+
+
+def test_identical_pairs_score_perfectly(tmp_path, tiny_weights):
+    for i in range(2):
+        _png(tmp_path / "b" / f"{i}.png", i)
+        _png(tmp_path / "s" / f"{i}.png", i)
+    r = CliRunner().invoke(app, ["bench", "pairs", "--blur", str(tmp_path / "b"), "--sharp", str(tmp_path / "s"),
+                                 "--weights", str(tiny_weights), "--presets", "blurry", "--json"])
+    assert r.exit_code == 0, r.output
+    rec = json.loads(r.stdout[r.stdout.index("{"):])
+    assert rec["methods"][0]["psnr"] > 80 and rec["methods"][0]["ssim"] > 0.999
+
+
+def test_bench_synthetic_and_unknown_preset(tmp_path, tiny_weights):
+    for i in range(2):
+        _png(tmp_path / "sharp" / f"{i}.png", i, 64, 64)
+    r = CliRunner().invoke(app, ["bench", "synthetic", "--sharp", str(tmp_path / "sharp"), "--weights", str(tiny_weights),
+                                 "--presets", "blurry,fast", "--json"])
+    assert r.exit_code == 0, r.output
+    rec = json.loads(r.stdout[r.stdout.index("{"):])
+    assert rec["dataset"] == "synthetic" and rec["pairs"] == 2
+    r = CliRunner().invoke(app, ["bench", "synthetic", "--sharp", str(tmp_path / "sharp"), "--weights", str(tiny_weights),
+                                 "--presets", "blurry,sharpest"])
+    assert r.exit_code == 2 and "unknown sharpest" in r.output
+
+
+def test_bench_speed_reports_gflops(tiny_weights, tmp_path):
+    out = tmp_path / "speed.json"
+    r = CliRunner().invoke(app, ["bench", "speed", "--weights", str(tiny_weights), "--sizes", "64x48", "--steps", "2",
+                                 "--preset-size", "64x48", "--presets", "fast", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    rec = json.loads(out.read_text())
+    row = rec["sizes"][0]
+    assert row["size"] == "64x48" and row["denoiser_step_gflop"] > 0 and row["denoiser_step_s"] > 0
+    assert rec["presets"]["fast"]["images_per_hour"] > 0 and rec["peak_memory_mb"] > 0
