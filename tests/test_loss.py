@@ -37,7 +37,18 @@ def test_icdpm_loss_diffuses_the_image_itself():
     x0, y = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)
     level, eps = torch.tensor([0.6]), torch.randn(1, 3, 16, 16)
     z = 0.6 * x0 + math.sqrt(1 - 0.36) * eps
-    torch.testing.assert_close(model(x0, y, level, eps), model.denoise(z, level, y))
+    eps_hat, x_init = model(x0, y, level, eps)
+    torch.testing.assert_close(eps_hat, model.denoise(z, level, y))
+    assert torch.equal(x_init, torch.zeros_like(x0))
+
+
+def test_predictor_weight_adds_a_direct_l1_term():
+    model = random_tiny_model()
+    x0, y = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
+    s = train_schedule()
+    base = dvsr_loss(model, x0, y, s, torch.Generator().manual_seed(3))
+    both = dvsr_loss(model, x0, y, s, torch.Generator().manual_seed(3), predictor_weight=0.5)
+    torch.testing.assert_close(both - base, 0.5 * (model.predict(y) - x0).abs().mean())
 
 
 def test_a_few_optimiser_steps_reduce_the_loss_on_a_fixed_batch():

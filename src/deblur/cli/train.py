@@ -40,6 +40,8 @@ def train_cmd(
     crop: Optional[int] = typer.Option(None, "--crop", help="Crop side in pixels (DvSR: 128)."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (AdamW)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for weights, data order and noise."),
+    predictor_loss_weight: Optional[float] = typer.Option(
+        None, "--predictor-loss-weight", help="Direct L1 loss on g(y) (default 1.0; 0 = pure DvSR Eq. 6)."),
     val_every: Optional[int] = typer.Option(None, "--val-every"),
     ckpt_every: Optional[int] = typer.Option(None, "--ckpt-every"),
     log_every: Optional[int] = typer.Option(None, "--log-every"),
@@ -54,7 +56,7 @@ def train_cmd(
 
     try:
         cfg = TrainConfig.from_toml(config) if config else TrainConfig()
-        overrides = dict(arch=arch, size=size, steps=steps, batch=batch, crop=crop, lr=lr, seed=seed, val_every=val_every,
+        overrides = dict(arch=arch, size=size, steps=steps, batch=batch, crop=crop, lr=lr, seed=seed, predictor_loss_weight=predictor_loss_weight, val_every=val_every,
                          ckpt_every=ckpt_every, log_every=log_every, data_limit=data_limit, device=device,
                          precision=precision, threads=threads)
         d = cfg.to_dict()

@@ -34,12 +34,17 @@ class DvSR(nn.Module):
             return torch.zeros_like(y)
         return y + self.predictor(y)
 
-    def forward(self, x0: torch.Tensor, y: torch.Tensor, level: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        """Training pass (DvSR Eq. 6): diffuse the residual x0 - g(y) to `level` with `eps`
-        and return the denoiser's estimate of `eps`. One forward, so DDP sees every parameter."""
+    def forward(
+        self, x0: torch.Tensor, y: torch.Tensor, level: torch.Tensor, eps: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training pass (DvSR Eq. 6): diffuse the residual x0 - g(y) to `level` with `eps`.
+
+        Returns (the denoiser's estimate of `eps`, g(y)). One forward, so DDP sees every parameter.
+        """
+        x_init = self.predict(y)
         lv = level.view(-1, 1, 1, 1)
-        z = lv * (x0 - self.predict(y)) + torch.sqrt(1.0 - lv**2) * eps
-        return self.denoise(z, level, y)
+        z = lv * (x0 - x_init) + torch.sqrt(1.0 - lv**2) * eps
+        return self.denoise(z, level, y), x_init
 
     def denoise(self, z: torch.Tensor, level: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Noise estimate for z_t = level * residual + sqrt(1 - level^2) * eps."""

@@ -59,6 +59,9 @@ class TrainConfig:
     weight_decay: float = 1e-4
     grad_clip: float = 1.0
     ema_decay: float = 0.999
+    # Weight of the direct L1 loss on the initial predictor g(y) (0 = pure DvSR Eq. 6);
+    # see deblur.diffusion.loss for why the default is not 0.
+    predictor_loss_weight: float = 1.0
     seed: int = 0
     log_every: int = 10
     val_every: int = 500

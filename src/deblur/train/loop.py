@@ -180,7 +180,7 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
 
             net.train()
             with autocast(device, cfg.precision):
-                loss = dvsr_loss(net, x, y, schedule, gen)
+                loss = dvsr_loss(net, x, y, schedule, gen, cfg.predictor_loss_weight if cfg.arch == "dvsr" else 0.0)
             if not torch.isfinite(loss):
                 raise NonFiniteLoss(f"non-finite loss at step {step}; stopped, last good checkpoint kept in {out}")
             opt.zero_grad(set_to_none=True)
