@@ -77,3 +77,16 @@ def test_tiled_sampling_has_no_seams():
     on = col_err[borders].mean()
     off = col_err[[c for c in range(160) if all(abs(c - b) > 4 for b in borders)]].mean()
     assert on < 3 * off + 1e-4
+
+
+def test_even_tiles_waste_nothing():
+    from deblur.tiling import even_tile
+
+    # 1280 px with 1024-px tiles: two tiles of 656 instead of two of 1024.
+    assert even_tile(1280, 1024, 32, 16) == 656
+    assert even_tile(500, 1024, 32, 16) == 500
+    for length in (700, 1281, 4000):
+        t = even_tile(length, 512, 32, 16)
+        starts = tile_starts(length, t, 32)
+        assert t % 16 == 0 and t <= 512 and starts[-1] + t == length
+        assert len(starts) == max(1, -(-(length - 32) // (512 - 32)))

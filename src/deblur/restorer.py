@@ -152,7 +152,7 @@ class Restorer:
         overlap = min(self.overlap, tile // 2)
         ph, pw = pad_amounts(H, W, tile, self.multiple)
         y = pad_image(image.to(self.device, torch.float32) * 2.0 - 1.0, ph, pw)
-        grid = TileGrid.build(y.shape[-2], y.shape[-1], tile, overlap, device=self.device)
+        grid = TileGrid.build(y.shape[-2], y.shape[-1], tile, overlap, device=self.device, multiple=self.multiple)
 
         # Tiles and samples go through the network together. The tile size was chosen
         # for S samples of one full tile; smaller (edge-clipped) tiles batch up to that.

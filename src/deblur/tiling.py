@@ -34,6 +34,17 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     return sorted(set(starts))
 
 
+def even_tile(length: int, tile: int, overlap: int, multiple: int = 1) -> int:
+    """The smallest tile (a multiple of `multiple`, at most `tile`) that covers `length`
+    with as many tiles as `tile` itself would need: no tile is wasted on a sliver."""
+    if length <= tile:
+        return length
+    n = math.ceil((length - overlap) / (tile - overlap))
+    t = math.ceil((length + (n - 1) * overlap) / n)
+    t = math.ceil(t / multiple) * multiple
+    return min(t, tile)
+
+
 def ramp(tile: int, overlap: int, fade_in: bool, fade_out: bool) -> torch.Tensor:
     """1-D blend weight of one tile: sin^2 rising over `overlap` pixels on faded sides.
 
@@ -81,8 +92,8 @@ class TileGrid:
     inv_total: torch.Tensor  # (H, W) 1 / sum of weights
 
     @classmethod
-    def build(cls, height: int, width: int, tile: int, overlap: int, device=None) -> "TileGrid":
-        th, tw = min(tile, height), min(tile, width)
+    def build(cls, height: int, width: int, tile: int, overlap: int, device=None, multiple: int = 1) -> "TileGrid":
+        th, tw = even_tile(height, tile, overlap, multiple), even_tile(width, tile, overlap, multiple)
         ys, xs = tile_starts(height, th, overlap), tile_starts(width, tw, overlap)
         boxes, weights = [], []
         total = torch.zeros(height, width)

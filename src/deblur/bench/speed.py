@@ -47,7 +47,8 @@ def _timed(restorer: Restorer, x: torch.Tensor, opts: SamplingOptions) -> float:
 
 def measure_size(restorer: Restorer, height: int, width: int, steps: int = 3) -> dict:
     x = torch.rand(1, 3, height, width)
-    _timed(restorer, x[..., : min(height, 128), : min(width, 128)], SamplingOptions(steps=1, noise_ceiling=0.5))  # warm-up
+    # Warm-up at the measured size: backends build kernels per shape on first use.
+    _timed(restorer, x, SamplingOptions(steps=1, noise_ceiling=0.5))
     t_pred = _timed(restorer, x, SamplingOptions(steps=0))
     t_all = _timed(restorer, x, SamplingOptions(steps=steps, noise_ceiling=default_noise_ceiling(steps)))
     per_step = max(1e-9, (t_all - t_pred) / steps)
@@ -66,6 +67,7 @@ def measure_size(restorer: Restorer, height: int, width: int, steps: int = 3) ->
 
 def preset_seconds(restorer: Restorer, height: int, width: int, presets: list[str]) -> dict:
     x = torch.rand(1, 3, height, width)
+    _timed(restorer, x, SamplingOptions(steps=1, noise_ceiling=0.5, samples=1))
     out = {}
     for name in presets:
         p = PRESETS[name]
