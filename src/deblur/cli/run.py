@@ -160,7 +160,8 @@ def run(
                 plan = plan_outputs(item, output, out_is_dir, ext, n_files, std)
                 clash = [o for o in plan.all if o.resolve() in inputs_resolved]
                 if clash:
-                    results.append(ImageResult(str(item.path), "failed", error=f"output {clash[0]} would overwrite an input"))
+                    results.append(ImageResult(str(item.path), "failed", error=f"{item.path}: output {clash[0]} would overwrite an input"))
+                    err_console.print(f"[red]error:[/] {results[-1].error}", highlight=False, soft_wrap=True)
                     progress.advance(images_task)
                     continue
                 progress.reset(steps_task, total=max(steps, 1))
@@ -170,8 +171,8 @@ def run(
                     on_step=lambda n, total: progress.update(steps_task, completed=n),
                 )
                 results.append(result)
-                if result.status == "failed":
-                    console.print(f"[red]failed:[/] {result.error}", highlight=False)
+                if result.status == "failed":  # reported even with --quiet
+                    err_console.print(f"[red]error:[/] {result.error}", highlight=False, soft_wrap=True)
                 progress.advance(images_task)
     except KeyboardInterrupt:
         interrupted = True
