@@ -44,6 +44,7 @@ class ImageResult:
     size: tuple[int, int] | None = None
     error: str | None = None
     std_mean: float | None = None
+    notes: list[str] | None = None
 
     def to_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -127,6 +128,7 @@ def process_image(
             return result
         image = read_image(item.path, opts.max_pixels)
         result.size = image.size
+        result.notes = image.notes or None
         x = torch.from_numpy(image.rgb).permute(2, 0, 1)[None]
         sampling = opts.sampling
         n = sampling.samples if sampling.steps > 0 else 1

@@ -171,6 +171,8 @@ def run(
                     on_step=lambda n, total: progress.update(steps_task, completed=n),
                 )
                 results.append(result)
+                for note in result.notes or []:
+                    console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
                 if result.status == "failed":  # reported even with --quiet
                     err_console.print(f"[red]error:[/] {result.error}", highlight=False, soft_wrap=True)
                 progress.advance(images_task)

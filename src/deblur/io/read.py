@@ -7,8 +7,9 @@ applied to the pixel array with numpy so both decoders follow one code path.
 
 from __future__ import annotations
 
+import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -33,6 +34,7 @@ class LoadedImage:
     icc_profile: bytes | None
     exif: bytes | None  # with orientation reset to 1 (normal)
     format: str
+    notes: list[str] = field(default_factory=list)  # things the user should know (frame used, clipping)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -93,8 +95,10 @@ def _pil_to_array(img: Image.Image) -> np.ndarray:
         img = img.convert("RGB")
     elif mode.startswith("I;16"):
         return np.array(img, dtype=np.uint16)
-    elif mode in ("I", "F"):
-        raise ImageReadError(f"{img.filename}: {mode}-mode (32-bit) images are not supported")
+    elif mode == "F":
+        return np.array(img, dtype=np.float32)
+    elif mode == "I":
+        raise ImageReadError(f"{img.filename}: 32-bit integer images are not supported")
     elif mode == "La":
         img = img.convert("LA")
     elif mode in ("RGBa", "RGBX"):
@@ -102,33 +106,64 @@ def _pil_to_array(img: Image.Image) -> np.ndarray:
     return np.array(img)
 
 
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
+
+
+def _float_to_unit(arr: np.ndarray) -> np.ndarray:
+    """Float pixels (32-bit TIFF) are taken as [0, 1] intensities and clipped."""
+    return np.clip(np.nan_to_num(arr.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
+
+
 def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
+    """Decode an image file; every failure is an `ImageReadError` naming the file and why."""
     path = Path(path)
     if not path.exists():
         raise ImageReadError(f"{path}: no such file")
     if path.is_dir():
         raise ImageReadError(f"{path}: is a directory")
+    if not os.access(path, os.R_OK):
+        raise ImageReadError(f"{path}: permission denied")
+    if path.stat().st_size == 0:
+        raise ImageReadError(f"{path}: empty file (0 bytes)")
     Image.MAX_IMAGE_PIXELS = max_pixels
+    notes: list[str] = []
+    exif = Image.Exif()
+    orientation, icc = 1, None
     try:
         with warnings.catch_warnings():
             # Our own check below gives the message; Pillow's hard limit (2x) stays as a backstop.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                if img.width * img.height > max_pixels:
-                    raise ImageReadError(
-                        f"{path}: {img.width}x{img.height} is over the {max_pixels:,}-pixel limit (raise it with --max-pixels)"
-                    )
-                img.seek(0)  # multi-frame files: the first frame is used
-                exif = img.getexif()
-                orientation = int(exif.get(ORIENTATION_TAG, 1) or 1)
-                icc = img.info.get("icc_profile") or None
-                fmt = img.format or path.suffix.lstrip(".").upper()
-                high = _is_high_depth(img, path)
-                if high:
-                    arr = _decode_cv2(path)
-                else:
-                    img.load()
-                    arr = _pil_to_array(img)
+            warnings.simplefilter("ignore", UserWarning)  # e.g. "Truncated File Read" is raised below instead
+            try:
+                img = Image.open(path)
+            except UnidentifiedImageError:
+                img = None
+                with open(path, "rb") as f:
+                    if f.read(4) not in TIFF_MAGIC:
+                        raise
+            if img is None:  # a TIFF Pillow cannot hold (e.g. 32-bit float RGB): OpenCV decodes it
+                arr, fmt = _decode_cv2(path), "TIFF"
+                if arr.shape[0] * arr.shape[1] > max_pixels:
+                    raise ImageReadError(f"{path}: {arr.shape[1]}x{arr.shape[0]} is over the {max_pixels:,}-pixel limit (raise it with --max-pixels)")
+            else:
+                with img:
+                    if img.width * img.height > max_pixels:
+                        raise ImageReadError(
+                            f"{path}: {img.width}x{img.height} is over the {max_pixels:,}-pixel limit (raise it with --max-pixels)"
+                        )
+                    frames = getattr(img, "n_frames", 1)
+                    if frames > 1:
+                        notes.append(f"{path}: {frames} frames, the first is used")
+                    img.seek(0)
+                    exif = img.getexif()
+                    orientation = int(exif.get(ORIENTATION_TAG, 1) or 1)
+                    icc = img.info.get("icc_profile") or None
+                    fmt = img.format or path.suffix.lstrip(".").upper()
+                    if _is_high_depth(img, path):
+                        arr = _decode_cv2(path)
+                    else:
+                        img.load()
+                        arr = _pil_to_array(img)
     except ImageReadError:
         raise
     except Image.DecompressionBombError:
@@ -139,31 +174,50 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loaded
         raise ImageReadError(f"{path}: not a recognised image file") from None
     except PermissionError:
         raise ImageReadError(f"{path}: permission denied") from None
-    except (OSError, SyntaxError, ValueError) as e:
-        raise ImageReadError(f"{path}: corrupt or truncated image ({e})") from None
+    except MemoryError:
+        raise ImageReadError(f"{path}: not enough memory to decode this image") from None
+    except Exception as e:  # untrusted bytes: any decoder failure is reported, never raised raw
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ImageReadError(f"{path}: corrupt or truncated image ({reason})") from None
 
-    if exif and ORIENTATION_TAG in exif:
-        exif[ORIENTATION_TAG] = 1
-    exif_bytes = exif.tobytes() if len(exif) else None
+    try:
+        if exif and ORIENTATION_TAG in exif:
+            exif[ORIENTATION_TAG] = 1
+        exif_bytes = exif.tobytes() if len(exif) else None
+    except Exception:
+        exif_bytes = None
+        notes.append(f"{path}: unreadable EXIF block dropped")
 
     arr = apply_orientation(arr, orientation)
     if arr.ndim == 2:
         arr = arr[:, :, None]
     channels = arr.shape[2]
+    if channels not in (1, 2, 3, 4):
+        raise ImageReadError(f"{path}: {channels} channels are not supported")
     alpha = arr[:, :, -1].copy() if channels in (2, 4) else None
     color = arr[:, :, :-1] if alpha is not None else arr
     grayscale = color.shape[2] == 1
-    scale = 65535.0 if color.dtype == np.uint16 else 255.0
-    rgb = color.astype(np.float32) / scale
+    if color.dtype.kind == "f":
+        rgb = _float_to_unit(color)
+        if alpha is not None:
+            alpha = np.round(_float_to_unit(alpha) * 65535).astype(np.uint16)
+        depth = 16
+        notes.append(f"{path}: floating-point pixels clipped to [0, 1]; written as 16-bit")
+    elif color.dtype in (np.uint8, np.uint16):
+        rgb = color.astype(np.float32) / (65535.0 if color.dtype == np.uint16 else 255.0)
+        depth = 16 if color.dtype == np.uint16 else 8
+    else:
+        raise ImageReadError(f"{path}: {color.dtype} pixels are not supported")
     if grayscale:
         rgb = np.repeat(rgb, 3, axis=2)
     return LoadedImage(
         path=path,
         rgb=np.ascontiguousarray(rgb),
-        bit_depth=16 if color.dtype == np.uint16 else 8,
+        bit_depth=depth,
         grayscale=grayscale,
         alpha=alpha,
         icc_profile=icc,
         exif=exif_bytes,
         format=fmt,
+        notes=notes,
     )

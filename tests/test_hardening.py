@@ -1,0 +1,243 @@
+"""Bad inputs, odd images, interruptions: clear one-line errors, no damage, nothing left behind."""
+
+import io
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+from typer.testing import CliRunner
+
+from deblur.cli.app import app
+from deblur.errors import ImageReadError
+from deblur.io import read_image
+from deblur.tiling import TileGrid
+
+from conftest import smooth_image
+
+
+def _rgb(h=24, w=32, seed=0):
+    return np.round(smooth_image(h, w, seed) * 255).astype(np.uint8)
+
+
+def _png_bytes(arr, **kw):
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG", **kw)
+    return buf.getvalue()
+
+
+def _enc(fmt, img, **kw):
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def _chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def _png_claiming(w, h):
+    """A tiny PNG whose header claims w x h pixels (a decompression-bomb shape)."""
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + _chunk(b"IEND", b"")
+
+
+def _float_tiff():
+    ok, buf = cv2.imencode(".tiff", (smooth_image(16, 20) * 1.2 - 0.1).astype(np.float32))
+    assert ok
+    return buf.tobytes()
+
+
+def _png16():
+    ok, buf = cv2.imencode(".png", (smooth_image(16, 20) * 65535).astype(np.uint16))
+    return buf.tobytes()
+
+
+def _multi(fmt):
+    frames = [Image.fromarray(_rgb(seed=i)) for i in range(3)]
+    return _enc(fmt, frames[0], save_all=True, append_images=frames[1:])
+
+
+JPEG = _enc("JPEG", Image.fromarray(_rgb(64, 64)))
+TIFF = _enc("TIFF", Image.fromarray(_rgb()))
+
+# name, file bytes, expected exit code, expected message fragment (for failures) or note fragment
+CASES = [
+    ("text.jpg", b"hello, I am not a photo\n", 1, "not a recognised image file"),
+    ("empty.png", b"", 1, "empty file (0 bytes)"),
+    ("random.png", bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)), 1, "not a recognised image file"),
+    ("doc.pdf.jpg", b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n", 1, "not a recognised image file"),
+    ("truncated.jpg", JPEG[: len(JPEG) // 2], 1, "corrupt or truncated"),
+    ("truncated.png", _png_bytes(_rgb(64, 64))[:300], 1, "corrupt or truncated"),
+    ("truncated.tif", TIFF[:200], 1, "corrupt or truncated"),
+    ("bomb.png", _png_claiming(60000, 60000), 1, "pixel limit"),
+    ("png_named.jpg", _png_bytes(_rgb()), 0, None),
+    ("one_pixel.png", _png_bytes(_rgb(1, 1)), 0, None),
+    ("two_by_three.png", _png_bytes(_rgb(2, 3)), 0, None),
+    ("one_row.png", _png_bytes(_rgb(1, 57)), 0, None),
+    ("tall.png", _png_bytes(_rgb(300, 2)), 0, None),
+    ("odd.png", _png_bytes(_rgb(37, 53)), 0, None),
+    ("palette.png", _enc("PNG", Image.fromarray(_rgb()).convert("P")), 0, None),
+    ("gray_alpha.png", _enc("PNG", Image.fromarray(_rgb()).convert("LA")), 0, None),
+    ("rgba.png", _enc("PNG", Image.fromarray(_rgb()).convert("RGBA")), 0, None),
+    ("cmyk.jpg", _enc("JPEG", Image.fromarray(_rgb()).convert("CMYK")), 0, None),
+    ("deep16.png", _png16(), 0, None),
+    ("float32.tif", _float_tiff(), 0, "clipped to [0, 1]"),
+    ("multi.gif", _multi("GIF"), 0, "3 frames, the first is used"),
+    ("multi.tif", _multi("TIFF"), 0, "3 frames, the first is used"),
+    ("with space ünïcødé.png", _png_bytes(_rgb()), 0, None),
+]
+
+
+@pytest.fixture
+def cli(tiny_weights, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+
+    def invoke(*args):
+        return runner.invoke(app, [*map(str, args), "--weights", str(tiny_weights)], catch_exceptions=False)
+
+    return invoke
+
+
+@pytest.mark.parametrize("name,data,code,fragment", CASES, ids=[c[0] for c in CASES])
+def test_input_table(cli, tmp_path, name, data, code, fragment):
+    src = tmp_path / name
+    src.write_bytes(data)
+    r = cli(name, "--steps", "2", "--seed", "0", "--json")
+    assert r.exit_code == code, r.output
+    assert src.read_bytes() == data  # the input is never modified
+    out = tmp_path / (src.stem + "_deblurred.png")
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert not leftovers
+    if code == 0:
+        produced = Image.open(out)
+        produced.load()
+        # Pillow cannot open 32-bit float RGB TIFF (OpenCV decodes it for us); its size is known.
+        expected = (20, 16) if name == "float32.tif" else Image.open(io.BytesIO(data)).size
+        assert produced.size == expected
+        if fragment:
+            assert fragment in r.output
+    else:
+        assert not out.exists()
+        errors = [line for line in r.output.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and name in errors[0] and fragment in errors[0]
+
+
+def test_missing_file_and_output_dir_that_cannot_exist(cli, tmp_path):
+    r = cli("nope.png")
+    assert r.exit_code == 1 and "nope.png: no such file" in r.output
+    (tmp_path / "a.png").write_bytes(_png_bytes(_rgb()))
+    (tmp_path / "blocker").write_text("a file where a folder should be")
+    r = cli("a.png", "-o", "blocker/sub/out.png", "--preset", "fast")
+    assert r.exit_code == 1 and "cannot write here" in r.output
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file, so permissions cannot be tested")
+def test_unreadable_file(cli, tmp_path):
+    p = tmp_path / "locked.png"
+    p.write_bytes(_png_bytes(_rgb()))
+    p.chmod(0)
+    r = cli("locked.png")
+    assert r.exit_code == 1 and "permission denied" in r.output
+
+
+def test_symlink_loop_in_recursive_run(cli, tmp_path):
+    d = tmp_path / "photos"
+    (d / "sub").mkdir(parents=True)
+    (d / "sub" / "a.png").write_bytes(_png_bytes(_rgb()))
+    os.symlink(d, d / "sub" / "loop")
+    r = cli(d, "-r", "--preset", "fast", "--json")
+    assert r.exit_code == 0 and '"done": 1' in r.output
+
+
+def test_unknown_model_is_rejected_before_work(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.png").write_bytes(_png_bytes(_rgb()))
+    r = CliRunner().invoke(app, ["a.png", "--model", "no-such-model"])
+    assert r.exit_code == 3 and "unknown model 'no-such-model'" in r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=2048))
+def test_loader_raises_only_its_own_error_on_arbitrary_bytes(tmp_path, data):
+    p = tmp_path / "fuzz.img"
+    p.write_bytes(data)
+    try:
+        read_image(p)
+    except ImageReadError as e:
+        assert "fuzz.img" in str(e)
+
+
+VALID = [_png_bytes(_rgb(8, 8)), _enc("JPEG", Image.fromarray(_rgb(8, 8))), _enc("TIFF", Image.fromarray(_rgb(8, 8))),
+         _enc("WEBP", Image.fromarray(_rgb(8, 8))), _enc("BMP", Image.fromarray(_rgb(8, 8)))]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(which=st.integers(0, len(VALID) - 1), cut=st.integers(0, 400), flips=st.lists(st.tuples(st.integers(0, 400), st.integers(0, 255)), max_size=6))
+def test_loader_on_damaged_real_files(tmp_path, which, cut, flips):
+    data = bytearray(VALID[which])
+    for pos, val in flips:
+        if pos < len(data):
+            data[pos] = val
+    data = bytes(data[: max(1, len(data) - cut)])
+    p = tmp_path / "damaged.bin"
+    p.write_bytes(data)
+    try:
+        img = read_image(p)
+    except ImageReadError:
+        return
+    assert img.rgb.ndim == 3 and img.rgb.shape[2] == 3 and np.isfinite(img.rgb).all()
+
+
+@settings(max_examples=120, deadline=None)
+@given(h=st.integers(1, 150), w=st.integers(1, 150), tile=st.integers(2, 96), overlap=st.integers(0, 48))
+def test_tiling_properties(h, w, tile, overlap):
+    overlap = min(overlap, tile - 1)
+    grid = TileGrid.build(h, w, tile, overlap)
+    covered = np.zeros((h, w), bool)
+    for t, l in grid.boxes:
+        covered[t : t + grid.tile_h, l : l + grid.tile_w] = True
+    assert covered.all()
+    np.testing.assert_allclose(grid.normalised_weight_sum().numpy(), 1.0, atol=1e-5)
+    x = np.random.default_rng(h * 1000 + w).random((1, 2, h, w)).astype(np.float32)
+    import torch
+
+    out = grid.apply(lambda crops: crops[0], [torch.from_numpy(x)], tiles_per_batch=2)
+    assert out.shape == (1, 2, h, w)
+    np.testing.assert_allclose(out.numpy(), x, atol=1e-5)
+
+
+def test_sigint_mid_run_leaves_only_complete_outputs_and_rerun_finishes(tiny_weights, tmp_path):
+    d = tmp_path / "in"
+    d.mkdir()
+    for i in range(6):
+        Image.fromarray(np.round(smooth_image(160, 224, i) * 255).astype(np.uint8)).save(d / f"p{i}.png")
+    cmd = [sys.executable, "-m", "deblur", str(d), "--steps", "60", "--weights", str(tiny_weights), "--seed", "0", "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(d.glob("*_deblurred.png")):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted after" in err and "rerun the same command" in err
+    done = sorted(d.glob("*_deblurred.png"))
+    assert 1 <= len(done) < 6
+    for p in done:
+        Image.open(p).load()  # complete, decodable files only
+    assert not [p for p in d.iterdir() if p.name.endswith(".tmp")]
+    r = subprocess.run(cmd + ["--json"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert len(list(d.glob("*_deblurred.png"))) == 6
+    assert f'"skipped": {len(done)}' in r.stdout
