@@ -99,3 +99,26 @@ def test_ddp_two_cpu_processes_end_with_identical_weights(data_dirs, tmp_path):
     assert all(np.isfinite(x["loss"]) for x in ranks)
     assert ranks[0]["sha"] == ranks[1]["sha"]
     assert ranks[0]["world"] == 2
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data_dirs, tmp_path, monkeypatch):
+    from deblur.train import NonFiniteLoss
+    from deblur.train import loop
+
+    real = loop.dvsr_loss
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        loss = real(*args, **kwargs)
+        return loss * float("nan") if calls["n"] == 3 else loss
+
+    monkeypatch.setattr(loop, "dvsr_loss", flaky)
+    cfg = _cfg(data_dirs, tmp_path / "nan", 6)
+    cfg.val = None
+    with pytest.warns(UserWarning):
+        with pytest.raises(NonFiniteLoss, match="non-finite loss at step 2"):
+            train(cfg)
+    info = json.loads(read_metadata(tmp_path / "nan" / "model.safetensors")["deblur.info"])
+    assert info["step"] == 2  # the checkpoint from before the bad step survives
+    assert all(torch.isfinite(v).all() for v in _state(tmp_path / "nan" / "model.safetensors").values())

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..devices import autocast, resolve_device
 from ..diffusion import dvsr_loss, train_schedule
@@ -168,6 +169,11 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
     log = open(paths["log"], "a") if main else None
     last_loss, t_last, data_time, step = float("nan"), time.perf_counter(), 0.0, start
     t_start = time.perf_counter()
+    # A live bar on a terminal; background runs (nohup, CI) get the plain log lines only.
+    progress = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.4f}"),
+                        TextColumn("eta"), TimeRemainingColumn(), console=console, disable=not (main and console.is_terminal))
+    task = progress.add_task("train", total=cfg.steps, completed=start, loss=float("nan"))
+    progress.start()
     try:
         for step in range(start, cfg.steps):
             t0 = time.perf_counter()
@@ -192,6 +198,7 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
             ema_update(ema, model, min(cfg.ema_decay, (1 + step) / (10 + step)))
             last_loss = float(loss.detach())
             done = step + 1
+            progress.update(task, completed=done, loss=last_loss)
 
             if main and (done % cfg.log_every == 0 or done == cfg.steps):
                 now = time.perf_counter()
@@ -219,6 +226,7 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
         step = cfg.steps
         return TrainResult(step, out, False, last_loss, model, ema)
     finally:
+        progress.stop()
         signal.signal(signal.SIGINT, old_int)
         signal.signal(signal.SIGTERM, old_term)
         if log:
