@@ -12,6 +12,7 @@ import torch
 
 from .. import __version__
 from ..metrics import psnr, ssim
+from ..metrics.niqe import BLOCK, niqe
 from ..presets import PRESETS, default_noise_ceiling
 from ..restorer import Restorer, SamplingOptions, sample_generators
 
@@ -43,10 +44,14 @@ class Scores:
     psnr: list[float] = field(default_factory=list)
     ssim: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
+    niqe: list[float] = field(default_factory=list)
 
     def summary(self) -> dict:
-        return {"psnr": round(float(np.mean(self.psnr)), 3), "ssim": round(float(np.mean(self.ssim)), 4),
-                "seconds_per_image": round(float(np.mean(self.seconds)), 3), "n": len(self.psnr)}
+        out = {"psnr": round(float(np.mean(self.psnr)), 3), "ssim": round(float(np.mean(self.ssim)), 4),
+               "seconds_per_image": round(float(np.mean(self.seconds)), 3), "n": len(self.psnr)}
+        # NIQE needs at least one 96x96 block; smaller crops get no value rather than a made-up one.
+        out["niqe"] = round(float(np.mean(self.niqe)), 3) if self.niqe else None
+        return out
 
 
 def evaluate(
@@ -69,6 +74,8 @@ def evaluate(
                 out = samples.mean(0, keepdim=True) if m.average else samples[:1]
             dt = time.perf_counter() - t0
             p, s = psnr(out, sharp), ssim(out, sharp)
+            if min(out.shape[-2:]) >= BLOCK:
+                scores[m.name].niqe.append(niqe(out[0].permute(1, 2, 0).numpy()))
             scores[m.name].psnr.append(p)
             scores[m.name].ssim.append(s)
             scores[m.name].seconds.append(dt)

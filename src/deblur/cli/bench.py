@@ -28,7 +28,7 @@ from ..weights import load_checkpoint, resolve_weights, sha256_of
 from .app import app
 from .common import err_console, report
 
-bench_app = typer.Typer(help="Measure quality on paired benchmarks (PSNR/SSIM per preset) and speed.", no_args_is_help=True)
+bench_app = typer.Typer(help="Measure quality on paired benchmarks (PSNR/SSIM/NIQE per preset) and speed.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 out_console = Console(highlight=False)
 
@@ -116,19 +116,21 @@ def _run(c: Common, dataset: str, loaded: list[tuple[str, np.ndarray, np.ndarray
     results = evaluate(restorer, pairs, methods, c.seed,
                        on_result=lambda n, m, p, s: err_console.print(f"  {n} {m}: PSNR {p:.2f} SSIM {s:.4f}", highlight=False))
     table = Table(title=f"{dataset}: {len(pairs)} pairs" + (f", centre crop {c.crop}" if c.crop else ""))
-    for col in ("method", "steps", "samples", "PSNR (dB)", "SSIM", "s/image"):
+    for col in ("method", "steps", "samples", "PSNR (dB)", "SSIM", "NIQE", "s/image"):
         table.add_column(col)
     for m in methods:
         r = results[m.name]
         table.add_row(m.name, "-" if m.steps < 0 else str(m.steps), f"{m.samples}{' avg' if m.average else ''}" if m.steps >= 0 else "-",
-                      f"{r['psnr']:.2f}", f"{r['ssim']:.4f}", f"{r['seconds_per_image']:.2f}")
+                      f"{r['psnr']:.2f}", f"{r['ssim']:.4f}", "n/a (< 96 px)" if r["niqe"] is None else f"{r['niqe']:.3f}",
+                      f"{r['seconds_per_image']:.2f}")
     (err_console if c.json_out else out_console).print(table)
     record = {
         "dataset": dataset, **extra, "pairs": len(pairs), "crop": c.crop, "limit": c.limit, "seed": c.seed,
         "model": resolved.entry.name if resolved.entry else None, "weights": str(resolved.path),
         "weights_sha256": sha256_of(resolved.path), "precision": c.precision,
         "methods": [{"name": m.name, "steps": m.steps, "samples": m.samples, "average": m.average, **results[m.name]} for m in methods],
-        "metrics_note": "PSNR/SSIM on RGB in [0, 1] via torchmetrics (SSIM: 11x11 Gaussian window, sigma 1.5)",
+        "metrics_note": "PSNR/SSIM on RGB in [0, 1] via torchmetrics (SSIM: 11x11 Gaussian window, sigma 1.5); "
+                        "NIQE (lower = more natural) on the 8-bit Y channel, BasicSR/MATLAB-compatible",
         "environment": environment(restorer.device),
     }
     if c.output:

@@ -1,0 +1,1 @@
+"""Package data: the NIQE pristine-image model."""
