@@ -65,3 +65,19 @@ def test_config_json_round_trip_and_validation():
         ModelConfig(arch="icdpm")  # has a predictor by default
     with pytest.raises(ValueError):
         ModelConfig(arch="nope")
+
+
+def test_fresh_denoiser_is_the_gaussian_optimal_noise_estimate():
+    # Zero-initialised backbone: only the preconditioning skip remains, which is the
+    # exact E[eps | z] for a N(0, s^2) residual.
+    model = build_model(tiny_config())
+    s = model.config.residual_std
+    z, y = torch.randn(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
+    lv = torch.tensor([0.3, 0.95])
+    with torch.no_grad():
+        out = model.denoise(z, lv, y)
+    l4 = lv.view(-1, 1, 1, 1)
+    torch.testing.assert_close(out, torch.sqrt(1 - l4**2) * z / (l4**2 * s * s + 1 - l4**2))
+    plain = build_model(ModelConfig(arch="dvsr", predictor=tiny_config().predictor, denoiser=tiny_config().denoiser, residual_std=0.0))
+    with torch.no_grad():
+        assert torch.equal(plain.denoise(z, lv, y), torch.zeros_like(z))

@@ -50,7 +50,12 @@ class DvSR(nn.Module):
         """Noise estimate for z_t = level * residual + sqrt(1 - level^2) * eps."""
         if level.ndim == 0:
             level = level.expand(z.shape[0])
-        return self.denoiser(torch.cat([z, y], dim=1), level)
+        out = self.denoiser(torch.cat([z, y], dim=1), level)
+        s2 = self.config.residual_std**2
+        if s2 > 0:
+            lv = level.float().view(-1, 1, 1, 1)
+            out = out + torch.sqrt(1.0 - lv**2) / (lv**2 * s2 + 1.0 - lv**2) * z
+        return out
 
 
 def build_model(config: ModelConfig) -> DvSR:

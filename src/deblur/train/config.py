@@ -12,7 +12,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from ..errors import UsageError
-from ..models import DEFAULT_EMBED_SCALE, ModelConfig, UNetConfig, tiny_config
+from ..models import DEFAULT_EMBED_SCALE, ModelConfig, UNetConfig, icdpm_config, tiny_config
 
 E = DEFAULT_EMBED_SCALE
 
@@ -30,7 +30,9 @@ def model_size(arch: str, size: str) -> ModelConfig:
         den = UNetConfig(in_channels=6, base_channels=32, channel_mults=(1, 2, 4), embed_scale=E)
     else:
         raise UsageError(f"--size {size}: expected tiny, small or base")
-    return ModelConfig(arch=arch, predictor=pred if arch == "dvsr" else None, denoiser=den)
+    if arch == "dvsr":
+        return ModelConfig(arch=arch, predictor=pred, denoiser=den)
+    return icdpm_config(den)
 
 
 @dataclass
