@@ -111,3 +111,20 @@ def test_bench_speed_reports_gflops(tiny_weights, tmp_path):
     row = rec["sizes"][0]
     assert row["size"] == "64x48" and row["denoiser_step_gflop"] > 0 and row["denoiser_step_s"] > 0
     assert rec["presets"]["fast"]["images_per_hour"] > 0 and rec["peak_memory_mb"] > 0
+
+
+def test_sweep_writes_table_json_and_plot(tmp_path, tiny_weights):
+    for i in range(2):
+        _png(tmp_path / "b" / f"{i}.png", i, 100, 200)
+        _png(tmp_path / "s" / f"{i}.png", 10 + i, 100, 200)
+    out, plot = tmp_path / "sweep.json", tmp_path / "pd.png"
+    r = CliRunner().invoke(app, ["bench", "pairs", "--blur", str(tmp_path / "b"), "--sharp", str(tmp_path / "s"),
+                                 "--weights", str(tiny_weights), "--sweep", "--limit", "1", "-o", str(out), "--plot", str(plot)])
+    assert r.exit_code == 0, r.output
+    rec = json.loads(out.read_text())
+    names = [m["name"] for m in rec["methods"]]
+    assert {"blurry", "predictor", "ddpm T=200", "ddpm T=10 avg8", "ddim T=20"} <= set(names)
+    assert all(m["niqe"] is not None for m in rec["methods"])
+    img = Image.open(plot)
+    assert img.size == (900, 640) and rec["plot"] == str(plot)
+    assert "ddpm T=10 avg8" in r.output  # the rich table lists every point

@@ -45,8 +45,10 @@ def test_blur_raises_niqe():
 
 
 def test_too_small_is_refused():
-    with pytest.raises(ValueError, match="at least 96x96"):
+    with pytest.raises(ValueError, match="two 96x96 blocks"):
         niqe(np.zeros((90, 200, 3), np.float32))
+    with pytest.raises(ValueError, match="two 96x96 blocks"):
+        niqe(np.zeros((100, 100, 3), np.float32))
 
 
 def test_matlab_half_resize_keeps_constants_and_averages():

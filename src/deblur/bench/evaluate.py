@@ -12,7 +12,7 @@ import torch
 
 from .. import __version__
 from ..metrics import psnr, ssim
-from ..metrics.niqe import BLOCK, niqe
+from ..metrics.niqe import has_enough_blocks, niqe
 from ..presets import PRESETS, default_noise_ceiling
 from ..restorer import Restorer, SamplingOptions, sample_generators
 
@@ -20,12 +20,26 @@ from ..restorer import Restorer, SamplingOptions, sample_generators
 @dataclass(frozen=True)
 class Method:
     name: str
-    steps: int
+    steps: int  # -1: the blurry input itself
     samples: int = 1
     average: bool = False
+    noise_ceiling: float | None = None  # None: the default 10 / T rule
+    sampler: str = "ddpm"
 
     def options(self) -> SamplingOptions:
-        return SamplingOptions(self.steps, default_noise_ceiling(self.steps), "ddpm", self.samples)
+        ceiling = default_noise_ceiling(self.steps) if self.noise_ceiling is None else self.noise_ceiling
+        return SamplingOptions(self.steps, ceiling, self.sampler, self.samples)
+
+
+def sweep_methods(steps=(5, 10, 20, 50, 100, 200), averaged=(2, 4, 8), ceilings=(0.05, 0.2)) -> list[Method]:
+    """A perception-distortion sweep: step counts, averaging, ceilings, the DDIM sampler,
+    plus the predictor-only and blurry-input points."""
+    out = [Method("blurry", -1), Method("predictor", 0)]
+    out += [Method(f"ddpm T={t}", t) for t in steps]
+    out += [Method(f"ddpm T=10 avg{n}", 10, n, True) for n in averaged]
+    out += [Method(f"ddpm T=20 B={b:g}", 20, 1, False, b) for b in ceilings]
+    out += [Method("ddim T=20", 20, 1, False, None, "ddim")]
+    return out
 
 
 def preset_methods(names: Iterable[str]) -> list[Method]:
@@ -49,7 +63,7 @@ class Scores:
     def summary(self) -> dict:
         out = {"psnr": round(float(np.mean(self.psnr)), 3), "ssim": round(float(np.mean(self.ssim)), 4),
                "seconds_per_image": round(float(np.mean(self.seconds)), 3), "n": len(self.psnr)}
-        # NIQE needs at least one 96x96 block; smaller crops get no value rather than a made-up one.
+        # NIQE needs two 96x96 blocks; smaller crops get no value rather than a made-up one.
         out["niqe"] = round(float(np.mean(self.niqe)), 3) if self.niqe else None
         return out
 
@@ -74,7 +88,7 @@ def evaluate(
                 out = samples.mean(0, keepdim=True) if m.average else samples[:1]
             dt = time.perf_counter() - t0
             p, s = psnr(out, sharp), ssim(out, sharp)
-            if min(out.shape[-2:]) >= BLOCK:
+            if has_enough_blocks(*out.shape[-2:]):
                 scores[m.name].niqe.append(niqe(out[0].permute(1, 2, 0).numpy()))
             scores[m.name].psnr.append(p)
             scores[m.name].ssim.append(s)

@@ -16,7 +16,8 @@ from rich.console import Console
 from rich.table import Table
 
 from ..bench.datasets import Pair, folder_pairs, gopro_pairs
-from ..bench.evaluate import environment, evaluate, preset_methods
+from ..bench.evaluate import environment, evaluate, preset_methods, sweep_methods
+from ..bench.plot import pd_plot
 from ..bench.speed import measure_size, peak_memory_mb, preset_seconds
 from ..data import apply_blur
 from ..devices import check_precision, resolve_device
@@ -44,6 +45,8 @@ class Common:
     crop: Optional[int]
     presets: str
     seed: int
+    sweep: bool
+    plot: Optional[Path]
     output: Optional[Path]
     json_out: bool
     debug: bool
@@ -61,6 +64,10 @@ COMMON_OPTIONS = [
     _P("presets", _P.KEYWORD_ONLY, annotation=str, default=typer.Option(
         "blurry,fast,distortion,perception", "--presets", help=f"Comma list of: blurry, {', '.join(PRESETS)}.")),
     _P("seed", _P.KEYWORD_ONLY, annotation=int, default=typer.Option(0, "--seed")),
+    _P("sweep", _P.KEYWORD_ONLY, annotation=bool, default=typer.Option(
+        False, "--sweep", help="Perception-distortion sweep (steps, averaging, ceilings, DDIM) instead of --presets.")),
+    _P("plot", _P.KEYWORD_ONLY, annotation=Optional[Path], default=typer.Option(
+        None, "--plot", help="Write the P-D plane (PSNR vs NIQE, each point labelled) as a PNG.")),
     _P("output", _P.KEYWORD_ONLY, annotation=Optional[Path], default=typer.Option(None, "--output", "-o", help="Write the JSON record here.")),
     _P("json_out", _P.KEYWORD_ONLY, annotation=bool, default=typer.Option(False, "--json", help="Print the JSON record on stdout.")),
     _P("debug", _P.KEYWORD_ONLY, annotation=bool, default=typer.Option(False, "--debug")),
@@ -111,8 +118,8 @@ def _run(c: Common, dataset: str, loaded: list[tuple[str, np.ndarray, np.ndarray
         raise UsageError(f"--presets: unknown {', '.join(bad)} (choose from blurry, {', '.join(PRESETS)})")
     restorer, resolved = _load_model(c)
     pairs = [(n, _t(_centre(b, c.crop)), _t(_centre(s, c.crop))) for n, b, s in loaded]
-    methods = preset_methods(names)
-    err_console.print(f"bench {dataset}: {len(pairs)} pair(s), presets {', '.join(names)}, device {restorer.device}", highlight=False)
+    methods = sweep_methods() if c.sweep else preset_methods(names)
+    err_console.print(f"bench {dataset}: {len(pairs)} pair(s), {len(methods)} methods, device {restorer.device}", highlight=False)
     results = evaluate(restorer, pairs, methods, c.seed,
                        on_result=lambda n, m, p, s: err_console.print(f"  {n} {m}: PSNR {p:.2f} SSIM {s:.4f}", highlight=False))
     table = Table(title=f"{dataset}: {len(pairs)} pairs" + (f", centre crop {c.crop}" if c.crop else ""))
@@ -121,18 +128,27 @@ def _run(c: Common, dataset: str, loaded: list[tuple[str, np.ndarray, np.ndarray
     for m in methods:
         r = results[m.name]
         table.add_row(m.name, "-" if m.steps < 0 else str(m.steps), f"{m.samples}{' avg' if m.average else ''}" if m.steps >= 0 else "-",
-                      f"{r['psnr']:.2f}", f"{r['ssim']:.4f}", "n/a (< 96 px)" if r["niqe"] is None else f"{r['niqe']:.3f}",
+                      f"{r['psnr']:.2f}", f"{r['ssim']:.4f}", "n/a (< 2 blocks of 96 px)" if r["niqe"] is None else f"{r['niqe']:.3f}",
                       f"{r['seconds_per_image']:.2f}")
     (err_console if c.json_out else out_console).print(table)
     record = {
         "dataset": dataset, **extra, "pairs": len(pairs), "crop": c.crop, "limit": c.limit, "seed": c.seed,
         "model": resolved.entry.name if resolved.entry else None, "weights": str(resolved.path),
         "weights_sha256": sha256_of(resolved.path), "precision": c.precision,
-        "methods": [{"name": m.name, "steps": m.steps, "samples": m.samples, "average": m.average, **results[m.name]} for m in methods],
+        "methods": [{"name": m.name, "steps": m.steps, "samples": m.samples, "average": m.average,
+                     "noise_ceiling": m.options().noise_ceiling if m.steps > 0 else None, "sampler": m.sampler,
+                     **results[m.name]} for m in methods],
         "metrics_note": "PSNR/SSIM on RGB in [0, 1] via torchmetrics (SSIM: 11x11 Gaussian window, sigma 1.5); "
                         "NIQE (lower = more natural) on the 8-bit Y channel, BasicSR/MATLAB-compatible",
         "environment": environment(restorer.device),
     }
+    if c.plot:
+        pts = [(m.name, results[m.name]["psnr"], results[m.name]["niqe"]) for m in methods]
+        try:
+            pd_plot(pts, c.plot, title=f"{dataset}: perception-distortion")
+            record["plot"] = str(c.plot)
+        except ValueError as e:
+            err_console.print(f"plot not written: {e} (NIQE needs crops of at least 192x96 px)", highlight=False)
     if c.output:
         write_atomic(c.output, (json.dumps(record, indent=2) + "\n").encode())
     if c.json_out:

@@ -88,13 +88,18 @@ def imresize_half(img: np.ndarray) -> np.ndarray:
     return _resize_matrix(img.shape[0], 0.5) @ img @ _resize_matrix(img.shape[1], 0.5).T
 
 
+def has_enough_blocks(height: int, width: int) -> bool:
+    """The image's feature covariance needs at least two 96x96 blocks."""
+    return (height // BLOCK) * (width // BLOCK) >= 2
+
+
 def niqe_y(y: np.ndarray) -> float:
     """NIQE of a 2-D luma image on the [0, 255] scale (already rounded)."""
     mu_p, cov_p, window = pristine_params()
     h, w = y.shape
     nh, nw = h // BLOCK, w // BLOCK
-    if nh < 1 or nw < 1:
-        raise ValueError(f"NIQE needs at least {BLOCK}x{BLOCK} pixels, got {w}x{h}")
+    if not has_enough_blocks(h, w):
+        raise ValueError(f"NIQE needs at least two {BLOCK}x{BLOCK} blocks (e.g. {2 * BLOCK}x{BLOCK} pixels), got {w}x{h}")
     img = y[: nh * BLOCK, : nw * BLOCK].astype(np.float64)
     feats = []
     for scale in (1, 2):
