@@ -1,7 +1,6 @@
 """End-to-end runs of the `deblur` command with a tiny random-initialised checkpoint."""
 
 import json
-import os
 
 import cv2
 import numpy as np

@@ -152,7 +152,7 @@ def process_image(
         if opts.average or n == 1:
             _write(plan.main[0], _to_hwc(samples.mean(dim=0)), image, fmt, opts.quality)
         else:
-            for path, s in zip(plan.main, samples):
+            for path, s in zip(plan.main, samples, strict=True):
                 _write(path, _to_hwc(s), image, fmt, opts.quality)
         if plan.std is not None:
             heat, result.std_mean = std_heatmap(samples)

@@ -113,7 +113,7 @@ class TileGrid:
     def normalised_weight_sum(self) -> torch.Tensor:
         """Sum over tiles of each tile's normalised weight (all ones for a valid grid)."""
         acc = torch.zeros(self.height, self.width, device=self.inv_total.device)
-        for (t, l), w in zip(self.boxes, self.weights):
+        for (t, l), w in zip(self.boxes, self.weights, strict=True):
             acc[t : t + self.tile_h, l : l + self.tile_w] += w * self.inv_total[t : t + self.tile_h, l : l + self.tile_w]
         return acc
 

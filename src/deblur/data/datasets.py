@@ -29,7 +29,7 @@ def _load_u8(path: Path) -> np.ndarray | None:
     try:
         img = read_image(path)
     except ImageReadError as e:
-        warnings.warn(f"skipping unreadable training image: {e}")
+        warnings.warn(f"skipping unreadable training image: {e}", stacklevel=2)
         return None
     return np.round(img.rgb * 255).astype(np.uint8)
 
