@@ -26,7 +26,7 @@ def main() -> None:
     x, y, size = args.crop
     tiles = []
     for spec in args.panels:
-        label, path = spec.split("=", 1)
+        label, path = spec.rsplit("=", 1)  # labels may contain "=", paths rarely do
         rgb = read_image(path).rgb[y : y + size, x : x + size]
         big = cv2.resize(rgb, None, fx=args.zoom, fy=args.zoom, interpolation=cv2.INTER_NEAREST)
         panel = np.full((big.shape[0] + 24, big.shape[1] + 6, 3), 255, np.uint8)

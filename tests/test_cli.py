@@ -162,3 +162,23 @@ def test_no_temporary_files_left(run, tmp_path):
 def test_help_lists_the_schedule_definition():
     r = CliRunner().invoke(app, ["run", "--help"])
     assert r.exit_code == 0 and "linearly from 1e-6" in r.output
+
+
+def test_model_recommended_preset_applies_unless_a_preset_is_given(tiny_weights, tmp_path, monkeypatch):
+    from deblur.weights import registry as registry_mod
+    from deblur.weights import sha256_of
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(registry_mod, "BUNDLED_DIR", tiny_weights.parent)
+    reg = tmp_path / "weights.toml"
+    reg.write_text(f'default = "t"\n[models.t]\narch = "dvsr"\nfile = "{tiny_weights.name}"\n'
+                   f'sha256 = "{sha256_of(tiny_weights)}"\npreset = "fast"\n')
+    monkeypatch.setenv("DEBLUR_WEIGHTS_TOML", str(reg))
+    _photo(tmp_path / "a.png")
+    r = CliRunner().invoke(app, ["a.png", "--json", "--quiet", "-o", "one.png"])
+    assert r.exit_code == 0, r.output
+    rec = json.loads(r.stdout)
+    assert rec["preset"] == "fast" and rec["steps"] == 0 and rec["model"] == "t"
+    r = CliRunner().invoke(app, ["a.png", "--json", "--quiet", "-o", "two.png", "--preset", "balanced", "--seed", "1"])
+    rec = json.loads(r.stdout)
+    assert rec["preset"] == "balanced" and rec["steps"] == 20

@@ -22,7 +22,7 @@ from ..io import DEFAULT_MAX_PIXELS, FORMATS, discover, output_is_directory, pla
 from ..pipeline import ImageResult, RunOptions, process_image
 from ..presets import DEFAULT_PRESET, PRESETS, default_noise_ceiling
 from ..restorer import Restorer, SamplingOptions
-from ..weights import load_checkpoint, resolve_weights, sha256_of
+from ..weights import load_checkpoint, load_registry, resolve_weights, sha256_of
 from .app import app
 from .common import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, err_console, fail, report
 
@@ -60,6 +60,20 @@ def _validate(steps, samples, noise_ceiling, average, std, tile, overlap, qualit
         raise UsageError(f"--max-pixels {max_pixels}: must be >= 1")
 
 
+def recommended_preset(model: str | None, weights: str | None) -> str:
+    """The registry's recommended preset for the chosen model (no file is read)."""
+    if weights:
+        return DEFAULT_PRESET
+    reg = load_registry()
+    name = model or reg.default
+    entry = reg.get(name) if name else None
+    if entry is not None and entry.preset is not None:
+        if entry.preset not in PRESETS:
+            raise UsageError(f"weights.toml: model {name!r} recommends unknown preset {entry.preset!r}")
+        return entry.preset
+    return DEFAULT_PRESET
+
+
 def _summary_table(results: list[ImageResult]) -> Table:
     table = Table(title="deblur summary", show_lines=False)
     for col in ("input", "status", "size", "seconds", "outputs / reason"):
@@ -77,9 +91,10 @@ def run(
     paths: list[Path] = typer.Argument(..., help="Image files and/or folders.", show_default=False),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file (one input) or folder (several inputs)."),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders of folder inputs."),
-    preset: PresetName = typer.Option(
-        DEFAULT_PRESET, "--preset", help="Point on the perception-distortion curve: "
-        + "; ".join(f"{k}: {p.help}" for k, p in PRESETS.items())
+    preset: Optional[PresetName] = typer.Option(
+        None, "--preset", help="Point on the perception-distortion curve (default: the model's recommended preset "
+        f"from weights.toml, else {DEFAULT_PRESET}): " + "; ".join(f"{k}: {p.help}" for k, p in PRESETS.items()),
+        show_default=False,
     ),
     steps: Optional[int] = typer.Option(None, "--steps", help="Reverse-diffusion steps T (0 = predictor only). More steps: crisper, more realistic detail."),
     noise_ceiling: Optional[float] = typer.Option(
@@ -105,7 +120,11 @@ def run(
     json_out: bool = typer.Option(False, "--json", help="Print a machine-readable summary on stdout."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 ):
-    p = PRESETS[preset.value]
+    try:
+        preset_name = preset.value if preset is not None else recommended_preset(model, weights)
+    except DeblurError as e:
+        raise report(e, debug)
+    p = PRESETS[preset_name]
     steps = p.steps if steps is None else steps
     samples = (p.samples if steps > 0 else 1) if samples is None else samples
     average = (p.average and samples > 1) if average is None else average
@@ -140,7 +159,7 @@ def run(
     if not quiet:
         console.print(
             f"deblur {__version__}: {len(items)} image(s), model {resolved.entry.name if resolved.entry else resolved.path.name}, "
-            f"device {dev}, steps {steps}, ceiling {ceiling:g}, {sampler.value}, samples {samples}"
+            f"device {dev}, preset {preset_name}, steps {steps}, ceiling {ceiling:g}, {sampler.value}, samples {samples}"
             + (" averaged" if average else "") + f", seed {seed}",
             highlight=False,
         )
@@ -195,6 +214,7 @@ def run(
             "device": str(dev),
             "precision": precision.value,
             "seed": seed,
+            "preset": preset_name,
             "steps": steps,
             "noise_ceiling": ceiling,
             "sampler": sampler.value,

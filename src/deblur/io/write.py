@@ -102,10 +102,11 @@ def encode_image(
     return out.getvalue()
 
 
-def _umask() -> int:
+def default_file_mode() -> int:
+    """The mode a plain open() would give a new file (0666 minus the umask)."""
     mask = os.umask(0)
     os.umask(mask)
-    return mask
+    return 0o666 & ~mask
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -121,7 +122,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     except OSError as e:
         raise ImageWriteError(f"{path}: cannot write here ({e.strerror or e})") from None
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
+        os.fchmod(fd, default_file_mode())  # mkstemp makes 0600; outputs get the usual permissions
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -21,6 +21,7 @@ from safetensors.torch import save_file
 
 from ..diffusion import NoiseSchedule, train_schedule
 from ..errors import WeightsError
+from ..io.write import default_file_mode
 from ..models import DvSR, ModelConfig, build_model
 
 FORMAT_VERSION = "1"
@@ -60,6 +61,7 @@ def save_checkpoint(
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=metadata)
+        os.chmod(tmp, default_file_mode())  # mkstemp made it 0600
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

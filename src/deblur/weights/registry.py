@@ -37,6 +37,9 @@ class WeightsEntry:
     file: str | None = None  # bundled: a file name inside deblur/bundled/
     hub: HubLocation | None = None
     metrics: dict = field(default_factory=dict)
+    # The preset this model gives its best results with (DvSR tunes sampling per model);
+    # used when the user names none.
+    preset: str | None = None
 
     @property
     def bundled_path(self) -> Path | None:
@@ -91,6 +94,7 @@ def parse_registry(text: str, source: Path | None = None) -> Registry:
                 file=d.get("file"),
                 hub=hub,
                 metrics=dict(d.get("metrics", {})),
+                preset=d.get("preset"),
             )
         except (KeyError, TypeError) as e:
             raise WeightsError(f"{source or 'weights.toml'}: model {name!r} is missing or has a bad field ({e})") from None
