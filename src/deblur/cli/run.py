@@ -159,8 +159,9 @@ def run(
     if not quiet:
         console.print(
             f"deblur {__version__}: {len(items)} image(s), model {resolved.entry.name if resolved.entry else resolved.path.name}, "
-            f"device {dev}, preset {preset_name}, steps {steps}, ceiling {ceiling:g}, {sampler.value}, samples {samples}"
-            + (" averaged" if average else "") + f", seed {seed}",
+            f"device {dev}, preset {preset_name}, "
+            + (f"steps {steps}, ceiling {ceiling:g}, {sampler.value}, samples {samples}" + (" averaged" if average else "")
+               + f", seed {seed}" if steps > 0 else "initial predictor only"),
             highlight=False,
         )
     results: list[ImageResult] = []
