@@ -182,3 +182,13 @@ def test_model_recommended_preset_applies_unless_a_preset_is_given(tiny_weights,
     r = CliRunner().invoke(app, ["a.png", "--json", "--quiet", "-o", "two.png", "--preset", "balanced", "--seed", "1"])
     rec = json.loads(r.stdout)
     assert rec["preset"] == "balanced" and rec["steps"] == 20
+
+
+def test_partial_outputs_are_completed_without_overwriting(run, tmp_path):
+    _photo(tmp_path / "a.png")
+    keep = tmp_path / "a_deblurred_s0.png"
+    keep.write_bytes(b"left by an interrupted run")
+    r = run("a.png", "--samples", "2", "--steps", "2", "--seed", "3")
+    assert r.exit_code == 0, r.output
+    assert keep.read_bytes() == b"left by an interrupted run"
+    assert Image.open(tmp_path / "a_deblurred_s1.png").size == (56, 40)

@@ -149,12 +149,16 @@ def process_image(
             trajectory.write_sheet()
 
         fmt = format_for(plan.main[0], None)
+        # After an interrupted run some sample files may exist already: keep them.
+        fresh = lambda path: opts.overwrite or not path.exists()  # noqa: E731
         if opts.average or n == 1:
-            _write(plan.main[0], _to_hwc(samples.mean(dim=0)), image, fmt, opts.quality)
+            if fresh(plan.main[0]):
+                _write(plan.main[0], _to_hwc(samples.mean(dim=0)), image, fmt, opts.quality)
         else:
             for path, s in zip(plan.main, samples, strict=True):
-                _write(path, _to_hwc(s), image, fmt, opts.quality)
-        if plan.std is not None:
+                if fresh(path):
+                    _write(path, _to_hwc(s), image, fmt, opts.quality)
+        if plan.std is not None and fresh(plan.std):
             heat, result.std_mean = std_heatmap(samples)
             write_atomic(plan.std, encode_image(heat.astype(np.float32) / 255.0, "PNG"))
         result.status = "done"

@@ -136,7 +136,7 @@ class Restorer:
         while True:
             try:
                 return self._restore(image, options, generators, on_step, on_estimate, estimate_every)
-            except torch.OutOfMemoryError:
+            except torch.cuda.OutOfMemoryError:  # (an alias of torch.OutOfMemoryError in newer releases)
                 if self.device.type != "cuda":
                     raise
                 current = self._tile_size(options.samples)
