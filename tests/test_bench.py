@@ -128,3 +128,25 @@ def test_sweep_writes_table_json_and_plot(tmp_path, tiny_weights):
     img = Image.open(plot)
     assert img.size == (900, 640) and rec["plot"] == str(plot)
     assert "ddpm T=10 avg8" in r.output  # the rich table lists every point
+
+
+def test_y_channel_metrics(tmp_path, tiny_weights):
+    import torch
+
+    from deblur.metrics import psnr, to_y
+
+    white = torch.ones(1, 3, 8, 8)
+    assert torch.allclose(to_y(white), torch.full((1, 1, 8, 8), 235 / 255))
+    # A change orthogonal to the luma weights moves RGB but not Y.
+    a = 0.3 + 0.4 * torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    v = torch.tensor([128.553, -65.481, 0.0]).view(1, 3, 1, 1)
+    b = a + 0.05 * v / v.norm()
+    assert psnr(a, b) < 40 and psnr(a, b, y_channel=True) > 80
+    for i in range(1):
+        _png(tmp_path / "b" / f"{i}.png", i)
+        _png(tmp_path / "s" / f"{i}.png", 5 + i)
+    r = CliRunner().invoke(app, ["bench", "pairs", "--blur", str(tmp_path / "b"), "--sharp", str(tmp_path / "s"),
+                                 "--weights", str(tiny_weights), "--presets", "blurry", "--y-channel", "--json"])
+    assert r.exit_code == 0, r.output
+    rec = json.loads(r.stdout[r.stdout.index("{"):])
+    assert rec["color"] == "y" and "Y channel" in rec["metrics_note"]

@@ -74,6 +74,7 @@ def evaluate(
     methods: list[Method],
     seed: int,
     on_result: Callable[[str, str, float, float], None] | None = None,
+    y_channel: bool = False,
 ) -> dict[str, dict]:
     """`pairs`: (name, blurry, sharp) as (1, 3, H, W) tensors in [0, 1]."""
     scores = {m.name: Scores() for m in methods}
@@ -87,7 +88,7 @@ def evaluate(
                 samples = restorer.restore(blurry, m.options(), gens).cpu()
                 out = samples.mean(0, keepdim=True) if m.average else samples[:1]
             dt = time.perf_counter() - t0
-            p, s = psnr(out, sharp), ssim(out, sharp)
+            p, s = psnr(out, sharp, y_channel), ssim(out, sharp, y_channel)
             if has_enough_blocks(*out.shape[-2:]):
                 scores[m.name].niqe.append(niqe(out[0].permute(1, 2, 0).numpy()))
             scores[m.name].psnr.append(p)

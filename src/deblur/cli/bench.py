@@ -45,6 +45,7 @@ class Common:
     crop: Optional[int]
     presets: str
     seed: int
+    y_channel: bool
     sweep: bool
     plot: Optional[Path]
     output: Optional[Path]
@@ -64,6 +65,8 @@ COMMON_OPTIONS = [
     _P("presets", _P.KEYWORD_ONLY, annotation=str, default=typer.Option(
         "blurry,fast,distortion,perception", "--presets", help=f"Comma list of: blurry, {', '.join(PRESETS)}.")),
     _P("seed", _P.KEYWORD_ONLY, annotation=int, default=typer.Option(0, "--seed")),
+    _P("y_channel", _P.KEYWORD_ONLY, annotation=bool, default=typer.Option(
+        False, "--y-channel", help="PSNR/SSIM on the BT.601 Y channel (as most papers) instead of RGB.")),
     _P("sweep", _P.KEYWORD_ONLY, annotation=bool, default=typer.Option(
         False, "--sweep", help="Perception-distortion sweep (steps, averaging, ceilings, DDIM) instead of --presets.")),
     _P("plot", _P.KEYWORD_ONLY, annotation=Optional[Path], default=typer.Option(
@@ -121,7 +124,8 @@ def _run(c: Common, dataset: str, loaded: list[tuple[str, np.ndarray, np.ndarray
     methods = sweep_methods() if c.sweep else preset_methods(names)
     err_console.print(f"bench {dataset}: {len(pairs)} pair(s), {len(methods)} methods, device {restorer.device}", highlight=False)
     results = evaluate(restorer, pairs, methods, c.seed,
-                       on_result=lambda n, m, p, s: err_console.print(f"  {n} {m}: PSNR {p:.2f} SSIM {s:.4f}", highlight=False))
+                       on_result=lambda n, m, p, s: err_console.print(f"  {n} {m}: PSNR {p:.2f} SSIM {s:.4f}", highlight=False),
+                       y_channel=c.y_channel)
     table = Table(title=f"{dataset}: {len(pairs)} pairs" + (f", centre crop {c.crop}" if c.crop else ""))
     for col in ("method", "steps", "samples", "PSNR (dB)", "SSIM", "NIQE", "s/image"):
         table.add_column(col)
@@ -138,7 +142,8 @@ def _run(c: Common, dataset: str, loaded: list[tuple[str, np.ndarray, np.ndarray
         "methods": [{"name": m.name, "steps": m.steps, "samples": m.samples, "average": m.average,
                      "noise_ceiling": m.options().noise_ceiling if m.steps > 0 else None, "sampler": m.sampler,
                      **results[m.name]} for m in methods],
-        "metrics_note": "PSNR/SSIM on RGB in [0, 1] via torchmetrics (SSIM: 11x11 Gaussian window, sigma 1.5); "
+        "color": "y" if c.y_channel else "rgb",
+        "metrics_note": ("PSNR/SSIM on the BT.601 Y channel" if c.y_channel else "PSNR/SSIM on RGB in [0, 1]") + " via torchmetrics (SSIM: 11x11 Gaussian window, sigma 1.5); "
                         "NIQE (lower = more natural) on the 8-bit Y channel, BasicSR/MATLAB-compatible",
         "environment": environment(restorer.device),
     }
