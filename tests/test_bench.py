@@ -150,3 +150,63 @@ def test_y_channel_metrics(tmp_path, tiny_weights):
     assert r.exit_code == 0, r.output
     rec = json.loads(r.stdout[r.stdout.index("{"):])
     assert rec["color"] == "y" and "Y channel" in rec["metrics_note"]
+
+
+def test_hide_layouts(tmp_path):
+    from deblur.bench.datasets import hide_pairs
+
+    for sub in ("test-close-ups", "test-long-shot"):
+        _png(tmp_path / "HIDE" / "test" / sub / f"{sub}_1.png", 1)
+        _png(tmp_path / "HIDE" / "GT" / f"{sub}_1.png", 2)
+    pairs = hide_pairs(tmp_path / "HIDE")
+    assert [p.name for p in pairs] == ["test-close-ups/test-close-ups_1.png", "test-long-shot/test-long-shot_1.png"]
+    assert all(p.sharp.parent.name == "GT" for p in pairs)
+    _png(tmp_path / "flat" / "test" / "input" / "a.png", 1)
+    _png(tmp_path / "flat" / "test" / "target" / "a.png", 2)
+    assert len(hide_pairs(tmp_path / "flat")) == 1
+    (tmp_path / "bad" / "test").mkdir(parents=True)
+    with pytest.raises(UsageError, match="expected HIDE"):
+        hide_pairs(tmp_path / "bad")
+
+
+def test_realblur_list(tmp_path, tiny_weights):
+    from deblur.bench.datasets import realblur_pairs
+
+    root = tmp_path / "RealBlur"
+    lines = []
+    for i in range(2):
+        gt, blur = f"RealBlur-J_ECC_IMCORR_centroid_itensity_ref/scene00{i}/gt/gt_1.png", f"RealBlur-J_ECC_IMCORR_centroid_itensity_ref/scene00{i}/blur/blur_1.png"
+        _png(root / gt, i)
+        _png(root / blur, 10 + i)
+        lines.append(f"{gt} {blur}")
+    (root / "RealBlur_J_test_list.txt").write_text("\n".join(lines) + "\n")
+    pairs = realblur_pairs(root, "J")
+    assert len(pairs) == 2 and pairs[0].sharp.name == "gt_1.png" and pairs[0].blur.name == "blur_1.png"
+    with pytest.raises(UsageError, match="RealBlur_R_test_list.txt: not found"):
+        realblur_pairs(root, "R")
+    (root / "RealBlur_J_test_list.txt").write_text(lines[0] + "\nmissing/gt.png missing/blur.png\n")
+    with pytest.raises(UsageError, match=":2: .*does not exist"):
+        realblur_pairs(root, "J")
+    (root / "RealBlur_J_test_list.txt").write_text(lines[0] + "\n")
+    r = CliRunner().invoke(app, ["bench", "realblur-j", "--root", str(root), "--weights", str(tiny_weights),
+                                 "--presets", "blurry", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout[r.stdout.index("{"):])["dataset"] == "realblur-j"
+
+
+def test_lpips_without_weights_is_reported_not_invented(tmp_path, tiny_weights, monkeypatch):
+    import torch
+
+    from deblur.metrics.lpips import load_lpips
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))  # nothing cached here
+    metric, note = load_lpips(torch.device("cpu"))
+    assert metric is None and note.startswith("n/a (weights not available:")
+    for i in range(1):
+        _png(tmp_path / "b" / f"{i}.png", i)
+        _png(tmp_path / "s" / f"{i}.png", 5 + i)
+    r = CliRunner().invoke(app, ["bench", "pairs", "--blur", str(tmp_path / "b"), "--sharp", str(tmp_path / "s"),
+                                 "--weights", str(tiny_weights), "--presets", "blurry", "--json"])
+    assert r.exit_code == 0, r.output
+    rec = json.loads(r.stdout[r.stdout.index("{"):])
+    assert rec["methods"][0]["lpips"] is None and rec["lpips_note"].startswith("n/a (weights not available:")

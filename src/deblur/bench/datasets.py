@@ -58,3 +58,56 @@ def folder_pairs(blur_dir: Path, sharp_dir: Path) -> list[Pair]:
     if not pairs:
         raise UsageError(f"{blur_dir} / {sharp_dir}: no files with matching names")
     return pairs
+
+
+HIDE_LAYOUT = (
+    "expected HIDE as <root>/test/test-close-ups/*.png + <root>/test/test-long-shot/*.png with sharp images of "
+    "the same names in <root>/GT/, or the flattened <root>/test/input + <root>/test/target. The dataset is "
+    "published by Shen et al. (2019), https://github.com/joanshen0508/HA_deblur"
+)
+
+
+def hide_pairs(root: Path) -> list[Pair]:
+    if not root.is_dir():
+        raise UsageError(f"{root}: not a directory; {HIDE_LAYOUT}")
+    test = root / "test"
+    pairs: list[Pair] = []
+    if (test / "input").is_dir() and (test / "target").is_dir():
+        pairs = match_folders(test / "input", test / "target")
+    elif (root / "GT").is_dir():
+        for sub in ("test-close-ups", "test-long-shot"):
+            if (test / sub).is_dir():
+                pairs += match_folders(test / sub, root / "GT", prefix=f"{sub}/")
+    if not pairs:
+        raise UsageError(f"{root}: no HIDE pairs found; {HIDE_LAYOUT}")
+    return pairs
+
+
+def realblur_layout(variant: str) -> str:
+    return (
+        f"expected RealBlur as <root>/RealBlur_{variant}_test_list.txt whose lines name a sharp and a blurry "
+        f"image relative to <root> (\"<gt path> <blur path>\"). The dataset is published by Rim et al. (2020), "
+        "http://cg.postech.ac.kr/research/realblur/"
+    )
+
+
+def realblur_pairs(root: Path, variant: str) -> list[Pair]:
+    """RealBlur-J or -R test pairs from the official test list."""
+    listing = root / f"RealBlur_{variant}_test_list.txt"
+    if not listing.is_file():
+        raise UsageError(f"{listing}: not found; {realblur_layout(variant)}")
+    pairs = []
+    for n, line in enumerate(listing.read_text(encoding="utf-8").splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) < 2:
+            raise UsageError(f"{listing}:{n}: expected '<gt path> <blur path>', got {line.strip()!r}")
+        gt, blur = root / parts[0], root / parts[1]
+        if not gt.is_file() or not blur.is_file():
+            missing = gt if not gt.is_file() else blur
+            raise UsageError(f"{listing}:{n}: {missing} does not exist; {realblur_layout(variant)}")
+        pairs.append(Pair(parts[1], blur, gt))
+    if not pairs:
+        raise UsageError(f"{listing}: empty test list; {realblur_layout(variant)}")
+    return pairs

@@ -59,12 +59,14 @@ class Scores:
     ssim: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     niqe: list[float] = field(default_factory=list)
+    lpips: list[float] = field(default_factory=list)
 
     def summary(self) -> dict:
         out = {"psnr": round(float(np.mean(self.psnr)), 3), "ssim": round(float(np.mean(self.ssim)), 4),
                "seconds_per_image": round(float(np.mean(self.seconds)), 3), "n": len(self.psnr)}
         # NIQE needs two 96x96 blocks; smaller crops get no value rather than a made-up one.
         out["niqe"] = round(float(np.mean(self.niqe)), 3) if self.niqe else None
+        out["lpips"] = round(float(np.mean(self.lpips)), 4) if self.lpips else None
         return out
 
 
@@ -75,6 +77,7 @@ def evaluate(
     seed: int,
     on_result: Callable[[str, str, float, float], None] | None = None,
     y_channel: bool = False,
+    lpips_metric: Callable[[torch.Tensor, torch.Tensor], float] | None = None,
 ) -> dict[str, dict]:
     """`pairs`: (name, blurry, sharp) as (1, 3, H, W) tensors in [0, 1]."""
     scores = {m.name: Scores() for m in methods}
@@ -91,6 +94,8 @@ def evaluate(
             p, s = psnr(out, sharp, y_channel), ssim(out, sharp, y_channel)
             if has_enough_blocks(*out.shape[-2:]):
                 scores[m.name].niqe.append(niqe(out[0].permute(1, 2, 0).numpy()))
+            if lpips_metric is not None:
+                scores[m.name].lpips.append(lpips_metric(out, sharp))
             scores[m.name].psnr.append(p)
             scores[m.name].ssim.append(s)
             scores[m.name].seconds.append(dt)

@@ -15,9 +15,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..bench.datasets import Pair, folder_pairs, gopro_pairs
+from ..bench.datasets import Pair, folder_pairs, gopro_pairs, hide_pairs, realblur_pairs
 from ..bench.evaluate import environment, evaluate, preset_methods, sweep_methods
 from ..bench.plot import pd_plot
+from ..metrics.lpips import load_lpips
 from ..bench.speed import measure_size, peak_memory_mb, preset_seconds
 from ..data import apply_blur
 from ..devices import check_precision, resolve_device
@@ -122,17 +123,21 @@ def _run(c: Common, dataset: str, loaded: list[tuple[str, np.ndarray, np.ndarray
     restorer, resolved = _load_model(c)
     pairs = [(n, _t(_centre(b, c.crop)), _t(_centre(s, c.crop))) for n, b, s in loaded]
     methods = sweep_methods() if c.sweep else preset_methods(names)
+    lpips_metric, lpips_note = load_lpips(restorer.device)
+    if lpips_note:
+        err_console.print(f"LPIPS: {lpips_note}", highlight=False)
     err_console.print(f"bench {dataset}: {len(pairs)} pair(s), {len(methods)} methods, device {restorer.device}", highlight=False)
     results = evaluate(restorer, pairs, methods, c.seed,
                        on_result=lambda n, m, p, s: err_console.print(f"  {n} {m}: PSNR {p:.2f} SSIM {s:.4f}", highlight=False),
-                       y_channel=c.y_channel)
+                       y_channel=c.y_channel, lpips_metric=lpips_metric)
     table = Table(title=f"{dataset}: {len(pairs)} pairs" + (f", centre crop {c.crop}" if c.crop else ""))
-    for col in ("method", "steps", "samples", "PSNR (dB)", "SSIM", "NIQE", "s/image"):
+    for col in ("method", "steps", "samples", "PSNR (dB)", "SSIM", "NIQE", "LPIPS", "s/image"):
         table.add_column(col)
     for m in methods:
         r = results[m.name]
         table.add_row(m.name, "-" if m.steps < 0 else str(m.steps), f"{m.samples}{' avg' if m.average else ''}" if m.steps >= 0 else "-",
                       f"{r['psnr']:.2f}", f"{r['ssim']:.4f}", "n/a (< 2 blocks of 96 px)" if r["niqe"] is None else f"{r['niqe']:.3f}",
+                      "n/a" if r["lpips"] is None else f"{r['lpips']:.4f}",
                       f"{r['seconds_per_image']:.2f}")
     (err_console if c.json_out else out_console).print(table)
     record = {
@@ -143,6 +148,7 @@ def _run(c: Common, dataset: str, loaded: list[tuple[str, np.ndarray, np.ndarray
                      "noise_ceiling": m.options().noise_ceiling if m.steps > 0 else None, "sampler": m.sampler,
                      **results[m.name]} for m in methods],
         "color": "y" if c.y_channel else "rgb",
+        "lpips_note": lpips_note or None,
         "metrics_note": ("PSNR/SSIM on the BT.601 Y channel" if c.y_channel else "PSNR/SSIM on RGB in [0, 1]") + " via torchmetrics (SSIM: 11x11 Gaussian window, sigma 1.5); "
                         "NIQE (lower = more natural) on the 8-bit Y channel, BasicSR/MATLAB-compatible",
         "environment": environment(restorer.device),
@@ -178,6 +184,24 @@ def gopro(
     c: Common = None,
 ):
     _run(c, "gopro", _read_pairs(gopro_pairs(root, gamma), c.limit), {"root": str(root), "gamma": gamma})
+
+
+@bench_app.command("hide", help="HIDE test set (test-close-ups + test-long-shot against GT/, or test/input + target).")
+@with_common_options
+def hide(root: Path = typer.Option(..., "--root", help="HIDE root (containing test/ and GT/)."), c: Common = None):
+    _run(c, "hide", _read_pairs(hide_pairs(root), c.limit), {"root": str(root)})
+
+
+@bench_app.command("realblur-j", help="RealBlur-J test set (RealBlur_J_test_list.txt).")
+@with_common_options
+def realblur_j(root: Path = typer.Option(..., "--root", help="RealBlur root (containing the test list)."), c: Common = None):
+    _run(c, "realblur-j", _read_pairs(realblur_pairs(root, "J"), c.limit), {"root": str(root)})
+
+
+@bench_app.command("realblur-r", help="RealBlur-R test set (RealBlur_R_test_list.txt).")
+@with_common_options
+def realblur_r(root: Path = typer.Option(..., "--root", help="RealBlur root (containing the test list)."), c: Common = None):
+    _run(c, "realblur-r", _read_pairs(realblur_pairs(root, "R"), c.limit), {"root": str(root)})
 
 
 @bench_app.command("pairs", help="Any paired folders: files with the same name in --blur and --sharp.")
