@@ -12,6 +12,7 @@ import torch
 
 from .. import __version__
 from ..metrics import psnr, ssim
+from ..metrics.gmsd import gmsd
 from ..metrics.niqe import has_enough_blocks, niqe
 from ..presets import PRESETS, default_noise_ceiling
 from ..restorer import Restorer, SamplingOptions, sample_generators
@@ -60,6 +61,7 @@ class Scores:
     seconds: list[float] = field(default_factory=list)
     niqe: list[float] = field(default_factory=list)
     lpips: list[float] = field(default_factory=list)
+    gmsd: list[float] = field(default_factory=list)
 
     def summary(self) -> dict:
         out = {"psnr": round(float(np.mean(self.psnr)), 3), "ssim": round(float(np.mean(self.ssim)), 4),
@@ -67,6 +69,7 @@ class Scores:
         # NIQE needs two 96x96 blocks; smaller crops get no value rather than a made-up one.
         out["niqe"] = round(float(np.mean(self.niqe)), 3) if self.niqe else None
         out["lpips"] = round(float(np.mean(self.lpips)), 4) if self.lpips else None
+        out["gmsd"] = round(float(np.mean(self.gmsd)), 4)
         return out
 
 
@@ -94,6 +97,7 @@ def evaluate(
             p, s = psnr(out, sharp, y_channel), ssim(out, sharp, y_channel)
             if has_enough_blocks(*out.shape[-2:]):
                 scores[m.name].niqe.append(niqe(out[0].permute(1, 2, 0).numpy()))
+            scores[m.name].gmsd.append(gmsd(out, sharp))
             if lpips_metric is not None:
                 scores[m.name].lpips.append(lpips_metric(out, sharp))
             scores[m.name].psnr.append(p)

@@ -131,12 +131,12 @@ def _run(c: Common, dataset: str, loaded: list[tuple[str, np.ndarray, np.ndarray
                        on_result=lambda n, m, p, s: err_console.print(f"  {n} {m}: PSNR {p:.2f} SSIM {s:.4f}", highlight=False),
                        y_channel=c.y_channel, lpips_metric=lpips_metric)
     table = Table(title=f"{dataset}: {len(pairs)} pairs" + (f", centre crop {c.crop}" if c.crop else ""))
-    for col in ("method", "steps", "samples", "PSNR (dB)", "SSIM", "NIQE", "LPIPS", "s/image"):
+    for col in ("method", "steps", "samples", "PSNR (dB)", "SSIM", "GMSD", "NIQE", "LPIPS", "s/image"):
         table.add_column(col)
     for m in methods:
         r = results[m.name]
         table.add_row(m.name, "-" if m.steps < 0 else str(m.steps), f"{m.samples}{' avg' if m.average else ''}" if m.steps >= 0 else "-",
-                      f"{r['psnr']:.2f}", f"{r['ssim']:.4f}", "n/a (< 2 blocks of 96 px)" if r["niqe"] is None else f"{r['niqe']:.3f}",
+                      f"{r['psnr']:.2f}", f"{r['ssim']:.4f}", f"{r['gmsd']:.4f}", "n/a (< 2 blocks of 96 px)" if r["niqe"] is None else f"{r['niqe']:.3f}",
                       "n/a" if r["lpips"] is None else f"{r['lpips']:.4f}",
                       f"{r['seconds_per_image']:.2f}")
     (err_console if c.json_out else out_console).print(table)
@@ -150,6 +150,7 @@ def _run(c: Common, dataset: str, loaded: list[tuple[str, np.ndarray, np.ndarray
         "color": "y" if c.y_channel else "rgb",
         "lpips_note": lpips_note or None,
         "metrics_note": ("PSNR/SSIM on the BT.601 Y channel" if c.y_channel else "PSNR/SSIM on RGB in [0, 1]") + " via torchmetrics (SSIM: 11x11 Gaussian window, sigma 1.5); "
+                        "GMSD (lower = closer gradients; piq/MATLAB definition); "
                         "NIQE (lower = more natural) on the 8-bit Y channel, BasicSR/MATLAB-compatible",
         "environment": environment(restorer.device),
     }
