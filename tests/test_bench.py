@@ -210,3 +210,54 @@ def test_lpips_without_weights_is_reported_not_invented(tmp_path, tiny_weights, 
     assert r.exit_code == 0, r.output
     rec = json.loads(r.stdout[r.stdout.index("{"):])
     assert rec["methods"][0]["lpips"] is None and rec["lpips_note"].startswith("n/a (weights not available:")
+
+
+def test_baselines_on_synthetic_and_refused_elsewhere(tmp_path, tiny_weights):
+    for i in range(2):
+        _png(tmp_path / "sharp" / f"{i}.png", i, 64, 64)
+    r = CliRunner().invoke(app, ["bench", "synthetic", "--sharp", str(tmp_path / "sharp"), "--weights", str(tiny_weights),
+                                 "--presets", "blurry,fast", "--baselines", "--json"])
+    assert r.exit_code == 0, r.output
+    rec = json.loads(r.stdout[r.stdout.index("{"):])
+    names = [m["name"] for m in rec["methods"]]
+    assert names == ["blurry", "wiener", "richardson-lucy", "fast"]
+    assert all(np.isfinite(m["psnr"]) for m in rec["methods"])
+    _png(tmp_path / "b" / "0.png", 0)
+    _png(tmp_path / "s" / "0.png", 1)
+    r = CliRunner().invoke(app, ["bench", "pairs", "--blur", str(tmp_path / "b"), "--sharp", str(tmp_path / "s"),
+                                 "--weights", str(tiny_weights), "--baselines"])
+    assert r.exit_code == 2 and "true blur kernel" in r.output
+
+
+def test_deconvolution_baseline_beats_the_blurry_input():
+    from deblur.bench.baselines import deconvolve
+    from deblur.data import apply_blur, gaussian_kernel
+    from deblur.io import read_image
+    from deblur.metrics import psnr
+    from pathlib import Path
+    import torch
+
+    sharp = read_image(Path(__file__).resolve().parents[1] / "examples" / "gopro_000110_sharp.png").rgb[200:392, 400:592]
+    k = gaussian_kernel(1.5)
+    blurry = apply_blur(sharp, np.random.default_rng(0), kernel=k, noise=False).blurry
+    t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None]  # noqa: E731
+    base = psnr(t(blurry), t(sharp))
+    assert psnr(t(deconvolve(blurry, k, "richardson-lucy")), t(sharp)) > base + 1.0
+    assert psnr(t(deconvolve(blurry, k, "wiener")), t(sharp)) > base
+
+
+def test_crops_resolution_study(tmp_path, tiny_weights):
+    for i in range(2):
+        _png(tmp_path / "sharp" / f"{i}.png", i, 96, 128)
+    out = tmp_path / "crops.json"
+    r = CliRunner().invoke(app, ["bench", "synthetic", "--sharp", str(tmp_path / "sharp"), "--weights", str(tiny_weights),
+                                 "--presets", "blurry,fast", "--crops", "32,64,full", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    rec = json.loads(out.read_text())
+    assert list(rec["crops"]) == ["32", "64", "full"]
+    assert rec["crops"]["full"]["blurry"]["n"] == 2
+    # Different crop sizes measure different pixels, so the blurry PSNR differs between them.
+    assert rec["crops"]["32"]["blurry"]["psnr"] != rec["crops"]["full"]["blurry"]["psnr"]
+    r = CliRunner().invoke(app, ["bench", "synthetic", "--sharp", str(tmp_path / "sharp"), "--weights", str(tiny_weights),
+                                 "--crops", "8,abc"])
+    assert r.exit_code == 2 and "--crops" in r.output

@@ -18,10 +18,13 @@ from ..presets import PRESETS, default_noise_ceiling
 from ..restorer import Restorer, SamplingOptions, sample_generators
 
 
+BASELINES = ("wiener", "richardson-lucy")
+
+
 @dataclass(frozen=True)
 class Method:
     name: str
-    steps: int  # -1: the blurry input itself
+    steps: int  # -1: the blurry input itself, or a classical baseline named by `name`
     samples: int = 1
     average: bool = False
     noise_ceiling: float | None = None  # None: the default 10 / T rule
@@ -81,13 +84,20 @@ def evaluate(
     on_result: Callable[[str, str, float, float], None] | None = None,
     y_channel: bool = False,
     lpips_metric: Callable[[torch.Tensor, torch.Tensor], float] | None = None,
+    kernels: dict[str, np.ndarray] | None = None,
 ) -> dict[str, dict]:
-    """`pairs`: (name, blurry, sharp) as (1, 3, H, W) tensors in [0, 1]."""
+    """`pairs`: (name, blurry, sharp) as (1, 3, H, W) tensors in [0, 1]; `kernels`: the
+    true blur kernel per pair name, for the classical baselines."""
     scores = {m.name: Scores() for m in methods}
     for name, blurry, sharp in pairs:
         for m in methods:
             t0 = time.perf_counter()
-            if m.steps < 0:
+            if m.name in BASELINES:
+                from .baselines import deconvolve
+
+                rgb = deconvolve(blurry[0].permute(1, 2, 0).numpy(), kernels[name], m.name)
+                out = torch.from_numpy(rgb).permute(2, 0, 1)[None]
+            elif m.steps < 0:
                 out = blurry
             else:
                 gens = sample_generators(seed, name, m.samples, restorer.device) if m.steps > 0 else None

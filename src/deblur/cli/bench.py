@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..bench.datasets import Pair, folder_pairs, gopro_pairs, hide_pairs, realblur_pairs
-from ..bench.evaluate import environment, evaluate, preset_methods, sweep_methods
+from ..bench.evaluate import BASELINES, Method, environment, evaluate, preset_methods, sweep_methods
 from ..bench.plot import pd_plot
 from ..metrics.lpips import load_lpips
 from ..bench.speed import measure_size, peak_memory_mb, preset_seconds
@@ -46,6 +46,8 @@ class Common:
     crop: Optional[int]
     presets: str
     seed: int
+    baselines: bool
+    crops: Optional[str]
     y_channel: bool
     sweep: bool
     plot: Optional[Path]
@@ -66,6 +68,10 @@ COMMON_OPTIONS = [
     _P("presets", _P.KEYWORD_ONLY, annotation=str, default=typer.Option(
         "blurry,fast,distortion,perception", "--presets", help=f"Comma list of: blurry, {', '.join(PRESETS)}.")),
     _P("seed", _P.KEYWORD_ONLY, annotation=int, default=typer.Option(0, "--seed")),
+    _P("baselines", _P.KEYWORD_ONLY, annotation=bool, default=typer.Option(
+        False, "--baselines", help="Add Wiener and Richardson-Lucy with the true kernel (synthetic bench; needs scikit-image).")),
+    _P("crops", _P.KEYWORD_ONLY, annotation=Optional[str], default=typer.Option(
+        None, "--crops", help="Resolution study: evaluate at these centre-crop sizes, e.g. 64,128,256,full.")),
     _P("y_channel", _P.KEYWORD_ONLY, annotation=bool, default=typer.Option(
         False, "--y-channel", help="PSNR/SSIM on the BT.601 Y channel (as most papers) instead of RGB.")),
     _P("sweep", _P.KEYWORD_ONLY, annotation=bool, default=typer.Option(
@@ -115,52 +121,93 @@ def _t(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float()
 
 
-def _run(c: Common, dataset: str, loaded: list[tuple[str, np.ndarray, np.ndarray]], extra: dict):
+def _parse_crops(text: str) -> list[int | None]:
+    sizes = []
+    for t in text.split(","):
+        t = t.strip().lower()
+        if t == "full":
+            sizes.append(None)
+        elif t.isdigit() and int(t) >= 16:
+            sizes.append(int(t))
+        else:
+            raise UsageError(f"--crops: {t!r} is not a size >= 16 or 'full' (e.g. --crops 64,128,256,full)")
+    return sizes
+
+
+def _methods(c: Common, kernels) -> list:
     names = [n.strip() for n in c.presets.split(",") if n.strip()]
     bad = [n for n in names if n != "blurry" and n not in PRESETS]
     if bad:
         raise UsageError(f"--presets: unknown {', '.join(bad)} (choose from blurry, {', '.join(PRESETS)})")
-    restorer, resolved = _load_model(c)
-    pairs = [(n, _t(_centre(b, c.crop)), _t(_centre(s, c.crop))) for n, b, s in loaded]
     methods = sweep_methods() if c.sweep else preset_methods(names)
+    if c.baselines:
+        if kernels is None:
+            raise UsageError("--baselines needs the true blur kernel, known only in `deblur bench synthetic`")
+        methods = methods[:1] + [Method(b, -1) for b in BASELINES] + methods[1:]
+    return methods
+
+
+def _run(c: Common, dataset: str, loaded: list[tuple[str, np.ndarray, np.ndarray]], extra: dict, kernels=None):
+    methods = _methods(c, kernels)
+    restorer, resolved = _load_model(c)
     lpips_metric, lpips_note = load_lpips(restorer.device)
     if lpips_note:
         err_console.print(f"LPIPS: {lpips_note}", highlight=False)
-    err_console.print(f"bench {dataset}: {len(pairs)} pair(s), {len(methods)} methods, device {restorer.device}", highlight=False)
-    results = evaluate(restorer, pairs, methods, c.seed,
-                       on_result=lambda n, m, p, s: err_console.print(f"  {n} {m}: PSNR {p:.2f} SSIM {s:.4f}", highlight=False),
-                       y_channel=c.y_channel, lpips_metric=lpips_metric)
-    table = Table(title=f"{dataset}: {len(pairs)} pairs" + (f", centre crop {c.crop}" if c.crop else ""))
-    for col in ("method", "steps", "samples", "PSNR (dB)", "SSIM", "GMSD", "NIQE", "LPIPS", "s/image"):
-        table.add_column(col)
-    for m in methods:
-        r = results[m.name]
-        table.add_row(m.name, "-" if m.steps < 0 else str(m.steps), f"{m.samples}{' avg' if m.average else ''}" if m.steps >= 0 else "-",
-                      f"{r['psnr']:.2f}", f"{r['ssim']:.4f}", f"{r['gmsd']:.4f}", "n/a (< 2 blocks of 96 px)" if r["niqe"] is None else f"{r['niqe']:.3f}",
-                      "n/a" if r["lpips"] is None else f"{r['lpips']:.4f}",
-                      f"{r['seconds_per_image']:.2f}")
-    (err_console if c.json_out else out_console).print(table)
+    con = err_console if c.json_out else out_console
+
+    def run_at(crop):
+        pairs = [(n, _t(_centre(b, crop)), _t(_centre(s, crop))) for n, b, s in loaded]
+        err_console.print(f"bench {dataset}: {len(pairs)} pair(s), {len(methods)} methods, crop {crop or 'none'}, "
+                          f"device {restorer.device}", highlight=False)
+        return evaluate(restorer, pairs, methods, c.seed,
+                        on_result=lambda n, m, p, s: err_console.print(f"  {n} {m}: PSNR {p:.2f} SSIM {s:.4f}", highlight=False),
+                        y_channel=c.y_channel, lpips_metric=lpips_metric, kernels=kernels)
+
     record = {
-        "dataset": dataset, **extra, "pairs": len(pairs), "crop": c.crop, "limit": c.limit, "seed": c.seed,
+        "dataset": dataset, **extra, "pairs": len(loaded), "crop": c.crop, "limit": c.limit, "seed": c.seed,
         "model": resolved.entry.name if resolved.entry else None, "weights": str(resolved.path),
         "weights_sha256": sha256_of(resolved.path), "precision": c.precision,
-        "methods": [{"name": m.name, "steps": m.steps, "samples": m.samples, "average": m.average,
-                     "noise_ceiling": m.options().noise_ceiling if m.steps > 0 else None, "sampler": m.sampler,
-                     **results[m.name]} for m in methods],
         "color": "y" if c.y_channel else "rgb",
         "lpips_note": lpips_note or None,
-        "metrics_note": ("PSNR/SSIM on the BT.601 Y channel" if c.y_channel else "PSNR/SSIM on RGB in [0, 1]") + " via torchmetrics (SSIM: 11x11 Gaussian window, sigma 1.5); "
-                        "GMSD (lower = closer gradients; piq/MATLAB definition); "
-                        "NIQE (lower = more natural) on the 8-bit Y channel, BasicSR/MATLAB-compatible",
+        "metrics_note": ("PSNR/SSIM on the BT.601 Y channel" if c.y_channel else "PSNR/SSIM on RGB in [0, 1]")
+        + " via torchmetrics (SSIM: 11x11 Gaussian window, sigma 1.5); GMSD (lower = closer gradients; piq/MATLAB "
+        "definition); NIQE (lower = more natural) on the 8-bit Y channel, BasicSR/MATLAB-compatible",
         "environment": environment(restorer.device),
     }
-    if c.plot:
-        pts = [(m.name, results[m.name]["psnr"], results[m.name]["niqe"]) for m in methods]
-        try:
-            pd_plot(pts, c.plot, title=f"{dataset}: perception-distortion")
-            record["plot"] = str(c.plot)
-        except ValueError as e:
-            err_console.print(f"plot not written: {e} (NIQE needs crops of at least 192x96 px)", highlight=False)
+    if c.crops:
+        # icDPM's train-test resolution study: the same images at several test crop sizes.
+        sizes = _parse_crops(c.crops)
+        study = {str(sz or "full"): run_at(sz) for sz in sizes}
+        table = Table(title=f"{dataset}: PSNR / SSIM by test crop size ({len(loaded)} images)")
+        table.add_column("method")
+        for sz in study:
+            table.add_column(sz)
+        for m in methods:
+            table.add_row(m.name, *[f"{study[sz][m.name]['psnr']:.2f} / {study[sz][m.name]['ssim']:.3f}" for sz in study])
+        con.print(table)
+        record["crops"] = study
+    else:
+        results = run_at(c.crop)
+        table = Table(title=f"{dataset}: {len(loaded)} pairs" + (f", centre crop {c.crop}" if c.crop else ""))
+        for col in ("method", "steps", "samples", "PSNR (dB)", "SSIM", "GMSD", "NIQE", "LPIPS", "s/image"):
+            table.add_column(col)
+        for m in methods:
+            r = results[m.name]
+            table.add_row(m.name, "-" if m.steps < 0 else str(m.steps), f"{m.samples}{' avg' if m.average else ''}" if m.steps >= 0 else "-",
+                          f"{r['psnr']:.2f}", f"{r['ssim']:.4f}", f"{r['gmsd']:.4f}",
+                          "n/a (< 2 blocks of 96 px)" if r["niqe"] is None else f"{r['niqe']:.3f}",
+                          "n/a" if r["lpips"] is None else f"{r['lpips']:.4f}", f"{r['seconds_per_image']:.2f}")
+        con.print(table)
+        record["methods"] = [{"name": m.name, "steps": m.steps, "samples": m.samples, "average": m.average,
+                              "noise_ceiling": m.options().noise_ceiling if m.steps > 0 else None, "sampler": m.sampler,
+                              **results[m.name]} for m in methods]
+        if c.plot:
+            pts = [(m.name, results[m.name]["psnr"], results[m.name]["niqe"]) for m in methods]
+            try:
+                pd_plot(pts, c.plot, title=f"{dataset}: perception-distortion")
+                record["plot"] = str(c.plot)
+            except ValueError as e:
+                err_console.print(f"plot not written: {e} (NIQE needs crops of at least 192x96 px)", highlight=False)
     if c.output:
         write_atomic(c.output, (json.dumps(record, indent=2) + "\n").encode())
     if c.json_out:
@@ -227,12 +274,16 @@ def synthetic(
     files = sorted(p for p in sharp.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())[: c.limit]
     if not files:
         raise UsageError(f"{sharp}: no images found")
-    loaded = []
+    loaded, kernels = [], {}
     for i, f in enumerate(files):
-        img = _centre(read_image(f).rgb, c.crop)
-        blurry = apply_blur(img, np.random.default_rng([blur_seed, i])).blurry
-        loaded.append((str(f.relative_to(sharp)), blurry, img))
-    _run(c, "synthetic", loaded, {"sharp": str(sharp), "blur_seed": blur_seed})
+        # --crop crops the sharp photo before blurring (fast); a --crops study blurs the whole
+        # photo once and crops the same blurred image at every size.
+        img = read_image(f).rgb if c.crops else _centre(read_image(f).rgb, c.crop)
+        res = apply_blur(img, np.random.default_rng([blur_seed, i]))
+        name = str(f.relative_to(sharp))
+        loaded.append((name, res.blurry, img))
+        kernels[name] = res.kernels[0]
+    _run(c, "synthetic", loaded, {"sharp": str(sharp), "blur_seed": blur_seed}, kernels=kernels)
 
 
 @bench_app.command("speed", help="Seconds per predictor pass and denoiser step, GFLOP/s, per-preset time, peak memory.")
