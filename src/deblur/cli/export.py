@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import torch
@@ -36,7 +37,7 @@ def export_cmd(
         model = ckpt.model.eval()
         dtype = None
         if not fp32:
-            half = load_checkpoint(src).model.eval().half().float()
+            half = copy.deepcopy(model).half().float()  # what an fp16 file would load as
             probe = _probe_image()
             a = Restorer(model, "cpu", tile=512).restore(probe, SamplingOptions(steps=0))
             b = Restorer(half, "cpu", tile=512).restore(probe, SamplingOptions(steps=0))
