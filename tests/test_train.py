@@ -105,7 +105,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data_dirs, tmp
     from deblur.train import NonFiniteLoss
     from deblur.train import loop
 
-    real = loop.dvsr_loss
+    real = loop.training_loss
     calls = {"n": 0}
 
     def flaky(*args, **kwargs):
@@ -113,7 +113,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data_dirs, tmp
         loss = real(*args, **kwargs)
         return loss * float("nan") if calls["n"] == 3 else loss
 
-    monkeypatch.setattr(loop, "dvsr_loss", flaky)
+    monkeypatch.setattr(loop, "training_loss", flaky)
     cfg = _cfg(data_dirs, tmp_path / "nan", 6)
     cfg.val = None
     with pytest.warns(UserWarning):

@@ -111,10 +111,10 @@ class Restorer:
 
     def _denoise_tiles(self, level: float):
         def fn(crops: list[torch.Tensor]) -> torch.Tensor:
-            z, y = crops
+            z, y, x_init = crops
             lv = torch.full((z.shape[0],), level, device=z.device)
             with autocast(self.device, self.precision):
-                return self.model.denoise(self._cl(z), lv, self._cl(y))
+                return self.model.denoise(self._cl(z), lv, self._cl(y), self._cl(x_init))
 
         return fn
 
@@ -175,7 +175,7 @@ class Restorer:
             return torch.stack([torch.randn(shape, generator=g, device=self.device) for g in generators])
 
         def denoise(z: torch.Tensor, level: float) -> torch.Tensor:
-            return grid.apply(self._denoise_tiles(level), [z, y], per_batch)
+            return grid.apply(self._denoise_tiles(level), [z, y, x_init], per_batch)
 
         def clip(x0: torch.Tensor) -> torch.Tensor:
             # Keep g(y) + x0 inside the valid image range.

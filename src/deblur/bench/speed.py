@@ -31,7 +31,7 @@ def network_gflop(restorer: Restorer, height: int, width: int) -> tuple[float, f
             restorer.model.predict(x)
         pred = fc.get_total_flops()
         with FlopCounterMode(display=False) as fc:
-            restorer.model.denoise(x, lv, x)
+            restorer.model.denoise(x, lv, x, x)
         den = fc.get_total_flops()
     return pred * scale / 1e9, den * scale / 1e9
 

@@ -98,7 +98,7 @@ def run(
     ),
     steps: Optional[int] = typer.Option(None, "--steps", help="Reverse-diffusion steps T (0 = predictor only). More steps: crisper, more realistic detail."),
     noise_ceiling: Optional[float] = typer.Option(
-        None, "--noise-ceiling", help="Last beta B of the linear schedule, in (0, 1). Default 10/T capped at 0.9 (alpha_bar_T ~ e^-5)."
+        None, "--noise-ceiling", help="Last beta B of the linear schedule, in (0, 1). Default 10/T capped at 0.9 (sum of betas ~5; see the README's schedule table)."
     ),
     sampler: SamplerName = typer.Option("ddpm", "--sampler", help="ddpm: ancestral (Algorithm 1); ddim: deterministic given the start noise (eta = 0)."),
     samples: Optional[int] = typer.Option(None, "--samples", "-n", help="Posterior samples per image, run as one batch."),

@@ -20,7 +20,10 @@ def _spec(text: str, kind: str) -> dict:
             path, weight = head, float(tail)
         except ValueError:
             pass
-    if not Path(path).is_dir():
+    if kind == "pack":
+        if not Path(path).is_file():
+            raise UsageError(f"{path}: training pack not found (build one with `deblur pack`)")
+    elif not Path(path).is_dir():
         raise UsageError(f"{path}: training data folder not found")
     return {"path": path, "kind": kind, "weight": weight}
 
@@ -30,11 +33,12 @@ def _spec(text: str, kind: str) -> dict:
 def train_cmd(
     sharp: list[str] = typer.Option([], "--sharp", help="Folder of sharp photos, blurred on the fly (repeatable, DIR[:WEIGHT])."),
     pairs: list[str] = typer.Option([], "--pairs", help="Folder of real blurry/sharp pairs (repeatable, DIR[:WEIGHT])."),
+    pack: list[str] = typer.Option([], "--pack", help="Packed training-data file from `deblur pack` (FILE[:WEIGHT]); carries its own sources and weights."),
     val: Optional[Path] = typer.Option(None, "--val", help="Held-out sharp photos for validation (synthetic blur at a fixed seed)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder: checkpoints, log.jsonl, config.json."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML file with any TrainConfig fields; flags override it."),
     arch: Optional[str] = typer.Option(None, "--arch", help="dvsr (predict-and-refine) or icdpm (denoiser only)."),
-    size: Optional[str] = typer.Option(None, "--size", help="tiny, small (CPU) or base (GPU)."),
+    size: Optional[str] = typer.Option(None, "--size", help="tiny, small (CPU, v1), medium (CPU, edm denoiser) or base (GPU)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Total optimiser steps."),
     batch: Optional[int] = typer.Option(None, "--batch", help="Crops per step (per process)."),
     crop: Optional[int] = typer.Option(None, "--crop", help="Crop side in pixels (DvSR: 128)."),
@@ -42,38 +46,49 @@ def train_cmd(
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for weights, data order and noise."),
     predictor_loss_weight: Optional[float] = typer.Option(
         None, "--predictor-loss-weight", help="Direct L1 loss on g(y) (default 1.0; 0 = pure DvSR Eq. 6)."),
+    phase: Optional[str] = typer.Option(None, "--phase", help="What to train: joint (default), predictor (alone) or denoiser (predictor frozen)."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Start from this checkpoint's weights (tensors whose names and shapes match)."),
+    fft_loss_weight: Optional[float] = typer.Option(
+        None, "--fft-loss-weight", help="Frequency-domain L1 on g(y) (default 0; edm objective or --phase predictor)."),
     val_every: Optional[int] = typer.Option(None, "--val-every"),
     ckpt_every: Optional[int] = typer.Option(None, "--ckpt-every"),
     log_every: Optional[int] = typer.Option(None, "--log-every"),
     data_limit: Optional[int] = typer.Option(None, "--data-limit", help="Use at most this many images per source."),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda, mps."),
-    precision: Optional[str] = typer.Option(None, "--precision", help="fp32, or bf16/fp16 autocast on GPU."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="fp32, bf16 (autocast; CPUs with native bf16 and GPUs) or fp16 (GPU)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (0 = default)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Data worker processes (0 = in the training process; use several on a GPU)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly where it stopped."),
     debug: bool = typer.Option(False, "--debug"),
 ):
+    from ..diffusion import PHASES
     from ..train import NonFiniteLoss, TrainConfig, train
 
     try:
         cfg = TrainConfig.from_toml(config) if config else TrainConfig()
-        overrides = dict(arch=arch, size=size, steps=steps, batch=batch, crop=crop, lr=lr, seed=seed, predictor_loss_weight=predictor_loss_weight, val_every=val_every,
+        overrides = dict(arch=arch, size=size, steps=steps, batch=batch, crop=crop, lr=lr, seed=seed, predictor_loss_weight=predictor_loss_weight, fft_loss_weight=fft_loss_weight,
+                         phase=phase, init=str(init) if init is not None else None, val_every=val_every,
                          ckpt_every=ckpt_every, log_every=log_every, data_limit=data_limit, device=device,
-                         precision=precision, threads=threads)
+                         precision=precision, threads=threads, workers=workers)
         d = cfg.to_dict()
         d.update({k: v for k, v in overrides.items() if v is not None})
         if out is not None:
             d["out"] = str(out)
         if val is not None:
             d["val"] = str(val)
-        data = [_spec(s, "sharp") for s in sharp] + [_spec(p, "pairs") for p in pairs]
+        data = [_spec(s, "sharp") for s in sharp] + [_spec(p, "pairs") for p in pairs] + [_spec(p, "pack") for p in pack]
         if data:
             d["data"] = data
         cfg = TrainConfig.from_dict(d)
         if not cfg.data:
-            raise UsageError("no training data: give --sharp DIR and/or --pairs DIR (or `data` in --config)")
+            raise UsageError("no training data: give --sharp DIR, --pairs DIR or --pack FILE (or `data` in --config)")
         if cfg.steps < 1 or cfg.batch < 1 or cfg.crop < 16:
             raise UsageError("--steps and --batch must be >= 1 and --crop >= 16")
         cfg.model_config()  # validates arch/size before any data is loaded
+        if cfg.phase not in PHASES:
+            raise UsageError(f"--phase {cfg.phase}: expected {', '.join(PHASES)}")
+        if cfg.init is not None and not Path(cfg.init).is_file():
+            raise UsageError(f"{cfg.init}: --init checkpoint not found")
         result = train(cfg, resume=resume, console=err_console)
     except NonFiniteLoss as e:
         raise fail(str(e), 1)

@@ -71,6 +71,17 @@ class SharpFolder:
             raise ImageReadError(f"{self.root}: no usable images of at least {crop}x{crop} pixels")
         self.crop, self.blur = crop, blur
 
+    @classmethod
+    def from_arrays(cls, images: list[np.ndarray], crop: int, name: str, blur: BlurConfig = BlurConfig()) -> "SharpFolder":
+        """Already decoded uint8 images (e.g. from a training pack)."""
+        self = cls.__new__(cls)
+        self.root, self.crop, self.blur = Path(name), crop, blur
+        self.images = [a for a in images if min(a.shape[:2]) >= crop]
+        self.skipped = len(images) - len(self.images)
+        if not self.images:
+            raise ImageReadError(f"{name}: no usable images of at least {crop}x{crop} pixels")
+        return self
+
     def __len__(self):
         return len(self.images)
 
@@ -115,6 +126,17 @@ class PairedFolder:
                 "or <root>/blur + <root>/sharp with matching names)"
             )
         self.crop = crop
+
+    @classmethod
+    def from_arrays(cls, pairs: list[tuple[np.ndarray, np.ndarray]], crop: int, name: str) -> "PairedFolder":
+        """Already decoded (sharp, blurry) uint8 pairs (e.g. from a training pack)."""
+        self = cls.__new__(cls)
+        self.root, self.crop = Path(name), crop
+        self.pairs = [(s, b) for s, b in pairs if s.shape == b.shape and min(s.shape[:2]) >= crop]
+        self.skipped = len(pairs) - len(self.pairs)
+        if not self.pairs:
+            raise ImageReadError(f"{name}: no usable blur/sharp pairs")
+        return self
 
     def __len__(self):
         return len(self.pairs)

@@ -16,8 +16,11 @@ With predictor_weight = 0 this is exactly Eq. 6.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
+from ..models.dvsr import EDM_SIGMA_MAX, EDM_SIGMA_MIN
 from .schedule import NoiseSchedule, sample_training_levels
 
 
@@ -37,8 +40,78 @@ def dvsr_loss(
     gen_device = generator.device if generator is not None else x0.device
     level = sample_training_levels(schedule, n, generator).to(x0.device)
     eps = torch.randn(x0.shape, generator=generator, device=gen_device).to(x0.device)
-    eps_hat, x_init = model(x0, y, level, eps)
+    eps_hat, _target, x_init = model(x0, y, level, eps)
     loss = (eps - eps_hat).abs().mean()
     if predictor_weight > 0:
         loss = loss + predictor_weight * (x_init - x0).abs().mean()
     return loss
+
+
+# Training phases: what one step trains. "joint" trains both networks (with the "edm"
+# objective the predictor learns only from its own loss, as the denoiser sees a detached
+# g(y)); "predictor" skips the denoiser entirely; "denoiser" keeps g frozen.
+PHASES = ("joint", "predictor", "denoiser")
+
+
+def predictor_loss(x_init: torch.Tensor, x0: torch.Tensor, fft_weight: float = 0.0) -> torch.Tensor:
+    """L1 on g(y), plus L1 on the difference of the 2-D spectra (MIMO-UNet's frequency term),
+    which weights the fine detail a blurred image lacks more than pixel L1 alone does."""
+    diff = x_init.float() - x0.float()
+    loss = diff.abs().mean()
+    if fft_weight > 0:
+        spec = torch.fft.rfft2(diff, norm="ortho")
+        loss = loss + fft_weight * torch.view_as_real(spec).abs().mean()
+    return loss
+
+
+def sample_edm_sigmas(n: int, residual_std: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Training noise levels sigma for the "edm" objective.
+
+    Mostly log-normal around the residual's own spread (where the denoiser's choices
+    matter most), plus a quarter log-uniform over 5e-4..20 so every level a run-time
+    schedule visits -- from sigma ~1e-3 at the last step of a long schedule to ~12 at its
+    start -- is seen in training.
+    """
+    gdev = generator.device if generator is not None else torch.device("cpu")
+    normal = math.log(0.6 * residual_std) + 1.5 * torch.randn(n, generator=generator, device=gdev)
+    lo, hi = math.log(EDM_SIGMA_MIN), math.log(EDM_SIGMA_MAX)
+    uniform = lo + (hi - lo) * torch.rand(n, generator=generator, device=gdev)
+    pick = torch.rand(n, generator=generator, device=gdev) < 0.25
+    return torch.where(pick, uniform, normal).exp()
+
+
+def training_loss(
+    model: torch.nn.Module,  # a DvSR, possibly wrapped (DDP)
+    config,  # its ModelConfig
+    x0: torch.Tensor,
+    y: torch.Tensor,
+    schedule: NoiseSchedule,
+    generator: torch.Generator | None = None,
+    *,
+    phase: str = "joint",
+    predictor_weight: float = 1.0,
+    fft_weight: float = 0.0,
+) -> torch.Tensor:
+    """The loss of one training step for `config.objective` and `phase`."""
+    if phase not in PHASES:
+        raise ValueError(f"unknown training phase {phase!r}; known: {', '.join(PHASES)}")
+    has_predictor = config.predictor is not None
+    if phase == "predictor":
+        if not has_predictor:
+            raise ValueError("phase 'predictor' needs a model with a predictor")
+        _, _, x_init = model(x0, y, None, None)
+        return predictor_loss(x_init, x0, fft_weight)
+    train_g = phase == "joint" and has_predictor
+    if config.objective == "eps":
+        if fft_weight > 0:
+            raise ValueError("the frequency loss term is only available with the edm objective or phase 'predictor'")
+        return dvsr_loss(model, x0, y, schedule, generator, predictor_weight if train_g else 0.0)
+    gen_device = generator.device if generator is not None else x0.device
+    sigma = sample_edm_sigmas(x0.shape[0], config.residual_std, generator).to(x0.device)
+    eps = torch.randn(x0.shape, generator=generator, device=gen_device).to(x0.device)
+    out, target, x_init = model(x0, y, sigma, eps)
+    loss = (out - target).pow(2).mean()
+    if train_g and predictor_weight > 0:
+        loss = loss + predictor_weight * predictor_loss(x_init, x0, fft_weight)
+    return loss
+

@@ -11,6 +11,13 @@ from dataclasses import asdict, dataclass, field
 
 ARCHITECTURES = ("dvsr", "icdpm")
 
+# Denoiser objectives. "eps": DvSR Eq. 6 (L1 on the noise), with the `residual_std`
+# skip below. "edm": Karras et al. 2022 preconditioning of a residual (x0) estimate --
+# input, skip and output scalings from the noise level sigma and the residual's spread,
+# an MSE loss that is equally well conditioned at every level, and a log-normal spread
+# of training levels that reaches the very low levels long run-time schedules end on.
+OBJECTIVES = ("eps", "edm")
+
 
 @dataclass(frozen=True)
 class UNetConfig:
@@ -71,6 +78,14 @@ class ModelConfig:
     # so the backbone F learns only the correction and never has to carry z_t through
     # its narrow first level. 0 disables it (plain eps prediction).
     residual_std: float = DEFAULT_RESIDUAL_STD
+    objective: str = "eps"
+    # The denoiser also sees the initial prediction g(y) (9 input channels): a small
+    # denoiser cannot recompute g, and the residual x - g(y) depends on it directly.
+    condition_on_prediction: bool = False
+
+    @property
+    def denoiser_inputs(self) -> int:
+        return 9 if self.condition_on_prediction else 6
 
     def __post_init__(self):
         if self.arch not in ARCHITECTURES:
@@ -79,8 +94,17 @@ class ModelConfig:
             raise ValueError("arch 'dvsr' needs a predictor config")
         if self.arch == "icdpm" and self.predictor is not None:
             raise ValueError("arch 'icdpm' has no predictor (the residual is taken with respect to 0)")
-        if self.denoiser.in_channels != 6 or self.denoiser.embed_scale <= 0:
-            raise ValueError("the denoiser takes [z_t, y] (6 channels) and a noise-level embedding")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"unknown objective {self.objective!r}; known: {', '.join(OBJECTIVES)}")
+        if self.condition_on_prediction and self.predictor is None:
+            raise ValueError("condition_on_prediction needs a predictor")
+        if self.objective == "edm" and self.residual_std <= 0:
+            raise ValueError("the edm objective needs residual_std > 0 (the residual's spread)")
+        if self.denoiser.in_channels != self.denoiser_inputs or self.denoiser.embed_scale <= 0:
+            raise ValueError(
+                f"the denoiser takes [z_t, y{', g(y)' if self.condition_on_prediction else ''}] "
+                f"({self.denoiser_inputs} channels) and a noise-level embedding"
+            )
 
     @property
     def multiple(self) -> int:
@@ -103,6 +127,8 @@ class ModelConfig:
             predictor=UNetConfig.from_dict(pred) if pred is not None else None,
             denoiser=UNetConfig.from_dict(d["denoiser"]),
             residual_std=float(d.get("residual_std", 0.0)),
+            objective=str(d.get("objective", "eps")),
+            condition_on_prediction=bool(d.get("condition_on_prediction", False)),
         )
 
     @classmethod

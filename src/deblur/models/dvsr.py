@@ -16,6 +16,13 @@ from .config import ModelConfig
 from .unet import UNet
 
 
+# Noise levels the "edm" objective trains on (see diffusion.loss.sample_edm_sigmas). Above
+# the top the input is pure noise for any practical purpose, so the level the backbone
+# is told is capped there: short schedules start higher (sigma ~52 at T = 10) and must
+# not ask the noise embedding for a value it never saw.
+EDM_SIGMA_MIN, EDM_SIGMA_MAX = 5e-4, 20.0
+
+
 class DvSR(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -35,22 +42,65 @@ class DvSR(nn.Module):
         return y + self.predictor(y)
 
     def forward(
-        self, x0: torch.Tensor, y: torch.Tensor, level: torch.Tensor, eps: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Training pass (DvSR Eq. 6): diffuse the residual x0 - g(y) to `level` with `eps`.
+        self, x0: torch.Tensor, y: torch.Tensor, noise: torch.Tensor | None, eps: torch.Tensor | None
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
+        """Training pass: returns (denoiser output, its regression target, g(y)).
 
-        Returns (the denoiser's estimate of `eps`, g(y)). One forward, so DDP sees every parameter.
+        `noise` is the objective's noise variable per sample: sqrt(alpha_bar) for "eps"
+        (DvSR Eq. 6: the residual x0 - g(y) is diffused and the gradient flows through it
+        into g), sigma for "edm" (the residual of a detached g(y), so the predictor learns
+        only from its own loss). `noise=None` skips the denoiser (predictor-only training).
+        One forward, so DDP sees every trained parameter.
         """
-        x_init = self.predict(y)
-        lv = level.view(-1, 1, 1, 1)
-        z = lv * (x0 - x_init) + torch.sqrt(1.0 - lv**2) * eps
-        return self.denoise(z, level, y), x_init
+        train_predictor = self.predictor is not None and any(p.requires_grad for p in self.predictor.parameters())
+        with torch.set_grad_enabled(torch.is_grad_enabled() and train_predictor):
+            x_init = self.predict(y)
+        if noise is None:
+            return None, None, x_init
+        if self.config.objective == "eps":
+            lv = noise.view(-1, 1, 1, 1)
+            z = lv * (x0 - x_init) + torch.sqrt(1.0 - lv**2) * eps
+            return self.denoise(z, noise, y, x_init), eps, x_init
+        residual = x0 - x_init.detach()
+        sigma = noise.view(-1, 1, 1, 1)
+        x_noisy = residual + sigma * eps
+        out, c_skip, c_out = self._edm_backbone(x_noisy, noise, y, x_init.detach())
+        return out, (residual - c_skip * x_noisy) / c_out, x_init
 
-    def denoise(self, z: torch.Tensor, level: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Noise estimate for z_t = level * residual + sqrt(1 - level^2) * eps."""
+    def _conditioning(self, y: torch.Tensor, x_init: torch.Tensor | None) -> list[torch.Tensor]:
+        if not self.config.condition_on_prediction:
+            return [y]
+        if x_init is None:
+            raise ValueError("this denoiser is conditioned on the initial prediction: pass x_init")
+        return [y, x_init]
+
+    def _edm_backbone(self, x_noisy, sigma, y, x_init):
+        """F of D(x; sigma) = c_skip x + c_out F(c_in x, log(sigma) / 4) (EDM, Table 1)."""
+        s = self.config.residual_std
+        sig = sigma.double().clamp_min(1e-5)
+        norm = torch.sqrt(sig**2 + s**2)
+        as4d = lambda t: t.float().view(-1, 1, 1, 1)  # noqa: E731
+        c_in, c_skip, c_out = as4d(1.0 / norm), as4d(s**2 / norm**2), as4d(sig * s / norm)
+        inp = torch.cat([x_noisy * c_in, *self._conditioning(y, x_init)], dim=1)
+        c_noise = torch.log(sig.clamp(EDM_SIGMA_MIN, EDM_SIGMA_MAX)) / 4.0
+        out = self.denoiser(inp, c_noise.float()).float()
+        return out, c_skip, c_out
+
+    def denoise(
+        self, z: torch.Tensor, level: torch.Tensor, y: torch.Tensor, x_init: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Noise estimate for z_t = level * residual + sqrt(1 - level^2) * eps (what the samplers use)."""
         if level.ndim == 0:
             level = level.expand(z.shape[0])
-        out = self.denoiser(torch.cat([z, y], dim=1), level)
+        if self.config.objective == "edm":
+            lv = level.double().clamp(1e-6, 1.0 - 1e-12)
+            sigma = torch.sqrt(1.0 - lv**2) / lv
+            x_noisy = z / lv.float().view(-1, 1, 1, 1)
+            out, c_skip, c_out = self._edm_backbone(x_noisy, sigma, y, x_init)
+            residual = c_skip * x_noisy + c_out * out
+            lv4 = lv.view(-1, 1, 1, 1)
+            return ((z.double() - lv4 * residual.double()) / torch.sqrt(1.0 - lv4**2)).to(z.dtype)
+        out = self.denoiser(torch.cat([z, *self._conditioning(y, x_init)], dim=1), level)
         s2 = self.config.residual_std**2
         if s2 > 0:
             lv = level.float().view(-1, 1, 1, 1)

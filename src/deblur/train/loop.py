@@ -26,11 +26,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..devices import autocast, resolve_device
-from ..diffusion import dvsr_loss, train_schedule
+from ..diffusion import training_loss, train_schedule
 from ..metrics import psnr
 from ..models import DvSR, build_model
 from ..restorer import Restorer, SamplingOptions, sample_generators
 from ..weights import load_checkpoint, save_checkpoint
+from ..data.loader import step_batches
+from ..data.pack import read_pack
 from ..data.datasets import Mixture, PairedFolder, SharpFolder, Source, validation_pairs
 from .config import TrainConfig
 
@@ -76,6 +78,12 @@ def build_data(cfg: TrainConfig) -> tuple[Mixture, list[str]]:
         elif spec.kind == "pairs":
             ds = PairedFolder(spec.path, cfg.crop, limit=cfg.data_limit)
             notes.append(f"{spec.path}: {len(ds)} real pairs, {ds.skipped} skipped")
+        elif spec.kind == "pack":
+            # A packed file brings its own sources and mixing weights (scaled by this spec's).
+            for ds, weight, note in read_pack(Path(spec.path), cfg.crop, cfg.data_limit):
+                sources.append(Source(ds, weight * spec.weight))
+                notes.append(note)
+            continue
         else:
             raise ValueError(f"unknown data kind {spec.kind!r}")
         sources.append(Source(ds, spec.weight))
@@ -86,19 +94,46 @@ def build_data(cfg: TrainConfig) -> tuple[Mixture, list[str]]:
 
 @torch.no_grad()
 def validate(model: DvSR, pairs, device, val_steps: int, seed: int) -> dict:
-    """PSNR (dB, RGB) of the blurry input, the predictor and one short sampled run."""
+    """PSNR (dB, RGB) of the blurry input, the predictor and (val_steps > 0) one short sampled run."""
     restorer = Restorer(copy.deepcopy(model), device, tile=512)
-    scores = {"psnr_blurry": [], "psnr_predictor": [], "psnr_sampled": []}
+    scores = {"psnr_blurry": [], "psnr_predictor": []} | ({"psnr_sampled": []} if val_steps > 0 else {})
     for i, (sharp, blurry) in enumerate(pairs):
         x = torch.from_numpy(sharp).permute(2, 0, 1)[None]
         y = torch.from_numpy(blurry).permute(2, 0, 1)[None]
         pred = restorer.restore(y, SamplingOptions(steps=0))
-        opts = SamplingOptions(steps=val_steps, noise_ceiling=min(0.9, 10.0 / val_steps))
-        sampled = restorer.restore(y, opts, sample_generators(seed, f"val{i}", 1, restorer.device))
         scores["psnr_blurry"].append(psnr(y, x))
         scores["psnr_predictor"].append(psnr(pred.cpu(), x))
-        scores["psnr_sampled"].append(psnr(sampled.cpu(), x))
+        if val_steps > 0:
+            opts = SamplingOptions(steps=val_steps, noise_ceiling=min(0.9, 10.0 / val_steps))
+            sampled = restorer.restore(y, opts, sample_generators(seed, f"val{i}", 1, restorer.device))
+            scores["psnr_sampled"].append(psnr(sampled.cpu(), x))
     return {k: round(float(np.mean(v)), 3) for k, v in scores.items()}
+
+
+def init_from(model: DvSR, path: Path) -> str:
+    """Start from another run's weights (e.g. a predictor trained on its own): every tensor
+    whose name and shape match is copied; a network whose shapes all differ starts fresh."""
+    source = load_checkpoint(path).model.state_dict()
+    own = model.state_dict()
+    taken = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
+    own.update(taken)
+    model.load_state_dict(own)
+    nets = sorted({k.split(".", 1)[0] for k in taken})
+    return f"initialised {len(taken)}/{len(own)} tensors ({', '.join(nets) or 'none'}) from {path}"
+
+
+def set_trainable(model: DvSR, phase: str) -> list[list[torch.nn.Parameter]]:
+    """Freeze what `phase` does not train; returns the trained networks' parameter lists."""
+    frozen = {"predictor": "denoiser", "denoiser": "predictor"}.get(phase)
+    groups = []
+    for name in ("predictor", "denoiser"):
+        net = getattr(model, name)
+        if net is None:
+            continue
+        net.requires_grad_(name != frozen)
+        if name != frozen:
+            groups.append(list(net.parameters()))
+    return groups
 
 
 def _paths(out: Path) -> dict[str, Path]:
@@ -125,8 +160,14 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
     model = build_model(cfg.model_config()).to(device)
     if device.type in ("cpu", "cuda"):
         model = model.to(memory_format=torch.channels_last)
+    if cfg.init and not (resume and paths["state"].is_file()):
+        note = init_from(model, Path(cfg.init))
+        if main:
+            console.print(note, highlight=False)
+    trained = set_trainable(model, cfg.phase)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
+                            weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
     start = 0
     if resume and paths["state"].is_file():
@@ -146,7 +187,7 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
         for n in notes:
-            console.print(n, highlight=False)
+            console.print(n, highlight=False, markup=False)
 
     info_base = {"train_config": cfg.to_dict(), "device": str(device), "world_size": world, "torch": torch.__version__}
 
@@ -175,23 +216,28 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
     task = progress.add_task("train", total=cfg.steps, completed=start, loss=float("nan"))
     progress.start()
     try:
+        batches = step_batches(data, cfg.seed, rank, cfg.batch, start, cfg.steps, cfg.workers, pin=device.type == "cuda")
         for step in range(start, cfg.steps):
             t0 = time.perf_counter()
-            rng = np.random.default_rng([cfg.seed, step, rank])
-            x, y = data.batch(rng, cfg.batch)
-            x = torch.from_numpy(x).to(device).contiguous(memory_format=torch.channels_last)
-            y = torch.from_numpy(y).to(device).contiguous(memory_format=torch.channels_last)
-            gen = torch.Generator(device="cpu").manual_seed(int(rng.integers(2**62)))
+            got, x, y, noise_seed = next(batches)
+            assert got == step, (got, step)
+            x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+            y = y.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+            gen = torch.Generator(device="cpu").manual_seed(noise_seed)
             data_time += time.perf_counter() - t0
 
             net.train()
             with autocast(device, cfg.precision):
-                loss = dvsr_loss(net, x, y, schedule, gen, cfg.predictor_loss_weight if cfg.arch == "dvsr" else 0.0)
+                loss = training_loss(net, model.config, x, y, schedule, gen, phase=cfg.phase,
+                                     predictor_weight=cfg.predictor_loss_weight, fft_weight=cfg.fft_loss_weight)
             if not torch.isfinite(loss):
                 raise NonFiniteLoss(f"non-finite loss at step {step}; stopped, last good checkpoint kept in {out}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            # Each network is clipped on its own: the denoiser's gradients (an O(1) MSE) would
+            # otherwise set the global norm and throttle the predictor's updates.
+            for params in trained:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             opt.step()
             sched.step()
             # EMA warm-up: a short average early on, the configured decay later.
@@ -212,7 +258,7 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
                               f"data {100 * rec['data_frac']:.0f}% eta {eta / 60:.1f} min", highlight=False)
                 t_last, data_time = now, 0.0
             if main and val and (done % cfg.val_every == 0 or done == cfg.steps):
-                scores = validate(ema, val, device, cfg.val_steps, cfg.seed)
+                scores = validate(ema, val, device, 0 if cfg.phase == "predictor" else cfg.val_steps, cfg.seed)
                 log.write(json.dumps({"step": done, "val": scores, "time": time.time()}) + "\n")
                 log.flush()
                 console.print(f"validation @ {done}: {scores}", highlight=False)
