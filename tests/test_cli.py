@@ -182,6 +182,19 @@ def test_model_recommended_preset_applies_unless_a_preset_is_given(tiny_weights,
     r = CliRunner().invoke(app, ["a.png", "--json", "--quiet", "-o", "two.png", "--preset", "balanced", "--seed", "1"])
     rec = json.loads(r.stdout)
     assert rec["preset"] == "balanced" and rec["steps"] == 20
+    # The design card's sampling commands work under a predictor-only default: the flags
+    # imply the preset whose sampling settings they need.
+    (tmp_path / "dir").mkdir()
+    _photo(tmp_path / "dir" / "b.png")
+    r = CliRunner().invoke(app, ["dir", "--samples", "3", "--average", "--json", "--quiet", "-o", "avg"])
+    assert r.exit_code == 0, r.output
+    rec = json.loads(r.stdout)
+    assert rec["preset"] == "distortion" and rec["steps"] == 10 and rec["samples"] == 3 and rec["average"]
+    r = CliRunner().invoke(app, ["a.png", "--samples", "2", "--std", "--json", "--quiet"])
+    assert r.exit_code == 0, r.output
+    rec = json.loads(r.stdout)
+    assert rec["preset"] == "balanced" and rec["steps"] == 20
+    assert (tmp_path / "a_deblurred_std.png").is_file()
 
 
 def test_partial_outputs_are_completed_without_overwriting(run, tmp_path):

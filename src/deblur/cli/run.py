@@ -124,6 +124,13 @@ def run(
         preset_name = preset.value if preset is not None else recommended_preset(model, weights)
     except DeblurError as e:
         raise report(e, debug)
+    implied = None
+    if preset is None and steps is None and PRESETS[preset_name].steps == 0:
+        # Sampling flags under a predictor-only default: take the sampling settings of
+        # the preset those flags ask for instead of refusing them.
+        if average or (samples or 1) > 1 or std or save_trajectory is not None:
+            implied = "distortion" if average else "balanced"
+            preset_name = implied
     p = PRESETS[preset_name]
     steps = p.steps if steps is None else steps
     samples = (p.samples if steps > 0 else 1) if samples is None else samples
@@ -159,7 +166,7 @@ def run(
     if not quiet:
         console.print(
             f"deblur {__version__}: {len(items)} image(s), model {resolved.entry.name if resolved.entry else resolved.path.name}, "
-            f"device {dev}, preset {preset_name}, "
+            f"device {dev}, preset {preset_name}" + (" (implied by the sampling flags)" if implied else "") + ", "
             + (f"steps {steps}, ceiling {ceiling:g}, {sampler.value}, samples {samples}" + (" averaged" if average else "")
                + f", seed {seed}" if steps > 0 else "initial predictor only"),
             highlight=False,

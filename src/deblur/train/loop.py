@@ -28,6 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ..devices import autocast, resolve_device
 from ..diffusion import training_loss, train_schedule
 from ..metrics import psnr
+from ..metrics.niqe import has_enough_blocks, niqe
 from ..models import DvSR, build_model
 from ..restorer import Restorer, SamplingOptions, sample_generators
 from ..weights import load_checkpoint, save_checkpoint
@@ -94,19 +95,23 @@ def build_data(cfg: TrainConfig) -> tuple[Mixture, list[str]]:
 
 @torch.no_grad()
 def validate(model: DvSR, pairs, device, val_steps: int, seed: int) -> dict:
-    """PSNR (dB, RGB) of the blurry input, the predictor and (val_steps > 0) one short sampled run."""
+    """PSNR (dB, RGB) and NIQE of the blurry input, the predictor and (val_steps > 0) one
+    short sampled run; NIQE only where the crops are large enough for it."""
     restorer = Restorer(copy.deepcopy(model), device, tile=512)
-    scores = {"psnr_blurry": [], "psnr_predictor": []} | ({"psnr_sampled": []} if val_steps > 0 else {})
+    runs = ["blurry", "predictor"] + (["sampled"] if val_steps > 0 else [])
+    with_niqe = bool(pairs) and has_enough_blocks(*pairs[0][0].shape[:2])
+    scores = {f"{m}_{r}": [] for r in runs for m in (("psnr", "niqe") if with_niqe else ("psnr",))}
     for i, (sharp, blurry) in enumerate(pairs):
         x = torch.from_numpy(sharp).permute(2, 0, 1)[None]
         y = torch.from_numpy(blurry).permute(2, 0, 1)[None]
-        pred = restorer.restore(y, SamplingOptions(steps=0))
-        scores["psnr_blurry"].append(psnr(y, x))
-        scores["psnr_predictor"].append(psnr(pred.cpu(), x))
+        outputs = {"blurry": y, "predictor": restorer.restore(y, SamplingOptions(steps=0)).cpu()}
         if val_steps > 0:
             opts = SamplingOptions(steps=val_steps, noise_ceiling=min(0.9, 10.0 / val_steps))
-            sampled = restorer.restore(y, opts, sample_generators(seed, f"val{i}", 1, restorer.device))
-            scores["psnr_sampled"].append(psnr(sampled.cpu(), x))
+            outputs["sampled"] = restorer.restore(y, opts, sample_generators(seed, f"val{i}", 1, restorer.device)).cpu()
+        for run, out in outputs.items():
+            scores[f"psnr_{run}"].append(psnr(out, x))
+            if with_niqe:
+                scores[f"niqe_{run}"].append(niqe(out[0].permute(1, 2, 0).numpy()))
     return {k: round(float(np.mean(v)), 3) for k, v in scores.items()}
 
 
