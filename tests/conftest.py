@@ -49,6 +49,15 @@ def smooth_image(h: int, w: int, seed: int = 0) -> np.ndarray:
     return np.clip(cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC), 0, 1)
 
 
+def save_photo(path: Path, h: int, w: int, seed: int = 0) -> Path:
+    """Write smooth_image(h, w, seed) as an 8-bit PNG (parent folders created)."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.round(smooth_image(h, w, seed) * 255).astype(np.uint8)).save(path)
+    return path
+
+
 @pytest.fixture
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

@@ -9,6 +9,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from deblur.cli.app import app
+from deblur.presets import PRESETS
 
 from conftest import smooth_image
 
@@ -181,7 +182,7 @@ def test_model_recommended_preset_applies_unless_a_preset_is_given(tiny_weights,
     assert rec["preset"] == "fast" and rec["steps"] == 0 and rec["model"] == "t"
     r = CliRunner().invoke(app, ["a.png", "--json", "--quiet", "-o", "two.png", "--preset", "balanced", "--seed", "1"])
     rec = json.loads(r.stdout)
-    assert rec["preset"] == "balanced" and rec["steps"] == 20
+    assert rec["preset"] == "balanced" and rec["steps"] == PRESETS["balanced"].steps
     # The design card's sampling commands work under a predictor-only default: the flags
     # imply the preset whose sampling settings they need.
     (tmp_path / "dir").mkdir()
@@ -189,12 +190,25 @@ def test_model_recommended_preset_applies_unless_a_preset_is_given(tiny_weights,
     r = CliRunner().invoke(app, ["dir", "--samples", "3", "--average", "--json", "--quiet", "-o", "avg"])
     assert r.exit_code == 0, r.output
     rec = json.loads(r.stdout)
-    assert rec["preset"] == "distortion" and rec["steps"] == 10 and rec["samples"] == 3 and rec["average"]
+    assert rec["preset"] == "distortion" and rec["steps"] == PRESETS["distortion"].steps
+    assert rec["samples"] == 3 and rec["average"]
     r = CliRunner().invoke(app, ["a.png", "--samples", "2", "--std", "--json", "--quiet"])
     assert r.exit_code == 0, r.output
     rec = json.loads(r.stdout)
-    assert rec["preset"] == "balanced" and rec["steps"] == 20
+    assert rec["preset"] == "balanced" and rec["steps"] == PRESETS["balanced"].steps
     assert (tmp_path / "a_deblurred_std.png").is_file()
+
+
+@pytest.mark.parametrize("name", [n for n, p in PRESETS.items() if p.steps > 0])
+def test_preset_sampler_applies_unless_given(run, tmp_path, name):
+    _photo(tmp_path / "a.png")
+    r = run("a.png", "--preset", name, "--steps", "2", "--samples", "1", "--seed", "0", "--json", "-o", "one.png")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["sampler"] == PRESETS[name].sampler
+    other = "ddim" if PRESETS[name].sampler == "ddpm" else "ddpm"
+    r = run("a.png", "--preset", name, "--steps", "2", "--samples", "1", "--seed", "0", "--sampler", other, "--json", "-o", "two.png")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["sampler"] == other
 
 
 def test_partial_outputs_are_completed_without_overwriting(run, tmp_path):

@@ -5,7 +5,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from typer.testing import CliRunner
 
 from deblur.cli.app import app
@@ -14,12 +13,10 @@ from deblur.data.loader import step_batches
 from deblur.data.pack import read_pack
 from deblur.train import DataSpec, TrainConfig, train
 
-from conftest import smooth_image
+from conftest import save_photo
 
 
-def _png(path: Path, h, w, seed):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.round(smooth_image(h, w, seed) * 255).astype(np.uint8)).save(path)
+_png = save_photo
 
 
 @pytest.fixture(scope="module")

@@ -10,19 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from typer.testing import CliRunner
 
 from deblur.cli.app import app
 from deblur.train import DataSpec, TrainConfig, train
 from deblur.weights import load_checkpoint, read_metadata
 
-from conftest import smooth_image
+from conftest import save_photo
 
 
-def _png(path, h, w, seed):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.round(smooth_image(h, w, seed) * 255).astype(np.uint8)).save(path)
+_png = save_photo
 
 
 @pytest.fixture(scope="module")

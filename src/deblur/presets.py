@@ -18,6 +18,7 @@ class Preset:
     samples: int
     average: bool
     help: str
+    sampler: str = "ddpm"  # "ddim" is deterministic given the start noise
 
 
 PRESETS: dict[str, Preset] = {

@@ -35,14 +35,17 @@ class Method:
         return SamplingOptions(self.steps, ceiling, self.sampler, self.samples)
 
 
-def sweep_methods(steps=(5, 10, 20, 50, 100, 200), averaged=(2, 4, 8), ceilings=(0.05, 0.2)) -> list[Method]:
-    """A perception-distortion sweep: step counts, averaging, ceilings, the DDIM sampler,
-    plus the predictor-only and blurry-input points."""
+def sweep_methods(steps=(1, 2, 5, 10, 20, 50, 200), averaged=((1, 4), (1, 8), (1, 16), (5, 8), (10, 8)),
+                  ceilings=(0.05, 0.2), ddim_steps=(5, 10, 20), ddim_averaged=((10, 4),)) -> list[Method]:
+    """A perception-distortion sweep: ancestral step counts, averaged samples (steps, n),
+    noise ceilings at T = 20, the deterministic DDIM sampler, plus the predictor-only and
+    blurry-input points."""
     out = [Method("blurry", -1), Method("predictor", 0)]
     out += [Method(f"ddpm T={t}", t) for t in steps]
-    out += [Method(f"ddpm T=10 avg{n}", 10, n, True) for n in averaged]
+    out += [Method(f"ddpm T={t} avg{n}", t, n, True) for t, n in averaged]
     out += [Method(f"ddpm T=20 B={b:g}", 20, 1, False, b) for b in ceilings]
-    out += [Method("ddim T=20", 20, 1, False, None, "ddim")]
+    out += [Method(f"ddim T={t}", t, 1, False, None, "ddim") for t in ddim_steps]
+    out += [Method(f"ddim T={t} avg{n}", t, n, True, None, "ddim") for t, n in ddim_averaged]
     return out
 
 
@@ -53,7 +56,7 @@ def preset_methods(names: Iterable[str]) -> list[Method]:
             out.append(Method("blurry", -1))
         else:
             p = PRESETS[n]
-            out.append(Method(n, p.steps, p.samples, p.average))
+            out.append(Method(n, p.steps, p.samples, p.average, sampler=p.sampler))
     return out
 
 

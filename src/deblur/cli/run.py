@@ -100,7 +100,10 @@ def run(
     noise_ceiling: Optional[float] = typer.Option(
         None, "--noise-ceiling", help="Last beta B of the linear schedule, in (0, 1). Default 10/T capped at 0.9 (sum of betas ~5; see the README's schedule table)."
     ),
-    sampler: SamplerName = typer.Option("ddpm", "--sampler", help="ddpm: ancestral (Algorithm 1); ddim: deterministic given the start noise (eta = 0)."),
+    sampler: Optional[SamplerName] = typer.Option(
+        None, "--sampler", help="ddpm: ancestral (Algorithm 1); ddim: deterministic given the start noise (eta = 0). Default: the preset's.",
+        show_default=False,
+    ),
     samples: Optional[int] = typer.Option(None, "--samples", "-n", help="Posterior samples per image, run as one batch."),
     average: Optional[bool] = typer.Option(None, "--average/--no-average", help="Write the mean of the samples (lowest distortion) instead of each sample."),
     std: bool = typer.Option(False, "--std", help="Also write <stem>_deblurred_std.png: per-pixel std over samples (where the model is unsure)."),
@@ -136,6 +139,7 @@ def run(
     samples = (p.samples if steps > 0 else 1) if samples is None else samples
     average = (p.average and samples > 1) if average is None else average
     ceiling = default_noise_ceiling(steps) if noise_ceiling is None else noise_ceiling
+    sampler_name = p.sampler if sampler is None else sampler.value
     seed = int(torch.randint(0, 2**31 - 1, ()).item()) if seed is None else seed
     try:
         _validate(steps, samples, ceiling, average, std, tile, overlap, quality, max_pixels)
@@ -152,7 +156,7 @@ def run(
     except DeblurError as e:
         raise report(e, debug)
 
-    sampling = SamplingOptions(steps=steps, noise_ceiling=ceiling, sampler=sampler.value, samples=samples)
+    sampling = SamplingOptions(steps=steps, noise_ceiling=ceiling, sampler=sampler_name, samples=samples)
     opts = RunOptions(
         sampling=sampling, average=average, std=std, seed=seed, format=fmt, quality=quality,
         overwrite=overwrite, trajectory_dir=save_trajectory, max_pixels=max_pixels,
@@ -167,7 +171,7 @@ def run(
         console.print(
             f"deblur {__version__}: {len(items)} image(s), model {resolved.entry.name if resolved.entry else resolved.path.name}, "
             f"device {dev}, preset {preset_name}" + (" (implied by the sampling flags)" if implied else "") + ", "
-            + (f"steps {steps}, ceiling {ceiling:g}, {sampler.value}, samples {samples}" + (" averaged" if average else "")
+            + (f"steps {steps}, ceiling {ceiling:g}, {sampler_name}, samples {samples}" + (" averaged" if average else "")
                + f", seed {seed}" if steps > 0 else "initial predictor only"),
             highlight=False,
         )
@@ -225,7 +229,7 @@ def run(
             "preset": preset_name,
             "steps": steps,
             "noise_ceiling": ceiling,
-            "sampler": sampler.value,
+            "sampler": sampler_name,
             "samples": samples,
             "average": average,
             "interrupted": interrupted,
