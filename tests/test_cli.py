@@ -211,6 +211,33 @@ def test_preset_sampler_applies_unless_given(run, tmp_path, name):
     assert json.loads(r.stdout)["sampler"] == other
 
 
+def test_start_line_and_json_report_effective_settings_only(tiny_weights, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _photo(tmp_path / "a.png")
+    w = ["--weights", str(tiny_weights)]
+    r = CliRunner().invoke(app, ["a.png", "--preset", "fast", "--json", "-o", "one.png", *w])
+    assert r.exit_code == 0, r.output
+    assert "initial predictor only" in r.output and "seed" not in r.output.split("\n")[0]
+    rec = json.loads(r.stdout)
+    assert rec["steps"] == 0 and rec["seed"] is None and rec["noise_ceiling"] is None and rec["sampler"] is None
+    r = CliRunner().invoke(app, ["a.png", "--preset", "fast", "--steps", "3", "--seed", "5", "--json", "-o", "two.png", *w])
+    assert r.exit_code == 0, r.output
+    assert "preset fast with --steps, steps 3" in r.output
+    rec = json.loads(r.stdout)
+    assert rec["preset_overridden_by"] == ["--steps"] and rec["seed"] == 5 and rec["noise_ceiling"] > 0
+
+
+def test_plain_progress_lines_when_stderr_is_not_a_terminal(tiny_weights, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _photo(tmp_path / "a.png")
+    _photo(tmp_path / "b.png", seed=1)
+    r = CliRunner().invoke(app, [".", "--steps", "20", "--seed", "0", "-o", "out", "--weights", str(tiny_weights)])
+    assert r.exit_code == 0, r.output
+    assert "[1/2] a.png: done" in r.output and "[2/2] b.png: done" in r.output
+    assert "a.png: step 2/20" in r.output and "b.png: step 20/20" in r.output
+    assert "step 3/20" not in r.output  # every ~10% of the chain, not every step
+
+
 def test_partial_outputs_are_completed_without_overwriting(run, tmp_path):
     _photo(tmp_path / "a.png")
     keep = tmp_path / "a_deblurred_s0.png"

@@ -127,6 +127,7 @@ def run(
         preset_name = preset.value if preset is not None else recommended_preset(model, weights)
     except DeblurError as e:
         raise report(e, debug)
+    steps_flag, samples_flag, average_flag = steps, samples, average
     implied = None
     if preset is None and steps is None and PRESETS[preset_name].steps == 0:
         # Sampling flags under a predictor-only default: take the sampling settings of
@@ -167,13 +168,20 @@ def run(
     inputs_resolved = {i.path.resolve() for i in items if i.path.exists()}
 
     console = Console(stderr=True, quiet=quiet)
+    sampling_flags = [f for f, v in (("--steps", steps_flag), ("--noise-ceiling", noise_ceiling), ("--sampler", sampler),
+                                     ("--samples", samples_flag), ("--average" if average_flag else "--no-average", average_flag)) if v is not None]
     if not quiet:
+        # The effective settings only: a preset overridden by flags says so, and a
+        # predictor-only run has no seed, ceiling or sampler to report.
+        label = f"preset {preset_name}" + (" (implied by the sampling flags)" if implied else "")
+        if sampling_flags:
+            label += f" with {', '.join(sampling_flags)}"
         console.print(
             f"deblur {__version__}: {len(items)} image(s), model {resolved.entry.name if resolved.entry else resolved.path.name}, "
-            f"device {dev}, preset {preset_name}" + (" (implied by the sampling flags)" if implied else "") + ", "
+            f"device {dev}, {label}, "
             + (f"steps {steps}, ceiling {ceiling:g}, {sampler_name}, samples {samples}" + (" averaged" if average else "")
                + f", seed {seed}" if steps > 0 else "initial predictor only"),
-            highlight=False,
+            highlight=False, soft_wrap=True,
         )
     results: list[ImageResult] = []
     interrupted = False
@@ -182,6 +190,17 @@ def run(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console, transient=False,
     )
+    # A log file gets no live bars: plain lines per image, and every ~10% of a long chain.
+    plain = not quiet and not console.is_terminal
+    every = max(1, -(-steps // 10)) if steps >= 20 else 0
+
+    def on_step(name: str):
+        def report(n: int, total: int) -> None:
+            progress.update(steps_task, completed=n)
+            if plain and every and (n % every == 0 or n == total):
+                console.print(f"  {name}: step {n}/{total}", highlight=False, soft_wrap=True)
+        return report
+
     t0 = time.perf_counter()
     try:
         with progress:
@@ -197,11 +216,12 @@ def run(
                     continue
                 progress.reset(steps_task, total=max(steps, 1))
                 progress.update(steps_task, description=f"steps [{item.path.name}]")
-                result = process_image(
-                    restorer, item, plan, opts,
-                    on_step=lambda n, total: progress.update(steps_task, completed=n),
-                )
+                t_image = time.perf_counter()
+                result = process_image(restorer, item, plan, opts, on_step=on_step(item.path.name))
                 results.append(result)
+                if plain:
+                    console.print(f"[{len(results)}/{len(items)}] {item.path}: {result.status} "
+                                  f"({time.perf_counter() - t_image:.1f} s)", highlight=False, soft_wrap=True)
                 for note in result.notes or []:
                     console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
                 if result.status == "failed":  # reported even with --quiet
@@ -225,11 +245,12 @@ def run(
             "weights_sha256": sha256_of(resolved.path),
             "device": str(dev),
             "precision": precision.value,
-            "seed": seed,
+            "seed": seed if steps > 0 else None,
             "preset": preset_name,
+            "preset_overridden_by": sampling_flags,
             "steps": steps,
-            "noise_ceiling": ceiling,
-            "sampler": sampler_name,
+            "noise_ceiling": ceiling if steps > 0 else None,
+            "sampler": sampler_name if steps > 0 else None,
             "samples": samples,
             "average": average,
             "interrupted": interrupted,
