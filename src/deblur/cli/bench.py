@@ -291,7 +291,10 @@ def synthetic(
 def speed(
     sizes: str = typer.Option("512x512,1280x720,3840x2160", "--sizes", help="Comma list of WIDTHxHEIGHT."),
     steps: int = typer.Option(3, "--steps", help="Denoiser steps timed per size."),
-    preset_size: str = typer.Option("1280x720", "--preset-size", help="Image size for the per-preset timings."),
+    preset_size: Optional[str] = typer.Option(
+        None, "--preset-size", help="Image size for the per-preset timings (default: 1280x720 if --sizes has it, else the first of --sizes).",
+        show_default=False,
+    ),
     c: Common = None,
 ):
     def parse(t):
@@ -301,14 +304,16 @@ def speed(
         except ValueError:
             raise UsageError(f"size {t!r}: expected WIDTHxHEIGHT, e.g. 1280x720") from None
 
+    size_list = [parse(t) for t in sizes.split(",")]  # bad sizes fail before any work
+    if preset_size is None:
+        preset_size = "1280x720" if (1280, 720) in size_list else "{}x{}".format(*size_list[0])
+    pw, ph = parse(preset_size)
     restorer, resolved = _load_model(c)
     names = [n.strip() for n in c.presets.split(",") if n.strip() in PRESETS]
     rows = []
-    for t in sizes.split(","):
-        w, h = parse(t)
+    for w, h in size_list:
         err_console.print(f"timing {w}x{h} ...", highlight=False)
         rows.append(measure_size(restorer, h, w, steps))
-    pw, ph = parse(preset_size)
     err_console.print(f"timing presets at {pw}x{ph}: {', '.join(names)} ...", highlight=False)
     per_preset = preset_seconds(restorer, ph, pw, names)
     table = Table(title=f"speed on {restorer.device} ({c.precision})")
