@@ -160,9 +160,20 @@ def test_no_temporary_files_left(run, tmp_path):
     assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
 
 
-def test_help_lists_the_schedule_definition():
+def test_run_help_is_one_screen_grouped_and_flags_show_no_type(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
     r = CliRunner().invoke(app, ["run", "--help"])
-    assert r.exit_code == 0 and "linearly from 1e-6" in r.output
+    assert r.exit_code == 0
+    lines = r.output.splitlines()
+    assert len(lines) <= 75, len(lines)
+    for panel in ("What to run", "Perception-distortion controls", "Output", "Performance and limits"):
+        assert panel in r.output
+    for name in PRESETS:
+        assert f"  {name}: " in r.output  # every preset described, one per line
+    for flag in ("--recursive", "--std", "--overwrite", "--json", "--quiet", "--debug"):
+        row = next(line for line in lines if flag + " " in line)
+        assert "<bool>" not in row  # an on/off flag takes no value
+    assert "alpha_bar" not in r.output  # the schedule's formula lives in the README
 
 
 def test_model_recommended_preset_applies_unless_a_preset_is_given(tiny_weights, tmp_path, monkeypatch):

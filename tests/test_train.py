@@ -119,3 +119,23 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data_dirs, tmp
     info = json.loads(read_metadata(tmp_path / "nan" / "model.safetensors")["deblur.info"])
     assert info["step"] == 2  # the checkpoint from before the bad step survives
     assert all(torch.isfinite(v).all() for v in _state(tmp_path / "nan" / "model.safetensors").values())
+
+
+def test_train_help_describes_every_option_with_its_default(monkeypatch):
+    from dataclasses import fields
+
+    from deblur.cli.train import TRAIN_DEFAULTS
+    from deblur.train.config import TrainConfig
+
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    assert all(defaults[k] == v for k, v in TRAIN_DEFAULTS.items())
+    monkeypatch.setenv("COLUMNS", "200")
+    r = CliRunner().invoke(app, ["train", "--help"])
+    assert r.exit_code == 0
+    for flag, value in (("--steps", "10000"), ("--batch", "8"), ("--lr", "0.0002"), ("--val-every", "500"),
+                        ("--ckpt-every", "250"), ("--log-every", "10")):
+        row = next(line for line in r.output.splitlines() if f"{flag} " in line)
+        assert f"[default: {value}]" in row, row
+    for flag in ("--val-every", "--ckpt-every", "--log-every", "--debug"):
+        row = next(line for line in r.output.splitlines() if f"{flag} " in line)
+        assert len(row.split(flag, 1)[1].strip(" │<int>")) > 10, row  # a description, not just the name

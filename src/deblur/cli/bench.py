@@ -46,7 +46,6 @@ class Common:
     crop: Optional[int]
     presets: str
     seed: int
-    baselines: bool
     crops: Optional[str]
     y_channel: bool
     sweep: bool
@@ -68,8 +67,6 @@ COMMON_OPTIONS = [
     _P("presets", _P.KEYWORD_ONLY, annotation=str, default=typer.Option(
         "blurry,fast,distortion,perception", "--presets", help=f"Comma list of: blurry, {', '.join(PRESETS)}.")),
     _P("seed", _P.KEYWORD_ONLY, annotation=int, default=typer.Option(0, "--seed")),
-    _P("baselines", _P.KEYWORD_ONLY, annotation=bool, default=typer.Option(
-        False, "--baselines", help="Add Wiener and Richardson-Lucy with the true kernel (synthetic bench; needs scikit-image).")),
     _P("crops", _P.KEYWORD_ONLY, annotation=Optional[str], default=typer.Option(
         None, "--crops", help="Resolution study: evaluate at these centre-crop sizes, e.g. 64,128,256,full.")),
     _P("y_channel", _P.KEYWORD_ONLY, annotation=bool, default=typer.Option(
@@ -140,9 +137,7 @@ def _methods(c: Common, kernels) -> list:
     if bad:
         raise UsageError(f"--presets: unknown {', '.join(bad)} (choose from blurry, {', '.join(PRESETS)})")
     methods = sweep_methods() if c.sweep else preset_methods(names)
-    if c.baselines:
-        if kernels is None:
-            raise UsageError("--baselines needs the true blur kernel, known only in `deblur bench synthetic`")
+    if kernels is not None:  # the true kernels are known: add the classical baselines
         methods = methods[:1] + [Method(b, -1) for b in BASELINES] + methods[1:]
     return methods
 
@@ -267,6 +262,7 @@ def pairs(
 def synthetic(
     sharp: Path = typer.Option(..., "--sharp", help="Folder of sharp photos (searched recursively)."),
     blur_seed: int = typer.Option(1234, "--blur-seed", help="Seed of the synthetic blur (image i uses [seed, i])."),
+    baselines: bool = typer.Option(False, "--baselines", help="Add Wiener and Richardson-Lucy with the true kernel (needs scikit-image)."),
     c: Common = None,
 ):
     if not sharp.is_dir():
@@ -283,7 +279,7 @@ def synthetic(
         name = str(f.relative_to(sharp))
         loaded.append((name, res.blurry, img))
         kernels[name] = res.kernels[0]
-    _run(c, "synthetic", loaded, {"sharp": str(sharp), "blur_seed": blur_seed}, kernels=kernels)
+    _run(c, "synthetic", loaded, {"sharp": str(sharp), "blur_seed": blur_seed}, kernels=kernels if baselines else None)
 
 
 @bench_app.command("speed", help="Seconds per predictor pass and denoiser step, GFLOP/s, per-preset time, peak memory.")

@@ -31,12 +31,6 @@ SamplerName = Enum("SamplerName", {"ddpm": "ddpm", "ddim": "ddim"}, type=str)
 DeviceName = Enum("DeviceName", {k: k for k in ("auto", "cpu", "cuda", "mps")}, type=str)
 PrecisionName = Enum("PrecisionName", {k: k for k in ("fp32", "bf16", "fp16")}, type=str)
 
-SCHEDULE_HELP = (
-    "Inference noise schedule: beta_t rises linearly from 1e-6 to the noise ceiling B over "
-    "T steps; alpha_bar_t = prod(1 - beta). The chain starts from N(0, (1 - alpha_bar_T) I)."
-)
-
-
 def _validate(steps, samples, noise_ceiling, average, std, tile, overlap, quality, max_pixels):
     if steps < 0:
         raise UsageError(f"--steps {steps}: must be >= 0 (0 = initial predictor only)")
@@ -86,42 +80,63 @@ def _summary_table(results: list[ImageResult]) -> Table:
     return table
 
 
-@app.command("run", help="Deblur photos (files and folders). The default command: `deblur photo.jpg`.\n\n" + SCHEDULE_HELP)
+_WHAT, _PD, _OUT, _PERF = "What to run", "Perception-distortion controls", "Output", "Performance and limits"
+_FLAG = ""  # no "<bool>" type column for on/off flags: they take no value
+
+
+def _run_help() -> str:
+    presets = "\n".join(f"  {name}: {p.help}" for name, p in PRESETS.items())
+    return (
+        "Deblur photos (files and folders). The default command: `deblur photo.jpg`.\n\n"
+        f"Presets (default: the model's recommended preset from weights.toml, else {DEFAULT_PRESET}):\n{presets}\n\n"
+        "Flags override the preset. The noise schedule is defined in the README."
+    )
+
+
+@app.command("run", help=_run_help())
 def run(
     paths: list[Path] = typer.Argument(..., help="Image files and/or folders.", show_default=False),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file (one input) or folder (several inputs)."),
-    recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders of folder inputs."),
-    preset: Optional[PresetName] = typer.Option(
-        None, "--preset", help="Point on the perception-distortion curve (default: the model's recommended preset "
-        f"from weights.toml, else {DEFAULT_PRESET}): " + "; ".join(f"{k}: {p.help}" for k, p in PRESETS.items()),
-        show_default=False,
-    ),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Reverse-diffusion steps T (0 = predictor only). More steps: crisper, more realistic detail."),
-    noise_ceiling: Optional[float] = typer.Option(
-        None, "--noise-ceiling", help="Last beta B of the linear schedule, in (0, 1). Default 10/T capped at 0.9 (sum of betas ~5; see the README's schedule table)."
-    ),
-    sampler: Optional[SamplerName] = typer.Option(
-        None, "--sampler", help="ddpm: ancestral (Algorithm 1); ddim: deterministic given the start noise (eta = 0). Default: the preset's.",
-        show_default=False,
-    ),
-    samples: Optional[int] = typer.Option(None, "--samples", "-n", help="Posterior samples per image, run as one batch."),
-    average: Optional[bool] = typer.Option(None, "--average/--no-average", help="Write the mean of the samples (lowest distortion) instead of each sample."),
-    std: bool = typer.Option(False, "--std", help="Also write <stem>_deblurred_std.png: per-pixel std over samples (where the model is unsure)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Same seed + device + flags = identical output. Default: random (printed)."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name from weights.toml (default: its default entry)."),
-    weights: Optional[str] = typer.Option(None, "--weights", help="Checkpoint file, or hf://OWNER/REPO/FILE[@REV]."),
-    device: DeviceName = typer.Option("auto", "--device", help="auto picks cuda, then mps, then cpu."),
-    precision: PrecisionName = typer.Option("fp32", "--precision", help="bf16/fp16 use autocast on GPU; the CPU default is fp32."),
-    tile: Optional[int] = typer.Option(None, "--tile", help="Tile side in pixels (default: sized to available memory)."),
-    overlap: int = typer.Option(32, "--overlap", help="Tile overlap in pixels, blended with a half-sine ramp."),
-    fmt: Optional[str] = typer.Option(None, "--format", "-f", help=f"Output format: {', '.join(sorted(set(FORMATS)))} (default png, or -o's suffix)."),
-    quality: int = typer.Option(95, "--quality", help="JPEG/WebP quality 1..100."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (never inputs)."),
-    save_trajectory: Optional[Path] = typer.Option(None, "--save-trajectory", help="Write the x0 estimate at ~10 steps and a contact sheet here."),
-    max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", help="Refuse larger images (decompression-bomb guard)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary table."),
-    json_out: bool = typer.Option(False, "--json", help="Print a machine-readable summary on stdout."),
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+    preset: Optional[PresetName] = typer.Option(None, "--preset", help="Named point on the P-D curve (see above).",
+                                                show_default=False, metavar="NAME", rich_help_panel=_WHAT),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name from weights.toml.",
+                                        rich_help_panel=_WHAT),
+    weights: Optional[str] = typer.Option(None, "--weights", help="Checkpoint file or hf://OWNER/REPO/FILE\\[@REV].",
+                                          rich_help_panel=_WHAT),
+    recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders of folder inputs.",
+                                   metavar=_FLAG, rich_help_panel=_WHAT),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Reverse-diffusion steps T; 0 = predictor only.",
+                                        show_default=False, rich_help_panel=_PD),
+    noise_ceiling: Optional[float] = typer.Option(None, "--noise-ceiling", help="Last beta B, in (0, 1). \\[default: 10/T, at most 0.9]",
+                                                  show_default=False, rich_help_panel=_PD),
+    sampler: Optional[SamplerName] = typer.Option(None, "--sampler", help="ddpm (ancestral) or ddim (deterministic). \\[default: the preset's]",
+                                                  show_default=False, rich_help_panel=_PD),
+    samples: Optional[int] = typer.Option(None, "--samples", "-n", help="Posterior samples per image. \\[default: the preset's]",
+                                          show_default=False, rich_help_panel=_PD),
+    average: Optional[bool] = typer.Option(None, "--average/--no-average", help="Write the mean of the samples.",
+                                           show_default=False, rich_help_panel=_PD),
+    std: bool = typer.Option(False, "--std", help="Also write the per-pixel std over samples.",
+                             metavar=_FLAG, rich_help_panel=_PD),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Same seed, device and flags: identical output. \\[default: random]",
+                                       show_default=False, rich_help_panel=_PD),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file (one input) or folder.", rich_help_panel=_OUT),
+    fmt: Optional[str] = typer.Option(None, "--format", "-f", help=f"{', '.join(sorted(set(FORMATS)))}. \\[default: png, or -o's suffix]",
+                                      show_default=False, rich_help_panel=_OUT),
+    quality: int = typer.Option(95, "--quality", help="JPEG/WebP quality 1..100.", rich_help_panel=_OUT),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (never inputs).", metavar=_FLAG,
+                                   rich_help_panel=_OUT),
+    save_trajectory: Optional[Path] = typer.Option(None, "--save-trajectory", help="Folder for ~10 intermediate estimates.",
+                                                   rich_help_panel=_OUT),
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable summary on stdout.", metavar=_FLAG,
+                                  rich_help_panel=_OUT),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary table.", metavar=_FLAG, rich_help_panel=_OUT),
+    device: DeviceName = typer.Option("auto", "--device", help="auto: cuda, then mps, then cpu.", rich_help_panel=_PERF),
+    precision: PrecisionName = typer.Option("fp32", "--precision", help="bf16/fp16 autocast.", rich_help_panel=_PERF),
+    tile: Optional[int] = typer.Option(None, "--tile", help="Tile side in pixels. \\[default: sized to free memory]",
+                                       show_default=False, rich_help_panel=_PERF),
+    overlap: int = typer.Option(32, "--overlap", help="Tile overlap in pixels (blended).", rich_help_panel=_PERF),
+    max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", help="Refuse larger images.",
+                                   rich_help_panel=_PERF),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks.", metavar=_FLAG, rich_help_panel=_PERF),
 ):
     try:
         preset_name = preset.value if preset is not None else recommended_preset(model, weights)

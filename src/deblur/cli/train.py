@@ -12,6 +12,14 @@ from .app import app
 from .common import err_console, fail, report
 
 
+# TrainConfig's defaults, spelled out so that help needs no torch import (a test keeps them in sync).
+TRAIN_DEFAULTS = {"steps": 10000, "batch": 8, "crop": 128, "lr": 2e-4, "seed": 0, "val_every": 500, "ckpt_every": 250, "log_every": 10}
+
+
+def _default(name: str) -> str:
+    return f"\\[default: {TRAIN_DEFAULTS[name]:g}]" if isinstance(TRAIN_DEFAULTS[name], float) else f"\\[default: {TRAIN_DEFAULTS[name]}]"
+
+
 def _spec(text: str, kind: str) -> dict:
     path, weight = text, 1.0
     if ":" in text:
@@ -39,27 +47,27 @@ def train_cmd(
     config: Optional[Path] = typer.Option(None, "--config", help="TOML file with any TrainConfig fields; flags override it."),
     arch: Optional[str] = typer.Option(None, "--arch", help="dvsr (predict-and-refine) or icdpm (denoiser only)."),
     size: Optional[str] = typer.Option(None, "--size", help="tiny, small (CPU, v1), medium (CPU, edm denoiser) or base (GPU)."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Total optimiser steps."),
-    batch: Optional[int] = typer.Option(None, "--batch", help="Crops per step (per process)."),
-    crop: Optional[int] = typer.Option(None, "--crop", help="Crop side in pixels (DvSR: 128)."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (AdamW)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for weights, data order and noise."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Total optimiser steps. " + _default("steps")),
+    batch: Optional[int] = typer.Option(None, "--batch", help="Crops per step (per process). " + _default("batch")),
+    crop: Optional[int] = typer.Option(None, "--crop", help="Crop side in pixels (DvSR: 128). " + _default("crop")),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (AdamW). " + _default("lr")),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for weights, data order and noise. " + _default("seed")),
     predictor_loss_weight: Optional[float] = typer.Option(
         None, "--predictor-loss-weight", help="Direct L1 loss on g(y) (default 1.0; 0 = pure DvSR Eq. 6)."),
     phase: Optional[str] = typer.Option(None, "--phase", help="What to train: joint (default), predictor (alone) or denoiser (predictor frozen)."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from this checkpoint's weights (tensors whose names and shapes match)."),
     fft_loss_weight: Optional[float] = typer.Option(
         None, "--fft-loss-weight", help="Frequency-domain L1 on g(y) (default 0; edm objective or --phase predictor)."),
-    val_every: Optional[int] = typer.Option(None, "--val-every"),
-    ckpt_every: Optional[int] = typer.Option(None, "--ckpt-every"),
-    log_every: Optional[int] = typer.Option(None, "--log-every"),
+    val_every: Optional[int] = typer.Option(None, "--val-every", help="Validate (PSNR, NIQE) every N steps. " + _default("val_every")),
+    ckpt_every: Optional[int] = typer.Option(None, "--ckpt-every", help="Checkpoint every N steps (what a stop can lose). " + _default("ckpt_every")),
+    log_every: Optional[int] = typer.Option(None, "--log-every", help="Log loss and speed every N steps. " + _default("log_every")),
     data_limit: Optional[int] = typer.Option(None, "--data-limit", help="Use at most this many images per source."),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda, mps."),
     precision: Optional[str] = typer.Option(None, "--precision", help="fp32, bf16 (autocast; CPUs with native bf16 and GPUs) or fp16 (GPU)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (0 = default)."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Data worker processes (0 = in the training process; use several on a GPU)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly where it stopped."),
-    debug: bool = typer.Option(False, "--debug"),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 ):
     from ..diffusion import PHASES
     from ..train import NonFiniteLoss, TrainConfig, train
