@@ -265,3 +265,47 @@ def test_crops_resolution_study(tmp_path, tiny_weights):
     r = CliRunner().invoke(app, ["bench", "synthetic", "--sharp", str(tmp_path / "sharp"), "--weights", str(tiny_weights),
                                  "--crops", "8,abc"])
     assert r.exit_code == 2 and "--crops" in r.output
+
+
+def test_files_and_skip_choose_pairs_and_training_frames_warn(gopro_trees, tiny_weights, tmp_path, monkeypatch):
+    from deblur.weights import sha256_of
+
+    official, _ = gopro_trees
+    reg = tmp_path / "weights.toml"
+    reg.write_text(f'[models.t]\narch = "dvsr"\nfile = "t.safetensors"\nsha256 = "{sha256_of(tiny_weights)}"\n'
+                   'trained_on = ["GOPR0384_11_00/000000.png", "GOPR0384_11_00/000001.png"]\n')
+    monkeypatch.setenv("DEBLUR_WEIGHTS_TOML", str(reg))
+    base = ["bench", "gopro", "--root", str(official), "--weights", str(tiny_weights), "--presets", "blurry", "--json"]
+    r = CliRunner().invoke(app, base)
+    assert r.exit_code == 0, r.output
+    rec = json.loads(r.stdout[r.stdout.index("{"):])
+    # Matched by checksum although the weights were given as a file.
+    assert rec["pairs"] == 4 and len(rec["trained_on_overlap"]) == 2
+    assert "2 of 4 pair(s) are frames this model was trained on" in r.output
+    r = CliRunner().invoke(app, [*base, "--files", "GOPR0385_11_01/*"])
+    rec = json.loads(r.stdout[r.stdout.index("{"):])
+    assert rec["pairs"] == 2 and rec["trained_on_overlap"] == [] and "trained on" not in r.output
+    r = CliRunner().invoke(app, [*base, "--skip", "3"])
+    rec = json.loads(r.stdout[r.stdout.index("{"):])
+    assert rec["pairs"] == 1 and rec["methods"][0]["n"] == 1
+    r = CliRunner().invoke(app, [*base, "--files", "nothing*"])
+    assert r.exit_code == 2 and "no pairs left" in r.output
+
+
+def test_synthetic_selection_keeps_each_photos_blur(tmp_path, tiny_weights):
+    for i in range(3):
+        _png(tmp_path / "sharp" / f"{i}.png", i)
+    base = ["bench", "synthetic", "--sharp", str(tmp_path / "sharp"), "--weights", str(tiny_weights),
+            "--presets", "blurry", "--json"]
+    import torch
+
+    from deblur.data.blur import apply_blur
+    from deblur.io import read_image
+    from deblur.metrics import psnr
+
+    img = read_image(tmp_path / "sharp" / "2.png").rgb
+    blurred = apply_blur(img, np.random.default_rng([1234, 2])).blurry  # photo 2's blur in the whole folder
+    expected = psnr(*(torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float() for a in (blurred, img)))
+    for pick in (["--skip", "2"], ["--files", "2.png"]):
+        rec = json.loads(CliRunner().invoke(app, [*base, *pick]).stdout)
+        assert rec["pairs"] == 1 and abs(rec["methods"][0]["psnr"] - round(expected, 3)) < 1e-3, pick

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import inspect
 import json
@@ -26,7 +27,7 @@ from ..errors import DeblurError, UsageError
 from ..io import IMAGE_EXTENSIONS, read_image, write_atomic
 from ..presets import PRESETS
 from ..restorer import Restorer
-from ..weights import load_checkpoint, resolve_weights, sha256_of
+from ..weights import load_checkpoint, load_registry, resolve_weights, sha256_of
 from .app import app
 from .common import err_console, report
 
@@ -43,6 +44,8 @@ class Common:
     precision: str
     tile: Optional[int]
     limit: Optional[int]
+    skip: int
+    files: Optional[str]
     crop: Optional[int]
     presets: str
     seed: int
@@ -63,6 +66,9 @@ COMMON_OPTIONS = [
     _P("precision", _P.KEYWORD_ONLY, annotation=str, default=typer.Option("fp32", "--precision")),
     _P("tile", _P.KEYWORD_ONLY, annotation=Optional[int], default=typer.Option(None, "--tile")),
     _P("limit", _P.KEYWORD_ONLY, annotation=Optional[int], default=typer.Option(None, "--limit", help="Use the first N pairs only.")),
+    _P("skip", _P.KEYWORD_ONLY, annotation=int, default=typer.Option(0, "--skip", help="Skip the first N pairs (after --files).")),
+    _P("files", _P.KEYWORD_ONLY, annotation=Optional[str], default=typer.Option(
+        None, "--files", help="Only pairs whose names match one of these comma-separated globs, e.g. 'GOPR0372_07_00/0001*'.")),
     _P("crop", _P.KEYWORD_ONLY, annotation=Optional[int], default=typer.Option(None, "--crop", help="Centre-crop each pair to this side.")),
     _P("presets", _P.KEYWORD_ONLY, annotation=str, default=typer.Option(
         "blurry,fast,distortion,perception", "--presets", help=f"Comma list of: blurry, {', '.join(PRESETS)}.")),
@@ -158,8 +164,14 @@ def _run(c: Common, dataset: str, loaded: list[tuple[str, np.ndarray, np.ndarray
                         on_result=lambda n, m, p, s: err_console.print(f"  {n} {m}: PSNR {p:.2f} SSIM {s:.4f}", highlight=False),
                         y_channel=c.y_channel, lpips_metric=lpips_metric, kernels=kernels)
 
+    seen = trained_on_overlap(_registry_entry(resolved), [n for n, _, _ in loaded])
+    if seen:
+        err_console.print(f"warning: {len(seen)} of {len(loaded)} pair(s) are frames this model was trained on "
+                          f"({', '.join(seen[:3])}{', ...' if len(seen) > 3 else ''}): their scores are not held-out; "
+                          "choose others with --files/--skip", highlight=False, soft_wrap=True)
     record = {
-        "dataset": dataset, **extra, "pairs": len(loaded), "crop": c.crop, "limit": c.limit, "seed": c.seed,
+        "dataset": dataset, **extra, "pairs": len(loaded), "crop": c.crop, "limit": c.limit, "skip": c.skip,
+        "files": c.files, "trained_on_overlap": seen, "seed": c.seed,
         "model": resolved.entry.name if resolved.entry else None, "weights": str(resolved.path),
         "weights_sha256": sha256_of(resolved.path), "precision": c.precision,
         "color": "y" if c.y_channel else "rgb",
@@ -209,9 +221,45 @@ def _run(c: Common, dataset: str, loaded: list[tuple[str, np.ndarray, np.ndarray
         typer.echo(json.dumps(record, indent=2))
 
 
-def _read_pairs(pairs: list[Pair], limit: int | None):
+def select(items: list, c: Common, name=lambda x: x.name) -> list:
+    """--files (globs on the pair names), then --skip, then --limit."""
+    if c.skip < 0:
+        raise UsageError(f"--skip {c.skip}: must be >= 0")
+    if c.files:
+        globs = [g.strip() for g in c.files.split(",") if g.strip()]
+        items = [x for x in items if any(fnmatch.fnmatchcase(name(x), g) for g in globs)]
+    items = items[c.skip:]
+    return items[: c.limit] if c.limit is not None else items
+
+
+def _registry_entry(resolved):
+    """The registry entry of the weights used, also when they were given as a file
+    (matched by checksum); None for weights the registry does not know."""
+    if resolved.entry is not None:
+        return resolved.entry
+    try:
+        digest = sha256_of(resolved.path)
+        return next((e for e in load_registry().entries.values() if e.sha256 == digest), None)
+    except DeblurError:  # no or broken registry: nothing to compare with
+        return None
+
+
+def trained_on_overlap(entry, names: list[str]) -> list[str]:
+    """The evaluated names that the model's card says it was trained on (matched by
+    path suffix, so 'GOPR0372_07_00/000047.png' and a bare '000047.png' both match)."""
+    if entry is None or not entry.trained_on:
+        return []
+    def hit(n: str) -> bool:
+        return any(t == n or t.endswith("/" + n) or n.endswith("/" + t) for t in entry.trained_on)
+    return [n for n in names if hit(n)]
+
+
+def _read_pairs(pairs: list[Pair], c: Common):
     out = []
-    for p in pairs[:limit]:
+    chosen = select(pairs, c)
+    if pairs and not chosen:
+        raise UsageError("no pairs left after --files/--skip")
+    for p in chosen:
         b, s = read_image(p.blur).rgb, read_image(p.sharp).rgb
         if b.shape != s.shape:
             raise UsageError(f"{p.blur}: size {b.shape[1]}x{b.shape[0]} differs from its sharp image {p.sharp}")
@@ -226,25 +274,25 @@ def gopro(
     gamma: bool = typer.Option(False, "--gamma", help="Use the blur_gamma/ variant."),
     c: Common = None,
 ):
-    _run(c, "gopro", _read_pairs(gopro_pairs(root, gamma), c.limit), {"root": str(root), "gamma": gamma})
+    _run(c, "gopro", _read_pairs(gopro_pairs(root, gamma), c), {"root": str(root), "gamma": gamma})
 
 
 @bench_app.command("hide", help="HIDE test set (test-close-ups + test-long-shot against GT/, or test/input + target).")
 @with_common_options
 def hide(root: Path = typer.Option(..., "--root", help="HIDE root (containing test/ and GT/)."), c: Common = None):
-    _run(c, "hide", _read_pairs(hide_pairs(root), c.limit), {"root": str(root)})
+    _run(c, "hide", _read_pairs(hide_pairs(root), c), {"root": str(root)})
 
 
 @bench_app.command("realblur-j", help="RealBlur-J test set (RealBlur_J_test_list.txt).")
 @with_common_options
 def realblur_j(root: Path = typer.Option(..., "--root", help="RealBlur root (containing the test list)."), c: Common = None):
-    _run(c, "realblur-j", _read_pairs(realblur_pairs(root, "J"), c.limit), {"root": str(root)})
+    _run(c, "realblur-j", _read_pairs(realblur_pairs(root, "J"), c), {"root": str(root)})
 
 
 @bench_app.command("realblur-r", help="RealBlur-R test set (RealBlur_R_test_list.txt).")
 @with_common_options
 def realblur_r(root: Path = typer.Option(..., "--root", help="RealBlur root (containing the test list)."), c: Common = None):
-    _run(c, "realblur-r", _read_pairs(realblur_pairs(root, "R"), c.limit), {"root": str(root)})
+    _run(c, "realblur-r", _read_pairs(realblur_pairs(root, "R"), c), {"root": str(root)})
 
 
 @bench_app.command("pairs", help="Any paired folders: files with the same name in --blur and --sharp.")
@@ -254,7 +302,7 @@ def pairs(
     sharp: Path = typer.Option(..., "--sharp", help="Folder of sharp references (same file names)."),
     c: Common = None,
 ):
-    _run(c, "pairs", _read_pairs(folder_pairs(blur, sharp), c.limit), {"blur": str(blur), "sharp": str(sharp)})
+    _run(c, "pairs", _read_pairs(folder_pairs(blur, sharp), c), {"blur": str(blur), "sharp": str(sharp)})
 
 
 @bench_app.command("synthetic", help="Sharp photos blurred by the project's blur model at a fixed seed.")
@@ -267,11 +315,15 @@ def synthetic(
 ):
     if not sharp.is_dir():
         raise UsageError(f"{sharp}: not a directory of sharp photos")
-    files = sorted(p for p in sharp.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())[: c.limit]
-    if not files:
+    every = sorted(p for p in sharp.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    if not every:
         raise UsageError(f"{sharp}: no images found")
+    # A photo keeps its blur (seeded by its index in the whole folder) whatever is selected.
+    chosen = select(list(enumerate(every)), c, name=lambda x: str(x[1].relative_to(sharp)))
+    if not chosen:
+        raise UsageError(f"{sharp}: no images left after --files/--skip")
     loaded, kernels = [], {}
-    for i, f in enumerate(files):
+    for i, f in chosen:
         # --crop crops the sharp photo before blurring (fast); a --crops study blurs the whole
         # photo once and crops the same blurred image at every size.
         img = read_image(f).rgb if c.crops else _centre(read_image(f).rgb, c.crop)

@@ -40,6 +40,9 @@ class WeightsEntry:
     # The preset this model gives its best results with (DvSR tunes sampling per model);
     # used when the user names none.
     preset: str | None = None
+    # Names (sequence/frame.png) of real pairs the model was trained on, so that a bench
+    # on them can say its scores are not held-out.
+    trained_on: tuple[str, ...] = ()
 
     @property
     def bundled_path(self) -> Path | None:
@@ -95,6 +98,7 @@ def parse_registry(text: str, source: Path | None = None) -> Registry:
                 hub=hub,
                 metrics=dict(d.get("metrics", {})),
                 preset=d.get("preset"),
+                trained_on=tuple(str(n) for n in d.get("trained_on", ())),
             )
         except (KeyError, TypeError) as e:
             raise WeightsError(f"{source or 'weights.toml'}: model {name!r} is missing or has a bad field ({e})") from None
