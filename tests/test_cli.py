@@ -257,3 +257,26 @@ def test_partial_outputs_are_completed_without_overwriting(run, tmp_path):
     assert r.exit_code == 0, r.output
     assert keep.read_bytes() == b"left by an interrupted run"
     assert Image.open(tmp_path / "a_deblurred_s1.png").size == (56, 40)
+
+
+def test_region_and_preview_restore_only_a_crop_under_their_own_name(run, tmp_path):
+    _photo(tmp_path / "a.png", h=120, w=160)
+    r = run("a.png", "--region", "10,20,64,48", "--preset", "fast", "--json")
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "a_preview_fast.png"
+    assert Image.open(out).size == (64, 48)
+    assert "region 10,20,64,48" in json.loads(r.stdout)["images"][0]["notes"][0]
+    r = run("a.png", "--region", "150,100,64,48", "--preset", "fast", "--steps", "2", "--seed", "0")
+    assert r.exit_code == 0, r.output
+    assert Image.open(tmp_path / "a_preview_custom.png").size == (10, 20)  # clipped at the photo's edge
+    r = run("a.png", "--preview", "--preset", "fast")
+    assert r.exit_code == 0 and Image.open(out).size == (64, 48)  # exists: skipped, not overwritten
+    r = run("a.png", "--preview", "--preset", "fast", "--overwrite")
+    assert Image.open(out).size == (160, 120)  # the photo is smaller than the preview crop
+    assert not (tmp_path / "a_deblurred.png").exists()  # the full run's output is untouched
+    r = run("a.png", "--region", "500,500,64,64", "--preset", "fast", "--overwrite")
+    assert r.exit_code == 1 and "outside the 160x120 image" in r.output
+    r = run("a.png", "--region", "1,2,3")
+    assert r.exit_code == 2 and "X,Y,W,H" in r.output
+    r = run("a.png", "--region", "0,0,64,64", "--preview")
+    assert r.exit_code == 2

@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 import torch
 
-from .errors import DeblurError
-from .io import InputItem, LoadedImage, OutputPlan, encode_image, format_for, read_image, write_atomic
+from .errors import DeblurError, ImageReadError
+from .io import InputItem, LoadedImage, OutputPlan, Region, crop_image, encode_image, format_for, read_image, write_atomic
 from .restorer import Restorer, SamplingOptions, sample_generators
 
 # The uncertainty map saturates at a per-pixel standard deviation of 0.1 (10% of the
@@ -33,6 +33,7 @@ class RunOptions:
     overwrite: bool = False
     trajectory_dir: Path | None = None
     max_pixels: int = 200_000_000
+    region: Region | None = None  # restore only this crop (--region / --preview)
 
 
 @dataclass
@@ -128,7 +129,14 @@ def process_image(
             return result
         image = read_image(item.path, opts.max_pixels)
         result.size = image.size
-        result.notes = image.notes or None
+        notes = list(image.notes)
+        if opts.region is not None:
+            try:
+                image, (x, y, w, h) = crop_image(image, opts.region)
+            except ValueError as e:
+                raise ImageReadError(f"{item.path}: {e}") from None
+            notes.append(f"restored only the region {x},{y},{w},{h} (X,Y,W,H) of the {result.size[0]}x{result.size[1]} photo")
+        result.notes = notes or None
         x = torch.from_numpy(image.rgb).permute(2, 0, 1)[None]
         sampling = opts.sampling
         n = sampling.samples if sampling.steps > 0 else 1

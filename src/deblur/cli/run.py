@@ -18,7 +18,7 @@ from rich.table import Table
 from .. import __version__
 from ..devices import check_precision, resolve_device
 from ..errors import DeblurError, UsageError
-from ..io import DEFAULT_MAX_PIXELS, FORMATS, discover, output_is_directory, plan_outputs
+from ..io import DEFAULT_MAX_PIXELS, FORMATS, discover, output_is_directory, parse_region, plan_outputs, preview_region
 from ..pipeline import ImageResult, RunOptions, process_image
 from ..presets import DEFAULT_PRESET, PRESETS, default_noise_ceiling
 from ..restorer import Restorer, SamplingOptions
@@ -104,6 +104,10 @@ def run(
                                           rich_help_panel=_WHAT),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders of folder inputs.",
                                    metavar=_FLAG, rich_help_panel=_WHAT),
+    region: Optional[str] = typer.Option(None, "--region", help="Restore only this crop, X,Y,W,H in pixels (a quick try).",
+                                         metavar="X,Y,W,H", rich_help_panel=_WHAT),
+    preview: bool = typer.Option(False, "--preview", help="Restore only a 512 px centre crop (a quick try).",
+                                 metavar=_FLAG, rich_help_panel=_WHAT),
     steps: Optional[int] = typer.Option(None, "--steps", help="Reverse-diffusion steps T; 0 = predictor only.",
                                         show_default=False, rich_help_panel=_PD),
     noise_ceiling: Optional[float] = typer.Option(None, "--noise-ceiling", help="Last beta B, in (0, 1). \\[default: 10/T, at most 0.9]",
@@ -159,6 +163,9 @@ def run(
     seed = int(torch.randint(0, 2**31 - 1, ()).item()) if seed is None else seed
     try:
         _validate(steps, samples, ceiling, average, std, tile, overlap, quality, max_pixels)
+        if region is not None and preview:
+            raise UsageError("--region and --preview: give one (--preview is a centre crop)")
+        crop = parse_region(region) if region is not None else (preview_region() if preview else None)
         if fmt is not None and fmt.lower() not in FORMATS:
             raise UsageError(f"--format {fmt}: expected one of {', '.join(sorted(set(FORMATS)))}")
         dev = resolve_device(device.value)
@@ -175,7 +182,7 @@ def run(
     sampling = SamplingOptions(steps=steps, noise_ceiling=ceiling, sampler=sampler_name, samples=samples)
     opts = RunOptions(
         sampling=sampling, average=average, std=std, seed=seed, format=fmt, quality=quality,
-        overwrite=overwrite, trajectory_dir=save_trajectory, max_pixels=max_pixels,
+        overwrite=overwrite, trajectory_dir=save_trajectory, max_pixels=max_pixels, region=crop,
     )
     restorer = Restorer(ckpt.model, dev, precision.value, tile=tile, overlap=overlap)
     ext = (fmt or "png").lower()
@@ -185,6 +192,8 @@ def run(
     console = Console(stderr=True, quiet=quiet)
     sampling_flags = [f for f, v in (("--steps", steps_flag), ("--noise-ceiling", noise_ceiling), ("--sampler", sampler),
                                      ("--samples", samples_flag), ("--average" if average_flag else "--no-average", average_flag)) if v is not None]
+    # A crop gets its own name per preset, so trying presets on it never blocks the full run.
+    tag = "deblurred" if crop is None else f"preview_{'custom' if sampling_flags else preset_name}"
     if not quiet:
         # The effective settings only: a preset overridden by flags says so, and a
         # predictor-only run has no seed, ceiling or sampler to report.
@@ -222,7 +231,7 @@ def run(
             images_task = progress.add_task("images", total=len(items))
             steps_task = progress.add_task("steps", total=max(steps, 1), visible=steps > 0)
             for item in items:
-                plan = plan_outputs(item, output, out_is_dir, ext, n_files, std)
+                plan = plan_outputs(item, output, out_is_dir, ext, n_files, std, tag=tag)
                 clash = [o for o in plan.all if o.resolve() in inputs_resolved]
                 if clash:
                     results.append(ImageResult(str(item.path), "failed", error=f"{item.path}: output {clash[0]} would overwrite an input"))

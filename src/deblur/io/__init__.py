@@ -1,4 +1,5 @@
 from .discover import InputItem, OutputPlan, discover, output_is_directory, plan_outputs
+from .region import Region, crop_image, parse_region, preview_region
 from .read import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, LoadedImage, apply_orientation, read_image
 from .write import FORMATS, encode_image, format_for, write_atomic
 
@@ -9,12 +10,16 @@ __all__ = [
     "InputItem",
     "LoadedImage",
     "OutputPlan",
+    "Region",
     "apply_orientation",
+    "crop_image",
     "discover",
     "encode_image",
     "format_for",
     "output_is_directory",
+    "parse_region",
     "plan_outputs",
+    "preview_region",
     "read_image",
     "write_atomic",
 ]

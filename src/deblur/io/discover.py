@@ -65,14 +65,16 @@ def plan_outputs(
     ext: str,
     n_files: int,
     with_std: bool,
+    tag: str = "deblurred",
 ) -> OutputPlan:
-    """Output paths for one input. `n_files` > 1 writes <stem>_s0.. one per sample."""
+    """Output paths for one input: <stem>_<tag>.<ext> beside it or under an output folder;
+    `n_files` > 1 writes <stem>_<tag>_s0.. one per sample."""
     if output is not None and not output_is_dir:
         base_dir, stem = output.parent, output.stem
         ext = output.suffix.lstrip(".") or ext
     else:
         base_dir = (output / item.relative_parent) if output is not None else item.path.parent
-        stem = f"{item.path.stem}_deblurred"
+        stem = f"{item.path.stem}_{tag}"
     main = [base_dir / f"{stem}.{ext}"] if n_files == 1 else [base_dir / f"{stem}_s{i}.{ext}" for i in range(n_files)]
     std = base_dir / f"{stem}_std.png" if with_std else None
     return OutputPlan(main, std)
