@@ -280,3 +280,19 @@ def test_region_and_preview_restore_only_a_crop_under_their_own_name(run, tmp_pa
     assert r.exit_code == 2 and "X,Y,W,H" in r.output
     r = run("a.png", "--region", "0,0,64,64", "--preview")
     assert r.exit_code == 2
+
+
+def test_file_names_with_brackets_or_newlines_are_printed_not_parsed(tiny_weights, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "x[").mkdir()
+    _photo(tmp_path / "in" / "x[" / "b]y.png")  # its path prints as "in/x[/b]y.png", a closing tag
+    _photo(tmp_path / "in" / "BAD[backup].png", seed=1)
+    (tmp_path / "in" / "broken\nname[red].png").write_bytes(b"not an image")
+    r = CliRunner().invoke(app, ["in", "-r", "-o", "out", "--preset", "fast", "--json", "--weights", str(tiny_weights)])
+    assert r.exit_code == 1, r.output  # the broken file fails alone; the batch goes on
+    rec = json.loads(r.stdout)
+    assert rec["counts"] == {"done": 2, "skipped": 0, "failed": 1}
+    assert "BAD[backup].png" in r.stderr and "x[/b]y.png" in r.stderr
+    error_lines = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1 and "broken\\nname[red].png" in error_lines[0]

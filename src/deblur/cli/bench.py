@@ -153,7 +153,7 @@ def _run(c: Common, dataset: str, loaded: list[tuple[str, np.ndarray, np.ndarray
     restorer, resolved = _load_model(c)
     lpips_metric, lpips_note = load_lpips(restorer.device)
     if lpips_note:
-        err_console.print(f"LPIPS: {lpips_note}", highlight=False)
+        err_console.print(f"LPIPS: {lpips_note}", highlight=False, markup=False)
     con = err_console if c.json_out else out_console
 
     def run_at(crop):
@@ -161,14 +161,14 @@ def _run(c: Common, dataset: str, loaded: list[tuple[str, np.ndarray, np.ndarray
         err_console.print(f"bench {dataset}: {len(pairs)} pair(s), {len(methods)} methods, crop {crop or 'none'}, "
                           f"device {restorer.device}", highlight=False)
         return evaluate(restorer, pairs, methods, c.seed,
-                        on_result=lambda n, m, p, s: err_console.print(f"  {n} {m}: PSNR {p:.2f} SSIM {s:.4f}", highlight=False),
+                        on_result=lambda n, m, p, s: err_console.print(f"  {n} {m}: PSNR {p:.2f} SSIM {s:.4f}", highlight=False, markup=False),
                         y_channel=c.y_channel, lpips_metric=lpips_metric, kernels=kernels)
 
     seen = trained_on_overlap(_registry_entry(resolved), [n for n, _, _ in loaded])
     if seen:
         err_console.print(f"warning: {len(seen)} of {len(loaded)} pair(s) are frames this model was trained on "
                           f"({', '.join(seen[:3])}{', ...' if len(seen) > 3 else ''}): their scores are not held-out; "
-                          "choose others with --files/--skip", highlight=False, soft_wrap=True)
+                          "choose others with --files/--skip", highlight=False, soft_wrap=True, markup=False)
     record = {
         "dataset": dataset, **extra, "pairs": len(loaded), "crop": c.crop, "limit": c.limit, "skip": c.skip,
         "files": c.files, "trained_on_overlap": seen, "seed": c.seed,
@@ -214,7 +214,7 @@ def _run(c: Common, dataset: str, loaded: list[tuple[str, np.ndarray, np.ndarray
                 pd_plot(pts, c.plot, title=f"{dataset}: perception-distortion")
                 record["plot"] = str(c.plot)
             except ValueError as e:
-                err_console.print(f"plot not written: {e} (NIQE needs crops of at least 192x96 px)", highlight=False)
+                err_console.print(f"plot not written: {e} (NIQE needs crops of at least 192x96 px)", highlight=False, markup=False)
     if c.output:
         write_atomic(c.output, (json.dumps(record, indent=2) + "\n").encode())
     if c.json_out:

@@ -37,4 +37,4 @@ def blur_cmd(
             write_atomic(save_kernel, encode_image(np.repeat((k / k.max())[:, :, None], 3, axis=2), "PNG", grayscale=True))
     except DeblurError as e:
         raise report(e)
-    err_console.print(f"wrote {output}: {' + '.join(res.kinds)} blur" + (" (spatially varying)" if res.spatially_varying else ""), highlight=False)
+    err_console.print(f"wrote {output}: {' + '.join(res.kinds)} blur" + (" (spatially varying)" if res.spatially_varying else ""), highlight=False, markup=False)

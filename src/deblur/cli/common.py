@@ -6,6 +6,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ..errors import DeblurError, UsageError, WeightsError
 
@@ -19,8 +20,14 @@ EXIT_INTERRUPTED = 130
 err_console = Console(stderr=True, highlight=False)
 
 
+def shown(text) -> str:
+    """A user-provided string (file name, path, message quoting one) made safe to print
+    through rich: brackets are not markup, and a newline cannot split a one-line message."""
+    return escape(str(text).replace("\r", "\\r").replace("\n", "\\n"))
+
+
 def fail(message: str, code: int) -> "typer.Exit":
-    err_console.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {shown(message)}", markup=True, soft_wrap=True)
     return typer.Exit(code)
 
 

@@ -50,4 +50,4 @@ def export_cmd(
         save_checkpoint(model, output, ckpt.schedule, info, dtype=dtype)
     except DeblurError as e:
         raise report(e)
-    err_console.print(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB, sha256 {sha256_of(output)})", highlight=False)
+    err_console.print(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB, sha256 {sha256_of(output)})", highlight=False, markup=False)

@@ -42,5 +42,5 @@ def pack_cmd(
     except DeblurError as e:
         raise report(e, debug)
     for src in info["sources"]:
-        err_console.print(f"{src['path']}: {src['count']} {src['kind']} (weight {src['weight']:g})", highlight=False)
-    err_console.print(f"wrote {out} ({mb:.1f} MB)", highlight=False)
+        err_console.print(f"{src['path']}: {src['count']} {src['kind']} (weight {src['weight']:g})", highlight=False, markup=False)
+    err_console.print(f"wrote {out} ({mb:.1f} MB)", highlight=False, markup=False)

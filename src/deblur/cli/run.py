@@ -24,7 +24,7 @@ from ..presets import DEFAULT_PRESET, PRESETS, default_noise_ceiling
 from ..restorer import Restorer, SamplingOptions
 from ..weights import load_checkpoint, load_registry, resolve_weights, sha256_of
 from .app import app
-from .common import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, err_console, fail, report
+from .common import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, err_console, fail, report, shown
 
 PresetName = Enum("PresetName", {k: k for k in PRESETS}, type=str)
 SamplerName = Enum("SamplerName", {"ddpm": "ddpm", "ddim": "ddim"}, type=str)
@@ -76,7 +76,7 @@ def _summary_table(results: list[ImageResult]) -> Table:
         style = {"done": "green", "skipped": "yellow", "failed": "red"}.get(r.status, "")
         detail = r.error if r.status != "done" else ", ".join(Path(o).name for o in r.outputs)
         size = f"{r.size[0]}x{r.size[1]}" if r.size else ""
-        table.add_row(r.input, f"[{style}]{r.status}[/]", size, f"{r.seconds:.1f}", detail or "")
+        table.add_row(shown(r.input), f"[{style}]{r.status}[/]", size, f"{r.seconds:.1f}", shown(detail or ""))
     return table
 
 
@@ -201,7 +201,7 @@ def run(
         if sampling_flags:
             label += f" with {', '.join(sampling_flags)}"
         console.print(
-            f"deblur {__version__}: {len(items)} image(s), model {resolved.entry.name if resolved.entry else resolved.path.name}, "
+            f"deblur {__version__}: {len(items)} image(s), model {shown(resolved.entry.name if resolved.entry else resolved.path.name)}, "
             f"device {dev}, {label}, "
             + (f"steps {steps}, ceiling {ceiling:g}, {sampler_name}, samples {samples}" + (" averaged" if average else "")
                + f", seed {seed}" if steps > 0 else "initial predictor only"),
@@ -222,7 +222,7 @@ def run(
         def report(n: int, total: int) -> None:
             progress.update(steps_task, completed=n)
             if plain and every and (n % every == 0 or n == total):
-                console.print(f"  {name}: step {n}/{total}", highlight=False, soft_wrap=True)
+                console.print(f"  {shown(name)}: step {n}/{total}", highlight=False, soft_wrap=True)
         return report
 
     t0 = time.perf_counter()
@@ -235,7 +235,7 @@ def run(
                 clash = [o for o in plan.all if o.resolve() in inputs_resolved]
                 if clash:
                     results.append(ImageResult(str(item.path), "failed", error=f"{item.path}: output {clash[0]} would overwrite an input"))
-                    err_console.print(f"[red]error:[/] {results[-1].error}", highlight=False, soft_wrap=True)
+                    err_console.print(f"[red]error:[/] {shown(results[-1].error)}", highlight=False, soft_wrap=True)
                     progress.advance(images_task)
                     continue
                 progress.reset(steps_task, total=max(steps, 1))
@@ -244,12 +244,12 @@ def run(
                 result = process_image(restorer, item, plan, opts, on_step=on_step(item.path.name))
                 results.append(result)
                 if plain:
-                    console.print(f"[{len(results)}/{len(items)}] {item.path}: {result.status} "
+                    console.print(f"\\[{len(results)}/{len(items)}] {shown(item.path)}: {result.status} "
                                   f"({time.perf_counter() - t_image:.1f} s)", highlight=False, soft_wrap=True)
                 for note in result.notes or []:
-                    console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+                    console.print(f"[yellow]note:[/] {shown(note)}", highlight=False, soft_wrap=True)
                 if result.status == "failed":  # reported even with --quiet
-                    err_console.print(f"[red]error:[/] {result.error}", highlight=False, soft_wrap=True)
+                    err_console.print(f"[red]error:[/] {shown(result.error)}", highlight=False, soft_wrap=True)
                 progress.advance(images_task)
     except KeyboardInterrupt:
         interrupted = True

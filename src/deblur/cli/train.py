@@ -107,4 +107,4 @@ def train_cmd(
             raise
         raise fail(str(e), 1)
     err_console.print(f"{'stopped' if result.stopped_early else 'finished'} at step {result.steps_done}; "
-                      f"EMA weights: {result.out / 'ema.safetensors'} (slim copy: deblur export)", highlight=False)
+                      f"EMA weights: {result.out / 'ema.safetensors'} (slim copy: deblur export)", highlight=False, markup=False)

@@ -11,7 +11,7 @@ from rich.table import Table
 from ..errors import DeblurError
 from ..weights import load_registry, read_metadata, resolve_entry, weights_status
 from .app import app
-from .common import report
+from .common import report, shown
 
 weights_app = typer.Typer(help="List, inspect and pre-download the models in weights.toml.", no_args_is_help=True)
 app.add_typer(weights_app, name="weights")
@@ -41,14 +41,15 @@ def list_models(json_out: bool = typer.Option(False, "--json", help="Machine-rea
         typer.echo(json.dumps(rows, indent=2))
         return
     if not rows:
-        console.print(f"No models are registered in {reg.source or 'weights.toml'} yet; use --weights PATH with a checkpoint from `deblur train`.")
+        console.print(f"No models are registered in {reg.source or 'weights.toml'} yet; use --weights PATH with a checkpoint from `deblur train`.", markup=False)
         return
     table = Table(title=f"models ({reg.source})")
     for col in ("name", "arch", "source", "where", "size", "checksum"):
         table.add_column(col, overflow="fold")
     for r in rows:
         style = "green" if r["status"] == "ok" else "yellow" if r["status"] == "not downloaded" else "red"
-        table.add_row(r["name"] + (" (default)" if r["default"] else ""), r["arch"], r["source"], r["where"], r["size"], f"[{style}]{r['status']}[/]")
+        table.add_row(*(shown(v) for v in (r["name"] + (" (default)" if r["default"] else ""), r["arch"], r["source"], r["where"], r["size"])),
+                      f"[{style}]{r['status']}[/]")
     console.print(table)
 
 
@@ -81,7 +82,7 @@ def download(
         targets = names or [n for n, e in sorted(reg.entries.items()) if e.hub is not None]
         for name in targets:
             res = resolve_entry(reg.get(name))
-            console.print(f"{name}: {res.source} -> {res.path} (sha256 ok)")
+            console.print(f"{name}: {res.source} -> {res.path} (sha256 ok)", markup=False)
         if not targets:
             console.print("No Hub-hosted models are registered; bundled models need no download.")
     except DeblurError as e:
