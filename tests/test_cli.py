@@ -93,7 +93,10 @@ def test_directory_run_recursive_output_dir_and_bad_file(run, tmp_path):
     [
         (["--steps", "-1"], "--steps -1: must be >= 0"),
         (["--samples", "0"], "--samples 0: must be >= 1"),
-        (["--noise-ceiling", "1.5"], "strictly between 0 and 1"),
+        (["--noise-ceiling", "1.5"], "--noise-ceiling 1.5: must be in [1e-06, 1)"),
+        (["--steps", "3", "--noise-ceiling", "1e-7"], "--noise-ceiling 1e-07: must be in [1e-06, 1)"),
+        (["--steps", "3", "--seed", "-1"], "--seed -1: must be in [0, 2^64)"),
+        (["--steps", "3", "--seed", str(2**64)], "must be in [0, 2^64)"),
         (["--tile", "64", "--overlap", "64"], "--overlap 64: must be in [0, tile)"),
         (["--average"], "--average needs --samples 2"),
         (["--std", "--samples", "1"], "--std needs --samples 2"),

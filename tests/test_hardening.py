@@ -241,3 +241,50 @@ def test_sigint_mid_run_leaves_only_complete_outputs_and_rerun_finishes(tiny_wei
     assert r.returncode == 0, r.stderr
     assert len(list(d.glob("*_deblurred.png"))) == 6
     assert f'"skipped": {len(done)}' in r.stdout
+
+
+def _one_line_usage_error(r, needle):
+    assert r.exit_code == 2, r.output
+    assert needle in r.output and len(r.output.strip().splitlines()) == 1, r.output
+
+
+def test_export_bench_and_kernel_outputs_never_replace_a_file_silently(tiny_weights, tmp_path):
+    photo = tmp_path / "photo.png"
+    Image.fromarray(_rgb(64, 64)).save(photo)
+    before = photo.read_bytes()
+    runner = CliRunner()
+    # A photo is not replaced by a checkpoint, a JSON record or a kernel image.
+    _one_line_usage_error(runner.invoke(app, ["export", str(tiny_weights), "-o", str(photo)]), "already exists")
+    _one_line_usage_error(runner.invoke(app, ["export", str(tiny_weights), "-o", str(tmp_path)]), "is a folder")
+    _one_line_usage_error(runner.invoke(app, ["bench", "synthetic", "--sharp", str(tmp_path), "--weights", str(tiny_weights),
+                                              "--presets", "blurry", "-o", str(photo)]), "already exists")
+    _one_line_usage_error(runner.invoke(app, ["blur", str(photo), "-o", str(tmp_path / "b.png"), "--save-kernel", str(photo)]),
+                          "would overwrite an input")
+    assert photo.read_bytes() == before and not (tmp_path / "b.png").exists()
+    out = tmp_path / "slim.safetensors"
+    assert runner.invoke(app, ["export", str(tiny_weights), "-o", str(out), "--fp32"]).exit_code == 0
+    stamp = out.stat().st_mtime_ns
+    _one_line_usage_error(runner.invoke(app, ["export", str(tiny_weights), "-o", str(out)]), "already exists")
+    assert out.stat().st_mtime_ns == stamp
+    assert runner.invoke(app, ["export", str(tiny_weights), "-o", str(out), "--fp32", "--overwrite"]).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["blur", "{photo}", "-o", "{tmp}/b.png", "--seed", "-1"], "--seed -1: must be in [0, 2^64)"),
+        (["bench", "speed", "--weights", "{weights}", "--sizes", "0x0"], "at least 16 pixels"),
+        (["bench", "synthetic", "--sharp", "{tmp}", "--weights", "{weights}", "--limit", "-1"], "--limit -1: must be >= 1"),
+        (["train", "--sharp", "{tmp}:0", "--out", "{tmp}/run"], "mixing weight"),
+        (["train", "--sharp", "{tmp}", "--val", "{tmp}/nonexistent", "--out", "{tmp}/run"], "--val folder"),
+        (["run", "{photo}", "{photo2}", "-o", "{tmp}/out.png", "--weights", "{weights}"], "not an image file name"),
+    ],
+)
+def test_out_of_range_flags_are_one_line_usage_errors(tiny_weights, tmp_path, args, needle):
+    photo, photo2 = tmp_path / "photo.png", tmp_path / "photo2.png"
+    Image.fromarray(_rgb(64, 64)).save(photo)
+    Image.fromarray(_rgb(64, 64, 1)).save(photo2)
+    subs = {"{photo}": str(photo), "{photo2}": str(photo2), "{weights}": str(tiny_weights)}
+    argv = [subs.get(a, a.replace("{tmp}", str(tmp_path))) for a in args]
+    _one_line_usage_error(CliRunner().invoke(app, argv), needle)
+    assert not (tmp_path / "out.png").exists() and not (tmp_path / "run").exists()

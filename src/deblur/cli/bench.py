@@ -29,7 +29,7 @@ from ..presets import PRESETS
 from ..restorer import Restorer
 from ..weights import load_checkpoint, load_registry, resolve_weights, sha256_of
 from .app import app
-from .common import err_console, report
+from .common import check_new_output, check_seed, err_console, report
 
 bench_app = typer.Typer(help="Measure quality on paired benchmarks (PSNR/SSIM/NIQE per preset) and speed.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
@@ -55,6 +55,7 @@ class Common:
     plot: Optional[Path]
     output: Optional[Path]
     json_out: bool
+    overwrite: bool
     debug: bool
 
 
@@ -83,7 +84,8 @@ COMMON_OPTIONS = [
         None, "--plot", help="Write the P-D plane (PSNR vs NIQE, each point labelled) as a PNG.")),
     _P("output", _P.KEYWORD_ONLY, annotation=Optional[Path], default=typer.Option(None, "--output", "-o", help="Write the JSON record here.")),
     _P("json_out", _P.KEYWORD_ONLY, annotation=bool, default=typer.Option(False, "--json", help="Print the JSON record on stdout.")),
-    _P("debug", _P.KEYWORD_ONLY, annotation=bool, default=typer.Option(False, "--debug")),
+    _P("overwrite", _P.KEYWORD_ONLY, annotation=bool, default=typer.Option(False, "--overwrite", help="Replace an existing -o file.")),
+    _P("debug", _P.KEYWORD_ONLY, annotation=bool, default=typer.Option(False, "--debug", help="Show tracebacks.")),
 ]
 
 
@@ -96,12 +98,25 @@ def with_common_options(f):
     def wrapper(**kwargs):
         c = Common(**{p.name: kwargs.pop(p.name) for p in COMMON_OPTIONS})
         try:
+            _check_common(c)
             return f(c=c, **kwargs)
         except DeblurError as e:
             raise report(e, c.debug)
 
     wrapper.__signature__ = sig.replace(parameters=own + COMMON_OPTIONS)
     return wrapper
+
+
+def _check_common(c: Common) -> None:
+    """Flag checks every bench shares, before any work (minutes of it, for some)."""
+    for flag, value, low in (("--limit", c.limit, 1), ("--skip", c.skip, 0), ("--crop", c.crop, 16), ("--tile", c.tile, 16)):
+        if value is not None and value < low:
+            raise UsageError(f"{flag} {value}: must be >= {low}")
+    check_seed(c.seed)
+    if c.output is not None:
+        check_new_output(c.output, c.overwrite, "-o")
+    if c.plot is not None:
+        check_new_output(c.plot, c.overwrite, "--plot")
 
 
 def _load_model(c: Common):
@@ -223,8 +238,6 @@ def _run(c: Common, dataset: str, loaded: list[tuple[str, np.ndarray, np.ndarray
 
 def select(items: list, c: Common, name=lambda x: x.name) -> list:
     """--files (globs on the pair names), then --skip, then --limit."""
-    if c.skip < 0:
-        raise UsageError(f"--skip {c.skip}: must be >= 0")
     if c.files:
         globs = [g.strip() for g in c.files.split(",") if g.strip()]
         items = [x for x in items if any(fnmatch.fnmatchcase(name(x), g) for g in globs)]
@@ -348,9 +361,11 @@ def speed(
     def parse(t):
         try:
             w, h = (int(v) for v in t.lower().split("x"))
-            return w, h
         except ValueError:
             raise UsageError(f"size {t!r}: expected WIDTHxHEIGHT, e.g. 1280x720") from None
+        if w < 16 or h < 16:
+            raise UsageError(f"size {t!r}: width and height must be at least 16 pixels")
+        return w, h
 
     size_list = [parse(t) for t in sizes.split(",")]  # bad sizes fail before any work
     if preset_size is None:

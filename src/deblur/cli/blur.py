@@ -12,7 +12,7 @@ from ..data import BlurConfig, apply_blur
 from ..errors import DeblurError, UsageError
 from ..io import encode_image, format_for, read_image, write_atomic
 from .app import app
-from .common import err_console, report
+from .common import check_new_output, check_seed, err_console, report
 
 
 @app.command("blur", help="Blur a sharp photo with the synthetic camera-shake model (deterministic given --seed).")
@@ -25,10 +25,13 @@ def blur_cmd(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
 ):
     try:
+        check_seed(seed)
         if output.exists() and not overwrite:
             raise UsageError(f"{output}: already exists (use --overwrite)")
         if output.resolve() == sharp.resolve():
             raise UsageError(f"{output}: would overwrite the input")
+        if save_kernel is not None:
+            check_new_output(save_kernel, overwrite, "--save-kernel", (sharp, output))
         img = read_image(sharp)
         res = apply_blur(img.rgb, np.random.default_rng(seed), BlurConfig(), noise=not no_noise)
         write_atomic(output, encode_image(res.blurry, format_for(output), icc_profile=img.icc_profile, exif=img.exif))

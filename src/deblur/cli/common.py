@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -24,6 +25,23 @@ def shown(text) -> str:
     """A user-provided string (file name, path, message quoting one) made safe to print
     through rich: brackets are not markup, and a newline cannot split a one-line message."""
     return escape(str(text).replace("\r", "\\r").replace("\n", "\\n"))
+
+
+def check_new_output(path: Path, overwrite: bool, flag: str, inputs: tuple[Path, ...] = ()) -> None:
+    """Refuse, before any work, to write over an existing file without --overwrite, over a
+    folder, or over an input."""
+    if path.is_dir():
+        raise UsageError(f"{flag} {path}: is a folder; give a file name")
+    if any(path.resolve() == p.resolve() for p in inputs):
+        raise UsageError(f"{flag} {path}: would overwrite an input")
+    if path.exists() and not overwrite:
+        raise UsageError(f"{flag} {path}: already exists (use --overwrite to replace it)")
+
+
+def check_seed(seed: int | None, flag: str = "--seed") -> None:
+    """Seeds are taken as given, never wrapped: outside [0, 2^64) is an error."""
+    if seed is not None and not 0 <= seed < 2**64:
+        raise UsageError(f"{flag} {seed}: must be in [0, 2^64)")
 
 
 def fail(message: str, code: int) -> "typer.Exit":

@@ -12,7 +12,7 @@ from ..errors import DeblurError
 from ..restorer import Restorer, SamplingOptions
 from ..weights import load_checkpoint, save_checkpoint, sha256_of
 from .app import app
-from .common import err_console, report
+from .common import check_new_output, err_console, report
 
 # fp16 storage is used only if the predictor's output on a test image moves by less
 # than a tenth of one 8-bit grey level.
@@ -30,9 +30,11 @@ def export_cmd(
     checkpoint: Path = typer.Argument(..., help="A run folder (uses its ema.safetensors) or a checkpoint file."),
     output: Path = typer.Option(..., "-o", "--output", help="Destination .safetensors file."),
     fp32: bool = typer.Option(False, "--fp32", help="Keep fp32 even if fp16 would be lossless."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
 ):
     try:
         src = checkpoint / "ema.safetensors" if checkpoint.is_dir() else checkpoint
+        check_new_output(output, overwrite, "-o", (src,))
         ckpt = load_checkpoint(src)
         model = ckpt.model.eval()
         dtype = None

@@ -20,11 +20,12 @@ from ..devices import check_precision, resolve_device
 from ..errors import DeblurError, UsageError
 from ..io import DEFAULT_MAX_PIXELS, FORMATS, discover, output_is_directory, parse_region, plan_outputs, preview_region
 from ..pipeline import ImageResult, RunOptions, process_image
+from ..diffusion.schedule import BETA_START
 from ..presets import DEFAULT_PRESET, PRESETS, default_noise_ceiling
 from ..restorer import Restorer, SamplingOptions
 from ..weights import load_checkpoint, load_registry, resolve_weights, sha256_of
 from .app import app
-from .common import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, err_console, fail, report, shown
+from .common import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, check_seed, err_console, fail, report, shown
 
 PresetName = Enum("PresetName", {k: k for k in PRESETS}, type=str)
 SamplerName = Enum("SamplerName", {"ddpm": "ddpm", "ddim": "ddim"}, type=str)
@@ -36,8 +37,9 @@ def _validate(steps, samples, noise_ceiling, average, std, tile, overlap, qualit
         raise UsageError(f"--steps {steps}: must be >= 0 (0 = initial predictor only)")
     if samples < 1:
         raise UsageError(f"--samples {samples}: must be >= 1")
-    if not 0.0 < noise_ceiling < 1.0:
-        raise UsageError(f"--noise-ceiling {noise_ceiling}: must be strictly between 0 and 1")
+    if not BETA_START <= noise_ceiling < 1.0:
+        # The schedule's betas rise from BETA_START to the ceiling, so it cannot be lower.
+        raise UsageError(f"--noise-ceiling {noise_ceiling:g}: must be in [{BETA_START:g}, 1)")
     if average and samples < 2:
         raise UsageError("--average needs --samples 2 or more (the mean of one sample is that sample)")
     if std and samples < 2:
@@ -163,6 +165,7 @@ def run(
     seed = int(torch.randint(0, 2**31 - 1, ()).item()) if seed is None else seed
     try:
         _validate(steps, samples, ceiling, average, std, tile, overlap, quality, max_pixels)
+        check_seed(seed)
         if region is not None and preview:
             raise UsageError("--region and --preview: give one (--preview is a centre crop)")
         crop = parse_region(region) if region is not None else (preview_region() if preview else None)

@@ -33,6 +33,8 @@ def _spec(text: str, kind: str) -> dict:
             raise UsageError(f"{path}: training pack not found (build one with `deblur pack`)")
     elif not Path(path).is_dir():
         raise UsageError(f"{path}: training data folder not found")
+    if not (weight > 0 and weight < float("inf")):
+        raise UsageError(f"{text}: the mixing weight after ':' must be a positive number")
     return {"path": path, "kind": kind, "weight": weight}
 
 
@@ -95,6 +97,8 @@ def train_cmd(
         cfg.model_config()  # validates arch/size before any data is loaded
         if cfg.phase not in PHASES:
             raise UsageError(f"--phase {cfg.phase}: expected {', '.join(PHASES)}")
+        if cfg.val is not None and not Path(cfg.val).is_dir():
+            raise UsageError(f"{cfg.val}: --val folder of sharp photos not found")
         if cfg.init is not None and not Path(cfg.init).is_file():
             raise UsageError(f"{cfg.init}: --init checkpoint not found")
         result = train(cfg, resume=resume, console=err_console)

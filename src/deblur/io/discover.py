@@ -87,5 +87,7 @@ def output_is_directory(output: Path | None, inputs: list[Path]) -> bool:
     if many:
         if output.exists() and not output.is_dir():
             raise UsageError(f"-o {output}: several inputs need an output directory, but this is a file")
+        if not output.exists() and output.suffix.lower() in IMAGE_EXTENSIONS:
+            raise UsageError(f"-o {output}: several inputs need an output directory, not an image file name")
         return True
     return output.is_dir() or str(output).endswith(os.sep)
