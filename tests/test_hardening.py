@@ -288,3 +288,24 @@ def test_out_of_range_flags_are_one_line_usage_errors(tiny_weights, tmp_path, ar
     argv = [subs.get(a, a.replace("{tmp}", str(tmp_path))) for a in args]
     _one_line_usage_error(CliRunner().invoke(app, argv), needle)
     assert not (tmp_path / "out.png").exists() and not (tmp_path / "run").exists()
+
+
+def test_ctrl_c_during_start_up_is_one_line_and_exit_130(tmp_path):
+    # SIGINT while torch is still being imported. The moment is a race, so the delay
+    # adapts: too early (before Python's handler) or too late (already done) retries.
+    delay = 0.4
+    for _ in range(6):
+        proc = subprocess.Popen([sys.executable, "-m", "deblur", "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+        if proc.returncode == 0:
+            delay /= 2
+            continue
+        if proc.returncode == -signal.SIGINT:
+            delay *= 1.5
+            continue
+        assert proc.returncode == 130, err.decode()
+        assert err.decode().strip() == "interrupted"
+        return
+    pytest.skip("could not land SIGINT inside start-up on this machine")
