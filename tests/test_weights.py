@@ -61,6 +61,26 @@ def test_corrupt_and_mismatched_checkpoints_fail_clearly(tmp_path):
         load_checkpoint(wrong)
 
 
+@pytest.mark.parametrize("poison,needle", [
+    (lambda t: t.to(torch.int32), "dtype int32, not floating point"),
+    (lambda t: t.bool(), "dtype bool, not floating point"),
+    (lambda t: t.fill_(float("nan")), "NaN or infinite"),
+    (lambda t: t.fill_(float("inf")), "NaN or infinite"),
+])
+def test_non_float_or_non_finite_tensors_are_refused_at_load(tmp_path, poison, needle):
+    from safetensors.torch import load_file, save_file
+
+    good = tmp_path / "good.safetensors"
+    save_checkpoint(random_tiny_model(), good)
+    tensors = load_file(good)
+    name = sorted(tensors)[0]
+    tensors[name] = poison(tensors[name].clone())
+    bad = tmp_path / "bad.safetensors"
+    save_file(tensors, bad, metadata=read_metadata(good))
+    with pytest.raises(WeightsError, match=needle):
+        load_checkpoint(bad)
+
+
 def _registry_text(sha: str, file: str | None = None, hub: bool = False, default: str | None = "tiny") -> str:
     where = f'file = "{file}"' if file else f'hub = {{ repo_id = "{REPO}", filename = "{FILE}", revision = "main" }}'
     head = f'default = "{default}"\n' if default else ""

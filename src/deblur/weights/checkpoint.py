@@ -96,8 +96,14 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
             state = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise WeightsError(f"{path}: truncated or corrupt tensor data ({e})") from None
+    for name, t in state.items():
+        # Integer or bool "weights" load silently and give black images; NaN/Inf too.
+        if not t.is_floating_point():
+            raise WeightsError(f"{path}: tensor {name} has dtype {str(t.dtype).removeprefix('torch.')}, not floating point")
+        if not bool(torch.isfinite(t).all()):
+            raise WeightsError(f"{path}: tensor {name} holds NaN or infinite values")
     try:
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=True)
+        model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else "mismatch"
         raise WeightsError(f"{path}: weights do not match the architecture in its metadata ({first})") from None
