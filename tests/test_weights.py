@@ -90,10 +90,40 @@ def _registry_text(sha: str, file: str | None = None, hub: bool = False, default
 def test_registry_validation():
     with pytest.raises(WeightsError, match="not listed"):
         parse_registry('default = "x"\n[models]\n')
+    z = "0" * 64
     with pytest.raises(WeightsError, match="exactly one"):
-        parse_registry('[models.a]\narch = "dvsr"\nsha256 = "00"\n')
+        parse_registry(f'[models.a]\narch = "dvsr"\nsha256 = "{z}"\n')
     with pytest.raises(WeightsError, match="unknown model 'b'"):
-        parse_registry(_registry_text("00", file="f.safetensors")).get("b")
+        parse_registry(_registry_text(z, file="f.safetensors")).get("b")
+
+
+@pytest.mark.parametrize("text,needle", [
+    ('[models.a]\narch = "dvsr"\nfile = "a.safetensors"\nsha256 = 12345\n', "'sha256' must be a string"),
+    ('[models.a]\narch = "dvsr"\nfile = "a.safetensors"\nsha256 = "abc"\n', "64 hexadecimal digits"),
+    ("models = 5\n", "`models` must be a table"),
+    ('[models]\na = "dvsr"\n', "must be a table"),
+    ('default = 3\n[models]\n', "`default` must be a model name"),
+    ('[models.a]\narch = "dvsr"\nfile = "../../etc/passwd"\nsha256 = "Z"\n'.replace('"Z"', '"' + "0" * 64 + '"'), "plain file name"),
+    ('[models.a]\narch = "dvsr"\nfile = "/abs/a.safetensors"\nsha256 = "Z"\n'.replace('"Z"', '"' + "0" * 64 + '"'), "plain file name"),
+    ('[models.a]\narch = "dvsr"\nsha256 = "Z"\nhub = { repo_id = "../../etc", filename = "a.safetensors" }\n'
+     .replace('"Z"', '"' + "0" * 64 + '"'), "repo_id"),
+    ('[models.a]\narch = "dvsr"\nsha256 = "Z"\nhub = { repo_id = "o/r", filename = "../a b.safetensors" }\n'
+     .replace('"Z"', '"' + "0" * 64 + '"'), "Hub filename"),
+    ('[models.a]\narch = "dvsr"\nsha256 = "Z"\nhub = "o/r/a.safetensors"\n'.replace('"Z"', '"' + "0" * 64 + '"'), "hub must be a table"),
+    ('[models.a]\narch = "dvsr"\nfile = "a.safetensors"\nsha256 = "Z"\ntrained_on = "x"\n'.replace('"Z"', '"' + "0" * 64 + '"'),
+     "trained_on must be a list"),
+])
+def test_registry_values_of_the_wrong_type_are_one_line_errors(text, needle):
+    with pytest.raises(WeightsError, match=needle) as e:
+        parse_registry(text)
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("uri", ["hf://../../etc/passwd", "hf://own er/repo/f.safetensors", "hf://o/r/../x.safetensors",
+                                 "hf://o/r/a b.safetensors"])
+def test_bad_hub_uris_fail_before_any_network_call(uri):
+    with pytest.raises(WeightsError):
+        resolve_weights(None, uri)
 
 
 def test_no_default_model_says_so():

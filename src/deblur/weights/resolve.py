@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import WeightsError
-from .registry import HubLocation, Registry, WeightsEntry, load_registry
+from .registry import HubLocation, Registry, WeightsEntry, check_hub_location, load_registry
 
 
 @dataclass
@@ -51,7 +51,7 @@ def parse_hf_uri(uri: str) -> HubLocation:
     parts = rest.split("/")
     if len(parts) < 3 or not all(parts):
         raise WeightsError(f"{uri}: expected hf://OWNER/REPO/FILE[@REVISION]")
-    return HubLocation("/".join(parts[:2]), "/".join(parts[2:]), revision)
+    return check_hub_location(HubLocation("/".join(parts[:2]), "/".join(parts[2:]), revision), uri)
 
 
 def _offline() -> bool:
