@@ -217,3 +217,85 @@ def test_hf_uri_for_run(hub_env):
         r = _cli(["p.png", "--weights", f"hf://{REPO}/{FILE}", "--steps", "2", "--quiet", "--seed", "1"], env, tmp_path)
         assert r.returncode == 0, r.stderr
     assert (tmp_path / "p_deblurred.png").is_file()
+
+
+def _mutations():
+    from hypothesis import strategies as st
+
+    fields = st.sampled_from([("arch",), ("objective",), ("residual_std",), ("condition_on_prediction",), ("predictor",),
+                              ("denoiser",)] + [(net, f) for net in ("predictor", "denoiser") for f in (
+                                  "base_channels", "channel_mults", "num_res_blocks", "dropout", "in_channels",
+                                  "out_channels", "embed_scale", "pixel_shuffle", "bogus")])
+    values = st.one_of(st.integers(-10**12, 10**12), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=5),
+                       st.booleans(), st.none(), st.lists(st.integers(-5, 3000), max_size=4), st.just({}), st.just([]))
+    return st.lists(st.tuples(fields, values), min_size=1, max_size=3)
+
+
+def test_fuzzed_checkpoint_configs_fail_with_one_line_and_bounded_memory(tmp_path_factory):
+    """Random metadata (types, sizes, ranges) in a real checkpoint: `deblur run` exits 3
+    with one line, or runs if the config is still the one the tensors hold; the peak
+    memory of the process never grows by more than a few hundred MB."""
+    import resource
+
+    from hypothesis import HealthCheck, given, settings
+    from typer.testing import CliRunner
+
+    from deblur.cli.app import app
+    from PIL import Image
+    from safetensors.torch import load_file, save_file
+
+    base = tmp_path_factory.mktemp("fuzz")
+    good = base / "good.safetensors"
+    save_checkpoint(random_tiny_model(), good)
+    tensors, meta = load_file(good), read_metadata(good)
+    Image.new("RGB", (32, 32), (120, 60, 30)).save(base / "a.png")
+    start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(_mutations())
+    def check(mutations):
+        config = json.loads(meta["deblur.config"])
+        for path, value in mutations:
+            target = config
+            for key in path[:-1]:
+                target = target.get(key) if isinstance(target, dict) else None
+            if isinstance(target, dict):
+                target[path[-1]] = value
+        bad = base / "bad.safetensors"
+        save_file(tensors, bad, metadata={**meta, "deblur.config": json.dumps(config)})
+        r = CliRunner().invoke(app, [str(base / "a.png"), "--weights", str(bad), "--preset", "fast", "-o",
+                                     str(base / "out.png"), "--overwrite", "--quiet"])
+        if r.exit_code != 0:
+            assert r.exit_code == 3, r.output
+            assert len(r.output.strip().splitlines()) == 1 and "bad.safetensors" in r.output, r.output
+
+    check()
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - start) / 1024
+    assert grown_mb < 500, grown_mb
+
+
+@pytest.mark.parametrize("patch,needle", [
+    ({"base_channels": 3000}, "base_channels must be an integer"),
+    ({"num_res_blocks": 10**7}, "num_res_blocks must be an integer"),
+    ({"base_channels": 1000, "channel_mults": [1, 2, 4, 8, 16, 32], "num_res_blocks": 32}, r"M parameters \(limit"),
+    ({"channel_mults": []}, "channel_mults must be"),
+    ({"dropout": 5}, "dropout must be"),
+    ({"base_channels": "wide"}, "base_channels must be"),
+    ({"base_channels": 16}, "do not match the architecture"),
+])
+def test_hostile_configs_are_refused_before_any_model_is_built(tmp_path, patch, needle):
+    import resource
+
+    from safetensors.torch import load_file, save_file
+
+    good = tmp_path / "good.safetensors"
+    save_checkpoint(random_tiny_model(), good)
+    meta = read_metadata(good)
+    config = json.loads(meta["deblur.config"])
+    config["predictor"].update(patch)
+    bad = tmp_path / "bad.safetensors"
+    save_file(load_file(good), bad, metadata={**meta, "deblur.config": json.dumps(config)})
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(WeightsError, match=needle):
+        load_checkpoint(bad)
+    assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024 < 200  # MB: nothing big was built

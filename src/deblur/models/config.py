@@ -37,6 +37,26 @@ class UNetConfig:
     # cost of the full-resolution level -- the dominant cost on a CPU -- by ~s^2.
     pixel_shuffle: int = 1
 
+    def __post_init__(self):
+        # A checkpoint's metadata is untrusted: every field is checked for type and a sane
+        # range before anything is built from it.
+        def whole(name, lo, hi):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {v!r}")
+
+        for name, lo, hi in (("in_channels", 1, 64), ("out_channels", 1, 64), ("base_channels", 1, 1024),
+                             ("num_res_blocks", 1, 32), ("pixel_shuffle", 1, 16)):
+            whole(name, lo, hi)
+        m = self.channel_mults
+        if (not isinstance(m, tuple) or not 1 <= len(m) <= 8
+                or any(isinstance(x, bool) or not isinstance(x, int) or not 1 <= x <= 32 for x in m)):
+            raise ValueError(f"channel_mults must be 1 to 8 integers in [1, 32], got {m!r}")
+        for name, lo, hi in (("dropout", 0.0, 0.99), ("embed_scale", 0.0, 1e7)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+                raise ValueError(f"{name} must be a number in [{lo:g}, {hi:g}], got {v!r}")
+
     @property
     def multiple(self) -> int:
         """Input height and width must be divisible by this (one halving per extra level)."""
@@ -44,8 +64,11 @@ class UNetConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "UNetConfig":
+        if not isinstance(d, dict):
+            raise TypeError(f"a network config must be an object, not {type(d).__name__}")
         d = dict(d)
-        d["channel_mults"] = tuple(d["channel_mults"])
+        if isinstance(d.get("channel_mults"), list):
+            d["channel_mults"] = tuple(d["channel_mults"])
         return cls(**d)
 
 
@@ -98,6 +121,8 @@ class ModelConfig:
             raise ValueError(f"unknown objective {self.objective!r}; known: {', '.join(OBJECTIVES)}")
         if self.condition_on_prediction and self.predictor is None:
             raise ValueError("condition_on_prediction needs a predictor")
+        if not 0.0 <= self.residual_std <= 10.0:  # also rejects NaN
+            raise ValueError(f"residual_std must be in [0, 10], got {self.residual_std!r}")
         if self.objective == "edm" and self.residual_std <= 0:
             raise ValueError("the edm objective needs residual_std > 0 (the residual's spread)")
         if self.denoiser.in_channels != self.denoiser_inputs or self.denoiser.embed_scale <= 0:
@@ -121,6 +146,11 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
+        if not isinstance(d, dict):
+            raise TypeError(f"the model config must be an object, not {type(d).__name__}")
+        for key, kind in (("residual_std", (int, float)), ("objective", str), ("condition_on_prediction", bool), ("arch", str)):
+            if key in d and (not isinstance(d[key], kind) or (kind != bool and isinstance(d[key], bool))):
+                raise TypeError(f"{key} has the wrong type ({type(d[key]).__name__})")
         pred = d.get("predictor")
         return cls(
             arch=d["arch"],

@@ -10,6 +10,7 @@ Metadata keys (all strings, as safetensors requires):
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -78,6 +79,34 @@ def read_metadata(path: str | Path) -> dict[str, str]:
         raise WeightsError(f"{path}: not a readable safetensors checkpoint ({e})") from None
 
 
+# The largest model a checkpoint may describe (parameters); the bundled medium model has 15 M.
+MAX_PARAMETERS = 400_000_000
+
+
+def _check_header_before_building(path: Path, config) -> None:
+    """Build the described model on the meta device (no memory), bound its size, and
+    compare its tensor names and shapes with the file's header before anything is
+    allocated: a hostile config cannot make us build gigabytes first."""
+    with torch.device("meta"):
+        skeleton = build_model(config)
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    n = sum(math.prod(s) for s in expected.values())
+    if n > MAX_PARAMETERS:
+        raise WeightsError(f"{path}: its config describes {n / 1e6:.0f} M parameters (limit {MAX_PARAMETERS / 1e6:.0f} M)")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise WeightsError(f"{path}: truncated or corrupt tensor data ({e})") from None
+    if found != expected:
+        missing = sorted(set(expected) - set(found))
+        extra = sorted(set(found) - set(expected))
+        shape = sorted(k for k in set(expected) & set(found) if expected[k] != found[k])
+        what = (f"missing {missing[0]}" if missing else f"unexpected {extra[0]}" if extra
+                else f"{shape[0]} is {list(found[shape[0]])}, expected {list(expected[shape[0]])}")
+        raise WeightsError(f"{path}: weights do not match the architecture in its metadata ({what})")
+
+
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
     """Build the model the file describes and load its weights (strictly)."""
     path = Path(path)
@@ -90,6 +119,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
         info = json.loads(meta.get("deblur.info", "{}"))
     except (ValueError, KeyError, TypeError) as e:
         raise WeightsError(f"{path}: invalid model config in metadata ({e})") from None
+    _check_header_before_building(path, config)
     model = build_model(config)
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
