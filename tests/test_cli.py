@@ -299,3 +299,18 @@ def test_file_names_with_brackets_or_newlines_are_printed_not_parsed(tiny_weight
     assert "BAD[backup].png" in r.stderr and "x[/b]y.png" in r.stderr
     error_lines = [line for line in r.stderr.splitlines() if line.startswith("error:")]
     assert len(error_lines) == 1 and "broken\\nname[red].png" in error_lines[0]
+
+
+def test_inputs_sharing_a_stem_get_distinct_outputs(run, tmp_path):
+    (tmp_path / "d").mkdir()
+    _photo(tmp_path / "d" / "a.png")
+    Image.open(tmp_path / "d" / "a.png").save(tmp_path / "d" / "a.jpg")
+    _photo(tmp_path / "d" / "b.png", seed=2)
+    r = run("d", "--preset", "fast", "--json")
+    assert r.exit_code == 0, r.output
+    rec = json.loads(r.stdout)
+    assert rec["counts"]["done"] == 3
+    names = sorted(p.name for p in (tmp_path / "d").iterdir())
+    assert names == ["a.jpg", "a.png", "a_jpg_deblurred.png", "a_png_deblurred.png", "b.png", "b_deblurred.png"]
+    notes = [i.get("notes", []) for i in rec["images"]]
+    assert sum("same name stem" in " ".join(n) for n in notes) == 2

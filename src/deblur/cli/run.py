@@ -18,7 +18,7 @@ from rich.table import Table
 from .. import __version__
 from ..devices import check_precision, resolve_device
 from ..errors import DeblurError, UsageError
-from ..io import DEFAULT_MAX_PIXELS, FORMATS, discover, output_is_directory, parse_region, plan_outputs, preview_region
+from ..io import DEFAULT_MAX_PIXELS, FORMATS, discover, distinct_names, output_is_directory, parse_region, plan_outputs, preview_region
 from ..pipeline import ImageResult, RunOptions, process_image
 from ..diffusion.schedule import BETA_START
 from ..presets import DEFAULT_PRESET, PRESETS, default_noise_ceiling
@@ -195,6 +195,7 @@ def run(
     console = Console(stderr=True, quiet=quiet)
     sampling_flags = [f for f, v in (("--steps", steps_flag), ("--noise-ceiling", noise_ceiling), ("--sampler", sampler),
                                      ("--samples", samples_flag), ("--average" if average_flag else "--no-average", average_flag)) if v is not None]
+    renamed = distinct_names(items, out_is_dir, output)
     # A crop gets its own name per preset, so trying presets on it never blocks the full run.
     tag = "deblurred" if crop is None else f"preview_{'custom' if sampling_flags else preset_name}"
     if not quiet:
@@ -234,7 +235,7 @@ def run(
             images_task = progress.add_task("images", total=len(items))
             steps_task = progress.add_task("steps", total=max(steps, 1), visible=steps > 0)
             for item in items:
-                plan = plan_outputs(item, output, out_is_dir, ext, n_files, std, tag=tag)
+                plan = plan_outputs(item, output, out_is_dir, ext, n_files, std, tag=tag, name=renamed.get(item.path))
                 clash = [o for o in plan.all if o.resolve() in inputs_resolved]
                 if clash:
                     results.append(ImageResult(str(item.path), "failed", error=f"{item.path}: output {clash[0]} would overwrite an input"))
@@ -245,6 +246,9 @@ def run(
                 progress.update(steps_task, description=f"steps [{item.path.name}]")
                 t_image = time.perf_counter()
                 result = process_image(restorer, item, plan, opts, on_step=on_step(item.path.name))
+                if item.path in renamed:
+                    result.notes = [*(result.notes or []), f"another input has the same name stem: written as "
+                                    f"{plan.main[0].name} to keep both"]
                 results.append(result)
                 if plain:
                     console.print(f"\\[{len(results)}/{len(items)}] {shown(item.path)}: {result.status} "

@@ -1,4 +1,4 @@
-from .discover import InputItem, OutputPlan, discover, output_is_directory, plan_outputs
+from .discover import InputItem, OutputPlan, discover, distinct_names, output_is_directory, plan_outputs
 from .region import Region, crop_image, parse_region, preview_region
 from .read import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, LoadedImage, apply_orientation, read_image
 from .write import FORMATS, encode_image, format_for, write_atomic
@@ -14,6 +14,7 @@ __all__ = [
     "apply_orientation",
     "crop_image",
     "discover",
+    "distinct_names",
     "encode_image",
     "format_for",
     "output_is_directory",

@@ -66,6 +66,7 @@ def plan_outputs(
     n_files: int,
     with_std: bool,
     tag: str = "deblurred",
+    name: str | None = None,
 ) -> OutputPlan:
     """Output paths for one input: <stem>_<tag>.<ext> beside it or under an output folder;
     `n_files` > 1 writes <stem>_<tag>_s0.. one per sample."""
@@ -74,10 +75,22 @@ def plan_outputs(
         ext = output.suffix.lstrip(".") or ext
     else:
         base_dir = (output / item.relative_parent) if output is not None else item.path.parent
-        stem = f"{item.path.stem}_{tag}"
+        stem = f"{name or item.path.stem}_{tag}"
     main = [base_dir / f"{stem}.{ext}"] if n_files == 1 else [base_dir / f"{stem}_s{i}.{ext}" for i in range(n_files)]
     std = base_dir / f"{stem}_std.png" if with_std else None
     return OutputPlan(main, std)
+
+
+def distinct_names(items: list[InputItem], output_is_dir: bool, output: Path | None) -> dict[Path, str]:
+    """Base names for outputs: the input's stem, or stem_ext where two inputs that land in
+    the same folder share a stem (a.png and a.jpg would both write a_deblurred.png)."""
+    if output is not None and not output_is_dir:
+        return {}
+    groups: dict[tuple[Path, str], list[InputItem]] = {}
+    for item in items:
+        folder = (output / item.relative_parent) if output is not None else item.path.parent
+        groups.setdefault((folder, item.path.stem.lower()), []).append(item)
+    return {i.path: f"{i.path.stem}_{i.path.suffix.lstrip('.').lower()}" for group in groups.values() if len(group) > 1 for i in group}
 
 
 def output_is_directory(output: Path | None, inputs: list[Path]) -> bool:
