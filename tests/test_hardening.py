@@ -309,3 +309,18 @@ def test_ctrl_c_during_start_up_is_one_line_and_exit_130(tmp_path):
         assert err.decode().strip() == "interrupted"
         return
     pytest.skip("could not land SIGINT inside start-up on this machine")
+
+
+def test_a_rerun_removes_only_abandoned_temporaries_of_its_own(tiny_weights, tmp_path):
+    Image.fromarray(_rgb(32, 32)).save(tmp_path / "a.png")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a PID that no longer runs, as after kill -9
+    stale = tmp_path / f".a_deblurred.png.deblur-{dead.pid}-x1.tmp"
+    live = tmp_path / f".a_deblurred.png.deblur-{os.getpid()}-x2.tmp"  # a writer still running
+    foreign = tmp_path / ".a_deblurred.png.notours.tmp"
+    for p in (stale, live, foreign):
+        p.write_bytes(b"partial")
+    r = CliRunner().invoke(app, [str(tmp_path / "a.png"), "--preset", "fast", "--weights", str(tiny_weights), "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert not stale.exists() and live.exists() and foreign.exists()
+    assert (tmp_path / "a_deblurred.png").is_file()

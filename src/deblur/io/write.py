@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import glob
 import io
 import os
+import re
 import struct
 import tempfile
 import zlib
@@ -109,6 +111,43 @@ def default_file_mode() -> int:
     return 0o666 & ~mask
 
 
+def temp_prefix(path: Path) -> str:
+    """Our temporaries carry the writer's PID, so a later run can tell abandoned ones
+    (their process is gone: killed with -9, or the machine went down) from live ones."""
+    return f".{path.name}.deblur-{os.getpid()}-"
+
+
+_TEMP = re.compile(r"^\.(?P<name>.+)\.deblur-(?P<pid>\d+)-[^/]*\.tmp$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Delete temporaries of our naming pattern for `path` whose writer no longer runs."""
+    removed = []
+    try:
+        candidates = list(Path(path).parent.glob(f".{glob.escape(Path(path).name)}.deblur-*.tmp"))
+    except OSError:
+        return removed
+    for tmp in candidates:
+        m = _TEMP.match(tmp.name)
+        if m and m["name"] == Path(path).name and not _alive(int(m["pid"])):
+            try:
+                tmp.unlink()
+                removed.append(tmp)
+            except OSError:
+                pass
+    return removed
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Write via a temporary file in the destination folder, then rename into place.
 
@@ -118,7 +157,8 @@ def write_atomic(path: Path, data: bytes) -> None:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        remove_stale_temporaries(path)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".tmp", dir=path.parent)
     except OSError as e:
         raise ImageWriteError(f"{path}: cannot write here ({e.strerror or e})") from None
     try:

@@ -22,7 +22,7 @@ from safetensors.torch import save_file
 
 from ..diffusion import NoiseSchedule, train_schedule
 from ..errors import WeightsError
-from ..io.write import default_file_mode
+from ..io.write import default_file_mode, remove_stale_temporaries, temp_prefix
 from ..models import DvSR, ModelConfig, build_model
 
 FORMAT_VERSION = "1"
@@ -58,7 +58,8 @@ def save_checkpoint(
         "deblur.info": json.dumps(info or {}, sort_keys=True),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=metadata)
