@@ -1,6 +1,7 @@
 """Bad inputs, odd images, interruptions: clear one-line errors, no damage, nothing left behind."""
 
 import io
+import json
 import os
 import signal
 import struct
@@ -8,6 +9,7 @@ import subprocess
 import sys
 import time
 import zlib
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -324,3 +326,47 @@ def test_a_rerun_removes_only_abandoned_temporaries_of_its_own(tiny_weights, tmp
     assert r.exit_code == 0, r.output
     assert not stale.exists() and live.exists() and foreign.exists()
     assert (tmp_path / "a_deblurred.png").is_file()
+
+
+def test_unreadable_inputs_fail_alone_as_a_non_root_user(tiny_weights):
+    """An unreadable file on the command line and an unreadable folder inside a recursive
+    run are per-input failures (exit 1); the readable input is still processed. Run as
+    `nobody` when the tests run as root, since root reads everything."""
+    import shutil
+    import tempfile
+
+    prefix = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv to drop privileges")
+        prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    base = Path(tempfile.mkdtemp(prefix="deblur-perm-"))
+    try:
+        os.chmod(base, 0o777)
+        Image.fromarray(_rgb(32, 32)).save(base / "ok.png")
+        Image.fromarray(_rgb(32, 32, 1)).save(base / "locked.png")
+        (base / "tree" / "closed").mkdir(parents=True)
+        Image.fromarray(_rgb(32, 32, 2)).save(base / "tree" / "open.png")
+        Image.fromarray(_rgb(32, 32, 3)).save(base / "tree" / "closed" / "x.png")
+        weights = base / "w.safetensors"
+        shutil.copy(tiny_weights, weights)
+        for p in (base / "tree", base / "ok.png", base / "tree" / "open.png", weights):
+            os.chmod(p, 0o777 if p.is_dir() else 0o644)
+        os.chmod(base / "locked.png", 0)
+        os.chmod(base / "tree" / "closed", 0)
+        cmd = [*prefix, sys.executable, "-m", "deblur", str(base / "ok.png"), str(base / "locked.png"), str(base / "tree"),
+               "-r", "--preset", "fast", "--weights", str(weights), "-o", str(base / "out"), "--json", "--quiet"]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=base)
+        if prefix and "Permission denied" in r.stderr and "python" in r.stderr:
+            pytest.skip("the test interpreter is not reachable as nobody")
+        assert r.returncode == 1, r.stderr
+        rec = json.loads(r.stdout)
+        assert rec["counts"] == {"done": 2, "skipped": 0, "failed": 2}, rec
+        assert "Traceback" not in r.stderr
+        errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+        assert any("locked.png" in e for e in errors) and any("closed" in e and "cannot list" in e for e in errors)
+    finally:
+        for p in (base / "locked.png", base / "tree" / "closed"):
+            if p.exists():
+                os.chmod(p, 0o755)
+        shutil.rmtree(base, ignore_errors=True)

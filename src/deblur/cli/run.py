@@ -97,7 +97,8 @@ def _run_help() -> str:
 
 @app.command("run", help=_run_help())
 def run(
-    paths: list[Path] = typer.Argument(..., help="Image files and/or folders.", show_default=False),
+    # readable=False: an unreadable input is a per-file failure later, not a usage error that stops the batch.
+    paths: list[Path] = typer.Argument(..., help="Image files and/or folders.", show_default=False, readable=False),
     preset: Optional[PresetName] = typer.Option(None, "--preset", help="Named point on the P-D curve (see above).",
                                                 show_default=False, metavar="NAME", rich_help_panel=_WHAT),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name from weights.toml.",
@@ -195,7 +196,7 @@ def run(
     console = Console(stderr=True, quiet=quiet)
     sampling_flags = [f for f, v in (("--steps", steps_flag), ("--noise-ceiling", noise_ceiling), ("--sampler", sampler),
                                      ("--samples", samples_flag), ("--average" if average_flag else "--no-average", average_flag)) if v is not None]
-    renamed = distinct_names(items, out_is_dir, output)
+    renamed = distinct_names([i for i in items if i.error is None], out_is_dir, output)
     # A crop gets its own name per preset, so trying presets on it never blocks the full run.
     tag = "deblurred" if crop is None else f"preview_{'custom' if sampling_flags else preset_name}"
     if not quiet:
@@ -235,6 +236,11 @@ def run(
             images_task = progress.add_task("images", total=len(items))
             steps_task = progress.add_task("steps", total=max(steps, 1), visible=steps > 0)
             for item in items:
+                if item.error is not None:
+                    results.append(ImageResult(str(item.path), "failed", error=item.error))
+                    err_console.print(f"[red]error:[/] {shown(item.error)}", highlight=False, soft_wrap=True)
+                    progress.advance(images_task)
+                    continue
                 plan = plan_outputs(item, output, out_is_dir, ext, n_files, std, tag=tag, name=renamed.get(item.path))
                 clash = [o for o in plan.all if o.resolve() in inputs_resolved]
                 if clash:

@@ -18,6 +18,7 @@ OUTPUT_NAME = re.compile(r"_deblurred(_s\d+|_std)?$")
 class InputItem:
     path: Path
     root: Path | None = None  # the directory it was found in (for mirroring sub-folders)
+    error: str | None = None  # a folder that could not be listed: reported as a failed input
 
     @property
     def relative_parent(self) -> Path:
@@ -31,15 +32,24 @@ def discover(paths: list[Path], recursive: bool = False) -> list[InputItem]:
     loop cannot make a run endless.
     """
     items: list[InputItem] = []
+
+    def unlistable(e: OSError) -> None:
+        # An unreadable folder fails on its own; the rest of the batch goes on.
+        where = Path(e.filename) if e.filename else p
+        items.append(InputItem(where, p, error=f"{where}: cannot list this folder ({e.strerror or e})"))
+
     for p in paths:
         if p.is_dir():
             found = []
             if recursive:
-                for dirpath, dirnames, filenames in os.walk(p, followlinks=False):
+                for dirpath, dirnames, filenames in os.walk(p, followlinks=False, onerror=unlistable):
                     dirnames.sort()
                     found += [Path(dirpath) / f for f in filenames]
             else:
-                found = [c for c in p.iterdir()]
+                try:
+                    found = [c for c in p.iterdir()]
+                except OSError as e:
+                    unlistable(e)
             for f in sorted(found):
                 if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file() and not OUTPUT_NAME.search(f.stem):
                     items.append(InputItem(f, p))
