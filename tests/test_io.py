@@ -159,3 +159,30 @@ def test_plan_for_single_output_file(tmp_path):
     item = InputItem(tmp_path / "x.jpg")
     plan = plan_outputs(item, tmp_path / "result.jpg", False, "png", 1, False)
     assert plan.all == [tmp_path / "result.jpg"]
+
+
+def test_16bit_grey_with_alpha_stays_grey_with_alpha(tmp_path):
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    h, w = 6, 9
+    grey = (np.arange(h * w, dtype=np.uint16).reshape(h, w) * 1000 + 7)
+    alpha = np.full((h, w), 40000, np.uint16)
+    alpha[0, 0] = 0
+    la = np.stack([grey, alpha], axis=2).astype(">u2")
+    raw = b"".join(b"\x00" + la[y].tobytes() for y in range(h))
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 4, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    src = tmp_path / "la16.png"
+    src.write_bytes(png)
+    img = read_image(src)
+    assert img.grayscale and img.bit_depth == 16 and img.alpha.dtype == np.uint16
+    np.testing.assert_array_equal(img.alpha, alpha)
+    data = encode_image(img.rgb, "PNG", bit_depth=16, grayscale=True, alpha=img.alpha)
+    assert data[24] == 16 and data[25] == 4  # IHDR: 16 bits, colour type 4 (grey + alpha)
+    back = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(back[:, :, 0], grey)
+    np.testing.assert_array_equal(back[:, :, 3], alpha)

@@ -62,6 +62,15 @@ def _png_bit_depth(path: Path) -> int:
     return head[24] if len(head) == 25 and head[12:16] == b"IHDR" else 8
 
 
+PNG_GRAY_ALPHA = 4  # IHDR colour type
+
+
+def _png_color_type(path: Path) -> int | None:
+    with open(path, "rb") as f:
+        head = f.read(26)
+    return head[25] if len(head) == 26 and head[12:16] == b"IHDR" else None
+
+
 def _is_high_depth(img: Image.Image, path: Path) -> bool:
     if img.format == "PNG":
         return _png_bit_depth(path) == 16 and img.mode not in ("P",)
@@ -161,6 +170,8 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loaded
                     fmt = img.format or path.suffix.lstrip(".").upper()
                     if _is_high_depth(img, path):
                         arr = _decode_cv2(path)
+                        if img.format == "PNG" and _png_color_type(path) == PNG_GRAY_ALPHA and arr.ndim == 3:
+                            arr = arr[:, :, [0, 3]]  # OpenCV expands grey + alpha to RGBA; keep it grey
                     else:
                         img.load()
                         arr = _pil_to_array(img)

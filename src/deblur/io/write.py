@@ -33,6 +33,15 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
+def _png_gray_alpha_16(pix: np.ndarray) -> bytes:
+    """A PNG of colour type 4 (grey + alpha) at 16 bits from (H, W, 2) uint16."""
+    h, w = pix.shape[:2]
+    rows = np.concatenate([np.zeros((h, 1), np.uint8), pix.astype(">u2").view(np.uint8).reshape(h, w * 4)], axis=1)
+    ihdr = struct.pack(">IIBBBBB", w, h, 16, 4, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), 6))
+            + _png_chunk(b"IEND", b""))
+
+
 def _png_add_metadata(png: bytes, icc: bytes | None, exif: bytes | None) -> bytes:
     """Insert iCCP / eXIf chunks right after IHDR (OpenCV cannot write them)."""
     extra = b""
@@ -80,6 +89,9 @@ def encode_image(
     if pix.shape[2] == 1:
         pix = pix[:, :, 0]
 
+    if depth == 16 and fmt == "PNG" and pix.ndim == 3 and pix.shape[2] == 2:
+        # OpenCV writes 1, 3 or 4 channels only: 16-bit grey + alpha is encoded here.
+        return _png_add_metadata(_png_gray_alpha_16(pix), icc_profile, exif)
     if depth == 16:
         if pix.ndim == 3:
             pix = cv2.cvtColor(pix, cv2.COLOR_RGBA2BGRA if pix.shape[2] == 4 else cv2.COLOR_RGB2BGR)
