@@ -370,3 +370,12 @@ def test_unreadable_inputs_fail_alone_as_a_non_root_user(tiny_weights):
             if p.exists():
                 os.chmod(p, 0o755)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_version_imports_nothing_heavy():
+    code = ("import sys; sys.argv = ['deblur', '--version']; from deblur.cli.entry import main; main(); "
+            "print(sorted(m for m in ('torch', 'typer', 'rich', 'cv2') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    version_line, modules = r.stdout.strip().splitlines()
+    assert version_line.startswith("deblur ") and modules == "[]"

@@ -8,6 +8,12 @@ import sys
 
 def main() -> None:
     try:
+        if sys.argv[1:] == ["--version"]:
+            # Answered before the CLI (and with it torch) is imported: instant.
+            from .. import __version__
+
+            print(f"deblur {__version__}")
+            return
         from .app import main as run_app
 
         run_app()
