@@ -193,6 +193,22 @@ def test_hub_offline_with_empty_cache_says_what_to_do(hub_env):
     assert len(msg.splitlines()) == 1 and "HF_HUB_OFFLINE" in msg and "deblur weights download tiny" in msg
 
 
+def test_hub_unreachable_fails_fast_with_one_line(hub_env):
+    import socket
+    import time
+
+    tmp_path, body, reg, env = hub_env
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env["HF_ENDPOINT"] = f"http://127.0.0.1:{port}"
+    t0 = time.perf_counter()
+    r = _cli(["weights", "download", "tiny"], env, tmp_path)
+    assert r.returncode == 3 and time.perf_counter() - t0 < 20  # not half a minute of retries
+    msg = r.stderr.strip()
+    assert len(msg.splitlines()) == 1 and "cannot reach the Hugging Face Hub" in msg, msg
+
+
 def test_hub_checksum_mismatch_deletes_the_download(hub_env):
     tmp_path, body, reg, env = hub_env
     tampered = body[:-4] + b"\x00\x00\x00\x01"

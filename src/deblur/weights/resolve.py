@@ -58,6 +58,23 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def _endpoint_reachable(timeout: float = 3.0) -> bool:
+    """One TCP connection attempt to the Hub endpoint: without a network the download
+    would otherwise retry with back-off for half a minute, printing warnings."""
+    import socket
+    from urllib.parse import urlsplit
+
+    from huggingface_hub import constants
+
+    url = urlsplit(constants.ENDPOINT)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname, port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
 def fetch_from_hub(hub: HubLocation, sha256: str | None, label: str) -> ResolvedWeights:
     """Cache hit or download; verified against `sha256` when one is known."""
     from huggingface_hub import hf_hub_download, try_to_load_from_cache
@@ -74,6 +91,11 @@ def fetch_from_hub(hub: HubLocation, sha256: str | None, label: str) -> Resolved
     if _offline():
         raise WeightsError(
             f"{label or hub.filename}: not in the Hugging Face cache and HF_HUB_OFFLINE is set; "
+            f"{how} (from {hub.repo_id}/{hub.filename}@{hub.revision})"
+        )
+    if not _endpoint_reachable():
+        raise WeightsError(
+            f"{label or hub.filename}: cannot reach the Hugging Face Hub and nothing is cached; "
             f"{how} (from {hub.repo_id}/{hub.filename}@{hub.revision})"
         )
     try:
