@@ -314,3 +314,18 @@ def test_inputs_sharing_a_stem_get_distinct_outputs(run, tmp_path):
     assert names == ["a.jpg", "a.png", "a_jpg_deblurred.png", "a_png_deblurred.png", "b.png", "b_deblurred.png"]
     notes = [i.get("notes", []) for i in rec["images"]]
     assert sum("same name stem" in " ".join(n) for n in notes) == 2
+
+
+def test_running_out_of_memory_is_a_per_image_failure(run, tmp_path, monkeypatch):
+    from deblur.restorer import Restorer
+
+    def exhausted(self, *a, **k):
+        raise RuntimeError("DefaultCPUAllocator: not enough memory: you tried to allocate 78643200000 bytes.")
+
+    monkeypatch.setattr(Restorer, "restore", exhausted)
+    _photo(tmp_path / "a.png")
+    r = run("a.png", "--samples", "10000", "--steps", "2", "--average", "--seed", "0")
+    assert r.exit_code == 1
+    lines = [line for line in r.output.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "out of memory with 10000 sample(s) at 56x40; use fewer --samples" in lines[0]
+    assert "Traceback" not in r.output

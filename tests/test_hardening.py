@@ -379,3 +379,35 @@ def test_version_imports_nothing_heavy():
     assert r.returncode == 0, r.stderr
     version_line, modules = r.stdout.strip().splitlines()
     assert version_line.startswith("deblur ") and modules == "[]"
+
+
+def _tiff_16bit_5_channels(w=8, h=8):
+    """A 16-bit TIFF with 5 samples per pixel, which OpenCV refuses (and logs about)."""
+    spp = 5
+    data = bytes((i * 7) % 256 for i in range(w * h * spp * 2))
+    entries = []
+    # header 8 bytes; then BitsPerSample values; then pixel data; then IFD
+    bps_off = 8
+    bps = struct.pack("<5H", *([16] * spp))
+    data_off = bps_off + len(bps)
+    ifd_off = data_off + len(data)
+    ifd_off += ifd_off % 2
+    tags = [(256, 3, 1, w), (257, 3, 1, h), (258, 3, spp, bps_off), (259, 3, 1, 1), (262, 3, 1, 2),
+            (273, 4, 1, data_off), (277, 3, 1, spp), (278, 3, 1, h), (279, 4, 1, len(data)), (284, 3, 1, 1)]
+    out = b"II*\x00" + struct.pack("<I", ifd_off) + bps + data
+    out += b"\x00" * (ifd_off - len(out))
+    out += struct.pack("<H", len(tags) + 1)
+    for tag, typ, count, value in tags:
+        out += struct.pack("<HHI", tag, typ, count) + (struct.pack("<HH", value, 0) if typ == 3 and count == 1 else struct.pack("<I", value))
+    out += struct.pack("<HHI", 338, 3, 2) + struct.pack("<HH", 0, 0)
+    out += struct.pack("<I", 0)
+    return out
+
+
+def test_decoder_chatter_never_reaches_the_terminal(tiny_weights, tmp_path):
+    path = tmp_path / "five.tiff"
+    path.write_bytes(_tiff_16bit_5_channels())
+    r = subprocess.run([sys.executable, "-m", "deblur", str(path), "--preset", "fast", "--weights", str(tiny_weights), "--quiet"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == [f"error: {path}: OpenCV could not decode this 16-bit image"], r.stderr

@@ -173,6 +173,13 @@ def process_image(
         result.outputs = [str(p) for p in plan.all]
     except DeblurError as e:
         result.error = str(e)
+    except (MemoryError, RuntimeError) as e:
+        if not isinstance(e, MemoryError) and "memory" not in str(e).lower():
+            raise
+        # The CPU allocator's message is a paragraph; the user needs what to reduce.
+        n = opts.sampling.samples if opts.sampling.steps > 0 else 1
+        result.error = (f"{item.path}: out of memory with {n} sample(s) at {result.size[0]}x{result.size[1]}"
+                        if result.size else f"{item.path}: out of memory") + "; use fewer --samples or a smaller --tile"
     finally:
         result.seconds = round(time.perf_counter() - start, 3)
     return result

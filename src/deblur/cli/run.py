@@ -19,6 +19,7 @@ from .. import __version__
 from ..devices import check_precision, resolve_device
 from ..errors import DeblurError, UsageError
 from ..io import DEFAULT_MAX_PIXELS, FORMATS, discover, distinct_names, output_is_directory, parse_region, plan_outputs, preview_region
+from ..io.read import library_chatter
 from ..pipeline import ImageResult, RunOptions, process_image
 from ..diffusion.schedule import BETA_START
 from ..presets import DEFAULT_PRESET, PRESETS, default_noise_ceiling
@@ -149,6 +150,8 @@ def run(
         preset_name = preset.value if preset is not None else recommended_preset(model, weights)
     except DeblurError as e:
         raise report(e, debug)
+    if debug:
+        library_chatter(True)
     steps_flag, samples_flag, average_flag = steps, samples, average
     implied = None
     if preset is None and steps is None and PRESETS[preset_name].steps == 0:

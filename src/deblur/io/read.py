@@ -24,6 +24,17 @@ DEFAULT_MAX_PIXELS = 200_000_000  # 200 MP: above any camera today, below a deco
 ORIENTATION_TAG = 0x0112
 
 
+
+def library_chatter(enabled: bool) -> None:
+    """OpenCV logs decoder complaints to the terminal on its own; the user gets our one
+    line instead (and OpenCV's words too with --debug)."""
+    from cv2.utils import logging as cv_logging
+
+    cv_logging.setLogLevel(cv_logging.LOG_LEVEL_WARNING if enabled else cv_logging.LOG_LEVEL_SILENT)
+
+
+library_chatter(False)
+
 @dataclass
 class LoadedImage:
     path: Path
@@ -169,6 +180,9 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loaded
                     icc = img.info.get("icc_profile") or None
                     fmt = img.format or path.suffix.lstrip(".").upper()
                     if _is_high_depth(img, path):
+                        samples = img.tag_v2.get(277, 1) if img.format == "TIFF" else 1
+                        if isinstance(samples, int) and samples > 4:
+                            raise ImageReadError(f"{path}: {samples} channels are not supported (1 to 4)")
                         arr = _decode_cv2(path)
                         if img.format == "PNG" and _png_color_type(path) == PNG_GRAY_ALPHA and arr.ndim == 3:
                             arr = arr[:, :, [0, 3]]  # OpenCV expands grey + alpha to RGBA; keep it grey
