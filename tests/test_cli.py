@@ -329,3 +329,11 @@ def test_running_out_of_memory_is_a_per_image_failure(run, tmp_path, monkeypatch
     lines = [line for line in r.output.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "out of memory with 10000 sample(s) at 56x40; use fewer --samples" in lines[0]
     assert "Traceback" not in r.output
+
+
+def test_too_many_samples_for_memory_are_refused_before_allocating(run, tmp_path):
+    _photo(tmp_path / "a.png", h=256, w=256)
+    r = run("a.png", "--samples", "10000", "--steps", "2", "--average", "--seed", "0")
+    assert r.exit_code == 1
+    lines = [line for line in r.output.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "for 10000 sample(s) at 256x256" in lines[0] and "use fewer --samples" in lines[0]

@@ -19,3 +19,7 @@ class WeightsError(DeblurError):
 
 class UsageError(DeblurError):
     """Invalid flags or flag combinations, detected before any work starts."""
+
+
+class OutOfMemoryError(DeblurError):
+    """An image would not fit in memory with the requested settings."""

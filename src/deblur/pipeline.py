@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import torch
 
-from .errors import DeblurError, ImageReadError
+from .errors import DeblurError, ImageReadError, OutOfMemoryError
 from .io import InputItem, LoadedImage, OutputPlan, Region, crop_image, encode_image, format_for, read_image, write_atomic
 from .restorer import Restorer, SamplingOptions, sample_generators
 
@@ -171,6 +171,8 @@ def process_image(
             write_atomic(plan.std, encode_image(heat.astype(np.float32) / 255.0, "PNG"))
         result.status = "done"
         result.outputs = [str(p) for p in plan.all]
+    except OutOfMemoryError as e:
+        result.error = f"{item.path}: {e}"
     except DeblurError as e:
         result.error = str(e)
     except (MemoryError, RuntimeError) as e:

@@ -19,6 +19,7 @@ import torch
 
 from .devices import autocast, available_memory
 from .diffusion import SAMPLERS, NoiseSchedule, StepInfo, initial_state
+from .errors import OutOfMemoryError
 from .models import DvSR
 from .tiling import TileGrid, pad_amounts, pad_image
 
@@ -118,6 +119,21 @@ class Restorer:
 
         return fn
 
+    def _check_full_image_memory(self, h: int, w: int, samples: int) -> None:
+        """Full-image buffers grow with the photo and the sample count (tiles bound only the
+        networks' activations): refuse up front what cannot fit, instead of failing, or
+        being killed, half-way."""
+        if self.device.type != "cpu":
+            return  # CUDA out-of-memory is retried with smaller tiles
+        # input, g(y), the output; per sample z_t, x0, fresh noise, the blended estimate, the result
+        need = h * w * 12 * (3 + 5 * samples)
+        have = available_memory(self.device)
+        if need > have:
+            raise OutOfMemoryError(
+                f"needs about {need / 2**30:.1f} GiB for {max(samples, 1)} sample(s) at {w}x{h}, "
+                f"{have / 2**30:.1f} GiB available; use fewer --samples (or a smaller image or --region)"
+            )
+
     # ---- public API -----------------------------------------------------------------
     @torch.inference_mode()
     def restore(
@@ -151,6 +167,7 @@ class Restorer:
         tile = self._tile_size(S)
         overlap = min(self.overlap, tile // 2)
         ph, pw = pad_amounts(H, W, tile, self.multiple)
+        self._check_full_image_memory(H + ph, W + pw, S if options.steps > 0 else 0)
         y = pad_image(image.to(self.device, torch.float32) * 2.0 - 1.0, ph, pw)
         grid = TileGrid.build(y.shape[-2], y.shape[-1], tile, overlap, device=self.device, multiple=self.multiple)
 
