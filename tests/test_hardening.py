@@ -278,6 +278,7 @@ def test_export_bench_and_kernel_outputs_never_replace_a_file_silently(tiny_weig
         (["bench", "speed", "--weights", "{weights}", "--sizes", "0x0"], "at least 16 pixels"),
         (["bench", "synthetic", "--sharp", "{tmp}", "--weights", "{weights}", "--limit", "-1"], "--limit -1: must be >= 1"),
         (["train", "--sharp", "{tmp}:0", "--out", "{tmp}/run"], "mixing weight"),
+        (["train", "--sharp", "{tmp}", "--seed", "-5", "--out", "{tmp}/run"], "--seed -5: must be in [0, 2^64)"),
         (["train", "--sharp", "{tmp}", "--val", "{tmp}/nonexistent", "--out", "{tmp}/run"], "--val folder"),
         (["run", "{photo}", "{photo2}", "-o", "{tmp}/out.png", "--weights", "{weights}"], "not an image file name"),
     ],

@@ -9,7 +9,7 @@ import typer
 
 from ..errors import DeblurError, UsageError
 from .app import app
-from .common import err_console, fail, report
+from .common import check_seed, err_console, fail, report
 
 
 # TrainConfig's defaults, spelled out so that help needs no torch import (a test keeps them in sync).
@@ -92,6 +92,7 @@ def train_cmd(
         cfg = TrainConfig.from_dict(d)
         if not cfg.data:
             raise UsageError("no training data: give --sharp DIR, --pairs DIR or --pack FILE (or `data` in --config)")
+        check_seed(cfg.seed)
         if cfg.steps < 1 or cfg.batch < 1 or cfg.crop < 16:
             raise UsageError("--steps and --batch must be >= 1 and --crop >= 16")
         cfg.model_config()  # validates arch/size before any data is loaded
