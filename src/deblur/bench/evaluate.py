@@ -56,7 +56,7 @@ def preset_methods(names: Iterable[str]) -> list[Method]:
             out.append(Method("blurry", -1))
         else:
             p = PRESETS[n]
-            out.append(Method(n, p.steps, p.samples, p.average, sampler=p.sampler))
+            out.append(Method(n, p.steps, p.samples, p.average, p.noise_ceiling, p.sampler))
     return out
 
 

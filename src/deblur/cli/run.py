@@ -114,7 +114,7 @@ def run(
                                  metavar=_FLAG, rich_help_panel=_WHAT),
     steps: Optional[int] = typer.Option(None, "--steps", help="Reverse-diffusion steps T; 0 = predictor only.",
                                         show_default=False, rich_help_panel=_PD),
-    noise_ceiling: Optional[float] = typer.Option(None, "--noise-ceiling", help="Last beta B, in (0, 1). \\[default: 10/T, at most 0.9]",
+    noise_ceiling: Optional[float] = typer.Option(None, "--noise-ceiling", help="Last beta B, in (0, 1). \\[default: the preset's, else 10/T, at most 0.9]",
                                                   show_default=False, rich_help_panel=_PD),
     sampler: Optional[SamplerName] = typer.Option(None, "--sampler", help="ddpm (ancestral) or ddim (deterministic). \\[default: the preset's]",
                                                   show_default=False, rich_help_panel=_PD),
@@ -164,7 +164,12 @@ def run(
     steps = p.steps if steps is None else steps
     samples = (p.samples if steps > 0 else 1) if samples is None else samples
     average = (p.average and samples > 1) if average is None else average
-    ceiling = default_noise_ceiling(steps) if noise_ceiling is None else noise_ceiling
+    if noise_ceiling is not None:
+        ceiling = noise_ceiling
+    elif steps_flag is None and p.noise_ceiling is not None:
+        ceiling = p.noise_ceiling  # tied to the preset's own step count
+    else:
+        ceiling = default_noise_ceiling(steps)
     sampler_name = p.sampler if sampler is None else sampler.value
     seed = int(torch.randint(0, 2**31 - 1, ()).item()) if seed is None else seed
     try:
