@@ -186,3 +186,9 @@ def test_16bit_grey_with_alpha_stays_grey_with_alpha(tmp_path):
     back = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     np.testing.assert_array_equal(back[:, :, 0], grey)
     np.testing.assert_array_equal(back[:, :, 3], alpha)
+
+
+def test_preview_outputs_are_not_taken_as_inputs(tmp_path):
+    for name in ("a.png", "a_deblurred.png", "a_preview_balanced.png", "a_preview_custom_s1.png", "a_preview_fast_std.png"):
+        Image.new("RGB", (8, 8)).save(tmp_path / name)
+    assert [i.path.name for i in discover([tmp_path])] == ["a.png"]

@@ -179,7 +179,8 @@ def _run(c: Common, dataset: str, loaded: list[tuple[str, np.ndarray, np.ndarray
                         on_result=lambda n, m, p, s: err_console.print(f"  {n} {m}: PSNR {p:.2f} SSIM {s:.4f}", highlight=False, markup=False),
                         y_channel=c.y_channel, lpips_metric=lpips_metric, kernels=kernels)
 
-    seen = trained_on_overlap(_registry_entry(resolved), [n for n, _, _ in loaded])
+    digest = sha256_of(resolved.path)  # hashed once: the record and the registry lookup share it
+    seen = trained_on_overlap(_registry_entry(resolved, digest), [n for n, _, _ in loaded])
     if seen:
         err_console.print(f"warning: {len(seen)} of {len(loaded)} pair(s) are frames this model was trained on "
                           f"({', '.join(seen[:3])}{', ...' if len(seen) > 3 else ''}): their scores are not held-out; "
@@ -188,7 +189,7 @@ def _run(c: Common, dataset: str, loaded: list[tuple[str, np.ndarray, np.ndarray
         "dataset": dataset, **extra, "pairs": len(loaded), "crop": c.crop, "limit": c.limit, "skip": c.skip,
         "files": c.files, "trained_on_overlap": seen, "seed": c.seed,
         "model": resolved.entry.name if resolved.entry else None, "weights": str(resolved.path),
-        "weights_sha256": sha256_of(resolved.path), "precision": c.precision,
+        "weights_sha256": digest, "precision": c.precision,
         "color": "y" if c.y_channel else "rgb",
         "lpips_note": lpips_note or None,
         "metrics_note": ("PSNR/SSIM on the BT.601 Y channel" if c.y_channel else "PSNR/SSIM on RGB in [0, 1]")
@@ -245,13 +246,12 @@ def select(items: list, c: Common, name=lambda x: x.name) -> list:
     return items[: c.limit] if c.limit is not None else items
 
 
-def _registry_entry(resolved):
+def _registry_entry(resolved, digest: str):
     """The registry entry of the weights used, also when they were given as a file
     (matched by checksum); None for weights the registry does not know."""
     if resolved.entry is not None:
         return resolved.entry
     try:
-        digest = sha256_of(resolved.path)
         return next((e for e in load_registry().entries.values() if e.sha256 == digest), None)
     except DeblurError:  # no or broken registry: nothing to compare with
         return None

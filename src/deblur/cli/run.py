@@ -17,11 +17,11 @@ from rich.table import Table
 
 from .. import __version__
 from ..devices import check_precision, resolve_device
+from ..diffusion.schedule import BETA_START
 from ..errors import DeblurError, UsageError
 from ..io import DEFAULT_MAX_PIXELS, FORMATS, discover, distinct_names, output_is_directory, parse_region, plan_outputs, preview_region
 from ..io.read import library_chatter
 from ..pipeline import ImageResult, RunOptions, process_image
-from ..diffusion.schedule import BETA_START
 from ..presets import DEFAULT_PRESET, PRESETS, default_noise_ceiling
 from ..restorer import Restorer, SamplingOptions
 from ..weights import load_checkpoint, load_registry, resolve_weights, sha256_of

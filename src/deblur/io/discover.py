@@ -11,7 +11,8 @@ from ..errors import UsageError
 from .read import IMAGE_EXTENSIONS
 
 # Outputs this tool writes; never picked up as inputs when a folder is re-run.
-OUTPUT_NAME = re.compile(r"_deblurred(_s\d+|_std)?$")
+# Our own outputs (full runs and --region/--preview crops) are never taken as inputs.
+OUTPUT_NAME = re.compile(r"_(deblurred|preview_[a-z]+)(_s\d+|_std)?$")
 
 
 @dataclass

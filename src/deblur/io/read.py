@@ -67,24 +67,19 @@ def apply_orientation(a: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(ops.get(orientation, ops[1])(a))
 
 
-def _png_bit_depth(path: Path) -> int:
-    with open(path, "rb") as f:
-        head = f.read(25)
-    return head[24] if len(head) == 25 and head[12:16] == b"IHDR" else 8
-
-
 PNG_GRAY_ALPHA = 4  # IHDR colour type
 
 
-def _png_color_type(path: Path) -> int | None:
+def _png_ihdr(path: Path) -> tuple[int, int | None]:
+    """(bit depth, colour type) from a PNG's IHDR; (8, None) if it has none."""
     with open(path, "rb") as f:
         head = f.read(26)
-    return head[25] if len(head) == 26 and head[12:16] == b"IHDR" else None
+    return (head[24], head[25]) if len(head) == 26 and head[12:16] == b"IHDR" else (8, None)
 
 
 def _is_high_depth(img: Image.Image, path: Path) -> bool:
     if img.format == "PNG":
-        return _png_bit_depth(path) == 16 and img.mode not in ("P",)
+        return _png_ihdr(path)[0] == 16 and img.mode not in ("P",)
     if img.format == "TIFF":
         bits = img.tag_v2.get(258, (8,))
         bits = bits if isinstance(bits, tuple) else (bits,)
@@ -184,7 +179,7 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loaded
                         if isinstance(samples, int) and samples > 4:
                             raise ImageReadError(f"{path}: {samples} channels are not supported (1 to 4)")
                         arr = _decode_cv2(path)
-                        if img.format == "PNG" and _png_color_type(path) == PNG_GRAY_ALPHA and arr.ndim == 3:
+                        if img.format == "PNG" and _png_ihdr(path)[1] == PNG_GRAY_ALPHA and arr.ndim == 3:
                             arr = arr[:, :, [0, 3]]  # OpenCV expands grey + alpha to RGBA; keep it grey
                     else:
                         img.load()
