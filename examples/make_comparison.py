@@ -13,7 +13,7 @@ import argparse
 import cv2
 import numpy as np
 
-from deblur.io import encode_image, read_image, write_atomic
+from deblurkit.io import encode_image, read_image, write_atomic
 
 
 def main() -> None:

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from deblur.models import build_model, tiny_config
-from deblur.weights import save_checkpoint
+from deblurkit.models import build_model, tiny_config
+from deblurkit.weights import save_checkpoint
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -7,7 +7,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from deblur.train import DataSpec, TrainConfig, train
+from deblurkit.train import DataSpec, TrainConfig, train
 
 data, out = Path(sys.argv[1]), Path(sys.argv[2])
 warnings.simplefilter("ignore")

@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from deblur.bench.datasets import folder_pairs, gopro_pairs
-from deblur.cli.app import app
-from deblur.errors import UsageError
+from deblurkit.bench.datasets import folder_pairs, gopro_pairs
+from deblurkit.cli.app import app
+from deblurkit.errors import UsageError
 
 from conftest import smooth_image
 
@@ -134,7 +134,7 @@ def test_sweep_writes_table_json_and_plot(tmp_path, tiny_weights):
 def test_y_channel_metrics(tmp_path, tiny_weights):
     import torch
 
-    from deblur.metrics import psnr, to_y
+    from deblurkit.metrics import psnr, to_y
 
     white = torch.ones(1, 3, 8, 8)
     assert torch.allclose(to_y(white), torch.full((1, 1, 8, 8), 235 / 255))
@@ -154,7 +154,7 @@ def test_y_channel_metrics(tmp_path, tiny_weights):
 
 
 def test_hide_layouts(tmp_path):
-    from deblur.bench.datasets import hide_pairs
+    from deblurkit.bench.datasets import hide_pairs
 
     for sub in ("test-close-ups", "test-long-shot"):
         _png(tmp_path / "HIDE" / "test" / sub / f"{sub}_1.png", 1)
@@ -171,7 +171,7 @@ def test_hide_layouts(tmp_path):
 
 
 def test_realblur_list(tmp_path, tiny_weights):
-    from deblur.bench.datasets import realblur_pairs
+    from deblurkit.bench.datasets import realblur_pairs
 
     root = tmp_path / "RealBlur"
     lines = []
@@ -198,7 +198,7 @@ def test_realblur_list(tmp_path, tiny_weights):
 def test_lpips_without_weights_is_reported_not_invented(tmp_path, tiny_weights, monkeypatch):
     import torch
 
-    from deblur.metrics.lpips import load_lpips
+    from deblurkit.metrics.lpips import load_lpips
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))  # nothing cached here
     metric, note = load_lpips(torch.device("cpu"))
@@ -234,10 +234,10 @@ def test_baselines_on_synthetic_and_refused_elsewhere(tmp_path, tiny_weights):
 
 
 def test_deconvolution_baseline_beats_the_blurry_input():
-    from deblur.bench.baselines import deconvolve
-    from deblur.data import apply_blur, gaussian_kernel
-    from deblur.io import read_image
-    from deblur.metrics import psnr
+    from deblurkit.bench.baselines import deconvolve
+    from deblurkit.data import apply_blur, gaussian_kernel
+    from deblurkit.io import read_image
+    from deblurkit.metrics import psnr
     from pathlib import Path
     import torch
 
@@ -268,7 +268,7 @@ def test_crops_resolution_study(tmp_path, tiny_weights):
 
 
 def test_files_and_skip_choose_pairs_and_training_frames_warn(gopro_trees, tiny_weights, tmp_path, monkeypatch):
-    from deblur.weights import sha256_of
+    from deblurkit.weights import sha256_of
 
     official, _ = gopro_trees
     reg = tmp_path / "weights.toml"
@@ -299,9 +299,9 @@ def test_synthetic_selection_keeps_each_photos_blur(tmp_path, tiny_weights):
             "--presets", "blurry", "--json"]
     import torch
 
-    from deblur.data.blur import apply_blur
-    from deblur.io import read_image
-    from deblur.metrics import psnr
+    from deblurkit.data.blur import apply_blur
+    from deblurkit.io import read_image
+    from deblurkit.metrics import psnr
 
     img = read_image(tmp_path / "sharp" / "2.png").rgb
     blurred = apply_blur(img, np.random.default_rng([1234, 2])).blurry  # photo 2's blur in the whole folder

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from deblur.data import BlurConfig, apply_blur, disc_kernel, gaussian_kernel, kernel_length, random_kernel, trajectory_kernel
-from deblur.data.blur import linear_to_srgb, srgb_to_linear
+from deblurkit.data import BlurConfig, apply_blur, disc_kernel, gaussian_kernel, kernel_length, random_kernel, trajectory_kernel
+from deblurkit.data.blur import linear_to_srgb, srgb_to_linear
 
 from conftest import smooth_image
 

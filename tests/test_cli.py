@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from deblur.cli.app import app
-from deblur.presets import PRESETS
+from deblurkit.cli.app import app
+from deblurkit.presets import PRESETS
 
 from conftest import smooth_image
 
@@ -180,8 +180,8 @@ def test_run_help_is_one_screen_grouped_and_flags_show_no_type(monkeypatch):
 
 
 def test_model_recommended_preset_applies_unless_a_preset_is_given(tiny_weights, tmp_path, monkeypatch):
-    from deblur.weights import registry as registry_mod
-    from deblur.weights import sha256_of
+    from deblurkit.weights import registry as registry_mod
+    from deblurkit.weights import sha256_of
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(registry_mod, "BUNDLED_DIR", tiny_weights.parent)
@@ -317,7 +317,7 @@ def test_inputs_sharing_a_stem_get_distinct_outputs(run, tmp_path):
 
 
 def test_running_out_of_memory_is_a_per_image_failure(run, tmp_path, monkeypatch):
-    from deblur.restorer import Restorer
+    from deblurkit.restorer import Restorer
 
     def exhausted(self, *a, **k):
         raise RuntimeError("DefaultCPUAllocator: not enough memory: you tried to allocate 78643200000 bytes.")

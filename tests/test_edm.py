@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from deblur.diffusion import PHASES, predictor_loss, sample_edm_sigmas, train_schedule, training_loss
-from deblur.models import ModelConfig, UNetConfig, build_model, tiny_config
-from deblur.restorer import Restorer, SamplingOptions, sample_generators
-from deblur.train.loop import init_from, set_trainable
-from deblur.weights import save_checkpoint
+from deblurkit.diffusion import PHASES, predictor_loss, sample_edm_sigmas, train_schedule, training_loss
+from deblurkit.models import ModelConfig, UNetConfig, build_model, tiny_config
+from deblurkit.restorer import Restorer, SamplingOptions, sample_generators
+from deblurkit.train.loop import init_from, set_trainable
+from deblurkit.weights import save_checkpoint
 
 
 def tiny_edm_config(conditioned: bool = True) -> ModelConfig:

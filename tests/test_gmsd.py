@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from deblur.data import apply_blur, gaussian_kernel
-from deblur.io import read_image
-from deblur.metrics.gmsd import gmsd
+from deblurkit.data import apply_blur, gaussian_kernel
+from deblurkit.io import read_image
+from deblurkit.metrics.gmsd import gmsd
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples"
 

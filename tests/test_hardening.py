@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 from PIL import Image
 from typer.testing import CliRunner
 
-from deblur.cli.app import app
-from deblur.errors import ImageReadError
-from deblur.io import read_image
-from deblur.tiling import TileGrid
+from deblurkit.cli.app import app
+from deblurkit.errors import ImageReadError
+from deblurkit.io import read_image
+from deblurkit.tiling import TileGrid
 
 from conftest import smooth_image
 
@@ -225,7 +225,7 @@ def test_sigint_mid_run_leaves_only_complete_outputs_and_rerun_finishes(tiny_wei
     d.mkdir()
     for i in range(6):
         Image.fromarray(np.round(smooth_image(160, 224, i) * 255).astype(np.uint8)).save(d / f"p{i}.png")
-    cmd = [sys.executable, "-m", "deblur", str(d), "--steps", "60", "--weights", str(tiny_weights), "--seed", "0", "--quiet"]
+    cmd = [sys.executable, "-m", "deblurkit", str(d), "--steps", "60", "--weights", str(tiny_weights), "--seed", "0", "--quiet"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and not list(d.glob("*_deblurred.png")):
@@ -298,7 +298,7 @@ def test_ctrl_c_during_start_up_is_one_line_and_exit_130(tmp_path):
     # adapts: too early (before Python's handler) or too late (already done) retries.
     delay = 0.4
     for _ in range(6):
-        proc = subprocess.Popen([sys.executable, "-m", "deblur", "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen([sys.executable, "-m", "deblurkit", "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         time.sleep(delay)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=120)
@@ -355,7 +355,7 @@ def test_unreadable_inputs_fail_alone_as_a_non_root_user(tiny_weights):
             os.chmod(p, 0o777 if p.is_dir() else 0o644)
         os.chmod(base / "locked.png", 0)
         os.chmod(base / "tree" / "closed", 0)
-        cmd = [*prefix, sys.executable, "-m", "deblur", str(base / "ok.png"), str(base / "locked.png"), str(base / "tree"),
+        cmd = [*prefix, sys.executable, "-m", "deblurkit", str(base / "ok.png"), str(base / "locked.png"), str(base / "tree"),
                "-r", "--preset", "fast", "--weights", str(weights), "-o", str(base / "out"), "--json", "--quiet"]
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=base)
         if prefix and "Permission denied" in r.stderr and "python" in r.stderr:
@@ -374,7 +374,7 @@ def test_unreadable_inputs_fail_alone_as_a_non_root_user(tiny_weights):
 
 
 def test_version_imports_nothing_heavy():
-    code = ("import sys; sys.argv = ['deblur', '--version']; from deblur.cli.entry import main; main(); "
+    code = ("import sys; sys.argv = ['deblur', '--version']; from deblurkit.cli.entry import main; main(); "
             "print(sorted(m for m in ('torch', 'typer', 'rich', 'cv2') if m in sys.modules))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
@@ -408,7 +408,7 @@ def _tiff_16bit_5_channels(w=8, h=8):
 def test_decoder_chatter_never_reaches_the_terminal(tiny_weights, tmp_path):
     path = tmp_path / "five.tiff"
     path.write_bytes(_tiff_16bit_5_channels())
-    r = subprocess.run([sys.executable, "-m", "deblur", str(path), "--preset", "fast", "--weights", str(tiny_weights), "--quiet"],
+    r = subprocess.run([sys.executable, "-m", "deblurkit", str(path), "--preset", "fast", "--weights", str(tiny_weights), "--quiet"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 1
     assert r.stderr.strip().splitlines() == [f"error: {path}: OpenCV could not decode this 16-bit image"], r.stderr

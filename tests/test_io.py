@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms, ImageOps
 
-from deblur.errors import ImageReadError, ImageWriteError
-from deblur.io import apply_orientation, discover, encode_image, plan_outputs, read_image, write_atomic
-from deblur.io.discover import InputItem
+from deblurkit.errors import ImageReadError, ImageWriteError
+from deblurkit.io import apply_orientation, discover, encode_image, plan_outputs, read_image, write_atomic
+from deblurkit.io.discover import InputItem
 
 
 def _srgb_icc() -> bytes:

@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from deblur.diffusion import dvsr_loss, sample_training_levels, train_schedule
+from deblurkit.diffusion import dvsr_loss, sample_training_levels, train_schedule
 
 from conftest import random_tiny_model
 

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from deblur.models import ModelConfig, UNetConfig, build_model, icdpm_config, tiny_config
-from deblur.models.unet import UNet, sinusoidal_embedding
-from deblur.train import model_size
+from deblurkit.models import ModelConfig, UNetConfig, build_model, icdpm_config, tiny_config
+from deblurkit.models.unet import UNet, sinusoidal_embedding
+from deblurkit.train import model_size
 
 from conftest import random_tiny_model
 

@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deblur.data import apply_blur, gaussian_kernel
-from deblur.io import read_image
-from deblur.metrics.niqe import imresize_half, niqe
+from deblurkit.data import apply_blur, gaussian_kernel
+from deblurkit.io import read_image
+from deblurkit.metrics.niqe import imresize_half, niqe
 
 from conftest import smooth_image
 

@@ -7,11 +7,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from deblur.cli.app import app
-from deblur.data.datasets import Mixture, PairedFolder, SharpFolder, Source
-from deblur.data.loader import step_batches
-from deblur.data.pack import read_pack
-from deblur.train import DataSpec, TrainConfig, train
+from deblurkit.cli.app import app
+from deblurkit.data.datasets import Mixture, PairedFolder, SharpFolder, Source
+from deblurkit.data.loader import step_batches
+from deblurkit.data.pack import read_pack
+from deblurkit.train import DataSpec, TrainConfig, train
 
 from conftest import save_photo
 

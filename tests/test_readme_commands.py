@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from deblur.cli.app import app
-from deblur.weights import load_registry
+from deblurkit.cli.app import app
+from deblurkit.weights import load_registry
 
 from conftest import smooth_image
 

@@ -1,6 +1,6 @@
 import torch
 
-from deblur.restorer import Restorer, SamplingOptions, sample_generators
+from deblurkit.restorer import Restorer, SamplingOptions, sample_generators
 
 from conftest import random_tiny_model, smooth_image
 

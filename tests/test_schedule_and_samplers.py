@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from deblur.diffusion import NoiseSchedule, ddim_sample, ddpm_sample, initial_state, sample_training_levels, train_schedule
+from deblurkit.diffusion import NoiseSchedule, ddim_sample, ddpm_sample, initial_state, sample_training_levels, train_schedule
 
 
 def test_linear_schedule_definition():

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from deblur.restorer import Restorer, SamplingOptions, sample_generators
-from deblur.tiling import TileGrid, pad_amounts, pad_image, ramp, tile_starts
+from deblurkit.restorer import Restorer, SamplingOptions, sample_generators
+from deblurkit.tiling import TileGrid, pad_amounts, pad_image, ramp, tile_starts
 
 from conftest import random_tiny_model, smooth_image
 
@@ -80,7 +80,7 @@ def test_tiled_sampling_has_no_seams():
 
 
 def test_even_tiles_waste_nothing():
-    from deblur.tiling import even_tile
+    from deblurkit.tiling import even_tile
 
     # 1280 px with 1024-px tiles: two tiles of 656 instead of two of 1024.
     assert even_tile(1280, 1024, 32, 16) == 656

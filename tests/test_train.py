@@ -12,9 +12,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from deblur.cli.app import app
-from deblur.train import DataSpec, TrainConfig, train
-from deblur.weights import load_checkpoint, read_metadata
+from deblurkit.cli.app import app
+from deblurkit.train import DataSpec, TrainConfig, train
+from deblurkit.weights import load_checkpoint, read_metadata
 
 from conftest import save_photo
 
@@ -99,8 +99,8 @@ def test_ddp_two_cpu_processes_end_with_identical_weights(data_dirs, tmp_path):
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data_dirs, tmp_path, monkeypatch):
-    from deblur.train import NonFiniteLoss
-    from deblur.train import loop
+    from deblurkit.train import NonFiniteLoss
+    from deblurkit.train import loop
 
     real = loop.training_loss
     calls = {"n": 0}
@@ -124,8 +124,8 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data_dirs, tmp
 def test_train_help_describes_every_option_with_its_default(monkeypatch):
     from dataclasses import fields
 
-    from deblur.cli.train import TRAIN_DEFAULTS
-    from deblur.train.config import TrainConfig
+    from deblurkit.cli.train import TRAIN_DEFAULTS
+    from deblurkit.train.config import TrainConfig
 
     defaults = {f.name: f.default for f in fields(TrainConfig)}
     assert all(defaults[k] == v for k, v in TRAIN_DEFAULTS.items())

@@ -8,9 +8,9 @@ import sys
 import pytest
 import torch
 
-from deblur.errors import WeightsError
-from deblur.weights import load_checkpoint, parse_registry, read_metadata, resolve_weights, save_checkpoint, sha256_of
-from deblur.weights import registry as registry_mod
+from deblurkit.errors import WeightsError
+from deblurkit.weights import load_checkpoint, parse_registry, read_metadata, resolve_weights, save_checkpoint, sha256_of
+from deblurkit.weights import registry as registry_mod
 
 from conftest import random_tiny_model
 from hub_server import HubServer
@@ -51,7 +51,7 @@ def test_corrupt_and_mismatched_checkpoints_fail_clearly(tmp_path):
     # Metadata claiming another architecture than the tensors hold.
     from safetensors.torch import load_file, save_file
 
-    from deblur.models import ModelConfig
+    from deblurkit.models import ModelConfig
 
     meta = read_metadata(good)
     meta["deblur.config"] = ModelConfig().to_json()
@@ -150,7 +150,7 @@ def test_explicit_path_wins_and_bundled_is_checked(tmp_path, monkeypatch):
 
 
 def _cli(args, env, cwd):
-    return subprocess.run([sys.executable, "-m", "deblur", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "deblurkit", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture
@@ -256,7 +256,7 @@ def test_fuzzed_checkpoint_configs_fail_with_one_line_and_bounded_memory(tmp_pat
     from hypothesis import HealthCheck, given, settings
     from typer.testing import CliRunner
 
-    from deblur.cli.app import app
+    from deblurkit.cli.app import app
     from PIL import Image
     from safetensors.torch import load_file, save_file
 

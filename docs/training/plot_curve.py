@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from deblur.bench.plot import curve_plot, training_hours
+from deblurkit.bench.plot import curve_plot, training_hours
 
 
 def main(out: str, *logs: str) -> None:

@@ -39,7 +39,7 @@ def _spec(text: str, kind: str) -> dict:
 
 
 @app.command("train", help="Train a model. Data: --sharp DIR[:WEIGHT] (synthetic blur) and/or --pairs DIR[:WEIGHT] "
-             "(GoPro layout or blur/ + sharp/). Multi-GPU / multi-node: launch with `torchrun ... -m deblur train ...`.")
+             "(GoPro layout or blur/ + sharp/). Multi-GPU / multi-node: launch with `torchrun ... -m deblurkit train ...`.")
 def train_cmd(
     sharp: list[str] = typer.Option([], "--sharp", help="Folder of sharp photos, blurred on the fly (repeatable, DIR[:WEIGHT])."),
     pairs: list[str] = typer.Option([], "--pairs", help="Folder of real blurry/sharp pairs (repeatable, DIR[:WEIGHT])."),

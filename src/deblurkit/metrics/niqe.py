@@ -22,7 +22,7 @@ BLOCK = 96
 
 @lru_cache(maxsize=1)
 def pristine_params() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    with resources.files("deblur.resources").joinpath("niqe_pris_params.npz").open("rb") as f:
+    with resources.files("deblurkit.resources").joinpath("niqe_pris_params.npz").open("rb") as f:
         d = np.load(f)
         return d["mu_pris_param"], d["cov_pris_param"], d["gaussian_window"]
 

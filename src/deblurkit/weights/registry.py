@@ -72,7 +72,7 @@ def registry_path() -> Path | None:
     override = os.environ.get(REGISTRY_ENV)
     if override:
         return Path(override)
-    packaged = resources.files("deblur") / "weights.toml"
+    packaged = resources.files("deblurkit") / "weights.toml"
     if packaged.is_file():
         return Path(str(packaged))
     checkout = PACKAGE_DIR.parent.parent / "weights.toml"
