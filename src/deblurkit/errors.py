@@ -17,8 +17,8 @@ class WeightsError(DeblurError):
     """A checkpoint could not be found, downloaded, verified or loaded."""
 
 
-class UsageError(DeblurError):
-    """Invalid flags or flag combinations, detected before any work starts."""
+class UsageError(DeblurError, ValueError):
+    """Invalid flags or flag combinations (or API arguments), detected before any work starts."""
 
 
 class OutOfMemoryError(DeblurError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import cv2
 import numpy as np
@@ -13,7 +13,10 @@ import torch
 
 from .errors import DeblurError, ImageReadError, OutOfMemoryError
 from .io import InputItem, LoadedImage, OutputPlan, Region, crop_image, encode_image, format_for, read_image, write_atomic
-from .restorer import Restorer, SamplingOptions, sample_generators
+from .presets import Settings
+
+if TYPE_CHECKING:
+    from .api import Deblurrer
 
 # The uncertainty map saturates at a per-pixel standard deviation of 0.1 (10% of the
 # full intensity range), so maps of different photos share one colour scale.
@@ -24,8 +27,7 @@ THUMB_WIDTH = 320
 
 @dataclass
 class RunOptions:
-    sampling: SamplingOptions
-    average: bool = False
+    settings: Settings  # preset + overrides: steps, samples, averaging, ceiling, sampler
     std: bool = False
     seed: int = 0
     format: str | None = None
@@ -113,7 +115,7 @@ def _write(path: Path, rgb: np.ndarray, image: LoadedImage, fmt: str, quality: i
 
 
 def process_image(
-    restorer: Restorer,
+    deblurrer: "Deblurrer",
     item: InputItem,
     plan: OutputPlan,
     opts: RunOptions,
@@ -138,17 +140,18 @@ def process_image(
             notes.append(f"restored only the region {x},{y},{w},{h} (X,Y,W,H) of the {result.size[0]}x{result.size[1]} photo")
         result.notes = notes or None
         x = torch.from_numpy(image.rgb).permute(2, 0, 1)[None]
-        sampling = opts.sampling
-        n = sampling.samples if sampling.steps > 0 else 1
-        gens = sample_generators(opts.seed, item.path.name, n, restorer.device) if sampling.steps > 0 else None
+        settings = opts.settings
+        n = settings.samples if settings.steps > 0 else 1
 
         trajectory = None
-        if opts.trajectory_dir is not None and sampling.steps > 0:
-            trajectory = Trajectory(opts.trajectory_dir, item.path.stem, sampling.steps)
-        samples = restorer.restore(
+        if opts.trajectory_dir is not None and settings.steps > 0:
+            trajectory = Trajectory(opts.trajectory_dir, item.path.stem, settings.steps)
+        # Seeded by (seed, file name): the same pixels as Deblurrer.restore(..., key=name).
+        samples = deblurrer.restore_tensor(
             x,
-            sampling,
-            gens,
+            settings,
+            opts.seed,
+            item.path.name,
             on_step=on_step,
             on_estimate=trajectory,
             estimate_every=set(trajectory.steps) if trajectory else None,
@@ -159,7 +162,7 @@ def process_image(
         fmt = format_for(plan.main[0], None)
         # After an interrupted run some sample files may exist already: keep them.
         fresh = lambda path: opts.overwrite or not path.exists()  # noqa: E731
-        if opts.average or n == 1:
+        if settings.average or n == 1:
             if fresh(plan.main[0]):
                 _write(plan.main[0], _to_hwc(samples.mean(dim=0)), image, fmt, opts.quality)
         else:
@@ -179,7 +182,7 @@ def process_image(
         if not isinstance(e, MemoryError) and "memory" not in str(e).lower():
             raise
         # The CPU allocator's message is a paragraph; the user needs what to reduce.
-        n = opts.sampling.samples if opts.sampling.steps > 0 else 1
+        n = opts.settings.samples if opts.settings.steps > 0 else 1
         result.error = (f"{item.path}: out of memory with {n} sample(s) at {result.size[0]}x{result.size[1]}"
                         if result.size else f"{item.path}: out of memory") + "; use fewer --samples or a smaller --tile"
     finally:

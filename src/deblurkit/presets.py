@@ -34,3 +34,80 @@ DEFAULT_PRESET = "balanced"
 
 def default_noise_ceiling(steps: int) -> float:
     return min(0.9, 10.0 / max(1, steps))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a run will actually do: a preset with the caller's overrides applied."""
+
+    preset: str
+    steps: int
+    samples: int
+    average: bool
+    noise_ceiling: float
+    sampler: str
+    implied: bool = False  # the preset was chosen by the sampling options, not named
+    overridden_by: tuple[str, ...] = ()  # the options that override the preset
+
+
+def resolve_settings(
+    preset: str | None,
+    recommended: str = DEFAULT_PRESET,
+    *,
+    steps: int | None = None,
+    samples: int | None = None,
+    average: bool | None = None,
+    noise_ceiling: float | None = None,
+    sampler: str | None = None,
+    wants_samples: bool = False,
+) -> Settings:
+    """The one place where a preset and explicit options combine (CLI and Python API).
+
+    `recommended` is the model's preset, used when none is named. When that is the
+    predictor-only preset and the options ask for sampling (averaging, several samples,
+    or `wants_samples`: a std map or a trajectory), the preset those options point to is
+    taken instead of refusing them.
+    """
+    if preset is not None and preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}: expected one of {', '.join(PRESETS)}")
+    name = preset if preset is not None else recommended
+    implied = False
+    if preset is None and steps is None and PRESETS[name].steps == 0:
+        if average or (samples or 1) > 1 or wants_samples:
+            name, implied = ("distortion" if average else "balanced"), True
+    p = PRESETS[name]
+    n_steps = p.steps if steps is None else steps
+    n_samples = (p.samples if n_steps > 0 else 1) if samples is None else samples
+    avg = (p.average and n_samples > 1) if average is None else average
+    if noise_ceiling is not None:
+        ceiling = noise_ceiling
+    elif steps is None and p.noise_ceiling is not None:
+        ceiling = p.noise_ceiling  # tied to the preset's own step count
+    else:
+        ceiling = default_noise_ceiling(n_steps)
+    overrides = tuple(flag for flag, value in (("--steps", steps), ("--noise-ceiling", noise_ceiling), ("--sampler", sampler),
+                                              ("--samples", samples), ("--average" if average else "--no-average", average))
+                      if value is not None)
+    return Settings(name, n_steps, n_samples, avg, ceiling, p.sampler if sampler is None else sampler, implied, overrides)
+
+
+def check_settings(s: Settings, std: bool = False) -> None:
+    """Refuse option combinations that cannot mean what the user asked for."""
+    from .diffusion.schedule import BETA_START  # (torch-free callers never reach this)
+    from .errors import UsageError
+
+    if s.steps < 0:
+        raise UsageError(f"--steps {s.steps}: must be >= 0 (0 = initial predictor only)")
+    if s.samples < 1:
+        raise UsageError(f"--samples {s.samples}: must be >= 1")
+    if not BETA_START <= s.noise_ceiling < 1.0:
+        # The schedule's betas rise from BETA_START to the ceiling, so it cannot be lower.
+        raise UsageError(f"--noise-ceiling {s.noise_ceiling:g}: must be in [{BETA_START:g}, 1)")
+    if s.sampler not in ("ddpm", "ddim"):
+        raise UsageError(f"--sampler {s.sampler}: expected ddpm or ddim")
+    if s.average and s.samples < 2:
+        raise UsageError("--average needs --samples 2 or more (the mean of one sample is that sample)")
+    if std and s.samples < 2:
+        raise UsageError("--std needs --samples 2 or more (a standard deviation over one sample is zero)")
+    if s.steps == 0 and s.samples > 1:
+        raise UsageError("--samples > 1 needs --steps > 0: the initial predictor alone is deterministic")

@@ -16,15 +16,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .. import __version__
-from ..devices import check_precision, resolve_device
-from ..diffusion.schedule import BETA_START
+from ..api import Deblurrer, recommended_preset
 from ..errors import DeblurError, UsageError
 from ..io import DEFAULT_MAX_PIXELS, FORMATS, discover, distinct_names, output_is_directory, parse_region, plan_outputs, preview_region
 from ..io.read import library_chatter
 from ..pipeline import ImageResult, RunOptions, process_image
-from ..presets import DEFAULT_PRESET, PRESETS, default_noise_ceiling
-from ..restorer import Restorer, SamplingOptions
-from ..weights import load_checkpoint, load_registry, resolve_weights, sha256_of
+from ..presets import DEFAULT_PRESET, PRESETS, check_settings, resolve_settings
+from ..weights import sha256_of
 from .app import app
 from .common import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, check_seed, err_console, fail, report, shown
 
@@ -33,42 +31,11 @@ SamplerName = Enum("SamplerName", {"ddpm": "ddpm", "ddim": "ddim"}, type=str)
 DeviceName = Enum("DeviceName", {k: k for k in ("auto", "cpu", "cuda", "mps")}, type=str)
 PrecisionName = Enum("PrecisionName", {k: k for k in ("fp32", "bf16", "fp16")}, type=str)
 
-def _validate(steps, samples, noise_ceiling, average, std, tile, overlap, quality, max_pixels):
-    if steps < 0:
-        raise UsageError(f"--steps {steps}: must be >= 0 (0 = initial predictor only)")
-    if samples < 1:
-        raise UsageError(f"--samples {samples}: must be >= 1")
-    if not BETA_START <= noise_ceiling < 1.0:
-        # The schedule's betas rise from BETA_START to the ceiling, so it cannot be lower.
-        raise UsageError(f"--noise-ceiling {noise_ceiling:g}: must be in [{BETA_START:g}, 1)")
-    if average and samples < 2:
-        raise UsageError("--average needs --samples 2 or more (the mean of one sample is that sample)")
-    if std and samples < 2:
-        raise UsageError("--std needs --samples 2 or more (a standard deviation over one sample is zero)")
-    if steps == 0 and samples > 1:
-        raise UsageError("--samples > 1 needs --steps > 0: the initial predictor alone is deterministic")
-    if tile is not None and tile < 16:
-        raise UsageError(f"--tile {tile}: must be >= 16 pixels")
-    if overlap < 0 or (tile is not None and overlap >= tile):
-        raise UsageError(f"--overlap {overlap}: must be in [0, tile)" + (f" = [0, {tile})" if tile else ""))
+def _validate_output(quality, max_pixels):
     if not 1 <= quality <= 100:
         raise UsageError(f"--quality {quality}: must be in 1..100")
     if max_pixels < 1:
         raise UsageError(f"--max-pixels {max_pixels}: must be >= 1")
-
-
-def recommended_preset(model: str | None, weights: str | None) -> str:
-    """The registry's recommended preset for the chosen model (no file is read)."""
-    if weights:
-        return DEFAULT_PRESET
-    reg = load_registry()
-    name = model or reg.default
-    entry = reg.get(name) if name else None
-    if entry is not None and entry.preset is not None:
-        if entry.preset not in PRESETS:
-            raise UsageError(f"weights.toml: model {name!r} recommends unknown preset {entry.preset!r}")
-        return entry.preset
-    return DEFAULT_PRESET
 
 
 def _summary_table(results: list[ImageResult]) -> Table:
@@ -146,64 +113,47 @@ def run(
                                    rich_help_panel=_PERF),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks.", metavar=_FLAG, rich_help_panel=_PERF),
 ):
-    try:
-        preset_name = preset.value if preset is not None else recommended_preset(model, weights)
-    except DeblurError as e:
-        raise report(e, debug)
     if debug:
         library_chatter(True)
-    steps_flag, samples_flag, average_flag = steps, samples, average
-    implied = None
-    if preset is None and steps is None and PRESETS[preset_name].steps == 0:
-        # Sampling flags under a predictor-only default: take the sampling settings of
-        # the preset those flags ask for instead of refusing them.
-        if average or (samples or 1) > 1 or std or save_trajectory is not None:
-            implied = "distortion" if average else "balanced"
-            preset_name = implied
-    p = PRESETS[preset_name]
-    steps = p.steps if steps is None else steps
-    samples = (p.samples if steps > 0 else 1) if samples is None else samples
-    average = (p.average and samples > 1) if average is None else average
-    if noise_ceiling is not None:
-        ceiling = noise_ceiling
-    elif steps_flag is None and p.noise_ceiling is not None:
-        ceiling = p.noise_ceiling  # tied to the preset's own step count
-    else:
-        ceiling = default_noise_ceiling(steps)
-    sampler_name = p.sampler if sampler is None else sampler.value
     seed = int(torch.randint(0, 2**31 - 1, ()).item()) if seed is None else seed
     try:
-        _validate(steps, samples, ceiling, average, std, tile, overlap, quality, max_pixels)
+        settings = resolve_settings(
+            preset.value if preset is not None else None,
+            recommended_preset(model, weights) if preset is None else DEFAULT_PRESET,
+            steps=steps, samples=samples, average=average, noise_ceiling=noise_ceiling,
+            sampler=sampler.value if sampler is not None else None,
+            wants_samples=std or save_trajectory is not None,
+        )
+        check_settings(settings, std)
+        _validate_output(quality, max_pixels)
         check_seed(seed)
         if region is not None and preview:
             raise UsageError("--region and --preview: give one (--preview is a centre crop)")
         crop = parse_region(region) if region is not None else (preview_region() if preview else None)
         if fmt is not None and fmt.lower() not in FORMATS:
             raise UsageError(f"--format {fmt}: expected one of {', '.join(sorted(set(FORMATS)))}")
-        dev = resolve_device(device.value)
-        check_precision(precision.value, dev)
         out_is_dir = output_is_directory(output, paths)
         items = discover(paths, recursive)
         if not items:
             raise UsageError(f"no images found in {', '.join(str(p) for p in paths)} (extensions: jpg, jpeg, png, tif, tiff, webp, bmp)")
-        resolved = resolve_weights(model, weights)
-        ckpt = load_checkpoint(resolved.path)
+        deblurrer = Deblurrer(model, weights=weights, device=device.value, precision=precision.value, tile=tile, overlap=overlap)
     except DeblurError as e:
         raise report(e, debug)
 
-    sampling = SamplingOptions(steps=steps, noise_ceiling=ceiling, sampler=sampler_name, samples=samples)
+    preset_name, implied = settings.preset, settings.implied
+    steps, samples, average = settings.steps, settings.samples, settings.average
+    ceiling, sampler_name = settings.noise_ceiling, settings.sampler
+    resolved, dev = deblurrer.weights, deblurrer.device
     opts = RunOptions(
-        sampling=sampling, average=average, std=std, seed=seed, format=fmt, quality=quality,
+        settings=settings, std=std, seed=seed, format=fmt, quality=quality,
         overwrite=overwrite, trajectory_dir=save_trajectory, max_pixels=max_pixels, region=crop,
     )
-    restorer = Restorer(ckpt.model, dev, precision.value, tile=tile, overlap=overlap)
     ext = (fmt or "png").lower()
     n_files = 1 if (average or samples == 1) else samples
     inputs_resolved = {i.path.resolve() for i in items if i.path.exists()}
 
     console = Console(stderr=True, quiet=quiet)
-    sampling_flags = [f for f, v in (("--steps", steps_flag), ("--noise-ceiling", noise_ceiling), ("--sampler", sampler),
-                                     ("--samples", samples_flag), ("--average" if average_flag else "--no-average", average_flag)) if v is not None]
+    sampling_flags = list(settings.overridden_by)
     renamed = distinct_names([i for i in items if i.error is None], out_is_dir, output)
     # A crop gets its own name per preset, so trying presets on it never blocks the full run.
     tag = "deblurred" if crop is None else f"preview_{'custom' if sampling_flags else preset_name}"
@@ -259,7 +209,7 @@ def run(
                 progress.reset(steps_task, total=max(steps, 1))
                 progress.update(steps_task, description=f"steps [{item.path.name}]")
                 t_image = time.perf_counter()
-                result = process_image(restorer, item, plan, opts, on_step=on_step(item.path.name))
+                result = process_image(deblurrer, item, plan, opts, on_step=on_step(item.path.name))
                 if item.path in renamed:
                     result.notes = [*(result.notes or []), f"another input has the same name stem: written as "
                                     f"{plan.main[0].name} to keep both"]

@@ -1,0 +1,152 @@
+"""The Python API: load a model once, restore many images.
+
+    from deblurkit import Deblurrer
+
+    deblurrer = Deblurrer()                      # the bundled default model, CPU or GPU
+    sharp = deblurrer.restore(blurry)            # numpy / PIL / torch in, the same kind out
+    result = deblurrer.restore(blurry, preset="distortion", samples=4, return_samples=True, return_std=True)
+
+The CLI is a thin layer over this class: for the same model, settings, seed and `key`
+(the CLI uses the input's file name), the API and the CLI produce identical pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .devices import check_precision, resolve_device
+from .errors import UsageError
+from .io.arrays import unpack_image
+from .presets import DEFAULT_PRESET, PRESETS, Settings, check_settings, resolve_settings
+from .restorer import Restorer, SamplingOptions, sample_generators
+from .weights import ResolvedWeights, load_checkpoint, load_registry, resolve_weights
+
+
+@dataclass
+class Restoration:
+    """`restore(..., return_samples=True or return_std=True)`: everything a run made."""
+
+    image: Any  # the result: the samples' mean when averaged, else the first sample; same kind as the input
+    samples: list[Any] | None  # every sample, same kind as the input (None unless asked)
+    std: np.ndarray | None  # (H, W) float32 per-pixel std over samples, mean over channels
+    settings: Settings
+    seed: int
+
+
+def recommended_preset(model: str | None, weights: str | None) -> str:
+    """The registry's recommended preset for a model (no weights file is read)."""
+    if weights:
+        return DEFAULT_PRESET
+    reg = load_registry()
+    name = model or reg.default
+    entry = reg.get(name) if name else None
+    if entry is not None and entry.preset is not None:
+        if entry.preset not in PRESETS:
+            raise UsageError(f"weights.toml: model {name!r} recommends unknown preset {entry.preset!r}")
+        return entry.preset
+    return DEFAULT_PRESET
+
+
+class Deblurrer:
+    """A model on a device, ready to restore images of any size (tiled).
+
+    model: a name from weights.toml (default: the registry's default model); weights: a
+    checkpoint file or hf://OWNER/REPO/FILE[@REV] instead. device: auto, cpu, cuda[:N],
+    mps. precision: fp32, bf16 or fp16 (autocast; the sampler arithmetic stays fp32).
+    tile / overlap: tile side (default: sized from free memory) and blended overlap.
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        weights: str | Path | None = None,
+        device: str | torch.device = "auto",
+        precision: str = "fp32",
+        tile: int | None = None,
+        overlap: int = 32,
+    ):
+        weights = str(weights) if weights is not None else None
+        dev = device if isinstance(device, torch.device) else resolve_device(device)
+        check_precision(precision, dev)
+        if tile is not None and tile < 16:
+            raise UsageError(f"--tile {tile}: must be >= 16 pixels")
+        if overlap < 0 or (tile is not None and overlap >= tile):
+            raise UsageError(f"--overlap {overlap}: must be in [0, tile)" + (f" = [0, {tile})" if tile else ""))
+        self.recommended_preset = recommended_preset(model, weights)
+        self.weights: ResolvedWeights = resolve_weights(model, weights)
+        checkpoint = load_checkpoint(self.weights.path)
+        self.model_name = self.weights.entry.name if self.weights.entry else self.weights.path.name
+        self.restorer = Restorer(checkpoint.model, dev, precision, tile=tile, overlap=overlap)
+
+    @property
+    def device(self) -> torch.device:
+        return self.restorer.device
+
+    def settings(self, preset: str | None = None, *, wants_samples: bool = False, **overrides) -> Settings:
+        """The effective settings for a preset (default: the model's) and overrides."""
+        return resolve_settings(preset, self.recommended_preset, wants_samples=wants_samples, **overrides)
+
+    def restore_tensor(
+        self,
+        x: torch.Tensor,
+        settings: Settings,
+        seed: int = 0,
+        key: str = "",
+        on_step: Callable[[int, int], None] | None = None,
+        on_estimate: Callable[[int, int, torch.Tensor], None] | None = None,
+        estimate_every: set[int] | None = None,
+    ) -> torch.Tensor:
+        """(1, 3, H, W) float in [0, 1] -> (samples, 3, H, W) in [0, 1], on the device.
+
+        Each sample's noise comes from (seed, key, sample index) alone, so it does not
+        depend on the other images or samples of a run.
+        """
+        sampling = SamplingOptions(settings.steps, settings.noise_ceiling, settings.sampler, settings.samples)
+        n = settings.samples if settings.steps > 0 else 1
+        gens = sample_generators(seed, key, n, self.device) if settings.steps > 0 else None
+        return self.restorer.restore(x, sampling, gens, on_step=on_step, on_estimate=on_estimate, estimate_every=estimate_every)
+
+    def restore(
+        self,
+        image,
+        preset: str | None = None,
+        *,
+        steps: int | None = None,
+        samples: int | None = None,
+        average: bool | None = None,
+        noise_ceiling: float | None = None,
+        sampler: str | None = None,
+        seed: int = 0,
+        key: str = "",
+        return_samples: bool = False,
+        return_std: bool = False,
+        on_step: Callable[[int, int], None] | None = None,
+    ):
+        """Deblur one image; returns the same kind of image (or a `Restoration`).
+
+        Without return_samples / return_std, several samples need average=True (their
+        mean is returned); with either, a `Restoration` holds the result, the samples and
+        the std map. `key` names the image for seeding (the CLI passes the file name).
+        """
+        if not 0 <= seed < 2**64:
+            raise UsageError(f"seed {seed}: must be in [0, 2^64)")
+        s = self.settings(preset, steps=steps, samples=samples, average=average, noise_ceiling=noise_ceiling,
+                          sampler=sampler, wants_samples=return_std)
+        check_settings(s, std=return_std)
+        if s.samples > 1 and not s.average and not (return_samples or return_std):
+            raise UsageError(f"samples={s.samples} without average=True: pass average=True for their mean, "
+                             "or return_samples=True for each of them")
+        unpacked = unpack_image(image)
+        out = self.restore_tensor(unpacked.rgb, s, seed, key, on_step=on_step)
+        result = unpacked.repack(out.mean(dim=0) if (s.average or out.shape[0] == 1) else out[0])
+        if not (return_samples or return_std):
+            return result
+        std = out.std(dim=0, unbiased=False).mean(dim=0).float().cpu().numpy() if return_std else None
+        listed = [unpacked.repack(o) for o in out] if return_samples else None
+        return Restoration(result, listed, std, s, seed)
