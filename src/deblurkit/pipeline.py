@@ -13,6 +13,7 @@ import torch
 
 from .errors import DeblurError, ImageReadError, OutOfMemoryError
 from .io import InputItem, LoadedImage, OutputPlan, Region, crop_image, encode_image, format_for, read_image, write_atomic
+from .io.compare import DEFAULT_MAX_SIDE, compose
 from .presets import Settings
 
 if TYPE_CHECKING:
@@ -36,6 +37,8 @@ class RunOptions:
     trajectory_dir: Path | None = None
     max_pixels: int = 200_000_000
     region: Region | None = None  # restore only this crop (--region / --preview)
+    side_by_side: bool = False
+    result_label: str = "deblurred"  # the result's label in the side-by-side picture
 
 
 @dataclass
@@ -169,9 +172,21 @@ def process_image(
             for path, s in zip(plan.main, samples, strict=True):
                 if fresh(path):
                     _write(path, _to_hwc(s), image, fmt, opts.quality)
-        if plan.std is not None and fresh(plan.std):
+        heat = None
+        if plan.std is not None and (fresh(plan.std) or (plan.compare is not None and fresh(plan.compare))):
             heat, result.std_mean = std_heatmap(samples)
-            write_atomic(plan.std, encode_image(heat.astype(np.float32) / 255.0, "PNG"))
+            if fresh(plan.std):
+                write_atomic(plan.std, encode_image(heat.astype(np.float32) / 255.0, "PNG"))
+        if plan.compare is not None and fresh(plan.compare):
+            panels = [("input", image.rgb)]
+            if settings.average or n == 1:
+                panels.append((opts.result_label, _to_hwc(samples.mean(dim=0))))
+            else:
+                panels += [(f"sample {i}", _to_hwc(s)) for i, s in enumerate(samples)]
+            if heat is not None:
+                panels.append((f"std (0 to {STD_MAP_MAX:g})", heat))
+            sheet = compose(panels, max_side=DEFAULT_MAX_SIDE)
+            write_atomic(plan.compare, encode_image(sheet.astype(np.float32) / 255.0, "PNG"))
         result.status = "done"
         result.outputs = [str(p) for p in plan.all]
     except OutOfMemoryError as e:

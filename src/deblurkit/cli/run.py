@@ -18,10 +18,11 @@ from rich.table import Table
 from .. import __version__
 from ..api import Deblurrer, recommended_preset
 from ..errors import DeblurError, UsageError
-from ..io import DEFAULT_MAX_PIXELS, FORMATS, discover, distinct_names, output_is_directory, parse_region, plan_outputs, preview_region
+from ..io import DEFAULT_MAX_PIXELS, FORMATS, discover, is_video, distinct_names, output_is_directory, parse_region, plan_outputs, preview_region
 from ..io.read import library_chatter
 from ..pipeline import ImageResult, RunOptions, process_image
 from ..presets import DEFAULT_PRESET, PRESETS, check_settings, resolve_settings
+from ..video import TEMPORAL_NOISE, output_extension, process_video
 from ..weights import sha256_of
 from .app import app
 from .common import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, check_seed, err_console, fail, report, shown
@@ -29,6 +30,7 @@ from .common import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, check_seed, err
 PresetName = Enum("PresetName", {k: k for k in PRESETS}, type=str)
 SamplerName = Enum("SamplerName", {"ddpm": "ddpm", "ddim": "ddim"}, type=str)
 DeviceName = Enum("DeviceName", {k: k for k in ("auto", "cpu", "cuda", "mps")}, type=str)
+TemporalNoise = Enum("TemporalNoise", {k: k for k in TEMPORAL_NOISE}, type=str)
 PrecisionName = Enum("PrecisionName", {k: k for k in ("fp32", "bf16", "fp16")}, type=str)
 
 def _validate_output(quality, max_pixels):
@@ -36,6 +38,46 @@ def _validate_output(quality, max_pixels):
         raise UsageError(f"--quality {quality}: must be in 1..100")
     if max_pixels < 1:
         raise UsageError(f"--max-pixels {max_pixels}: must be >= 1")
+
+
+def _check_video_flags(s, std, side_by_side, trajectory, crop, output, out_is_dir) -> None:
+    """Photo-only flags are refused for videos rather than silently ignored."""
+    photo_only = [f for f, v in (("--std", std), ("--side-by-side", side_by_side), ("--save-trajectory", trajectory),
+                                 ("--region/--preview", crop)) if v]
+    if photo_only:
+        raise UsageError(f"{', '.join(photo_only)}: not available for videos (photos only)")
+    if s.samples > 1 and not s.average:
+        raise UsageError(f"--samples {s.samples} on a video needs --average: one output frame per input frame")
+    if output is not None and not out_is_dir and not is_video(output):
+        raise UsageError(f"-o {output}: a video's output needs a video extension (mp4, mov, mkv)")
+
+
+def _run_video(deblurrer, item, plan, opts, temporal_noise, progress, on_step, plain_console):
+    """One clip: per-frame progress (with an ETA) in its own bar."""
+    task = progress.add_task(f"frames [{item.path.name}]", total=None)
+    started = time.perf_counter()
+
+    def on_frame(done: int, total: int | None) -> None:
+        progress.update(task, completed=done, total=total)
+        if plain_console is not None and (done % 10 == 0 or done == total):
+            rate = done / max(time.perf_counter() - started, 1e-9)
+            eta = f", eta {(total - done) / rate:.0f} s" if total else ""
+            plain_console.print(f"  {shown(item.path.name)}: frame {done}/{total or '?'}{eta}", highlight=False, soft_wrap=True)
+
+    try:
+        return process_video(deblurrer, item.path, plan.main[0], opts.settings, opts.seed, temporal_noise,
+                             opts.overwrite, on_frame=on_frame, on_step=on_step)
+    finally:
+        progress.remove_task(task)
+
+
+def _result_label(s) -> str:
+    """How the side-by-side picture names the result: the preset, or what overrode it."""
+    if not s.overridden_by:
+        return f"deblurred: {s.preset}"
+    if s.steps == 0:
+        return "deblurred: predictor"
+    return f"deblurred: {s.steps} {s.sampler} steps" + (f", {s.samples} samples averaged" if s.average else "")
 
 
 def _summary_table(results: list[ImageResult]) -> Table:
@@ -57,16 +99,16 @@ _FLAG = ""  # no "<bool>" type column for on/off flags: they take no value
 def _run_help() -> str:
     presets = "\n".join(f"  {name}: {p.help}" for name, p in PRESETS.items())
     return (
-        "Deblur photos (files and folders). The default command: `deblur photo.jpg`.\n\n"
-        f"Presets (default: the model's recommended preset from weights.toml, else {DEFAULT_PRESET}):\n{presets}\n\n"
-        "Flags override the preset. The noise schedule is defined in the README."
+        "Deblur photos and videos (files, folders). The default: `deblur photo.jpg`.\n\n"
+        f"Presets (flags override; default: the model's in weights.toml, else {DEFAULT_PRESET}):\n{presets}\n\n"
+        "Noise schedule: see the README."
     )
 
 
 @app.command("run", help=_run_help())
 def run(
     # readable=False: an unreadable input is a per-file failure later, not a usage error that stops the batch.
-    paths: list[Path] = typer.Argument(..., help="Image files and/or folders.", show_default=False, readable=False),
+    paths: list[Path] = typer.Argument(..., help="Photos, videos and/or folders.", show_default=False, readable=False),
     preset: Optional[PresetName] = typer.Option(None, "--preset", help="Named point on the P-D curve (see above).",
                                                 show_default=False, metavar="NAME", rich_help_panel=_WHAT),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name from weights.toml.",
@@ -99,6 +141,10 @@ def run(
     quality: int = typer.Option(95, "--quality", help="JPEG/WebP quality 1..100.", rich_help_panel=_OUT),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (never inputs).", metavar=_FLAG,
                                    rich_help_panel=_OUT),
+    side_by_side: bool = typer.Option(False, "--side-by-side", help="Also write input | result | std, labelled.",
+                                      metavar=_FLAG, rich_help_panel=_OUT),
+    temporal_noise: TemporalNoise = typer.Option("per-frame", "--temporal-noise", help="Videos: per-frame or fixed noise.",
+                                                 metavar="MODE", show_default=False, rich_help_panel=_OUT),
     save_trajectory: Optional[Path] = typer.Option(None, "--save-trajectory", help="Folder for ~10 intermediate estimates.",
                                                    rich_help_panel=_OUT),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable summary on stdout.", metavar=_FLAG,
@@ -135,7 +181,10 @@ def run(
         out_is_dir = output_is_directory(output, paths)
         items = discover(paths, recursive)
         if not items:
-            raise UsageError(f"no images found in {', '.join(str(p) for p in paths)} (extensions: jpg, jpeg, png, tif, tiff, webp, bmp)")
+            raise UsageError(f"no images or videos found in {', '.join(str(p) for p in paths)} "
+                             "(extensions: jpg, jpeg, png, tif, tiff, webp, bmp; mp4, m4v, mov, mkv, avi, webm)")
+        if any(is_video(i.path) for i in items):
+            _check_video_flags(settings, std, side_by_side, save_trajectory, crop, output, out_is_dir)
         deblurrer = Deblurrer(model, weights=weights, device=device.value, precision=precision.value, tile=tile, overlap=overlap)
     except DeblurError as e:
         raise report(e, debug)
@@ -147,6 +196,7 @@ def run(
     opts = RunOptions(
         settings=settings, std=std, seed=seed, format=fmt, quality=quality,
         overwrite=overwrite, trajectory_dir=save_trajectory, max_pixels=max_pixels, region=crop,
+        side_by_side=side_by_side, result_label=_result_label(settings),
     )
     ext = (fmt or "png").lower()
     n_files = 1 if (average or samples == 1) else samples
@@ -199,7 +249,12 @@ def run(
                     err_console.print(f"[red]error:[/] {shown(item.error)}", highlight=False, soft_wrap=True)
                     progress.advance(images_task)
                     continue
-                plan = plan_outputs(item, output, out_is_dir, ext, n_files, std, tag=tag, name=renamed.get(item.path))
+                if is_video(item.path):
+                    plan = plan_outputs(item, output, out_is_dir, output_extension(item.path), 1, False, tag=tag,
+                                        name=renamed.get(item.path))
+                else:
+                    plan = plan_outputs(item, output, out_is_dir, ext, n_files, std, tag=tag, name=renamed.get(item.path),
+                                        with_compare=side_by_side)
                 clash = [o for o in plan.all if o.resolve() in inputs_resolved]
                 if clash:
                     results.append(ImageResult(str(item.path), "failed", error=f"{item.path}: output {clash[0]} would overwrite an input"))
@@ -209,7 +264,11 @@ def run(
                 progress.reset(steps_task, total=max(steps, 1))
                 progress.update(steps_task, description=f"steps [{item.path.name}]")
                 t_image = time.perf_counter()
-                result = process_image(deblurrer, item, plan, opts, on_step=on_step(item.path.name))
+                if is_video(item.path):
+                    result = _run_video(deblurrer, item, plan, opts, temporal_noise.value, progress, on_step(item.path.name),
+                                        console if plain else None)
+                else:
+                    result = process_image(deblurrer, item, plan, opts, on_step=on_step(item.path.name))
                 if item.path in renamed:
                     result.notes = [*(result.notes or []), f"another input has the same name stem: written as "
                                     f"{plan.main[0].name} to keep both"]

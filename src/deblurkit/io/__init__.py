@@ -1,4 +1,4 @@
-from .discover import InputItem, OutputPlan, discover, distinct_names, output_is_directory, plan_outputs
+from .discover import VIDEO_EXTENSIONS, InputItem, OutputPlan, discover, distinct_names, is_video, output_is_directory, plan_outputs
 from .region import Region, crop_image, parse_region, preview_region
 from .read import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, LoadedImage, apply_orientation, read_image
 from .write import FORMATS, encode_image, format_for, write_atomic
@@ -8,6 +8,8 @@ __all__ = [
     "FORMATS",
     "IMAGE_EXTENSIONS",
     "InputItem",
+    "VIDEO_EXTENSIONS",
+    "is_video",
     "LoadedImage",
     "OutputPlan",
     "Region",

@@ -10,9 +10,11 @@ from pathlib import Path
 from ..errors import UsageError
 from .read import IMAGE_EXTENSIONS
 
+VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm"}
+
 # Outputs this tool writes; never picked up as inputs when a folder is re-run.
 # Our own outputs (full runs and --region/--preview crops) are never taken as inputs.
-OUTPUT_NAME = re.compile(r"_(deblurred|preview_[a-z]+)(_s\d+|_std)?$")
+OUTPUT_NAME = re.compile(r"_(deblurred|preview_[a-z]+)(_s\d+|_std|_side_by_side)?$")
 
 
 @dataclass
@@ -26,8 +28,12 @@ class InputItem:
         return self.path.parent.relative_to(self.root) if self.root else Path()
 
 
+def is_video(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_EXTENSIONS
+
+
 def discover(paths: list[Path], recursive: bool = False) -> list[InputItem]:
-    """Expand files and directories to image files, in a stable order.
+    """Expand files and directories to image and video files, in a stable order.
 
     Directories are walked without following symbolic links to directories, so a link
     loop cannot make a run endless.
@@ -52,7 +58,7 @@ def discover(paths: list[Path], recursive: bool = False) -> list[InputItem]:
                 except OSError as e:
                     unlistable(e)
             for f in sorted(found):
-                if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file() and not OUTPUT_NAME.search(f.stem):
+                if f.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS and f.is_file() and not OUTPUT_NAME.search(f.stem):
                     items.append(InputItem(f, p))
         else:
             items.append(InputItem(p))  # missing files are reported per file
@@ -63,10 +69,11 @@ def discover(paths: list[Path], recursive: bool = False) -> list[InputItem]:
 class OutputPlan:
     main: list[Path]  # one file (average / single sample) or one per sample
     std: Path | None = None
+    compare: Path | None = None  # --side-by-side: input and results in one labelled picture
     all: list[Path] = field(default_factory=list)
 
     def __post_init__(self):
-        self.all = self.main + ([self.std] if self.std else [])
+        self.all = self.main + [p for p in (self.std, self.compare) if p is not None]
 
 
 def plan_outputs(
@@ -78,9 +85,11 @@ def plan_outputs(
     with_std: bool,
     tag: str = "deblurred",
     name: str | None = None,
+    with_compare: bool = False,
 ) -> OutputPlan:
     """Output paths for one input: <stem>_<tag>.<ext> beside it or under an output folder;
-    `n_files` > 1 writes <stem>_<tag>_s0.. one per sample."""
+    `n_files` > 1 writes <stem>_<tag>_s0.. one per sample; the std map and the side-by-side
+    picture are <stem>_<tag>_std.png and <stem>_<tag>_side_by_side.png."""
     if output is not None and not output_is_dir:
         base_dir, stem = output.parent, output.stem
         ext = output.suffix.lstrip(".") or ext
@@ -89,7 +98,8 @@ def plan_outputs(
         stem = f"{name or item.path.stem}_{tag}"
     main = [base_dir / f"{stem}.{ext}"] if n_files == 1 else [base_dir / f"{stem}_s{i}.{ext}" for i in range(n_files)]
     std = base_dir / f"{stem}_std.png" if with_std else None
-    return OutputPlan(main, std)
+    compare = base_dir / f"{stem}_side_by_side.png" if with_compare else None
+    return OutputPlan(main, std, compare)
 
 
 def distinct_names(items: list[InputItem], output_is_dir: bool, output: Path | None) -> dict[Path, str]:

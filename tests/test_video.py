@@ -1,0 +1,165 @@
+"""Videos: same size, frame rate and frame count out, audio copied, resumable, seeded per
+frame (or one noise field), and bad files as one-line errors with no finished-looking output."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+av = pytest.importorskip("av")
+
+from deblurkit import Deblurrer  # noqa: E402
+from deblurkit.cli.app import app  # noqa: E402
+from deblurkit.video import frame_key, probe, read_frames  # noqa: E402
+
+from conftest import save_photo, smooth_image  # noqa: E402
+
+
+def make_clip(path: Path, frames: int = 6, h: int = 48, w: int = 64, rate=Fraction(25), audio: bool = True,
+              repeat: bool = False) -> list[np.ndarray]:
+    """A small H.264 clip (smooth moving pictures), optionally with an AAC tone."""
+    images = []
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=rate)
+        v.width, v.height = w, h
+        v.pix_fmt = "yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p"
+        v.options = {"crf": "10"}
+        a = c.add_stream("aac", rate=16000) if audio else None
+        for i in range(frames):
+            rgb = np.round(smooth_image(h, w, 0 if repeat else i) * 255).astype(np.uint8)
+            images.append(rgb)
+            f = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            f.pts, f.time_base = i, 1 / rate
+            for p in v.encode(f):
+                c.mux(p)
+        for p in v.encode():
+            c.mux(p)
+        if a is not None:
+            t = 0
+            for _ in range(8):
+                tone = (0.2 * np.sin(2 * np.pi * 440 * (np.arange(1024) + t) / 16000)).astype(np.float32)[None]
+                af = av.AudioFrame.from_ndarray(tone, format="flt", layout="mono")
+                af.sample_rate, af.pts = 16000, t
+                t += 1024
+                for p in a.encode(af):
+                    c.mux(p)
+            for p in a.encode():
+                c.mux(p)
+    return images
+
+
+def run(args, tiny_weights):
+    return CliRunner().invoke(app, [*map(str, args), "--weights", str(tiny_weights), "--quiet", "--tile", "64"])
+
+
+def test_video_keeps_size_rate_frames_and_audio(tiny_weights, tmp_path):
+    clip = tmp_path / "clip.mp4"
+    make_clip(clip, frames=6, rate=Fraction(30000, 1001))
+    r = run([clip, "--preset", "fast"], tiny_weights)
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "clip_deblurred.mp4"
+    src, dst = probe(clip), probe(out)
+    assert (dst.width, dst.height, dst.rate, dst.audio_streams) == (src.width, src.height, Fraction(30000, 1001), 1)
+    decoded = [f for _, f in read_frames(out)]
+    assert len(decoded) == 6
+    # Each frame is the photo path's restoration of the decoded input frame (up to the codec).
+    d = Deblurrer(weights=tiny_weights, device="cpu", tile=64)
+    for (_, frame), got in zip(read_frames(clip), decoded):
+        want = d.restore(frame, preset="fast")
+        # H.264 (CRF 16, 4:2:0) costs a few levels on the tiny model's busy output; a swapped
+        # frame or channel order would cost tens.
+        assert np.abs(got.astype(float) - want).mean() < 5.0
+        assert np.abs(got.astype(float) - want[:, :, ::-1]).mean() > 15.0
+    assert not list(tmp_path.glob("*.partial"))  # the work folder is gone
+
+
+def test_odd_sizes_and_no_audio(tiny_weights, tmp_path):
+    clip = tmp_path / "odd.mkv"
+    make_clip(clip, frames=3, h=47, w=63, audio=False)
+    r = run([clip, "--preset", "fast"], tiny_weights)
+    assert r.exit_code == 0, r.output
+    info = probe(tmp_path / "odd_deblurred.mkv")
+    assert (info.width, info.height, info.audio_streams) == (63, 47, 0)
+
+
+def test_interrupted_run_resumes_without_redoing_frames(tiny_weights, tmp_path, monkeypatch):
+    clip = tmp_path / "clip.mp4"
+    make_clip(clip, frames=5)
+    calls = []
+    real = Deblurrer.restore_tensor
+
+    def flaky(self, *a, **k):
+        calls.append(1)
+        if len(calls) == 3 and not resumed:
+            raise KeyboardInterrupt
+        return real(self, *a, **k)
+
+    resumed = False
+    monkeypatch.setattr(Deblurrer, "restore_tensor", flaky)
+    r = run([clip, "--preset", "fast"], tiny_weights)
+    assert r.exit_code == 130
+    assert not (tmp_path / "clip_deblurred.mp4").exists()  # nothing that looks finished
+    partial = tmp_path / "clip_deblurred.mp4.frames.partial"
+    assert sorted(p.name for p in partial.iterdir()) == ["000000.png", "000001.png"]
+
+    calls.clear()
+    resumed = True
+    r = CliRunner().invoke(app, [str(clip), "--preset", "fast", "--weights", str(tiny_weights), "--tile", "64"])
+    assert r.exit_code == 0, r.output
+    assert len(calls) == 3 and "resumed: 2 of 5 frames" in r.output
+    assert len(list(read_frames(tmp_path / "clip_deblurred.mp4"))) == 5 and not partial.exists()
+
+
+def test_temporal_noise_modes(tiny_weights, tmp_path):
+    assert frame_key("c.mp4", 3, "fixed") == frame_key("c.mp4", 4, "fixed")
+    assert frame_key("c.mp4", 3, "per-frame") != frame_key("c.mp4", 4, "per-frame")
+    clip = tmp_path / "still.mp4"
+    make_clip(clip, frames=3, audio=False, repeat=True)  # the same picture three times
+    outputs = {}
+    for mode in ("fixed", "per-frame"):
+        out = tmp_path / f"{mode}.mp4"
+        r = run([clip, "--steps", "3", "--seed", "2", "--temporal-noise", mode, "-o", out], tiny_weights)
+        assert r.exit_code == 0, r.output
+        outputs[mode] = [f.astype(float) for _, f in read_frames(out)]
+    flicker = {m: np.mean([np.abs(a - b).mean() for a, b in zip(f, f[1:])]) for m, f in outputs.items()}
+    assert flicker["fixed"] < 0.05 < flicker["per-frame"], flicker
+
+
+def test_truncated_video_is_a_one_line_error_and_no_output(tiny_weights, tmp_path):
+    clip = tmp_path / "clip.mp4"
+    make_clip(clip, frames=4)
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(clip.read_bytes()[: clip.stat().st_size // 3])
+    r = run([broken, "--preset", "fast"], tiny_weights)
+    assert r.exit_code == 1
+    lines = [line for line in r.output.splitlines() if "error" in line]
+    assert len(lines) == 1 and "broken.mp4" in lines[0], r.output
+    assert not (tmp_path / "broken_deblurred.mp4").exists()
+
+
+def test_photo_only_flags_are_refused_for_videos(tiny_weights, tmp_path):
+    clip = tmp_path / "clip.mp4"
+    make_clip(clip, frames=2, audio=False)
+    for flags, needle in ((["--std", "--samples", "2"], "--std"), (["--side-by-side"], "--side-by-side"),
+                          (["--steps", "2", "--samples", "2"], "needs --average"), (["-o", tmp_path / "x.png"], "video extension")):
+        r = run([clip, *flags], tiny_weights)
+        assert r.exit_code == 2 and needle in r.output, r.output
+
+
+def test_folder_with_photos_and_clips(tiny_weights, tmp_path):
+    (tmp_path / "d").mkdir()
+    make_clip(tmp_path / "d" / "clip.mov", frames=2, audio=False)
+    save_photo(tmp_path / "d" / "photo.png", 32, 40)
+    r = run([tmp_path / "d", "--preset", "fast"], tiny_weights)
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "d" / "clip_deblurred.mov").is_file() and (tmp_path / "d" / "photo_deblurred.png").is_file()
+    # A second run finds both outputs and redoes nothing (outputs are never taken as inputs).
+    r = CliRunner().invoke(app, [str(tmp_path / "d"), "--preset", "fast", "--weights", str(tiny_weights), "--json", "--quiet"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout[r.stdout.index("{"):])
+    assert summary["counts"] == {"done": 0, "skipped": 2, "failed": 0}
