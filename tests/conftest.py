@@ -63,3 +63,39 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data not present at {SHARED_DATA}")
     return SHARED_DATA
+
+
+def make_clip(path: Path, frames: int = 6, h: int = 48, w: int = 64, rate=None, audio: bool = True,
+              repeat: bool = False) -> list[np.ndarray]:
+    """A small H.264 clip (smooth moving pictures), optionally with an AAC tone (needs PyAV)."""
+    import av
+    from fractions import Fraction
+    rate = rate or Fraction(25)
+    images = []
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=rate)
+        v.width, v.height = w, h
+        v.pix_fmt = "yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p"
+        v.options = {"crf": "10"}
+        a = c.add_stream("aac", rate=16000) if audio else None
+        for i in range(frames):
+            rgb = np.round(smooth_image(h, w, 0 if repeat else i) * 255).astype(np.uint8)
+            images.append(rgb)
+            f = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            f.pts, f.time_base = i, 1 / rate
+            for p in v.encode(f):
+                c.mux(p)
+        for p in v.encode():
+            c.mux(p)
+        if a is not None:
+            t = 0
+            for _ in range(8):
+                tone = (0.2 * np.sin(2 * np.pi * 440 * (np.arange(1024) + t) / 16000)).astype(np.float32)[None]
+                af = av.AudioFrame.from_ndarray(tone, format="flt", layout="mono")
+                af.sample_rate, af.pts = 16000, t
+                t += 1024
+                for p in a.encode(af):
+                    c.mux(p)
+            for p in a.encode():
+                c.mux(p)
+    return images

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from deblurkit.cli.app import app
 from deblurkit.weights import load_registry
 
-from conftest import smooth_image
+from conftest import make_clip, smooth_image
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 DESIGN_CARD = ["deblur photo.jpg --steps 500", "deblur dir/ --samples 8 --average", "deblur photo.jpg --samples 4 --std",
@@ -53,6 +53,8 @@ def test_usage_command_runs_with_the_bundled_default(command, tmp_path, monkeypa
     _photo(tmp_path / "b.png", 40, 56, 2)
     _photo(tmp_path / "dir" / "one.png", 40, 56, 3)
     _photo(tmp_path / "shots" / "sub" / "two.png", 40, 56, 4)
+    if "clip.mp4" in args:
+        make_clip(tmp_path / "clip.mp4", frames=3)
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, f"{command}\n{r.output}"
     if "--std" in args:
@@ -61,3 +63,18 @@ def test_usage_command_runs_with_the_bundled_default(command, tmp_path, monkeypa
         assert any((tmp_path / "traj").iterdir())
     if re.search(r"\bdir/", command):
         assert (tmp_path / "dir" / "one_deblurred.png").is_file()
+
+
+def test_the_python_api_example_runs(tmp_path, monkeypatch):
+    registry = load_registry()
+    if registry.default is None or not registry.get(registry.default).bundled_path.is_file():
+        pytest.skip("no bundled default model in this checkout")
+    text = README.read_text(encoding="utf-8")
+    code = text.split("## Python API", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    _photo(tmp_path / "photo.jpg", 40, 56, 5)
+    scope: dict = {}
+    exec(compile(code, "README.md (Python API)", "exec"), scope)
+    assert (tmp_path / "photo_sharp.png").is_file()
+    r = scope["r"]
+    assert r.image.shape == (40, 56, 3) and len(r.samples) == 4 and r.std.shape == (40, 56)

@@ -17,40 +17,7 @@ from deblurkit import Deblurrer  # noqa: E402
 from deblurkit.cli.app import app  # noqa: E402
 from deblurkit.video import frame_key, probe, read_frames  # noqa: E402
 
-from conftest import save_photo, smooth_image  # noqa: E402
-
-
-def make_clip(path: Path, frames: int = 6, h: int = 48, w: int = 64, rate=Fraction(25), audio: bool = True,
-              repeat: bool = False) -> list[np.ndarray]:
-    """A small H.264 clip (smooth moving pictures), optionally with an AAC tone."""
-    images = []
-    with av.open(str(path), "w") as c:
-        v = c.add_stream("libx264", rate=rate)
-        v.width, v.height = w, h
-        v.pix_fmt = "yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p"
-        v.options = {"crf": "10"}
-        a = c.add_stream("aac", rate=16000) if audio else None
-        for i in range(frames):
-            rgb = np.round(smooth_image(h, w, 0 if repeat else i) * 255).astype(np.uint8)
-            images.append(rgb)
-            f = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            f.pts, f.time_base = i, 1 / rate
-            for p in v.encode(f):
-                c.mux(p)
-        for p in v.encode():
-            c.mux(p)
-        if a is not None:
-            t = 0
-            for _ in range(8):
-                tone = (0.2 * np.sin(2 * np.pi * 440 * (np.arange(1024) + t) / 16000)).astype(np.float32)[None]
-                af = av.AudioFrame.from_ndarray(tone, format="flt", layout="mono")
-                af.sample_rate, af.pts = 16000, t
-                t += 1024
-                for p in a.encode(af):
-                    c.mux(p)
-            for p in a.encode():
-                c.mux(p)
-    return images
+from conftest import make_clip, save_photo  # noqa: E402
 
 
 def run(args, tiny_weights):
