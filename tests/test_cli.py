@@ -120,7 +120,7 @@ def test_unknown_preset_is_a_usage_error(run, tmp_path):
 def test_no_images_and_no_model(run, tmp_path, monkeypatch):
     (tmp_path / "empty").mkdir()
     r = run("empty")
-    assert r.exit_code == 2 and "no images found" in r.output
+    assert r.exit_code == 2 and "no images or videos found" in r.output
     _photo(tmp_path / "a.png")
     registry = tmp_path / "empty_registry.toml"
     registry.write_text("[models]\n")
