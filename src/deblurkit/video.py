@@ -20,13 +20,15 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
-import numpy as np
-import torch
-
 from .errors import DeblurError, ImageReadError
-from .io import VIDEO_EXTENSIONS, encode_image, write_atomic
+from .io import VIDEO_EXTENSIONS
+
+# numpy, torch, PyAV and OpenCV are imported where used: the CLI imports this module to
+# define its options.
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from .api import Deblurrer
     from .pipeline import ImageResult
     from .presets import Settings
@@ -82,7 +84,7 @@ def probe(path: Path) -> VideoInfo:
                          frames, len(c.streams.audio), rate_guessed=not rate)
 
 
-def read_frames(path: Path) -> Iterator[tuple[int, np.ndarray]]:
+def read_frames(path: Path) -> "Iterator[tuple[int, np.ndarray]]":
     """(index, (H, W, 3) uint8 RGB) for every frame; a decoding failure is one-line error."""
     import av
 
@@ -168,6 +170,9 @@ def process_video(
     on_frame: Callable[[int, int | None], None] | None = None,
     on_step: Callable[[int, int], None] | None = None,
 ) -> "ImageResult":
+    import torch
+
+    from .io import encode_image, write_atomic
     from .pipeline import ImageResult
 
     start = time.perf_counter()

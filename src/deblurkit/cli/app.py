@@ -22,6 +22,14 @@ class DefaultToRun(TyperGroup):
             args = ["run", *args]
         return super().parse_args(ctx, args)
 
+    def invoke(self, ctx):
+        # Typer turns Ctrl-C inside a command into a silent exit 130; say what happened.
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            sys.stderr.write("interrupted\n")
+            raise typer.Exit(130) from None
+
 
 app = typer.Typer(
     cls=DefaultToRun,

@@ -5,12 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import typer
 
-from ..data import BlurConfig, apply_blur
 from ..errors import DeblurError, UsageError
-from ..io import encode_image, format_for, read_image, write_atomic
 from .app import app
 from .common import check_new_output, check_seed, err_console, report
 
@@ -24,6 +21,11 @@ def blur_cmd(
     no_noise: bool = typer.Option(False, "--no-noise", help="Blur only: no sensor noise, no JPEG round trip."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
 ):
+    import numpy as np
+
+    from ..data import BlurConfig, apply_blur
+    from ..io import encode_image, format_for, read_image, write_atomic
+
     try:
         check_seed(seed)
         if output.exists() and not overwrite:

@@ -5,12 +5,9 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-import torch
 import typer
 
 from ..errors import DeblurError
-from ..restorer import Restorer, SamplingOptions
-from ..weights import load_checkpoint, save_checkpoint, sha256_of
 from .app import app
 from .common import check_new_output, err_console, report
 
@@ -19,7 +16,9 @@ from .common import check_new_output, err_console, report
 FP16_TOLERANCE = 0.1 / 255
 
 
-def _probe_image() -> torch.Tensor:
+def _probe_image():
+    import torch
+
     g = torch.Generator().manual_seed(0)
     base = torch.rand(1, 3, 24, 24, generator=g)
     return torch.nn.functional.interpolate(base, size=(192, 192), mode="bicubic", align_corners=False).clamp(0, 1)
@@ -32,6 +31,11 @@ def export_cmd(
     fp32: bool = typer.Option(False, "--fp32", help="Keep fp32 even if fp16 would be lossless."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
 ):
+    import torch
+
+    from ..restorer import Restorer, SamplingOptions
+    from ..weights import load_checkpoint, save_checkpoint, sha256_of
+
     try:
         src = checkpoint / "ema.safetensors" if checkpoint.is_dir() else checkpoint
         check_new_output(output, overwrite, "-o", (src,))

@@ -7,23 +7,21 @@ import signal
 import time
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-import torch
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from .. import __version__
-from ..api import Deblurrer, recommended_preset
 from ..errors import DeblurError, UsageError
-from ..io import DEFAULT_MAX_PIXELS, FORMATS, discover, is_video, distinct_names, output_is_directory, parse_region, plan_outputs, preview_region
-from ..io.read import library_chatter
-from ..pipeline import ImageResult, RunOptions, process_image
+from ..io import DEFAULT_MAX_PIXELS, discover, distinct_names, is_video, output_is_directory, parse_region, plan_outputs, preview_region
 from ..presets import DEFAULT_PRESET, PRESETS, check_settings, resolve_settings
-from ..video import TEMPORAL_NOISE, output_extension, process_video
-from ..weights import sha256_of
+from ..video import TEMPORAL_NOISE, output_extension
+
+if TYPE_CHECKING:
+    from ..pipeline import ImageResult
 from .app import app
 from .common import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, check_seed, err_console, fail, report, shown
 
@@ -63,6 +61,8 @@ def _run_video(deblurrer, item, plan, opts, temporal_noise, progress, on_step, p
             rate = done / max(time.perf_counter() - started, 1e-9)
             eta = f", eta {(total - done) / rate:.0f} s" if total else ""
             plain_console.print(f"  {shown(item.path.name)}: frame {done}/{total or '?'}{eta}", highlight=False, soft_wrap=True)
+
+    from ..video import process_video
 
     try:
         return process_video(deblurrer, item.path, plan.main[0], opts.settings, opts.seed, temporal_noise,
@@ -159,6 +159,15 @@ def run(
                                    rich_help_panel=_PERF),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks.", metavar=_FLAG, rich_help_panel=_PERF),
 ):
+    # The model stack is imported here, not at start-up: `deblur --help` stays instant.
+    import torch
+
+    from ..api import Deblurrer, recommended_preset
+    from ..io import FORMATS
+    from ..io.read import library_chatter
+    from ..pipeline import ImageResult, process_image
+    from ..weights import sha256_of
+
     if debug:
         library_chatter(True)
     seed = int(torch.randint(0, 2**31 - 1, ()).item()) if seed is None else seed
@@ -193,6 +202,8 @@ def run(
     steps, samples, average = settings.steps, settings.samples, settings.average
     ceiling, sampler_name = settings.noise_ceiling, settings.sampler
     resolved, dev = deblurrer.weights, deblurrer.device
+    from ..pipeline import RunOptions
+
     opts = RunOptions(
         settings=settings, std=std, seed=seed, format=fmt, quality=quality,
         overwrite=overwrite, trajectory_dir=save_trajectory, max_pixels=max_pixels, region=crop,

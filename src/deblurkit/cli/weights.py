@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import DeblurError
-from ..weights import load_registry, read_metadata, resolve_entry, weights_status
+from ..weights import load_registry, resolve_entry, weights_status
 from .app import app
 from .common import report, shown
 
@@ -64,6 +64,8 @@ def info(name: str = typer.Argument(..., help="Model name.")):
         out["status"] = status
         out["path"] = str(path) if path else None
         if status == "ok":
+            from ..weights import read_metadata
+
             meta = read_metadata(path)
             out["config"] = json.loads(meta.get("deblur.config", "{}"))
             out["train_schedule"] = json.loads(meta.get("deblur.schedule", "{}"))

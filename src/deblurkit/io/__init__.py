@@ -1,28 +1,27 @@
-from .discover import VIDEO_EXTENSIONS, InputItem, OutputPlan, discover, distinct_names, is_video, output_is_directory, plan_outputs
+"""Image and video I/O. Reading and writing (OpenCV, Pillow) are imported on first use
+(PEP 562), so the CLI can define its options and print --help without loading them."""
+
+from importlib import import_module
+
+from .discover import (DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, InputItem, OutputPlan, discover,
+                       distinct_names, is_video, output_is_directory, plan_outputs)
 from .region import Region, crop_image, parse_region, preview_region
-from .read import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, LoadedImage, apply_orientation, read_image
-from .write import FORMATS, encode_image, format_for, write_atomic
+
+_LAZY = {
+    "LoadedImage": "read", "apply_orientation": "read", "read_image": "read",
+    "FORMATS": "write", "encode_image": "write", "format_for": "write", "write_atomic": "write",
+}
 
 __all__ = [
-    "DEFAULT_MAX_PIXELS",
-    "FORMATS",
-    "IMAGE_EXTENSIONS",
-    "InputItem",
-    "VIDEO_EXTENSIONS",
-    "is_video",
-    "LoadedImage",
-    "OutputPlan",
-    "Region",
-    "apply_orientation",
-    "crop_image",
-    "discover",
-    "distinct_names",
-    "encode_image",
-    "format_for",
-    "output_is_directory",
-    "parse_region",
-    "plan_outputs",
-    "preview_region",
-    "read_image",
-    "write_atomic",
+    "DEFAULT_MAX_PIXELS", "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "InputItem", "OutputPlan", "Region", "crop_image",
+    "discover", "distinct_names", "is_video", "output_is_directory", "parse_region", "plan_outputs", "preview_region",
+    *_LAZY,
 ]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UsageError
-from .read import IMAGE_EXTENSIONS
-
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"}
+DEFAULT_MAX_PIXELS = 200_000_000  # 200 MP: above any camera today, below a decompression bomb
 VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm"}
 
 # Outputs this tool writes; never picked up as inputs when a folder is re-run.

@@ -18,8 +18,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import ImageReadError
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"}
-DEFAULT_MAX_PIXELS = 200_000_000  # 200 MP: above any camera today, below a decompression bomb
+from .discover import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS  # noqa: F401 (re-exported)
 
 ORIENTATION_TAG = 0x0112
 

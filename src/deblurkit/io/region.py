@@ -6,7 +6,10 @@ import dataclasses
 from dataclasses import dataclass
 
 from ..errors import UsageError
-from .read import LoadedImage
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .read import LoadedImage
 
 PREVIEW_SIDE = 512  # --preview: a centre crop this size (or the whole photo if smaller)
 
@@ -45,7 +48,7 @@ def preview_region() -> Region:
     return Region(PREVIEW_SIDE, PREVIEW_SIDE)
 
 
-def crop_image(image: LoadedImage, region: Region) -> tuple[LoadedImage, tuple[int, int, int, int]]:
+def crop_image(image: "LoadedImage", region: Region) -> "tuple[LoadedImage, tuple[int, int, int, int]]":
     """The image cut to the region (alpha too); metadata is kept for the output file."""
     x, y, w, h = region.box(*image.size)
     alpha = image.alpha[y : y + h, x : x + w] if image.alpha is not None else None

@@ -1,0 +1,260 @@
+"""`deblur bench` at work: loading, evaluating, reporting (imported only when a bench runs,
+so `deblur --help` stays free of torch and OpenCV)."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..cli.common import err_console
+from ..devices import check_precision, resolve_device
+from ..errors import DeblurError, UsageError
+from ..io import IMAGE_EXTENSIONS, read_image, write_atomic
+from ..metrics.lpips import load_lpips
+from ..presets import PRESETS
+from ..restorer import Restorer
+from ..weights import load_checkpoint, load_registry, resolve_weights, sha256_of
+from .datasets import Pair, folder_pairs, gopro_pairs, hide_pairs, realblur_pairs  # noqa: F401 (used by the commands)
+from .evaluate import BASELINES, Method, environment, evaluate, preset_methods, sweep_methods
+from .plot import pd_plot
+from .speed import measure_size, peak_memory_mb, preset_seconds
+
+out_console = Console(highlight=False)
+
+
+def _load_model(c):
+    dev = resolve_device(c.device)
+    check_precision(c.precision, dev)
+    resolved = resolve_weights(c.model, c.weights)
+    ckpt = load_checkpoint(resolved.path)
+    return Restorer(ckpt.model, dev, c.precision, tile=c.tile), resolved
+
+
+def _centre(a: np.ndarray, crop: int | None) -> np.ndarray:
+    if not crop:
+        return a
+    h, w = a.shape[:2]
+    ch, cw = min(crop, h), min(crop, w)
+    return a[(h - ch) // 2 : (h - ch) // 2 + ch, (w - cw) // 2 : (w - cw) // 2 + cw]
+
+
+def _t(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float()
+
+
+def _parse_crops(text: str) -> list[int | None]:
+    sizes = []
+    for t in text.split(","):
+        t = t.strip().lower()
+        if t == "full":
+            sizes.append(None)
+        elif t.isdigit() and int(t) >= 16:
+            sizes.append(int(t))
+        else:
+            raise UsageError(f"--crops: {t!r} is not a size >= 16 or 'full' (e.g. --crops 64,128,256,full)")
+    return sizes
+
+
+def _methods(c, kernels) -> list:
+    names = [n.strip() for n in c.presets.split(",") if n.strip()]
+    bad = [n for n in names if n != "blurry" and n not in PRESETS]
+    if bad:
+        raise UsageError(f"--presets: unknown {', '.join(bad)} (choose from blurry, {', '.join(PRESETS)})")
+    methods = sweep_methods() if c.sweep else preset_methods(names)
+    if kernels is not None:  # the true kernels are known: add the classical baselines
+        methods = methods[:1] + [Method(b, -1) for b in BASELINES] + methods[1:]
+    return methods
+
+
+def _run(c, dataset: str, loaded: list[tuple[str, np.ndarray, np.ndarray]], extra: dict, kernels=None):
+    methods = _methods(c, kernels)
+    restorer, resolved = _load_model(c)
+    lpips_metric, lpips_note = load_lpips(restorer.device)
+    if lpips_note:
+        err_console.print(f"LPIPS: {lpips_note}", highlight=False, markup=False)
+    con = err_console if c.json_out else out_console
+
+    def run_at(crop):
+        pairs = [(n, _t(_centre(b, crop)), _t(_centre(s, crop))) for n, b, s in loaded]
+        err_console.print(f"bench {dataset}: {len(pairs)} pair(s), {len(methods)} methods, crop {crop or 'none'}, "
+                          f"device {restorer.device}", highlight=False)
+        return evaluate(restorer, pairs, methods, c.seed,
+                        on_result=lambda n, m, p, s: err_console.print(f"  {n} {m}: PSNR {p:.2f} SSIM {s:.4f}", highlight=False, markup=False),
+                        y_channel=c.y_channel, lpips_metric=lpips_metric, kernels=kernels)
+
+    digest = sha256_of(resolved.path)  # hashed once: the record and the registry lookup share it
+    seen = trained_on_overlap(_registry_entry(resolved, digest), [n for n, _, _ in loaded])
+    if seen:
+        err_console.print(f"warning: {len(seen)} of {len(loaded)} pair(s) are frames this model was trained on "
+                          f"({', '.join(seen[:3])}{', ...' if len(seen) > 3 else ''}): their scores are not held-out; "
+                          "choose others with --files/--skip", highlight=False, soft_wrap=True, markup=False)
+    record = {
+        "dataset": dataset, **extra, "pairs": len(loaded), "crop": c.crop, "limit": c.limit, "skip": c.skip,
+        "files": c.files, "trained_on_overlap": seen, "seed": c.seed,
+        "model": resolved.entry.name if resolved.entry else None, "weights": str(resolved.path),
+        "weights_sha256": digest, "precision": c.precision,
+        "color": "y" if c.y_channel else "rgb",
+        "lpips_note": lpips_note or None,
+        "metrics_note": ("PSNR/SSIM on the BT.601 Y channel" if c.y_channel else "PSNR/SSIM on RGB in [0, 1]")
+        + " via torchmetrics (SSIM: 11x11 Gaussian window, sigma 1.5); GMSD (lower = closer gradients; piq/MATLAB "
+        "definition); NIQE (lower = more natural) on the 8-bit Y channel, BasicSR/MATLAB-compatible",
+        "environment": environment(restorer.device),
+    }
+    if c.crops:
+        # icDPM's train-test resolution study: the same images at several test crop sizes.
+        sizes = _parse_crops(c.crops)
+        study = {str(sz or "full"): run_at(sz) for sz in sizes}
+        table = Table(title=f"{dataset}: PSNR / SSIM by test crop size ({len(loaded)} images)")
+        table.add_column("method")
+        for sz in study:
+            table.add_column(sz)
+        for m in methods:
+            table.add_row(m.name, *[f"{study[sz][m.name]['psnr']:.2f} / {study[sz][m.name]['ssim']:.3f}" for sz in study])
+        con.print(table)
+        record["crops"] = study
+    else:
+        results = run_at(c.crop)
+        table = Table(title=f"{dataset}: {len(loaded)} pairs" + (f", centre crop {c.crop}" if c.crop else ""))
+        for col in ("method", "steps", "samples", "PSNR (dB)", "SSIM", "GMSD", "NIQE", "LPIPS", "s/image"):
+            table.add_column(col)
+        for m in methods:
+            r = results[m.name]
+            table.add_row(m.name, "-" if m.steps < 0 else str(m.steps), f"{m.samples}{' avg' if m.average else ''}" if m.steps >= 0 else "-",
+                          f"{r['psnr']:.2f}", f"{r['ssim']:.4f}", f"{r['gmsd']:.4f}",
+                          "n/a (< 2 blocks of 96 px)" if r["niqe"] is None else f"{r['niqe']:.3f}",
+                          "n/a" if r["lpips"] is None else f"{r['lpips']:.4f}", f"{r['seconds_per_image']:.2f}")
+        con.print(table)
+        record["methods"] = [{"name": m.name, "steps": m.steps, "samples": m.samples, "average": m.average,
+                              "noise_ceiling": m.options().noise_ceiling if m.steps > 0 else None, "sampler": m.sampler,
+                              **results[m.name]} for m in methods]
+        if c.plot:
+            pts = [(m.name, results[m.name]["psnr"], results[m.name]["niqe"]) for m in methods]
+            try:
+                pd_plot(pts, c.plot, title=f"{dataset}: perception-distortion")
+                record["plot"] = str(c.plot)
+            except ValueError as e:
+                err_console.print(f"plot not written: {e} (NIQE needs crops of at least 192x96 px)", highlight=False, markup=False)
+    if c.output:
+        write_atomic(c.output, (json.dumps(record, indent=2) + "\n").encode())
+    if c.json_out:
+        typer.echo(json.dumps(record, indent=2))
+
+
+def select(items: list, c, name=lambda x: x.name) -> list:
+    """--files (globs on the pair names), then --skip, then --limit."""
+    if c.files:
+        globs = [g.strip() for g in c.files.split(",") if g.strip()]
+        items = [x for x in items if any(fnmatch.fnmatchcase(name(x), g) for g in globs)]
+    items = items[c.skip:]
+    return items[: c.limit] if c.limit is not None else items
+
+
+def _registry_entry(resolved, digest: str):
+    """The registry entry of the weights used, also when they were given as a file
+    (matched by checksum); None for weights the registry does not know."""
+    if resolved.entry is not None:
+        return resolved.entry
+    try:
+        return next((e for e in load_registry().entries.values() if e.sha256 == digest), None)
+    except DeblurError:  # no or broken registry: nothing to compare with
+        return None
+
+
+def trained_on_overlap(entry, names: list[str]) -> list[str]:
+    """The evaluated names that the model's card says it was trained on (matched by
+    path suffix, so 'GOPR0372_07_00/000047.png' and a bare '000047.png' both match)."""
+    if entry is None or not entry.trained_on:
+        return []
+    def hit(n: str) -> bool:
+        return any(t == n or t.endswith("/" + n) or n.endswith("/" + t) for t in entry.trained_on)
+    return [n for n in names if hit(n)]
+
+
+def _read_pairs(pairs: list[Pair], c):
+    out = []
+    chosen = select(pairs, c)
+    if pairs and not chosen:
+        raise UsageError("no pairs left after --files/--skip")
+    for p in chosen:
+        b, s = read_image(p.blur).rgb, read_image(p.sharp).rgb
+        if b.shape != s.shape:
+            raise UsageError(f"{p.blur}: size {b.shape[1]}x{b.shape[0]} differs from its sharp image {p.sharp}")
+        out.append((p.name, b, s))
+    return out
+
+
+def synthetic(c, sharp: Path, blur_seed: int, baselines: bool) -> None:
+    from ..data import apply_blur
+
+    if not sharp.is_dir():
+        raise UsageError(f"{sharp}: not a directory of sharp photos")
+    every = sorted(p for p in sharp.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    if not every:
+        raise UsageError(f"{sharp}: no images found")
+    # A photo keeps its blur (seeded by its index in the whole folder) whatever is selected.
+    chosen = select(list(enumerate(every)), c, name=lambda x: str(x[1].relative_to(sharp)))
+    if not chosen:
+        raise UsageError(f"{sharp}: no images left after --files/--skip")
+    loaded, kernels = [], {}
+    for i, f in chosen:
+        # --crop crops the sharp photo before blurring (fast); a --crops study blurs the whole
+        # photo once and crops the same blurred image at every size.
+        img = read_image(f).rgb if c.crops else _centre(read_image(f).rgb, c.crop)
+        res = apply_blur(img, np.random.default_rng([blur_seed, i]))
+        name = str(f.relative_to(sharp))
+        loaded.append((name, res.blurry, img))
+        kernels[name] = res.kernels[0]
+    _run(c, "synthetic", loaded, {"sharp": str(sharp), "blur_seed": blur_seed}, kernels=kernels if baselines else None)
+
+
+def speed(c, sizes: str, steps: int, preset_size: str | None) -> None:
+    def parse(t):
+        try:
+            w, h = (int(v) for v in t.lower().split("x"))
+        except ValueError:
+            raise UsageError(f"size {t!r}: expected WIDTHxHEIGHT, e.g. 1280x720") from None
+        if w < 16 or h < 16:
+            raise UsageError(f"size {t!r}: width and height must be at least 16 pixels")
+        return w, h
+
+    size_list = [parse(t) for t in sizes.split(",")]  # bad sizes fail before any work
+    if preset_size is None:
+        preset_size = "1280x720" if (1280, 720) in size_list else "{}x{}".format(*size_list[0])
+    pw, ph = parse(preset_size)
+    restorer, resolved = _load_model(c)
+    names = [n.strip() for n in c.presets.split(",") if n.strip() in PRESETS]
+    rows = []
+    for w, h in size_list:
+        err_console.print(f"timing {w}x{h} ...", highlight=False)
+        rows.append(measure_size(restorer, h, w, steps))
+    err_console.print(f"timing presets at {pw}x{ph}: {', '.join(names)} ...", highlight=False)
+    per_preset = preset_seconds(restorer, ph, pw, names)
+    table = Table(title=f"speed on {restorer.device} ({c.precision})")
+    for col in ("size", "predictor s", "denoiser s/step", "GFLOP pred", "GFLOP/step", "GFLOP/s pred", "GFLOP/s step"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["size"], f"{r['predictor_s']:.2f}", f"{r['denoiser_step_s']:.3f}", f"{r['predictor_gflop']:.0f}",
+                      f"{r['denoiser_step_gflop']:.0f}", f"{r['predictor_gflops']:.0f}", f"{r['denoiser_gflops']:.0f}")
+    ptable = Table(title=f"presets at {pw}x{ph}")
+    for col in ("preset", "s/image", "images/hour"):
+        ptable.add_column(col)
+    for n, v in per_preset.items():
+        ptable.add_row(n, f"{v['seconds_per_image']:.1f}", f"{v['images_per_hour']:.0f}")
+    con = err_console if c.json_out else out_console
+    con.print(table)
+    con.print(ptable)
+    record = {"sizes": rows, "presets": per_preset, "preset_size": preset_size, "peak_memory_mb": round(peak_memory_mb(restorer.device), 1),
+              "model": resolved.entry.name if resolved.entry else None, "weights_sha256": sha256_of(resolved.path),
+              "precision": c.precision, "tile": restorer.tile, "environment": environment(restorer.device)}
+    con.print(f"peak memory: {record['peak_memory_mb']:.0f} MB", highlight=False)
+    if c.output:
+        write_atomic(c.output, (json.dumps(record, indent=2) + "\n").encode())
+    if c.json_out:
+        typer.echo(json.dumps(record, indent=2))
