@@ -27,6 +27,7 @@ def run(tiny_weights, tmp_path, monkeypatch):
 
 
 def _photo(path, h=40, w=56, seed=0):
+    path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.round(smooth_image(h, w, seed) * 255).astype(np.uint8)).save(path)
     return path
 
@@ -337,3 +338,38 @@ def test_too_many_samples_for_memory_are_refused_before_allocating(run, tmp_path
     assert r.exit_code == 1
     lines = [line for line in r.output.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "for 10000 sample(s) at 256x256" in lines[0] and "use fewer --samples" in lines[0]
+
+
+def test_a_folder_run_gives_the_pixels_of_one_by_one_runs(run, tmp_path):
+    """Reading ahead and writing behind (threads) change when work happens, not its result."""
+    for i, name in enumerate(("a.png", "b.png", "c.png")):
+        _photo(tmp_path / "dir" / name, seed=i)
+    assert run("dir", "--steps", "2", "--seed", "3").exit_code == 0
+    for name in ("a", "b", "c"):
+        r = run(f"dir/{name}.png", "--steps", "2", "--seed", "3", "-o", f"single_{name}.png")
+        assert r.exit_code == 0, r.output
+        together = np.asarray(Image.open(tmp_path / "dir" / f"{name}_deblurred.png"))
+        alone = np.asarray(Image.open(tmp_path / f"single_{name}.png"))
+        np.testing.assert_array_equal(together, alone)
+
+
+def test_a_failed_write_behind_is_that_images_failure(run, tmp_path, monkeypatch):
+    import deblurkit.pipeline as pipeline
+    from deblurkit.errors import ImageWriteError
+
+    real = pipeline.write_atomic
+
+    def picky(path, data):
+        if "b_deblurred" in str(path):
+            raise ImageWriteError(f"{path}: disk full")
+        return real(path, data)
+
+    monkeypatch.setattr(pipeline, "write_atomic", picky)
+    for i, name in enumerate(("a.png", "b.png", "c.png")):
+        _photo(tmp_path / "dir" / name, seed=i)
+    r = run("dir", "--preset", "fast", "--json")
+    assert r.exit_code == 1
+    summary = json.loads(r.stdout[r.stdout.index("{"):])
+    assert summary["counts"] == {"done": 2, "skipped": 0, "failed": 1}
+    failed = [i for i in summary["images"] if i["status"] == "failed"]
+    assert failed[0]["input"].endswith("b.png") and "disk full" in failed[0]["error"]

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .devices import check_precision, resolve_device
+from .devices import check_precision, resolve_device, resolve_precision
 from .errors import UsageError
 from .io.arrays import unpack_image
 from .presets import DEFAULT_PRESET, PRESETS, Settings, check_settings, resolve_settings
@@ -57,7 +57,8 @@ class Deblurrer:
 
     model: a name from weights.toml (default: the registry's default model); weights: a
     checkpoint file or hf://OWNER/REPO/FILE[@REV] instead. device: auto, cpu, cuda[:N],
-    mps. precision: fp32, bf16 or fp16 (autocast; the sampler arithmetic stays fp32).
+    mps. precision: fp32, bf16 or fp16 (autocast; the sampler arithmetic stays fp32), or
+    auto: bf16 where the CPU or GPU runs it natively, else fp32.
     tile / overlap: tile side (default: sized from free memory) and blended overlap.
     """
 
@@ -73,6 +74,7 @@ class Deblurrer:
     ):
         weights = str(weights) if weights is not None else None
         dev = device if isinstance(device, torch.device) else resolve_device(device)
+        precision = resolve_precision(precision, dev)
         check_precision(precision, dev)
         if tile is not None and tile < 16:
             raise UsageError(f"--tile {tile}: must be >= 16 pixels")
@@ -87,6 +89,11 @@ class Deblurrer:
     @property
     def device(self) -> torch.device:
         return self.restorer.device
+
+    @property
+    def precision(self) -> str:
+        """The precision in use (`auto` resolved)."""
+        return self.restorer.precision
 
     def settings(self, preset: str | None = None, *, wants_samples: bool = False, **overrides) -> Settings:
         """The effective settings for a preset (default: the model's) and overrides."""

@@ -28,9 +28,38 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU executes bf16 arithmetic natively (AVX512-BF16 or AMX-BF16).
+
+    Read from the kernel's CPU flags, not guessed from the vendor: without these
+    instructions bf16 autocast is emulated and slower than fp32."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return False  # not Linux: no reliable flag to read, so no claim
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            return bool(flags & {"avx512_bf16", "amx_bf16"})
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """`auto`: bf16 where the hardware runs it natively (CPU flags, CUDA capability), else fp32."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device.type == "cpu":
+        return "bf16" if cpu_has_native_bf16() else "fp32"
+    return "fp32"
+
+
 def check_precision(precision: str, device: torch.device) -> torch.dtype:
     if precision not in PRECISIONS:
-        raise UsageError(f"--precision {precision}: expected one of {', '.join(PRECISIONS)}")
+        raise UsageError(f"--precision {precision}: expected auto or one of {', '.join(PRECISIONS)}")
     if device.type == "cpu" and precision == "fp16":
         raise UsageError("--precision fp16 is not supported on the CPU; use fp32 (default) or bf16")
     return PRECISIONS[precision]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -51,9 +52,10 @@ class ImageResult:
     error: str | None = None
     std_mean: float | None = None
     notes: list[str] | None = None
+    pending: Future | None = None  # a deferred write still running (see finish)
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if v is not None}
+        return {k: v for k, v in self.__dict__.items() if v is not None and k != "pending"}
 
 
 def std_heatmap(samples: torch.Tensor) -> tuple[np.ndarray, float]:
@@ -117,13 +119,39 @@ def _write(path: Path, rgb: np.ndarray, image: LoadedImage, fmt: str, quality: i
     write_atomic(path, data)
 
 
+def _failed(e: BaseException, result: ImageResult, item: InputItem, opts: RunOptions) -> bool:
+    """Turn an expected failure into the result's one-line error; False: not ours to handle."""
+    if isinstance(e, OutOfMemoryError):
+        result.error = f"{item.path}: {e}"
+    elif isinstance(e, DeblurError):
+        result.error = str(e)
+    elif isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and "memory" in str(e).lower()):
+        # The CPU allocator's message is a paragraph; the user needs what to reduce.
+        n = opts.settings.samples if opts.settings.steps > 0 else 1
+        result.error = (f"{item.path}: out of memory with {n} sample(s) at {result.size[0]}x{result.size[1]}"
+                        if result.size else f"{item.path}: out of memory") + "; use fewer --samples or a smaller --tile"
+    else:
+        return False
+    result.status = "failed"
+    return True
+
+
 def process_image(
     deblurrer: "Deblurrer",
     item: InputItem,
     plan: OutputPlan,
     opts: RunOptions,
     on_step: Callable[[int, int], None] | None = None,
+    load: Callable[[], LoadedImage] | None = None,
+    defer: Callable[[Callable[[], None]], Future] | None = None,
 ) -> ImageResult:
+    """Read, restore and write one image.
+
+    load: returns the decoded input (e.g. a read started earlier in a thread); default:
+    read it now. defer: runs the encoding and writing later (e.g. in a thread, while the
+    next image is restored) and returns its future, kept in `result.pending`; the result
+    is final once `finish(result)` has returned. Without it, everything happens here.
+    """
     start = time.perf_counter()
     result = ImageResult(str(item.path), "failed")
     try:
@@ -132,7 +160,7 @@ def process_image(
             result.outputs = [str(p) for p in plan.all]
             result.error = "outputs exist (use --overwrite to redo)"
             return result
-        image = read_image(item.path, opts.max_pixels)
+        image = load() if load is not None else read_image(item.path, opts.max_pixels)
         result.size = image.size
         notes = list(image.notes)
         if opts.region is not None:
@@ -144,7 +172,6 @@ def process_image(
         result.notes = notes or None
         x = torch.from_numpy(image.rgb).permute(2, 0, 1)[None]
         settings = opts.settings
-        n = settings.samples if settings.steps > 0 else 1
 
         trajectory = None
         if opts.trajectory_dir is not None and settings.steps > 0:
@@ -158,48 +185,67 @@ def process_image(
             on_step=on_step,
             on_estimate=trajectory,
             estimate_every=set(trajectory.steps) if trajectory else None,
-        )
+        ).cpu()
         if trajectory is not None:
             trajectory.write_sheet()
-
-        fmt = format_for(plan.main[0], None)
-        # After an interrupted run some sample files may exist already: keep them.
-        fresh = lambda path: opts.overwrite or not path.exists()  # noqa: E731
-        if settings.average or n == 1:
-            if fresh(plan.main[0]):
-                _write(plan.main[0], _to_hwc(samples.mean(dim=0)), image, fmt, opts.quality)
-        else:
-            for path, s in zip(plan.main, samples, strict=True):
-                if fresh(path):
-                    _write(path, _to_hwc(s), image, fmt, opts.quality)
-        heat = None
-        if plan.std is not None and (fresh(plan.std) or (plan.compare is not None and fresh(plan.compare))):
-            heat, result.std_mean = std_heatmap(samples)
-            if fresh(plan.std):
-                write_atomic(plan.std, encode_image(heat.astype(np.float32) / 255.0, "PNG"))
-        if plan.compare is not None and fresh(plan.compare):
-            panels = [("input", image.rgb)]
-            if settings.average or n == 1:
-                panels.append((opts.result_label, _to_hwc(samples.mean(dim=0))))
-            else:
-                panels += [(f"sample {i}", _to_hwc(s)) for i, s in enumerate(samples)]
-            if heat is not None:
-                panels.append((f"std (0 to {STD_MAP_MAX:g})", heat))
-            sheet = compose(panels, max_side=DEFAULT_MAX_SIDE)
-            write_atomic(plan.compare, encode_image(sheet.astype(np.float32) / 255.0, "PNG"))
-        result.status = "done"
-        result.outputs = [str(p) for p in plan.all]
-    except OutOfMemoryError as e:
-        result.error = f"{item.path}: {e}"
-    except DeblurError as e:
-        result.error = str(e)
-    except (MemoryError, RuntimeError) as e:
-        if not isinstance(e, MemoryError) and "memory" not in str(e).lower():
-            raise
-        # The CPU allocator's message is a paragraph; the user needs what to reduce.
-        n = opts.settings.samples if opts.settings.steps > 0 else 1
-        result.error = (f"{item.path}: out of memory with {n} sample(s) at {result.size[0]}x{result.size[1]}"
-                        if result.size else f"{item.path}: out of memory") + "; use fewer --samples or a smaller --tile"
-    finally:
+    except BaseException as e:
         result.seconds = round(time.perf_counter() - start, 3)
+        if _failed(e, result, item, opts):
+            return result
+        raise
+
+    def write() -> None:
+        try:
+            _write_outputs(samples, image, plan, opts, result)
+            result.status = "done"
+            result.outputs = [str(p) for p in plan.all]
+        except BaseException as e:
+            if not _failed(e, result, item, opts):
+                raise
+        finally:
+            result.seconds = round(time.perf_counter() - start, 3)
+
+    if defer is None:
+        write()
+    else:
+        result.status = "writing"
+        result.pending = defer(write)
     return result
+
+
+def finish(result: ImageResult) -> ImageResult:
+    """Wait for a deferred write (its errors, if any, are in the result by then)."""
+    if result.pending is not None:
+        pending, result.pending = result.pending, None
+        pending.result()
+    return result
+
+
+def _write_outputs(samples: torch.Tensor, image: LoadedImage, plan: OutputPlan, opts: RunOptions, result: ImageResult) -> None:
+    settings = opts.settings
+    n = samples.shape[0]
+    fmt = format_for(plan.main[0], None)
+    # After an interrupted run some sample files may exist already: keep them.
+    fresh = lambda path: opts.overwrite or not path.exists()  # noqa: E731
+    if settings.average or n == 1:
+        if fresh(plan.main[0]):
+            _write(plan.main[0], _to_hwc(samples.mean(dim=0)), image, fmt, opts.quality)
+    else:
+        for path, s in zip(plan.main, samples, strict=True):
+            if fresh(path):
+                _write(path, _to_hwc(s), image, fmt, opts.quality)
+    heat = None
+    if plan.std is not None and (fresh(plan.std) or (plan.compare is not None and fresh(plan.compare))):
+        heat, result.std_mean = std_heatmap(samples)
+        if fresh(plan.std):
+            write_atomic(plan.std, encode_image(heat.astype(np.float32) / 255.0, "PNG"))
+    if plan.compare is not None and fresh(plan.compare):
+        panels = [("input", image.rgb)]
+        if settings.average or n == 1:
+            panels.append((opts.result_label, _to_hwc(samples.mean(dim=0))))
+        else:
+            panels += [(f"sample {i}", _to_hwc(s)) for i, s in enumerate(samples)]
+        if heat is not None:
+            panels.append((f"std (0 to {STD_MAP_MAX:g})", heat))
+        sheet = compose(panels, max_side=DEFAULT_MAX_SIDE)
+        write_atomic(plan.compare, encode_image(sheet.astype(np.float32) / 255.0, "PNG"))

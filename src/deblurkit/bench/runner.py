@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..cli.common import err_console
-from ..devices import check_precision, resolve_device
+from ..devices import check_precision, resolve_device, resolve_precision
 from ..errors import DeblurError, UsageError
 from ..io import IMAGE_EXTENSIONS, read_image, write_atomic
 from ..metrics.lpips import load_lpips
@@ -31,6 +31,7 @@ out_console = Console(highlight=False)
 
 def _load_model(c):
     dev = resolve_device(c.device)
+    c.precision = resolve_precision(c.precision, dev)  # `auto` recorded as what it chose
     check_precision(c.precision, dev)
     resolved = resolve_weights(c.model, c.weights)
     ckpt = load_checkpoint(resolved.path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
@@ -29,7 +30,7 @@ PresetName = Enum("PresetName", {k: k for k in PRESETS}, type=str)
 SamplerName = Enum("SamplerName", {"ddpm": "ddpm", "ddim": "ddim"}, type=str)
 DeviceName = Enum("DeviceName", {k: k for k in ("auto", "cpu", "cuda", "mps")}, type=str)
 TemporalNoise = Enum("TemporalNoise", {k: k for k in TEMPORAL_NOISE}, type=str)
-PrecisionName = Enum("PrecisionName", {k: k for k in ("fp32", "bf16", "fp16")}, type=str)
+PrecisionName = Enum("PrecisionName", {k: k for k in ("auto", "fp32", "bf16", "fp16")}, type=str)
 
 def _validate_output(quality, max_pixels):
     if not 1 <= quality <= 100:
@@ -150,8 +151,10 @@ def run(
     json_out: bool = typer.Option(False, "--json", help="Machine-readable summary on stdout.", metavar=_FLAG,
                                   rich_help_panel=_OUT),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary table.", metavar=_FLAG, rich_help_panel=_OUT),
-    device: DeviceName = typer.Option("auto", "--device", help="auto: cuda, mps, then cpu.", rich_help_panel=_PERF),
-    precision: PrecisionName = typer.Option("fp32", "--precision", help="bf16/fp16 autocast.", rich_help_panel=_PERF),
+    device: DeviceName = typer.Option("auto", "--device", help="auto (cuda, mps, cpu), cpu, cuda, mps.",
+                                      metavar="NAME", rich_help_panel=_PERF),
+    precision: PrecisionName = typer.Option("fp32", "--precision", help="fp32, bf16, fp16; auto: bf16 if native.",
+                                            metavar="NAME", rich_help_panel=_PERF),
     tile: Optional[int] = typer.Option(None, "--tile", help="Tile side. \\[default: from free memory]",
                                        show_default=False, rich_help_panel=_PERF),
     overlap: int = typer.Option(32, "--overlap", help="Tile overlap (blended).", rich_help_panel=_PERF),
@@ -165,7 +168,8 @@ def run(
     from ..api import Deblurrer, recommended_preset
     from ..io import FORMATS
     from ..io.read import library_chatter
-    from ..pipeline import ImageResult, process_image
+    from ..io import read_image
+    from ..pipeline import ImageResult, finish, process_image
     from ..weights import sha256_of
 
     if debug:
@@ -226,7 +230,7 @@ def run(
             label += f" with {', '.join(sampling_flags)}"
         console.print(
             f"deblur {__version__}: {len(items)} image(s), model {shown(resolved.entry.name if resolved.entry else resolved.path.name)}, "
-            f"device {dev}, {label}, "
+            f"device {dev} ({deblurrer.precision}), {label}, "
             + (f"steps {steps}, ceiling {ceiling:g}, {sampler_name}, samples {samples}" + (" averaged" if average else "")
                + f", seed {seed}" if steps > 0 else "initial predictor only"),
             highlight=False, soft_wrap=True,
@@ -249,23 +253,56 @@ def run(
                 console.print(f"  {shown(name)}: step {n}/{total}", highlight=False, soft_wrap=True)
         return report
 
+    def plan_for(item):
+        if is_video(item.path):
+            return plan_outputs(item, output, out_is_dir, output_extension(item.path), 1, False, tag=tag,
+                                name=renamed.get(item.path))
+        return plan_outputs(item, output, out_is_dir, ext, n_files, std, tag=tag, name=renamed.get(item.path),
+                            with_compare=side_by_side)
+
+    plans = {item.path: plan_for(item) for item in items if item.error is None}
+
+    def needs_work(item) -> bool:
+        return item.error is None and (overwrite or not all(p.exists() for p in plans[item.path].all))
+
+    # A folder keeps both cores busy: the next photo is decoded and the previous result
+    # encoded and written in threads while the network runs.
+    reader = ThreadPoolExecutor(1, thread_name_prefix="deblur-read")
+    writer = ThreadPoolExecutor(1, thread_name_prefix="deblur-write")
+    prefetched: dict[Path, Future] = {}
+
+    def read_ahead(after: int) -> None:
+        nxt = next((it for it in items[after + 1:] if needs_work(it)), None)
+        if nxt is not None and not is_video(nxt.path) and nxt.path not in prefetched:
+            prefetched[nxt.path] = reader.submit(read_image, nxt.path, max_pixels)
+
+    def report_result(item, plan, result, t_image) -> None:
+        finish(result)
+        if item.path in renamed:
+            result.notes = [*(result.notes or []), f"another input has the same name stem: written as "
+                            f"{plan.main[0].name} to keep both"]
+        if plain:
+            console.print(f"\\[{results.index(result) + 1}/{len(items)}] {shown(item.path)}: {result.status} "
+                          f"({time.perf_counter() - t_image:.1f} s)", highlight=False, soft_wrap=True)
+        for note in result.notes or []:
+            console.print(f"[yellow]note:[/] {shown(note)}", highlight=False, soft_wrap=True)
+        if result.status == "failed":  # reported even with --quiet
+            err_console.print(f"[red]error:[/] {shown(result.error)}", highlight=False, soft_wrap=True)
+        progress.advance(images_task)
+
+    pending = None  # (item, plan, result, t_image) of a photo whose outputs are still being written
     t0 = time.perf_counter()
     try:
         with progress:
             images_task = progress.add_task("images", total=len(items))
             steps_task = progress.add_task("steps", total=max(steps, 1), visible=steps > 0)
-            for item in items:
+            for index, item in enumerate(items):
                 if item.error is not None:
                     results.append(ImageResult(str(item.path), "failed", error=item.error))
                     err_console.print(f"[red]error:[/] {shown(item.error)}", highlight=False, soft_wrap=True)
                     progress.advance(images_task)
                     continue
-                if is_video(item.path):
-                    plan = plan_outputs(item, output, out_is_dir, output_extension(item.path), 1, False, tag=tag,
-                                        name=renamed.get(item.path))
-                else:
-                    plan = plan_outputs(item, output, out_is_dir, ext, n_files, std, tag=tag, name=renamed.get(item.path),
-                                        with_compare=side_by_side)
+                plan = plans[item.path]
                 clash = [o for o in plan.all if o.resolve() in inputs_resolved]
                 if clash:
                     results.append(ImageResult(str(item.path), "failed", error=f"{item.path}: output {clash[0]} would overwrite an input"))
@@ -276,26 +313,35 @@ def run(
                 progress.update(steps_task, description=f"steps [{item.path.name}]")
                 t_image = time.perf_counter()
                 if is_video(item.path):
+                    if pending is not None:
+                        report_result(*pending)
+                        pending = None
                     result = _run_video(deblurrer, item, plan, opts, temporal_noise.value, progress, on_step(item.path.name),
                                         console if plain else None)
-                else:
-                    result = process_image(deblurrer, item, plan, opts, on_step=on_step(item.path.name))
-                if item.path in renamed:
-                    result.notes = [*(result.notes or []), f"another input has the same name stem: written as "
-                                    f"{plan.main[0].name} to keep both"]
+                    results.append(result)
+                    report_result(item, plan, result, t_image)
+                    continue
+                ahead = prefetched.pop(item.path, None)
+                read_ahead(index)
+                result = process_image(deblurrer, item, plan, opts, on_step=on_step(item.path.name),
+                                       load=ahead.result if ahead is not None else None, defer=writer.submit)
                 results.append(result)
-                if plain:
-                    console.print(f"\\[{len(results)}/{len(items)}] {shown(item.path)}: {result.status} "
-                                  f"({time.perf_counter() - t_image:.1f} s)", highlight=False, soft_wrap=True)
-                for note in result.notes or []:
-                    console.print(f"[yellow]note:[/] {shown(note)}", highlight=False, soft_wrap=True)
-                if result.status == "failed":  # reported even with --quiet
-                    err_console.print(f"[red]error:[/] {shown(result.error)}", highlight=False, soft_wrap=True)
-                progress.advance(images_task)
+                if pending is not None:
+                    report_result(*pending)
+                pending = (item, plan, result, t_image)
+            if pending is not None:
+                report_result(*pending)
+                pending = None
     except KeyboardInterrupt:
         interrupted = True
     finally:
         signal.signal(signal.SIGTERM, previous_term)
+        for future in prefetched.values():
+            future.cancel()
+        reader.shutdown(wait=True, cancel_futures=True)
+        if pending is not None:
+            finish(pending[2])  # an output already being written is finished, never left half-done
+        writer.shutdown(wait=True)
 
     elapsed = time.perf_counter() - t0
     counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")}
@@ -309,7 +355,7 @@ def run(
             "weights": str(resolved.path),
             "weights_sha256": sha256_of(resolved.path),
             "device": str(dev),
-            "precision": precision.value,
+            "precision": deblurrer.precision,
             "seed": seed if steps > 0 else None,
             "preset": preset_name,
             "preset_overridden_by": sampling_flags,
