@@ -1,7 +1,7 @@
 """Image and video I/O. Reading and writing (OpenCV, Pillow) are imported on first use
 (PEP 562), so the CLI can define its options and print --help without loading them."""
 
-from importlib import import_module
+from ..lazy import lazy_exports
 
 from .discover import (DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, InputItem, OutputPlan, discover,
                        distinct_names, is_video, output_is_directory, plan_outputs)
@@ -19,9 +19,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY, globals())

@@ -3,7 +3,7 @@
 Checkpoint reading and writing (torch, safetensors) is imported on first use (PEP 562),
 so listing models and printing help stay light."""
 
-from importlib import import_module
+from ..lazy import lazy_exports
 
 from .registry import BUNDLED_DIR, HubLocation, Registry, WeightsEntry, load_registry, parse_registry
 from .resolve import ResolvedWeights, parse_hf_uri, resolve_entry, resolve_weights, sha256_of, weights_status
@@ -17,9 +17,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY, globals())
