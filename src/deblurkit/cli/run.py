@@ -144,7 +144,7 @@ def run(
                                    rich_help_panel=_OUT),
     side_by_side: bool = typer.Option(False, "--side-by-side", help="Also write input | result | std, labelled.",
                                       metavar=_FLAG, rich_help_panel=_OUT),
-    temporal_noise: TemporalNoise = typer.Option("per-frame", "--temporal-noise", help="Videos: per-frame or fixed noise.",
+    temporal_noise: TemporalNoise = typer.Option("fixed", "--temporal-noise", help="Videos: fixed or per-frame noise.",
                                                  metavar="MODE", show_default=False, rich_help_panel=_OUT),
     save_trajectory: Optional[Path] = typer.Option(None, "--save-trajectory", help="Folder for ~10 intermediate estimates.",
                                                    rich_help_panel=_OUT),
