@@ -3,17 +3,47 @@ torch takes seconds), ends with one line and exit 130, never a traceback."""
 
 from __future__ import annotations
 
+import signal
 import sys
+from contextlib import contextmanager
+
+# Commands that never need the model stack: help, the version, the weights registry.
+_LIGHT = {"--help", "-h", "--version", "weights"}
+
+
+@contextmanager
+def _interrupt_after():
+    """Hold a Ctrl-C until the block is done, then raise it.
+
+    A KeyboardInterrupt raised inside torch's C++ module initialisation does not unwind:
+    pybind11 aborts the process (SIGABRT, a core dump message). Importing torch with the
+    interrupt held turns that into the usual clean exit a moment later."""
+    held = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    except ValueError:  # not the main thread: nothing to hold
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if held:
+            raise KeyboardInterrupt
 
 
 def main() -> None:
     try:
-        if sys.argv[1:] == ["--version"]:
+        args = sys.argv[1:]
+        if args == ["--version"]:
             # Answered before the CLI (and with it torch) is imported: instant.
             from .. import __version__
 
             print(f"deblur {__version__}")
             return
+        if args and not _LIGHT & set(args):
+            with _interrupt_after():
+                import torch  # noqa: F401  (the commands import it again, at no cost)
         from .app import main as run_app
 
         run_app()
