@@ -68,7 +68,7 @@ class Deblurrer:
         *,
         weights: str | Path | None = None,
         device: str | torch.device = "auto",
-        precision: str = "fp32",
+        precision: str = "auto",
         tile: int | None = None,
         overlap: int = 32,
     ):

@@ -49,7 +49,8 @@ COMMON_OPTIONS = [
     _P("model", _P.KEYWORD_ONLY, annotation=Optional[str], default=typer.Option(None, "--model", "-m", help="Model name from weights.toml.")),
     _P("weights", _P.KEYWORD_ONLY, annotation=Optional[str], default=typer.Option(None, "--weights", help="Checkpoint file or hf:// URI.")),
     _P("device", _P.KEYWORD_ONLY, annotation=str, default=typer.Option("auto", "--device")),
-    _P("precision", _P.KEYWORD_ONLY, annotation=str, default=typer.Option("fp32", "--precision")),
+    _P("precision", _P.KEYWORD_ONLY, annotation=str, default=typer.Option(
+        "fp32", "--precision", help="fp32 (the reference the records use), bf16, fp16 (GPU) or auto.")),
     _P("tile", _P.KEYWORD_ONLY, annotation=Optional[int], default=typer.Option(None, "--tile")),
     _P("limit", _P.KEYWORD_ONLY, annotation=Optional[int], default=typer.Option(None, "--limit", help="Use the first N pairs only.")),
     _P("skip", _P.KEYWORD_ONLY, annotation=int, default=typer.Option(0, "--skip", help="Skip the first N pairs (after --files).")),

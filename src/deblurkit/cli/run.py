@@ -153,7 +153,7 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary table.", metavar=_FLAG, rich_help_panel=_OUT),
     device: DeviceName = typer.Option("auto", "--device", help="auto (cuda, mps, cpu), cpu, cuda, mps.",
                                       metavar="NAME", rich_help_panel=_PERF),
-    precision: PrecisionName = typer.Option("fp32", "--precision", help="fp32, bf16, fp16; auto: bf16 if native.",
+    precision: PrecisionName = typer.Option("auto", "--precision", help="auto (bf16 if native, else fp32), fp32, bf16.",
                                             metavar="NAME", rich_help_panel=_PERF),
     tile: Optional[int] = typer.Option(None, "--tile", help="Tile side. \\[default: from free memory]",
                                        show_default=False, rich_help_panel=_PERF),
