@@ -229,7 +229,9 @@ def test_sigint_mid_run_leaves_only_complete_outputs_and_rerun_finishes(tiny_wei
     for i in range(n):
         Image.fromarray(np.round(smooth_image(160, 224, i) * 255).astype(np.uint8)).save(d / f"p{i:02d}.png")
     cmd = [sys.executable, "-m", "deblurkit", str(d), "--steps", "60", "--weights", str(tiny_weights), "--seed", "0", "--quiet"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # As from a shell: Ctrl-C at its default disposition, whatever this test process inherited.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and not list(d.glob("*_deblurred.png")):
         time.sleep(0.05)
@@ -303,7 +305,8 @@ def test_ctrl_c_during_start_up_is_one_line_and_exit_130(tmp_path):
     delay = 0.6
     for _ in range(6):
         proc = subprocess.Popen([sys.executable, "-m", "deblurkit", str(tmp_path / "missing.png"), "--weights",
-                                 str(tmp_path / "missing.safetensors")], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                 str(tmp_path / "missing.safetensors")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         time.sleep(delay)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=120)
