@@ -45,7 +45,7 @@ class RunOptions:
 @dataclass
 class ImageResult:
     input: str
-    status: str  # done / skipped / failed
+    status: str  # done / skipped / failed ("writing" only while a deferred write runs, see finish)
     outputs: list[str] = field(default_factory=list)
     seconds: float = 0.0
     size: tuple[int, int] | None = None
