@@ -332,12 +332,31 @@ def test_running_out_of_memory_is_a_per_image_failure(run, tmp_path, monkeypatch
     assert "Traceback" not in r.output
 
 
-def test_too_many_samples_for_memory_are_refused_before_allocating(run, tmp_path):
+def test_too_many_samples_for_memory_are_refused_before_allocating(run, tmp_path, monkeypatch):
+    import deblurkit.restorer as restorer_module
+
+    # 10000 finished samples at 256x256 are 7.9 GB: more than the 4 GiB this run is allowed.
+    monkeypatch.setattr(restorer_module, "available_memory", lambda device: 4 << 30)
     _photo(tmp_path / "a.png", h=256, w=256)
     r = run("a.png", "--samples", "10000", "--steps", "2", "--average", "--seed", "0")
     assert r.exit_code == 1
     lines = [line for line in r.output.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "for 10000 sample(s) at 256x256" in lines[0] and "use fewer --samples" in lines[0]
+
+
+def test_samples_that_do_not_fit_together_are_restored_in_groups_with_a_note(run, tmp_path, monkeypatch):
+    import deblurkit.restorer as restorer_module
+
+    _photo(tmp_path / "a.png")
+    assert run("a.png", "--samples", "6", "--steps", "2", "--average", "--seed", "0", "-o", "together.png").exit_code == 0
+    monkeypatch.setattr(restorer_module, "available_memory", lambda device: 40 * 56 * 12 * 14 + (2 << 20))
+    r = run("a.png", "--samples", "6", "--steps", "2", "--average", "--seed", "0", "-o", "grouped.png", "--json")
+    assert r.exit_code == 0, r.output
+    notes = json.loads(r.output)["images"][0]["notes"]
+    assert any("at a time" in n and "6 samples at 56x40" in n for n in notes)
+    a = np.asarray(Image.open(tmp_path / "together.png"), dtype=int)
+    b = np.asarray(Image.open(tmp_path / "grouped.png"), dtype=int)
+    assert np.abs(a - b).max() <= 1  # the same samples; batched float rounding at most
 
 
 def test_a_folder_run_gives_the_pixels_of_one_by_one_runs(run, tmp_path):

@@ -108,8 +108,11 @@ class Deblurrer:
         on_step: Callable[[int, int], None] | None = None,
         on_estimate: Callable[[int, int, torch.Tensor], None] | None = None,
         estimate_every: set[int] | None = None,
+        on_note: Callable[[str], None] | None = None,
     ) -> torch.Tensor:
-        """(1, 3, H, W) float in [0, 1] -> (samples, 3, H, W) in [0, 1], on the device.
+        """(1, 3, H, W) float in [0, 1] (or uint8 / uint16 pixels) -> (samples, 3, H, W) in
+        [0, 1], on the device. `on_note` hears what the user should know (e.g. samples
+        restored in groups to fit in memory).
 
         Each sample's noise comes from (seed, key, sample index) alone, so it does not
         depend on the other images or samples of a run.
@@ -117,7 +120,8 @@ class Deblurrer:
         sampling = SamplingOptions(settings.steps, settings.noise_ceiling, settings.sampler, settings.samples)
         n = settings.samples if settings.steps > 0 else 1
         gens = sample_generators(seed, key, n, self.device) if settings.steps > 0 else None
-        return self.restorer.restore(x, sampling, gens, on_step=on_step, on_estimate=on_estimate, estimate_every=estimate_every)
+        return self.restorer.restore(x, sampling, gens, on_step=on_step, on_estimate=on_estimate,
+                                     estimate_every=estimate_every, on_note=on_note)
 
     def restore(
         self,

@@ -66,6 +66,11 @@ def std_heatmap(samples: torch.Tensor) -> tuple[np.ndarray, float]:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), float(std.mean())
 
 
+def _mean(samples: torch.Tensor) -> torch.Tensor:
+    """The average of the samples; one sample is itself (no full-image copy)."""
+    return samples[0] if samples.shape[0] == 1 else samples.mean(dim=0)
+
+
 def _to_hwc(x: torch.Tensor) -> np.ndarray:
     return x.permute(1, 2, 0).float().cpu().numpy()
 
@@ -170,7 +175,9 @@ def process_image(
                 raise ImageReadError(f"{item.path}: {e}") from None
             notes.append(f"restored only the region {x},{y},{w},{h} (X,Y,W,H) of the {result.size[0]}x{result.size[1]} photo")
         result.notes = notes or None
-        x = torch.from_numpy(image.rgb).permute(2, 0, 1)[None]
+        # The source pixels (uint8 / uint16 / float), not a float copy: the restorer
+        # converts tile by tile, so the full image is held once, compactly.
+        x = torch.from_numpy(image.pixels).permute(2, 0, 1)[None]
         settings = opts.settings
 
         trajectory = None
@@ -185,7 +192,9 @@ def process_image(
             on_step=on_step,
             on_estimate=trajectory,
             estimate_every=set(trajectory.steps) if trajectory else None,
+            on_note=notes.append,
         ).cpu()
+        result.notes = notes or None
         if trajectory is not None:
             trajectory.write_sheet()
     except BaseException as e:
@@ -229,7 +238,7 @@ def _write_outputs(samples: torch.Tensor, image: LoadedImage, plan: OutputPlan, 
     fresh = lambda path: opts.overwrite or not path.exists()  # noqa: E731
     if settings.average or n == 1:
         if fresh(plan.main[0]):
-            _write(plan.main[0], _to_hwc(samples.mean(dim=0)), image, fmt, opts.quality)
+            _write(plan.main[0], _to_hwc(_mean(samples)), image, fmt, opts.quality)
     else:
         for path, s in zip(plan.main, samples, strict=True):
             if fresh(path):
@@ -242,7 +251,7 @@ def _write_outputs(samples: torch.Tensor, image: LoadedImage, plan: OutputPlan, 
     if plan.compare is not None and fresh(plan.compare):
         panels = [("input", image.rgb)]
         if settings.average or n == 1:
-            panels.append((opts.result_label, _to_hwc(samples.mean(dim=0))))
+            panels.append((opts.result_label, _to_hwc(_mean(samples))))
         else:
             panels += [(f"sample {i}", _to_hwc(s)) for i, s in enumerate(samples)]
         if heat is not None:

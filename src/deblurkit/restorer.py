@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -106,33 +106,75 @@ class Restorer:
     def _cl(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=self.memory_format)
 
+    @staticmethod
+    def _unit(pixels: torch.Tensor) -> torch.Tensor:
+        """Input pixels as float32 in [0, 1] (the same division as the image reader's)."""
+        if pixels.dtype == torch.uint8:
+            return pixels.float() / 255.0
+        if pixels.dtype == torch.uint16:
+            return pixels.float() / 65535.0
+        return pixels.to(torch.float32)
+
+    @staticmethod
+    def _signed(pixels: torch.Tensor) -> torch.Tensor:
+        """A tile of the input in the networks' [-1, 1] range.
+
+        The full image stays in its compact source form (uint8 / uint16 / float in
+        [0, 1]); each tile is converted when it is used, with the same arithmetic as
+        converting the whole image first, so the values are the same.
+        """
+        return Restorer._unit(pixels) * 2.0 - 1.0
+
     def _predict_tiles(self, crops: list[torch.Tensor]) -> torch.Tensor:
+        y = self._signed(crops[0])
         with autocast(self.device, self.precision):
-            return self.model.predict(self._cl(crops[0]))
+            return self.model.predict(self._cl(y))
 
     def _denoise_tiles(self, level: float):
         def fn(crops: list[torch.Tensor]) -> torch.Tensor:
-            z, y, x_init = crops
+            z, pixels, x_init = crops
             lv = torch.full((z.shape[0],), level, device=z.device)
+            y = self._signed(pixels)
             with autocast(self.device, self.precision):
                 return self.model.denoise(self._cl(z), lv, self._cl(y), self._cl(x_init))
 
         return fn
 
-    def _check_full_image_memory(self, h: int, w: int, samples: int) -> None:
-        """Full-image buffers grow with the photo and the sample count (tiles bound only the
-        networks' activations): refuse up front what cannot fit, instead of failing, or
-        being killed, half-way."""
+    def samples_at_once(self, h: int, w: int, samples: int) -> int:
+        """How many samples to run together on an h x w image so that the full-image
+        buffers fit in memory (tiles bound only the networks' activations).
+
+        All at once when they fit; otherwise a smaller group at a time, the finished
+        samples held apart; an `OutOfMemoryError` up front, before anything is allocated,
+        when not even one at a time fits.
+        """
         if self.device.type != "cpu":
-            return  # CUDA out-of-memory is retried with smaller tiles
-        # input, g(y), the output; per sample z_t, x0, fresh noise, the blended estimate, the result
-        need = h * w * 12 * (3 + 5 * samples)
+            return samples  # CUDA out-of-memory is retried with smaller tiles instead
+        px = h * w * 12  # one float32 RGB buffer
         have = available_memory(self.device)
-        if need > have:
+        per_px = estimate_bytes_per_pixel(self.model)
+
+        def activations(n: int) -> float:  # n samples of one tile go through the networks together
+            t = self._tile_size(n)
+            return per_px * min(t, h) * min(t, w) * n
+
+        # The input (at most float32), g(y), the output and its encoding, plus per sample
+        # z_t and the x0 / noise buffer; in groups, the finished samples come on top.
+        def need(n: int, grouped: bool) -> float:
+            return px * (4 + 2 * n + (samples if grouped else 0)) + activations(n)
+
+        if need(samples, False) <= have:
+            return samples
+        group = samples - 1
+        while group >= 1 and need(group, True) > have:
+            group = group // 2 if group > 16 else group - 1
+        if group < 1:
             raise OutOfMemoryError(
-                f"needs about {need / 2**30:.1f} GiB for {max(samples, 1)} sample(s) at {w}x{h}, "
-                f"{have / 2**30:.1f} GiB available; use fewer --samples (or a smaller image or --region)"
+                f"needs about {need(samples, False) / 2**30:.1f} GiB for {samples} sample(s) at {w}x{h} "
+                f"({need(1, True) / 2**30:.1f} GiB even one at a time), {have / 2**30:.1f} GiB available; "
+                "use fewer --samples (or a smaller image or --region)"
             )
+        return group
 
     # ---- public API -----------------------------------------------------------------
     @torch.inference_mode()
@@ -144,11 +186,49 @@ class Restorer:
         on_step: Callable[[int, int], None] | None = None,
         on_estimate: Callable[[int, int, torch.Tensor], None] | None = None,
         estimate_every: set[int] | None = None,
+        on_note: Callable[[str], None] | None = None,
     ) -> torch.Tensor:
-        """Deblur `image` (1, 3, H, W) in [0, 1]; returns (samples, 3, H, W) in [0, 1].
+        """Deblur `image` (1, 3, H, W): float in [0, 1], or uint8 / uint16 pixels (kept in
+        that compact form; tiles are converted as they are used). Returns (samples, 3, H, W)
+        float32 in [0, 1].
 
-        On CUDA out-of-memory the whole image is retried with half the tile size.
+        Samples that do not fit in memory together run in groups (`samples_at_once`;
+        `on_note` hears about it): each sample keeps its own noise, so only the float
+        rounding of batched convolutions can differ. On CUDA out-of-memory the whole image
+        is retried with half the tile size.
         """
+        S = options.samples if options.steps > 0 else 1
+        H, W = image.shape[-2:]
+        m = self.multiple
+        group = self.samples_at_once(-(-H // m) * m, -(-W // m) * m, S)
+        if group >= S:
+            return self._retrying(image, options, generators, on_step, on_estimate, estimate_every)
+        if on_note is not None:
+            need = H * W * 12 * (4 + 2 * S)
+            on_note(f"{S} samples at {W}x{H} need about {need / 2**30:.1f} GiB at once, more than is available: "
+                    f"restoring them {group} at a time (the initial prediction is repeated for each group)")
+        if generators is None:
+            generators = self._default_generators(S)
+        out = None
+        groups = range(0, S, group)
+        for k, start in enumerate(groups):
+            n = min(group, S - start)
+            step = None if on_step is None else (lambda i, t, k=k: on_step(k * t + i, t * len(groups)))
+            part = self._retrying(image, replace(options, samples=n), generators[start : start + n], step,
+                                  on_estimate if k == 0 else None, estimate_every)
+            if out is None:
+                out = torch.empty((S, *part.shape[1:]), device=part.device)
+            out[start : start + n] = part
+            del part
+        return out
+
+    def _default_generators(self, n: int) -> list[torch.Generator]:
+        generators = [torch.Generator(device=self.device) for _ in range(n)]
+        for i, g in enumerate(generators):
+            g.manual_seed(i)
+        return generators
+
+    def _retrying(self, image, options, generators, on_step, on_estimate, estimate_every):
         while True:
             try:
                 return self._restore(image, options, generators, on_step, on_estimate, estimate_every)
@@ -167,36 +247,38 @@ class Restorer:
         tile = self._tile_size(S)
         overlap = min(self.overlap, tile // 2)
         ph, pw = pad_amounts(H, W, tile, self.multiple)
-        self._check_full_image_memory(H + ph, W + pw, S if options.steps > 0 else 0)
-        y = pad_image(image.to(self.device, torch.float32) * 2.0 - 1.0, ph, pw)
-        grid = TileGrid.build(y.shape[-2], y.shape[-1], tile, overlap, device=self.device, multiple=self.multiple)
+        pixels = image.to(self.device)
+        if ph or pw:  # (padding copies the image anyway; integer pads are not all implemented)
+            pixels = pad_image(self._unit(pixels), ph, pw)
+        grid = TileGrid.build(pixels.shape[-2], pixels.shape[-1], tile, overlap, device=self.device, multiple=self.multiple)
 
         # Tiles and samples go through the network together. The tile size was chosen
         # for S samples of one full tile; smaller (edge-clipped) tiles batch up to that.
         per_batch = max(1, (tile * tile) // (grid.tile_h * grid.tile_w))
-        x_init = grid.apply(self._predict_tiles, [y], per_batch)
+        x_init = grid.apply(self._predict_tiles, [pixels], per_batch)
         schedule = options.schedule()
         if schedule is None:
-            return ((x_init[..., :H, :W] + 1.0) / 2.0).clamp(0.0, 1.0)
+            out = x_init[..., :H, :W].add_(1.0).div_(2.0).clamp_(0.0, 1.0)
+            return out.contiguous() if ph or pw else out
 
         if generators is None:
-            generators = [torch.Generator(device=self.device) for _ in range(S)]
-            for i, g in enumerate(generators):
-                g.manual_seed(i)
+            generators = self._default_generators(S)
         if len(generators) != S:
             raise ValueError(f"need one generator per sample ({S}), got {len(generators)}")
 
-        shape = y.shape[1:]
-
-        def noise(_like: torch.Tensor) -> torch.Tensor:
-            return torch.stack([torch.randn(shape, generator=g, device=self.device) for g in generators])
+        def noise(buffer: torch.Tensor) -> torch.Tensor:
+            # Each sample's draws fill its slice in place: the same numbers as
+            # torch.randn(slice shape, generator=g), without a second buffer.
+            for b, g in zip(buffer, generators, strict=True):
+                b.normal_(generator=g)
+            return buffer
 
         def denoise(z: torch.Tensor, level: float) -> torch.Tensor:
-            return grid.apply(self._denoise_tiles(level), [z, y, x_init], per_batch)
+            return grid.apply(self._denoise_tiles(level), [z, pixels, x_init], per_batch)
 
         def clip(x0: torch.Tensor) -> torch.Tensor:
-            # Keep g(y) + x0 inside the valid image range.
-            return (x_init + x0).clamp(-1.0, 1.0) - x_init
+            # Keep g(y) + x0 inside the valid image range (in place).
+            return x0.add_(x_init).clamp_(-1.0, 1.0).sub_(x_init)
 
         def callback(info: StepInfo) -> None:
             if on_step is not None:
@@ -207,7 +289,9 @@ class Restorer:
 
         if on_estimate is not None and estimate_every and 0 in estimate_every:
             on_estimate(0, schedule.steps, ((x_init[..., :H, :W] + 1.0) / 2.0).clamp(0.0, 1.0))
-        z = initial_state(schedule, noise(y))
+        z = initial_state(schedule, noise(torch.empty((S, *pixels.shape[1:]), device=self.device)))
         sampler = SAMPLERS[options.sampler]
         z0 = sampler(denoise, schedule, z, noise, clip=clip, callback=callback)
-        return ((x_init + z0)[..., :H, :W] + 1.0).div(2.0).clamp(0.0, 1.0)
+        del z
+        out = z0.add_(x_init)[..., :H, :W].add_(1.0).div_(2.0).clamp_(0.0, 1.0)
+        return out.contiguous() if ph or pw else out

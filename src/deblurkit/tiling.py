@@ -142,4 +142,4 @@ class TileGrid:
                 out = torch.zeros(batch, res.shape[1], self.height, self.width, device=res.device)
             for k, (t, l) in enumerate(chunk):
                 out[:, :, t : t + th, l : l + tw] += res[k * batch : (k + 1) * batch] * self.weights[start + k]
-        return out * self.inv_total
+        return out.mul_(self.inv_total)  # (in place: one full-image buffer, not two)

@@ -37,7 +37,10 @@ library_chatter(False)
 @dataclass
 class LoadedImage:
     path: Path
-    rgb: np.ndarray  # (H, W, 3) float32 in [0, 1], orientation applied
+    # (H, W, 3), orientation applied, in its compact source form: uint8 or uint16 as
+    # decoded, float32 in [0, 1] for float files. A 24 MP photo is 72 MB as uint8 and
+    # 288 MB as float32, so the float view is made only where it is needed (`rgb`).
+    pixels: np.ndarray
     bit_depth: int  # 8 or 16: the depth outputs are written at (where the format allows)
     grayscale: bool
     alpha: np.ndarray | None  # (H, W) in the source dtype, passed through unchanged
@@ -48,7 +51,21 @@ class LoadedImage:
 
     @property
     def size(self) -> tuple[int, int]:
-        return self.rgb.shape[1], self.rgb.shape[0]
+        return self.pixels.shape[1], self.pixels.shape[0]
+
+    @property
+    def rgb(self) -> np.ndarray:
+        """(H, W, 3) float32 in [0, 1]: a new array on each call (except for float files)."""
+        return pixels_to_unit(self.pixels)
+
+
+def pixels_to_unit(pixels: np.ndarray) -> np.ndarray:
+    """uint8 / uint16 / float pixels as float32 in [0, 1] (the division the restorer repeats per tile)."""
+    if pixels.dtype == np.uint8:
+        return pixels.astype(np.float32) / 255.0
+    if pixels.dtype == np.uint16:
+        return pixels.astype(np.float32) / 65535.0
+    return pixels.astype(np.float32, copy=False)
 
 
 def apply_orientation(a: np.ndarray, orientation: int) -> np.ndarray:
@@ -217,21 +234,21 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loaded
     color = arr[:, :, :-1] if alpha is not None else arr
     grayscale = color.shape[2] == 1
     if color.dtype.kind == "f":
-        rgb = _float_to_unit(color)
+        pixels = _float_to_unit(color)
         if alpha is not None:
             alpha = np.round(_float_to_unit(alpha) * 65535).astype(np.uint16)
         depth = 16
         notes.append(f"{path}: floating-point pixels clipped to [0, 1]; written as 16-bit")
     elif color.dtype in (np.uint8, np.uint16):
-        rgb = color.astype(np.float32) / (65535.0 if color.dtype == np.uint16 else 255.0)
+        pixels = color
         depth = 16 if color.dtype == np.uint16 else 8
     else:
         raise ImageReadError(f"{path}: {color.dtype} pixels are not supported")
     if grayscale:
-        rgb = np.repeat(rgb, 3, axis=2)
+        pixels = np.repeat(pixels, 3, axis=2)
     return LoadedImage(
         path=path,
-        rgb=np.ascontiguousarray(rgb),
+        pixels=np.ascontiguousarray(pixels),
         bit_depth=depth,
         grayscale=grayscale,
         alpha=alpha,

@@ -52,4 +52,4 @@ def crop_image(image: "LoadedImage", region: Region) -> "tuple[LoadedImage, tupl
     """The image cut to the region (alpha too); metadata is kept for the output file."""
     x, y, w, h = region.box(*image.size)
     alpha = image.alpha[y : y + h, x : x + w] if image.alpha is not None else None
-    return dataclasses.replace(image, rgb=image.rgb[y : y + h, x : x + w], alpha=alpha), (x, y, w, h)
+    return dataclasses.replace(image, pixels=image.pixels[y : y + h, x : x + w], alpha=alpha), (x, y, w, h)

@@ -57,8 +57,14 @@ def _png_add_metadata(png: bytes, icc: bytes | None, exif: bytes | None) -> byte
 
 
 def _quantise(x: np.ndarray, depth: int) -> np.ndarray:
+    """round(clip(x, 0, 1) * top) as uint8 / uint16, in bands of rows so that the float
+    temporaries stay small next to a full-resolution photo."""
     top = 65535.0 if depth == 16 else 255.0
-    return np.round(np.clip(x, 0.0, 1.0) * top).astype(np.uint16 if depth == 16 else np.uint8)
+    out = np.empty(x.shape, np.uint16 if depth == 16 else np.uint8)
+    band = max(1, (1 << 22) // max(1, x[0].size))  # ~4 M values (16 MB of float32) at a time
+    for r in range(0, x.shape[0], band):
+        out[r : r + band] = np.round(np.clip(x[r : r + band], 0.0, 1.0) * top)
+    return out
 
 
 def _match_depth(alpha: np.ndarray, depth: int) -> np.ndarray:
