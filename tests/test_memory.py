@@ -219,3 +219,14 @@ def test_samples_that_do_not_fit_even_one_at_a_time_are_refused_up_front(monkeyp
     _limit_memory(monkeypatch, 40 * 48 * 12 * 20)
     with pytest.raises(OutOfMemoryError, match=r"for 100 sample\(s\) at 48x40.*use fewer --samples"):
         r.restore(torch.zeros(1, 3, 40, 48), SamplingOptions(steps=2, noise_ceiling=0.5, samples=100))
+
+
+@pytest.mark.skipif(not __import__("deblurkit.devices", fromlist=["x"]).cpu_has_native_bf16(), reason="this CPU has no native bf16")
+def test_a_two_pixel_wide_photo_in_bf16_gives_no_nan():
+    # Seen before the minimum padding: NaN from bf16 convolutions on 1-pixel-wide levels.
+    x = torch.rand(1, 300, 2, 3, generator=torch.Generator().manual_seed(0)).permute(0, 3, 1, 2)
+    for trial in range(3):
+        r = Restorer(random_tiny_model(), CPU, precision="bf16")
+        for steps in (0, 2):
+            out = r.restore(x, SamplingOptions(steps=steps, noise_ceiling=0.5), sample_generators(trial, "k", 1, CPU))
+            assert out.shape == (1, 3, 300, 2) and torch.isfinite(out).all()

@@ -36,6 +36,7 @@ def test_blend_weights_sum_to_one_and_identity_is_exact(hw, tile, overlap):
 
 def test_padding_makes_every_side_tileable():
     assert pad_amounts(30, 100, 64, 16) == (2, 0)
+    assert pad_amounts(300, 2, 64, 4) == (0, 6) and pad_amounts(5, 9, 64, 4) == (3, 3)  # at least 2 multiples
     x = torch.rand(1, 3, 3, 5)
     assert pad_image(x, 13, 11).shape[-2:] == (16, 16)  # too small to reflect: replicate
 

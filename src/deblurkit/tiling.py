@@ -63,10 +63,12 @@ def ramp(tile: int, overlap: int, fade_in: bool, fade_out: bool) -> torch.Tensor
 
 
 def pad_amounts(height: int, width: int, tile: int, multiple: int) -> tuple[int, int]:
-    """Bottom/right padding so each side is >= tile or a multiple of `multiple`."""
+    """Bottom/right padding so each side is >= tile or a multiple of `multiple`, and at
+    least two multiples long: on a side of one multiple the deepest level of the U-Net is
+    1 pixel wide, where bf16 convolutions on the CPU (oneDNN) were seen to return NaN."""
 
     def one(n: int) -> int:
-        return 0 if n >= tile else (-n) % multiple
+        return 0 if n >= tile else max((-n) % multiple, 2 * multiple - n)
 
     return one(height), one(width)
 
