@@ -230,3 +230,11 @@ def test_a_two_pixel_wide_photo_in_bf16_gives_no_nan():
         for steps in (0, 2):
             out = r.restore(x, SamplingOptions(steps=steps, noise_ceiling=0.5), sample_generators(trial, "k", 1, CPU))
             assert out.shape == (1, 3, 300, 2) and torch.isfinite(out).all()
+
+
+def test_large_photos_get_smaller_cpu_tiles():
+    from deblurkit.restorer import LARGE_PHOTO
+
+    r = Restorer(random_tiny_model(), CPU)
+    small, large = r.auto_tile(1, 1280 * 720), r.auto_tile(1, LARGE_PHOTO + 1)
+    assert large < small and large >= 64

@@ -117,7 +117,7 @@ class Deblurrer:
         Each sample's noise comes from (seed, key, sample index) alone, so it does not
         depend on the other images or samples of a run.
         """
-        sampling = SamplingOptions(settings.steps, settings.noise_ceiling, settings.sampler, settings.samples)
+        sampling = SamplingOptions(settings.steps, settings.noise_ceiling, settings.sampler, settings.samples, settings.flips)
         n = settings.samples if settings.steps > 0 else 1
         gens = sample_generators(seed, key, n, self.device) if settings.steps > 0 else None
         return self.restorer.restore(x, sampling, gens, on_step=on_step, on_estimate=on_estimate,
@@ -133,6 +133,7 @@ class Deblurrer:
         average: bool | None = None,
         noise_ceiling: float | None = None,
         sampler: str | None = None,
+        flips: int | None = None,
         seed: int = 0,
         key: str = "",
         return_samples: bool = False,
@@ -148,7 +149,7 @@ class Deblurrer:
         if not 0 <= seed < 2**64:
             raise UsageError(f"seed {seed}: must be in [0, 2^64)")
         s = self.settings(preset, steps=steps, samples=samples, average=average, noise_ceiling=noise_ceiling,
-                          sampler=sampler, wants_samples=return_std)
+                          sampler=sampler, flips=flips, wants_samples=return_std)
         check_settings(s, std=return_std)
         if s.samples > 1 and not s.average and not (return_samples or return_std):
             raise UsageError(f"samples={s.samples} without average=True: pass average=True for their mean, "

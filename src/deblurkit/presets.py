@@ -21,12 +21,14 @@ class Preset:
     help: str
     sampler: str = "ddpm"  # "ddim" is deterministic given the start noise
     noise_ceiling: float | None = None  # None: the 10 / T rule (also when --steps overrides)
+    flips: int = 1  # samples cycle through this many mirror images of the input (1, 2, 4)
 
 
 PRESETS: dict[str, Preset] = {
     "fast": Preset(0, 1, False, "the predictor alone: one network pass, highest PSNR, smooth"),
     "balanced": Preset(3, 1, False, "3 ancestral steps: more natural texture for ~0.3 dB PSNR"),
-    "distortion": Preset(1, 8, True, "8 one-step samples from pure noise, averaged (MMSE)", noise_ceiling=0.999),
+    "distortion": Preset(1, 8, True, "8 one-step samples over 4 mirror images, averaged (MMSE)",
+                         noise_ceiling=0.999, flips=4),
     "perception": Preset(5, 1, False, "5 DDIM steps: the most natural texture, ~1 dB PSNR", sampler="ddim"),
 }
 DEFAULT_PRESET = "balanced"
@@ -46,6 +48,7 @@ class Settings:
     average: bool
     noise_ceiling: float
     sampler: str
+    flips: int = 1
     implied: bool = False  # the preset was chosen by the sampling options, not named
     overridden_by: tuple[str, ...] = ()  # the options that override the preset
 
@@ -59,6 +62,7 @@ def resolve_settings(
     average: bool | None = None,
     noise_ceiling: float | None = None,
     sampler: str | None = None,
+    flips: int | None = None,
     wants_samples: bool = False,
 ) -> Settings:
     """The one place where a preset and explicit options combine (CLI and Python API).
@@ -86,9 +90,11 @@ def resolve_settings(
     else:
         ceiling = default_noise_ceiling(n_steps)
     overrides = tuple(flag for flag, value in (("--steps", steps), ("--noise-ceiling", noise_ceiling), ("--sampler", sampler),
-                                              ("--samples", samples), ("--average" if average else "--no-average", average))
+                                              ("--samples", samples), ("--average" if average else "--no-average", average),
+                                              ("--flips", flips))
                       if value is not None)
-    return Settings(name, n_steps, n_samples, avg, ceiling, p.sampler if sampler is None else sampler, implied, overrides)
+    n_flips = p.flips if flips is None else flips
+    return Settings(name, n_steps, n_samples, avg, ceiling, p.sampler if sampler is None else sampler, n_flips, implied, overrides)
 
 
 def check_settings(s: Settings, std: bool = False) -> None:
@@ -105,6 +111,8 @@ def check_settings(s: Settings, std: bool = False) -> None:
         raise UsageError(f"--noise-ceiling {s.noise_ceiling:g}: must be in [{BETA_START:g}, 1)")
     if s.sampler not in ("ddpm", "ddim"):
         raise UsageError(f"--sampler {s.sampler}: expected ddpm or ddim")
+    if s.flips not in (1, 2, 4):
+        raise UsageError(f"--flips {s.flips}: expected 1, 2 or 4 (none, left-right, left-right and up-down)")
     if s.average and s.samples < 2:
         raise UsageError("--average needs --samples 2 or more (the mean of one sample is that sample)")
     if std and s.samples < 2:

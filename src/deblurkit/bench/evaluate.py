@@ -29,10 +29,11 @@ class Method:
     average: bool = False
     noise_ceiling: float | None = None  # None: the default 10 / T rule
     sampler: str = "ddpm"
+    flips: int = 1  # samples cycle through this many mirror images of the input
 
     def options(self) -> SamplingOptions:
         ceiling = default_noise_ceiling(self.steps) if self.noise_ceiling is None else self.noise_ceiling
-        return SamplingOptions(self.steps, ceiling, self.sampler, self.samples)
+        return SamplingOptions(self.steps, ceiling, self.sampler, self.samples, self.flips)
 
 
 def sweep_methods(steps=(1, 2, 5, 10, 20, 50, 200), averaged=((1, 4), (1, 8), (1, 16), (5, 8), (10, 8)),
@@ -46,6 +47,7 @@ def sweep_methods(steps=(1, 2, 5, 10, 20, 50, 200), averaged=((1, 4), (1, 8), (1
     out += [Method(f"ddpm T=20 B={b:g}", 20, 1, False, b) for b in ceilings]
     out += [Method(f"ddim T={t}", t, 1, False, None, "ddim") for t in ddim_steps]
     out += [Method(f"ddim T={t} avg{n}", t, n, True, None, "ddim") for t, n in ddim_averaged]
+    out += [Method(f"ddpm T=1 B=0.999 avg8 flips{f}", 1, 8, True, 0.999, "ddpm", f) for f in (1, 4)]
     return out
 
 
@@ -56,7 +58,7 @@ def preset_methods(names: Iterable[str]) -> list[Method]:
             out.append(Method("blurry", -1))
         else:
             p = PRESETS[n]
-            out.append(Method(n, p.steps, p.samples, p.average, p.noise_ceiling, p.sampler))
+            out.append(Method(n, p.steps, p.samples, p.average, p.noise_ceiling, p.sampler, p.flips))
     return out
 
 

@@ -134,6 +134,7 @@ def _run(c, dataset: str, loaded: list[tuple[str, np.ndarray, np.ndarray]], extr
         con.print(table)
         record["methods"] = [{"name": m.name, "steps": m.steps, "samples": m.samples, "average": m.average,
                               "noise_ceiling": m.options().noise_ceiling if m.steps > 0 else None, "sampler": m.sampler,
+                              "flips": m.flips,
                               **results[m.name]} for m in methods]
         if c.plot:
             pts = [(m.name, results[m.name]["psnr"], results[m.name]["niqe"]) for m in methods]

@@ -71,7 +71,7 @@ def preset_seconds(restorer: Restorer, height: int, width: int, presets: list[st
     out = {}
     for name in presets:
         p = PRESETS[name]
-        opts = SamplingOptions(p.steps, p.noise_ceiling or default_noise_ceiling(p.steps), p.sampler, p.samples)
+        opts = SamplingOptions(p.steps, p.noise_ceiling or default_noise_ceiling(p.steps), p.sampler, p.samples, p.flips)
         s = _timed(restorer, x, opts)
         out[name] = {"seconds_per_image": round(s, 2), "images_per_hour": round(3600 / s, 1)}
     return out

@@ -132,6 +132,8 @@ def run(
                                           show_default=False, rich_help_panel=_PD),
     average: Optional[bool] = typer.Option(None, "--average/--no-average", help="Write the samples' mean.",
                                            show_default=False, rich_help_panel=_PD),
+    flips: Optional[int] = typer.Option(None, "--flips", help="Mirror images (1, 2, 4) for the samples.",
+                                        show_default=False, rich_help_panel=_PD),
     std: bool = typer.Option(False, "--std", help="Also write the per-pixel std.",
                              metavar=_FLAG, rich_help_panel=_PD),
     seed: Optional[int] = typer.Option(None, "--seed", help="Same seed + flags: same output. \\[default: random]",
@@ -180,7 +182,7 @@ def run(
             preset.value if preset is not None else None,
             recommended_preset(model, weights) if preset is None else DEFAULT_PRESET,
             steps=steps, samples=samples, average=average, noise_ceiling=noise_ceiling,
-            sampler=sampler.value if sampler is not None else None,
+            sampler=sampler.value if sampler is not None else None, flips=flips,
             wants_samples=std or save_trajectory is not None,
         )
         check_settings(settings, std)
@@ -232,6 +234,7 @@ def run(
             f"deblur {__version__}: {len(items)} image(s), model {shown(resolved.entry.name if resolved.entry else resolved.path.name)}, "
             f"device {dev} ({deblurrer.precision}), {label}, "
             + (f"steps {steps}, ceiling {ceiling:g}, {sampler_name}, samples {samples}" + (" averaged" if average else "")
+               + (f" over {settings.flips} mirror images" if settings.flips > 1 and samples > 1 else "")
                + f", seed {seed}" if steps > 0 else "initial predictor only"),
             highlight=False, soft_wrap=True,
         )
@@ -364,6 +367,7 @@ def run(
             "sampler": sampler_name if steps > 0 else None,
             "samples": samples,
             "average": average,
+            "flips": settings.flips if steps > 0 and samples > 1 else 1,
             "interrupted": interrupted,
             "seconds": round(elapsed, 3),
             "counts": counts,
