@@ -91,3 +91,22 @@ def test_even_tiles_waste_nothing():
         starts = tile_starts(length, t, 32)
         assert t % 16 == 0 and t <= 512 and starts[-1] + t == length
         assert len(starts) == max(1, -(-(length - 32) // (512 - 32)))
+
+
+def test_blend_normalisation_keeps_only_the_overlaps_and_gives_the_full_map_bits():
+    # The normalisation is stored for the rows and columns that cross an overlap only; the
+    # result must be bit for bit the old full-map multiply (elsewhere the map is exactly 1).
+    for h, w, tile, overlap in [(100, 130, 48, 8), (64, 64, 64, 8), (70, 300, 64, 16)]:
+        grid = TileGrid.build(h, w, tile, overlap)
+        total = torch.zeros(h, w)
+        for (t, l), wt in zip(grid.boxes, grid.weights):
+            total[t : t + grid.tile_h, l : l + grid.tile_w] += wt
+        assert torch.equal(grid.inv_total, 1.0 / total)
+        assert grid.inv_rows.numel() + grid.inv_cols.numel() < h * w or len(grid) == 1
+        x = torch.randn(2, 3, h, w, generator=torch.Generator().manual_seed(0))
+        fn = lambda crops: torch.tanh(crops[0] * 3)  # noqa: E731
+        got = grid.apply(fn, [x], 2)
+        acc = torch.zeros(2, 3, h, w)
+        for (t, l), wt in zip(grid.boxes, grid.weights):
+            acc[:, :, t : t + grid.tile_h, l : l + grid.tile_w] += fn([x[:, :, t : t + grid.tile_h, l : l + grid.tile_w]]) * wt
+        assert torch.equal(got, acc * (1.0 / total))

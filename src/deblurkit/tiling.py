@@ -91,7 +91,22 @@ class TileGrid:
     tile_w: int
     boxes: list[tuple[int, int]]  # (top, left) of each tile
     weights: list[torch.Tensor]  # (tile_h, tile_w) unnormalised blend weight of each tile
-    inv_total: torch.Tensor  # (H, W) 1 / sum of weights
+    # 1 / sum of weights is exactly 1 outside the overlaps, so only the rows and columns
+    # that cross an overlap are kept (4 bytes a pixel of a large photo saved): rows `rows`
+    # in full, and columns `cols` on the remaining rows `rest`.
+    rows: torch.Tensor  # row indices that cross a horizontal overlap
+    inv_rows: torch.Tensor  # (len(rows), W)
+    cols: torch.Tensor  # column indices that cross a vertical overlap
+    rest: torch.Tensor  # the other rows
+    inv_cols: torch.Tensor  # (len(rest), len(cols))
+
+    @property
+    def inv_total(self) -> torch.Tensor:
+        """(H, W) 1 / sum of weights, assembled (for checks; `apply` uses the parts)."""
+        inv = torch.ones(self.height, self.width, device=self.inv_rows.device)
+        inv[self.rows] = self.inv_rows
+        inv[self.rest[:, None], self.cols[None, :]] = self.inv_cols
+        return inv
 
     @classmethod
     def build(cls, height: int, width: int, tile: int, overlap: int, device=None, multiple: int = 1) -> "TileGrid":
@@ -107,7 +122,18 @@ class TileGrid:
                 boxes.append((top, left))
                 weights.append(w.to(device))
                 total[top : top + th, left : left + tw] += w
-        return cls(height, width, th, tw, boxes, weights, (1.0 / total).to(device))
+        inv = 1.0 / total
+        # A pixel covered by one tile row and one tile column has weight exactly 1 (the
+        # ramps fade only inside overlaps), so its normalisation is 1.
+        row_cover, col_cover = torch.zeros(height, dtype=torch.int32), torch.zeros(width, dtype=torch.int32)
+        for top in ys:
+            row_cover[top : top + th] += 1
+        for left in xs:
+            col_cover[left : left + tw] += 1
+        rows, rest = (row_cover > 1).nonzero()[:, 0], (row_cover == 1).nonzero()[:, 0]
+        cols = (col_cover > 1).nonzero()[:, 0]
+        return cls(height, width, th, tw, boxes, weights, rows.to(device), inv[rows].to(device), cols.to(device),
+                   rest.to(device), inv[rest[:, None], cols[None, :]].to(device))
 
     def __len__(self) -> int:
         return len(self.boxes)
@@ -144,4 +170,9 @@ class TileGrid:
                 out = torch.zeros(batch, res.shape[1], self.height, self.width, device=res.device)
             for k, (t, l) in enumerate(chunk):
                 out[:, :, t : t + th, l : l + tw] += res[k * batch : (k + 1) * batch] * self.weights[start + k]
-        return out.mul_(self.inv_total)  # (in place: one full-image buffer, not two)
+        # Normalise in place; multiplying by the exact 1.0 elsewhere would change nothing.
+        if len(self.rows):
+            out[:, :, self.rows] *= self.inv_rows
+        if len(self.cols) and len(self.rest):
+            out[:, :, self.rest[:, None], self.cols[None, :]] *= self.inv_cols
+        return out
