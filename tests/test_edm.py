@@ -60,7 +60,7 @@ def test_edm_target_reconstructs_the_residual_exactly():
     x0, y = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 3, 16, 16) * 2 - 1
     sigma, eps = torch.tensor([0.002, 3.0]), torch.randn(2, 3, 16, 16)
     with torch.no_grad():
-        _, target, x_init = model(x0, y, sigma, eps)
+        _, target, x_init, _ = model(x0, y, sigma, eps)
     s, sig = model.config.residual_std, sigma.view(-1, 1, 1, 1)
     x_noisy = (x0 - x_init) + sig * eps
     c_skip, c_out = s**2 / (sig**2 + s**2), sig * s / torch.sqrt(sig**2 + s**2)

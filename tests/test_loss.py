@@ -37,7 +37,7 @@ def test_icdpm_loss_diffuses_the_image_itself():
     x0, y = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)
     level, eps = torch.tensor([0.6]), torch.randn(1, 3, 16, 16)
     z = 0.6 * x0 + math.sqrt(1 - 0.36) * eps
-    eps_hat, target, x_init = model(x0, y, level, eps)
+    eps_hat, target, x_init, _ = model(x0, y, level, eps)
     assert torch.equal(target, eps)
     torch.testing.assert_close(eps_hat, model.denoise(z, level, y))
     assert torch.equal(x_init, torch.zeros_like(x0))

@@ -123,6 +123,21 @@ class Deblurrer:
         return self.restorer.restore(x, sampling, gens, on_step=on_step, on_estimate=on_estimate,
                                      estimate_every=estimate_every, on_note=on_note)
 
+    @property
+    def has_guidance(self) -> bool:
+        """Whether the model has structure guidance (MSGD) whose maps `guidance_maps` shows."""
+        return self.restorer.model.guidance is not None
+
+    def guidance_maps(self, image) -> dict[int, np.ndarray]:
+        """The structure guidance's estimate of the grey sharp image at each scale s (MSGD
+        Fig. 4): {s: (ceil(H/s), ceil(W/s)) float32 in [0, 1]}. Guided models only."""
+        if not self.has_guidance:
+            raise UsageError(f"model {self.model_name} has no structure guidance (an msgd model, or dvsr trained with --guidance, has)")
+        x = unpack_image(image).rgb if not isinstance(image, torch.Tensor) or image.ndim != 4 else image
+        maps = self.restorer.guidance_maps(x)
+        scales = self.restorer.model.config.guidance.scales
+        return {s: m[0, 0].float().cpu().numpy() for s, m in zip(scales, maps, strict=True)}
+
     def restore(
         self,
         image,

@@ -36,6 +36,7 @@ class RunOptions:
     quality: int = 95
     overwrite: bool = False
     trajectory_dir: Path | None = None
+    guidance_dir: Path | None = None  # --save-guidance: the structure guidance's maps (guided models)
     max_pixels: int = 200_000_000
     region: Region | None = None  # restore only this crop (--region / --preview)
     side_by_side: bool = False
@@ -108,6 +109,16 @@ class Trajectory:
         path = self.directory / f"{self.stem}_trajectory.png"
         write_atomic(path, encode_image(sheet.astype(np.float32) / 255.0, "PNG"))
         return path
+
+
+def write_guidance(deblurrer: "Deblurrer", x: torch.Tensor, directory: Path, stem: str) -> list[Path]:
+    """One 8-bit grey PNG per guidance scale: STEM_guidance_xS.png at 1/S of the input."""
+    paths = []
+    for s, m in deblurrer.guidance_maps(x).items():
+        path = directory / f"{stem}_guidance_x{s}.png"
+        write_atomic(path, encode_image(np.repeat(m[:, :, None], 3, axis=2), "PNG", grayscale=True))
+        paths.append(path)
+    return paths
 
 
 def _write(path: Path, rgb: np.ndarray, image: LoadedImage, fmt: str, quality: int) -> None:
@@ -197,6 +208,8 @@ def process_image(
         result.notes = notes or None
         if trajectory is not None:
             trajectory.write_sheet()
+        if opts.guidance_dir is not None:
+            write_guidance(deblurrer, x, opts.guidance_dir, item.path.stem)
     except BaseException as e:
         result.seconds = round(time.perf_counter() - start, 3)
         if _failed(e, result, item, opts):

@@ -16,11 +16,13 @@ from typing import Callable
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 
 from .devices import autocast, available_memory
 from .diffusion import SAMPLERS, NoiseSchedule, StepInfo, initial_state
 from .errors import OutOfMemoryError
 from .models import DvSR
+from .models.guidance import Guidance
 from .tiling import TileGrid, pad_amounts, pad_image
 
 MIN_TILE = 64
@@ -79,6 +81,17 @@ def estimate_bytes_per_pixel(model: DvSR) -> float:
         per = sum(c.base_channels * m * (c.num_res_blocks + 6) / 4**i for i, m in enumerate(c.channel_mults))
         worst = max(worst, 4.0 * per / c.pixel_shuffle**2 + 4.0 * 3 * 4)  # + the full-resolution in/out maps
     return 2.0 * worst  # concatenations and allocator slack
+
+
+def guidance_bytes_per_pixel(model: DvSR) -> float:
+    """Bytes per input pixel of the cached structure guidance (0 for unguided models):
+    the encoder biases of every tile, kept from the first step to the last (float32 at
+    most; bf16 under bf16 autocast)."""
+    if model.guidance is None:
+        return 0.0
+    den = model.config.denoiser
+    widths = [den.base_channels * m for m in (1, *den.channel_mults[:-1])]
+    return 4.0 * sum(widths[k] / s**2 for s, k in zip(model.config.guidance.scales, model.guidance.levels, strict=True))
 
 
 class Restorer:
@@ -150,13 +163,20 @@ class Restorer:
         with autocast(self.device, self.precision):
             return self.model.predict(self._cl(y))
 
+    def _guide_tiles(self, pixels: torch.Tensor) -> Guidance:
+        y = self._signed(pixels)
+        with autocast(self.device, self.precision):
+            return self.model.guide(self._cl(y))
+
     def _denoise_tiles(self, level: float):
-        def fn(crops: list[torch.Tensor]) -> torch.Tensor:
+        def fn(crops: list[torch.Tensor], guidance: Guidance | None = None) -> torch.Tensor:
             z, pixels, x_init = crops
             lv = torch.full((z.shape[0],), level, device=z.device)
             y = self._signed(pixels)
+            if guidance is not None:  # one per tile; the crops hold each tile's samples in a row
+                guidance = guidance.repeat(z.shape[0] // guidance.regression[0].shape[0])
             with autocast(self.device, self.precision):
-                return self.model.denoise(self._cl(z), lv, self._cl(y), self._cl(x_init))
+                return self.model.denoise(self._cl(z), lv, self._cl(y), self._cl(x_init), guidance)
 
         return fn
 
@@ -183,8 +203,10 @@ class Restorer:
         # z_t and the x0 / noise buffer; in groups, the finished samples come on top.
         total = samples if total is None else total
 
+        guide = guidance_bytes_per_pixel(self.model) * h * w
+
         def need(n: int, grouped: bool) -> float:
-            return px * (4 + 2 * n + (total if grouped else 0)) + activations(n)
+            return px * (4 + 2 * n + (total if grouped else 0)) + activations(n) + guide
 
         if need(samples, samples < total) <= have:
             return samples
@@ -226,11 +248,11 @@ class Restorer:
         m = self.multiple
         if not 1 <= options.flips <= len(FLIP_DIMS):
             raise ValueError(f"flips must be 1 to {len(FLIP_DIMS)}, got {options.flips}")
-        F = min(options.flips, S)
+        n_flips = min(options.flips, S)
         passes = []  # (flip, sample indices) of each run of the networks over the image
         grouped = None
-        for flip in range(F):
-            idx = list(range(flip, S, F))
+        for flip in range(n_flips):
+            idx = list(range(flip, S, n_flips))
             group = self.samples_at_once(-(-H // m) * m, -(-W // m) * m, len(idx), S)
             if group < len(idx):
                 grouped = group
@@ -238,7 +260,7 @@ class Restorer:
         if len(passes) == 1:
             return self._retrying(image, options, generators, on_step, on_estimate, estimate_every)
         if grouped is not None and on_note is not None:
-            need = H * W * 12 * (4 + 2 * -(-S // F))
+            need = H * W * 12 * (4 + 2 * -(-S // n_flips))
             on_note(f"{S} samples at {W}x{H} need about {need / 2**30:.1f} GiB at once, more than is available: "
                     f"restoring them {grouped} at a time (the initial prediction is repeated for each group)")
         if generators is None:
@@ -273,25 +295,60 @@ class Restorer:
                 torch.cuda.empty_cache()
                 self.tile = current // 2
 
-    def _restore(self, image, options, generators, on_step, on_estimate, estimate_every):
-        S = options.samples if options.steps > 0 else 1
+    def _tiled(self, image: torch.Tensor, samples: int) -> tuple[torch.Tensor, TileGrid, int, bool]:
+        """The image on the device, padded as the tiles need, its tile grid, the tiles per
+        network batch, and whether it was padded."""
         H, W = image.shape[-2:]
-        tile = self._tile_size(S, H * W)
+        tile = self._tile_size(samples, H * W)
         overlap = min(self.overlap, tile // 2)
         ph, pw = pad_amounts(H, W, tile, self.multiple)
         pixels = image.to(self.device)
         if ph or pw:  # (padding copies the image anyway; integer pads are not all implemented)
             pixels = pad_image(self._unit(pixels), ph, pw)
         grid = TileGrid.build(pixels.shape[-2], pixels.shape[-1], tile, overlap, device=self.device, multiple=self.multiple)
-
         # Tiles and samples go through the network together. The tile size was chosen
         # for S samples of one full tile; smaller (edge-clipped) tiles batch up to that.
         per_batch = max(1, (tile * tile) // (grid.tile_h * grid.tile_w))
+        return pixels, grid, per_batch, bool(ph or pw)
+
+    @torch.inference_mode()
+    def guidance_maps(self, image: torch.Tensor) -> list[torch.Tensor]:
+        """The structure guidance's regression outputs -- its estimate of the grey sharp
+        image at 1/s for each scale s (MSGD Fig. 4) -- for `image` (1, 3, H, W) as in
+        `restore`: a list of (1, 1, ceil(H/s), ceil(W/s)) float32 in [0, 1], tiled like
+        a restore (each tile's maps blended across the overlaps)."""
+        if self.model.guidance is None:
+            raise ValueError("this model has no structure guidance")
+        H, W = image.shape[-2:]
+        pixels, grid, per_batch, _ = self._tiled(image, 1)
+        scales = self.model.config.guidance.scales
+
+        def fn(crops: list[torch.Tensor]) -> torch.Tensor:
+            # Each scale's map is held at full tile resolution (each value repeated s x s)
+            # so the tiles blend like any other output; the mean over each s x s block
+            # then gives the map back exactly where a single tile covers it.
+            g = self._guide_tiles(crops[0])
+            return torch.cat([F.interpolate(r.float(), scale_factor=s, mode="nearest") if s > 1 else r.float()
+                              for r, s in zip(g.regression, scales, strict=True)], dim=1)
+
+        full = grid.apply(fn, [pixels], per_batch)[..., :H, :W]
+        maps = []
+        for i, s in enumerate(scales):
+            m = full[:, i : i + 1]
+            if s > 1:  # sides that are not a multiple of s: the last row / column is repeated
+                m = F.avg_pool2d(F.pad(m, (0, -W % s, 0, -H % s), mode="replicate"), s)
+            maps.append(((m + 1.0) / 2.0).clamp(0.0, 1.0).contiguous())
+        return maps
+
+    def _restore(self, image, options, generators, on_step, on_estimate, estimate_every):
+        S = options.samples if options.steps > 0 else 1
+        H, W = image.shape[-2:]
+        pixels, grid, per_batch, padded = self._tiled(image, S)
         x_init = grid.apply(self._predict_tiles, [pixels], per_batch)
         schedule = options.schedule()
         if schedule is None:
             out = x_init[..., :H, :W].add_(1.0).div_(2.0).clamp_(0.0, 1.0)
-            return out.contiguous() if ph or pw else out
+            return out.contiguous() if padded else out
 
         if generators is None:
             generators = self._default_generators(S)
@@ -305,8 +362,14 @@ class Restorer:
                 b.normal_(generator=g)
             return buffer
 
+        # The structure guidance depends on the input only: computed once per tile here and
+        # reused at every step (None for unguided models).
+        guides = None
+        if self.model.guidance is not None:
+            guides = [self._guide_tiles(grid.crops(pixels, start, per_batch)) for start in grid.chunk_starts(per_batch)]
+
         def denoise(z: torch.Tensor, level: float) -> torch.Tensor:
-            return grid.apply(self._denoise_tiles(level), [z, pixels, x_init], per_batch)
+            return grid.apply(self._denoise_tiles(level), [z, pixels, x_init], per_batch, guides)
 
         def clip(x0: torch.Tensor) -> torch.Tensor:
             # Keep g(y) + x0 inside the valid image range (in place).
@@ -326,4 +389,4 @@ class Restorer:
         z0 = sampler(denoise, schedule, z, noise, clip=clip, callback=callback)
         del z
         out = z0.add_(x_init)[..., :H, :W].add_(1.0).div_(2.0).clamp_(0.0, 1.0)
-        return out.contiguous() if ph or pw else out
+        return out.contiguous() if padded else out

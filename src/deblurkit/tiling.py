@@ -145,27 +145,38 @@ class TileGrid:
             acc[t : t + self.tile_h, l : l + self.tile_w] += w * self.inv_total[t : t + self.tile_h, l : l + self.tile_w]
         return acc
 
+    def chunk_starts(self, tiles_per_batch: int = 1) -> range:
+        """Index of the first tile of each batch of tiles `apply` runs, in its order."""
+        return range(0, len(self.boxes), max(1, tiles_per_batch))
+
+    def crops(self, x: torch.Tensor, start: int, tiles_per_batch: int = 1, batch: int | None = None) -> torch.Tensor:
+        """The tiles of batch `start` of x (B or 1, C, H, W), tile-major: (n * batch, C, tile_h, tile_w)."""
+        batch = batch or x.shape[0]
+        th, tw = self.tile_h, self.tile_w
+        chunk = self.boxes[start : start + max(1, tiles_per_batch)]
+        return torch.cat([x[:, :, t : t + th, l : l + tw].expand(batch, -1, -1, -1) for t, l in chunk])
+
     def apply(
         self,
-        fn: Callable[[list[torch.Tensor]], torch.Tensor],
+        fn: Callable[..., torch.Tensor],
         inputs: Sequence[torch.Tensor],
         tiles_per_batch: int = 1,
+        per_batch: Sequence | None = None,
     ) -> torch.Tensor:
         """Run `fn` over all tiles and blend. Inputs are (B or 1, C, H, W); 1 broadcasts.
 
         `fn` receives one crop per input, all of shape (n * B, C, tile_h, tile_w), and
-        returns (n * B, C_out, tile_h, tile_w).
+        returns (n * B, C_out, tile_h, tile_w). With `per_batch` (one item per batch of
+        tiles, in `chunk_starts` order: e.g. something computed once per tile and reused
+        at every step) it is called as fn(crops, item).
         """
         batch = max(x.shape[0] for x in inputs)
         out = None
         th, tw = self.tile_h, self.tile_w
-        for start in range(0, len(self.boxes), max(1, tiles_per_batch)):
-            chunk = self.boxes[start : start + tiles_per_batch]
-            crops = [
-                torch.cat([x[:, :, t : t + th, l : l + tw].expand(batch, -1, -1, -1) for t, l in chunk])
-                for x in inputs
-            ]
-            res = fn(crops).float()
+        for k_batch, start in enumerate(self.chunk_starts(tiles_per_batch)):
+            chunk = self.boxes[start : start + max(1, tiles_per_batch)]
+            crops = [self.crops(x, start, tiles_per_batch, batch) for x in inputs]
+            res = (fn(crops) if per_batch is None else fn(crops, per_batch[k_batch])).float()
             if out is None:
                 out = torch.zeros(batch, res.shape[1], self.height, self.width, device=res.device)
             for k, (t, l) in enumerate(chunk):

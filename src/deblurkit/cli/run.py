@@ -39,10 +39,10 @@ def _validate_output(quality, max_pixels):
         raise UsageError(f"--max-pixels {max_pixels}: must be >= 1")
 
 
-def _check_video_flags(s, std, side_by_side, trajectory, crop, output, out_is_dir) -> None:
+def _check_video_flags(s, std, side_by_side, trajectory, crop, output, out_is_dir, guidance=None) -> None:
     """Photo-only flags are refused for videos rather than silently ignored."""
     photo_only = [f for f, v in (("--std", std), ("--side-by-side", side_by_side), ("--save-trajectory", trajectory),
-                                 ("--region/--preview", crop)) if v]
+                                 ("--save-guidance", guidance), ("--region/--preview", crop)) if v]
     if photo_only:
         raise UsageError(f"{', '.join(photo_only)}: not available for videos (photos only)")
     if s.samples > 1 and not s.average:
@@ -150,6 +150,8 @@ def run(
                                                  metavar="MODE", show_default=False, rich_help_panel=_OUT),
     save_trajectory: Optional[Path] = typer.Option(None, "--save-trajectory", help="Folder for ~10 intermediate estimates.",
                                                    rich_help_panel=_OUT),
+    save_guidance: Optional[Path] = typer.Option(None, "--save-guidance", help="Folder for the guidance maps (msgd models).",
+                                                 rich_help_panel=_OUT),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable summary on stdout.", metavar=_FLAG,
                                   rich_help_panel=_OUT),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary table.", metavar=_FLAG, rich_help_panel=_OUT),
@@ -199,8 +201,11 @@ def run(
             raise UsageError(f"no images or videos found in {', '.join(str(p) for p in paths)} "
                              "(extensions: jpg, jpeg, png, tif, tiff, webp, bmp; mp4, m4v, mov, mkv, avi, webm)")
         if any(is_video(i.path) for i in items):
-            _check_video_flags(settings, std, side_by_side, save_trajectory, crop, output, out_is_dir)
+            _check_video_flags(settings, std, side_by_side, save_trajectory, crop, output, out_is_dir, save_guidance)
         deblurrer = Deblurrer(model, weights=weights, device=device.value, precision=precision.value, tile=tile, overlap=overlap)
+        if save_guidance is not None and not deblurrer.has_guidance:
+            raise UsageError(f"--save-guidance: model {deblurrer.model_name} has no structure guidance "
+                             "(msgd models, or dvsr trained with --guidance, have)")
     except DeblurError as e:
         raise report(e, debug)
 
@@ -212,7 +217,7 @@ def run(
 
     opts = RunOptions(
         settings=settings, std=std, seed=seed, format=fmt, quality=quality,
-        overwrite=overwrite, trajectory_dir=save_trajectory, max_pixels=max_pixels, region=crop,
+        overwrite=overwrite, trajectory_dir=save_trajectory, guidance_dir=save_guidance, max_pixels=max_pixels, region=crop,
         side_by_side=side_by_side, result_label=_result_label(settings),
     )
     ext = (fmt or "png").lower()

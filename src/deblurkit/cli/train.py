@@ -1,4 +1,4 @@
-"""`deblur train`: train a DvSR / icDPM model on sharp photos (synthetic blur) and real pairs."""
+"""`deblur train`: train a DvSR / icDPM / MSGD model on sharp photos (synthetic blur) and real pairs."""
 
 from __future__ import annotations
 
@@ -47,7 +47,10 @@ def train_cmd(
     val: Optional[Path] = typer.Option(None, "--val", help="Held-out sharp photos for validation (synthetic blur at a fixed seed)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder: checkpoints, log.jsonl, config.json."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML file with any TrainConfig fields; flags override it."),
-    arch: Optional[str] = typer.Option(None, "--arch", help="dvsr (predict-and-refine) or icdpm (denoiser only)."),
+    arch: Optional[str] = typer.Option(None, "--arch", help="dvsr (predict-and-refine), icdpm (denoiser only) or msgd (icdpm + structure guidance)."),
+    guidance: bool = typer.Option(False, "--guidance", help="dvsr: add MSGD's multiscale structure guidance to the denoiser."),
+    guidance_ramp: Optional[int] = typer.Option(
+        None, "--guidance-ramp", help="Guided models: steps over which the denoising loss ramps in from 0 (regression-only warm start). \\[default: 6% of --steps]"),
     size: Optional[str] = typer.Option(None, "--size", help="tiny, small (CPU, v1), medium (CPU, edm denoiser) or base (GPU)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Total optimiser steps. " + _default("steps")),
     batch: Optional[int] = typer.Option(None, "--batch", help="Crops per step (per process). " + _default("batch")),
@@ -79,7 +82,8 @@ def train_cmd(
         overrides = dict(arch=arch, size=size, steps=steps, batch=batch, crop=crop, lr=lr, seed=seed, predictor_loss_weight=predictor_loss_weight, fft_loss_weight=fft_loss_weight,
                          phase=phase, init=str(init) if init is not None else None, val_every=val_every,
                          ckpt_every=ckpt_every, log_every=log_every, data_limit=data_limit, device=device,
-                         precision=precision, threads=threads, workers=workers)
+                         precision=precision, threads=threads, workers=workers, guidance_ramp=guidance_ramp,
+                         guidance=guidance or None)
         d = cfg.to_dict()
         d.update({k: v for k, v in overrides.items() if v is not None})
         if out is not None:
@@ -95,6 +99,8 @@ def train_cmd(
         check_seed(cfg.seed)
         if cfg.steps < 1 or cfg.batch < 1 or cfg.crop < 16:
             raise UsageError("--steps and --batch must be >= 1 and --crop >= 16")
+        if cfg.guidance_ramp is not None and cfg.guidance_ramp < 0:
+            raise UsageError(f"--guidance-ramp {cfg.guidance_ramp}: must be >= 0 steps")
         cfg.model_config()  # validates arch/size before any data is loaded
         if cfg.phase not in PHASES:
             raise UsageError(f"--phase {cfg.phase}: expected {', '.join(PHASES)}")

@@ -1,4 +1,4 @@
-from .loss import PHASES, dvsr_loss, predictor_loss, sample_edm_sigmas, training_loss
+from .loss import PHASES, dvsr_loss, guidance_ramp, predictor_loss, sample_edm_sigmas, training_loss
 from .samplers import SAMPLERS, StepInfo, ddim_sample, ddpm_sample, initial_state
 from .schedule import NoiseSchedule, sample_training_levels, train_schedule
 
@@ -10,6 +10,7 @@ __all__ = [
     "ddpm_sample",
     "PHASES",
     "dvsr_loss",
+    "guidance_ramp",
     "predictor_loss",
     "sample_edm_sigmas",
     "training_loss",

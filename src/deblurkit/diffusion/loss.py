@@ -21,6 +21,7 @@ import math
 import torch
 
 from ..models.dvsr import EDM_SIGMA_MAX, EDM_SIGMA_MIN
+from ..models.guidance import regression_loss
 from .schedule import NoiseSchedule, sample_training_levels
 
 
@@ -31,20 +32,41 @@ def dvsr_loss(
     schedule: NoiseSchedule,
     generator: torch.Generator | None = None,
     predictor_weight: float = 0.0,
+    guided: bool = False,
+    denoise_weight: float = 1.0,
 ) -> torch.Tensor:
     """Mean L1 noise-prediction error on a batch of (sharp x0, blurry y) in [-1, 1].
 
-    The model's forward diffuses the residual x0 - g(y); see `DvSR.forward`.
+    The model's forward diffuses the residual x0 - g(y); see `DvSR.forward`. A guided
+    model adds the regression loss of its structure guidance (MSGD: L = w L_denoise +
+    L_regression, w ramped from 0 to 1 at the start of training).
     """
     n = x0.shape[0]
     gen_device = generator.device if generator is not None else x0.device
     level = sample_training_levels(schedule, n, generator).to(x0.device)
     eps = torch.randn(x0.shape, generator=generator, device=gen_device).to(x0.device)
-    eps_hat, _target, x_init = model(x0, y, level, eps)
-    loss = (eps - eps_hat).abs().mean()
+    gnoise = _guidance_noise(x0, generator) if guided else None
+    eps_hat, _target, x_init, guidance = model(x0, y, level, eps, gnoise)
+    loss = denoise_weight * (eps - eps_hat).abs().mean()
     if predictor_weight > 0:
         loss = loss + predictor_weight * (x_init - x0).abs().mean()
+    if guidance is not None:
+        loss = loss + regression_loss(guidance, x0, _scales(model))
     return loss
+
+
+def _guidance_noise(x0: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """The standard normal draw behind the guidance input's training noise (one grey plane).
+
+    Drawn only for guided models, so unguided runs keep their random streams."""
+    gen_device = generator.device if generator is not None else x0.device
+    shape = (x0.shape[0], 1, *x0.shape[-2:])
+    return torch.randn(shape, generator=generator, device=gen_device).to(x0.device)
+
+
+def _scales(model: torch.nn.Module) -> tuple[int, ...]:
+    inner = getattr(model, "module", model)  # DDP wraps the model
+    return inner.config.guidance.scales
 
 
 # Training phases: what one step trains. "joint" trains both networks (with the "edm"
@@ -91,27 +113,44 @@ def training_loss(
     phase: str = "joint",
     predictor_weight: float = 1.0,
     fft_weight: float = 0.0,
+    denoise_weight: float = 1.0,
 ) -> torch.Tensor:
-    """The loss of one training step for `config.objective` and `phase`."""
+    """The loss of one training step for `config.objective` and `phase`.
+
+    `denoise_weight` scales the denoising term (guided models warm-start on the
+    regression loss alone and ramp it in; see `guidance_ramp`)."""
     if phase not in PHASES:
         raise ValueError(f"unknown training phase {phase!r}; known: {', '.join(PHASES)}")
     has_predictor = config.predictor is not None
     if phase == "predictor":
         if not has_predictor:
             raise ValueError("phase 'predictor' needs a model with a predictor")
-        _, _, x_init = model(x0, y, None, None)
+        _, _, x_init, _ = model(x0, y, None, None)
         return predictor_loss(x_init, x0, fft_weight)
     train_g = phase == "joint" and has_predictor
     if config.objective == "eps":
         if fft_weight > 0:
             raise ValueError("the frequency loss term is only available with the edm objective or phase 'predictor'")
-        return dvsr_loss(model, x0, y, schedule, generator, predictor_weight if train_g else 0.0)
+        return dvsr_loss(model, x0, y, schedule, generator, predictor_weight if train_g else 0.0,
+                         guided=config.guidance is not None, denoise_weight=denoise_weight)
     gen_device = generator.device if generator is not None else x0.device
     sigma = sample_edm_sigmas(x0.shape[0], config.residual_std, generator).to(x0.device)
     eps = torch.randn(x0.shape, generator=generator, device=gen_device).to(x0.device)
-    out, target, x_init = model(x0, y, sigma, eps)
-    loss = (out - target).pow(2).mean()
+    gnoise = _guidance_noise(x0, generator) if config.guidance is not None else None
+    out, target, x_init, guidance = model(x0, y, sigma, eps, gnoise)
+    loss = denoise_weight * (out - target).pow(2).mean()
     if train_g and predictor_weight > 0:
         loss = loss + predictor_weight * predictor_loss(x_init, x0, fft_weight)
+    if guidance is not None:
+        loss = loss + regression_loss(guidance, x0, config.guidance.scales)
     return loss
+
+
+def guidance_ramp(step: int, ramp_steps: int) -> float:
+    """MSGD's warm start: the denoising loss's weight rises linearly from 0 at step 0 to 1
+    at `ramp_steps` (the paper: 60k of 1M iterations), so the guidance first learns
+    its regression alone. 0 ramp steps: weight 1 throughout."""
+    if ramp_steps <= 0:
+        return 1.0
+    return min(1.0, step / ramp_steps)
 

@@ -1,4 +1,5 @@
-from .config import ARCHITECTURES, DEFAULT_EMBED_SCALE, DEFAULT_RESIDUAL_STD, ModelConfig, UNetConfig, icdpm_config, tiny_config
+from .config import (ARCHITECTURES, DEFAULT_EMBED_SCALE, DEFAULT_RESIDUAL_STD, GuidanceConfig, ModelConfig, UNetConfig,
+                     icdpm_config, msgd_config, tiny_config)
 from .dvsr import DvSR, build_model
 
 __all__ = [
@@ -6,9 +7,11 @@ __all__ = [
     "DEFAULT_EMBED_SCALE",
     "DEFAULT_RESIDUAL_STD",
     "DvSR",
+    "GuidanceConfig",
     "ModelConfig",
     "UNetConfig",
     "build_model",
     "icdpm_config",
+    "msgd_config",
     "tiny_config",
 ]

@@ -7,9 +7,11 @@ describes the network it holds and loading needs nothing else.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
-ARCHITECTURES = ("dvsr", "icdpm")
+# "msgd": icDPM with multiscale structure guidance (MSGD, Ren et al.); the guidance is
+# also allowed on DvSR's denoiser as a configuration.
+ARCHITECTURES = ("dvsr", "icdpm", "msgd")
 
 # Denoiser objectives. "eps": DvSR Eq. 6 (L1 on the noise), with the `residual_std`
 # skip below. "edm": Karras et al. 2022 preconditioning of a residual (x0) estimate --
@@ -72,6 +74,56 @@ class UNetConfig:
         return cls(**d)
 
 
+@dataclass(frozen=True)
+class GuidanceConfig:
+    """MSGD's multiscale structure guidance (Sec. 3.2): the grey input at 1/s for each
+    scale s, plus a little Gaussian noise in training, through a small convolutional
+    network per scale (no down- or upsampling inside), whose features are regressed
+    to the grey sharp image at that scale and projected onto the denoiser's encoder."""
+
+    scales: tuple[int, ...] = (2, 4, 8)
+    channels: int = 16
+    num_blocks: int = 2
+    # Std of the training-time noise on the grey input, on the [-1, 1] scale.
+    noise_std: float = 0.02
+
+    def __post_init__(self):
+        s = self.scales
+        if (not isinstance(s, tuple) or not 1 <= len(s) <= 6 or len(set(s)) != len(s)
+                or any(isinstance(x, bool) or not isinstance(x, int) or x < 1 or x > 64 or x & (x - 1) for x in s)):
+            raise ValueError(f"guidance scales must be 1 to 6 distinct powers of two in [1, 64], got {s!r}")
+        for name, hi in (("channels", 512), ("num_blocks", 16)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= hi:
+                raise ValueError(f"guidance {name} must be an integer in [1, {hi}], got {v!r}")
+        v = self.noise_std
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
+            raise ValueError(f"guidance noise_std must be a number in [0, 1], got {v!r}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "GuidanceConfig":
+        if not isinstance(d, dict):
+            raise TypeError(f"the guidance config must be an object, not {type(d).__name__}")
+        d = dict(d)
+        if isinstance(d.get("scales"), list):
+            d["scales"] = tuple(d["scales"])
+        return cls(**d)
+
+
+def guidance_levels(guidance: GuidanceConfig, denoiser: UNetConfig) -> list[int]:
+    """The denoiser encoder level each guidance scale feeds: level k runs at
+    1 / (pixel_shuffle * 2^k) of the input, so scale s meets level log2(s / pixel_shuffle)."""
+    levels = []
+    for s in guidance.scales:
+        k = (s // denoiser.pixel_shuffle).bit_length() - 1
+        if s % denoiser.pixel_shuffle or not 0 <= k < len(denoiser.channel_mults):
+            raise ValueError(
+                f"guidance scale {s} matches no level of the denoiser (its levels run at 1/"
+                + ", 1/".join(str(denoiser.pixel_shuffle * 2**i) for i in range(len(denoiser.channel_mults))) + ")")
+        levels.append(k)
+    return levels
+
+
 # Typical spread of the DvSR residual x0 - g(y) on the [-1, 1] scale (measured 0.13-0.2 on
 # validation crops early in training); for icDPM the "residual" is the image itself.
 DEFAULT_RESIDUAL_STD = 0.15
@@ -105,6 +157,8 @@ class ModelConfig:
     # The denoiser also sees the initial prediction g(y) (9 input channels): a small
     # denoiser cannot recompute g, and the residual x - g(y) depends on it directly.
     condition_on_prediction: bool = False
+    # Multiscale structure guidance on the denoiser (required for "msgd", optional for "dvsr").
+    guidance: GuidanceConfig | None = None
 
     @property
     def denoiser_inputs(self) -> int:
@@ -115,8 +169,14 @@ class ModelConfig:
             raise ValueError(f"unknown architecture {self.arch!r}; known: {', '.join(ARCHITECTURES)}")
         if self.arch == "dvsr" and self.predictor is None:
             raise ValueError("arch 'dvsr' needs a predictor config")
-        if self.arch == "icdpm" and self.predictor is not None:
-            raise ValueError("arch 'icdpm' has no predictor (the residual is taken with respect to 0)")
+        if self.arch in ("icdpm", "msgd") and self.predictor is not None:
+            raise ValueError(f"arch {self.arch!r} has no predictor (the residual is taken with respect to 0)")
+        if self.arch == "msgd" and self.guidance is None:
+            raise ValueError("arch 'msgd' needs a guidance config")
+        if self.arch == "icdpm" and self.guidance is not None:
+            raise ValueError("arch 'icdpm' has no guidance (that is arch 'msgd')")
+        if self.guidance is not None:
+            guidance_levels(self.guidance, self.denoiser)
         if self.objective not in OBJECTIVES:
             raise ValueError(f"unknown objective {self.objective!r}; known: {', '.join(OBJECTIVES)}")
         if self.condition_on_prediction and self.predictor is None:
@@ -135,7 +195,9 @@ class ModelConfig:
     def multiple(self) -> int:
         m = self.denoiser.multiple
         if self.predictor is not None:
-            m = max(m, self.predictor.multiple)  # both are powers of two
+            m = max(m, self.predictor.multiple)  # all are powers of two
+        if self.guidance is not None:
+            m = max(m, *self.guidance.scales)
         return m
 
     def to_dict(self) -> dict:
@@ -152,6 +214,7 @@ class ModelConfig:
             if key in d and (not isinstance(d[key], kind) or (kind != bool and isinstance(d[key], bool))):
                 raise TypeError(f"{key} has the wrong type ({type(d[key]).__name__})")
         pred = d.get("predictor")
+        guide = d.get("guidance")
         return cls(
             arch=d["arch"],
             predictor=UNetConfig.from_dict(pred) if pred is not None else None,
@@ -159,6 +222,7 @@ class ModelConfig:
             residual_std=float(d.get("residual_std", 0.0)),
             objective=str(d.get("objective", "eps")),
             condition_on_prediction=bool(d.get("condition_on_prediction", False)),
+            guidance=GuidanceConfig.from_dict(guide) if guide is not None else None,
         )
 
     @classmethod
@@ -171,9 +235,16 @@ def icdpm_config(denoiser: UNetConfig | None = None) -> ModelConfig:
     return ModelConfig(arch="icdpm", predictor=None, denoiser=denoiser or ModelConfig().denoiser, residual_std=ICDPM_RESIDUAL_STD)
 
 
-def tiny_config(arch: str = "dvsr") -> ModelConfig:
+def msgd_config(denoiser: UNetConfig | None = None, guidance: GuidanceConfig | None = None) -> ModelConfig:
+    """MSGD: the icDPM denoiser with multiscale structure guidance."""
+    return replace(icdpm_config(denoiser), arch="msgd", guidance=guidance or GuidanceConfig())
+
+
+def tiny_config(arch: str = "dvsr", guided: bool = False) -> ModelConfig:
     """A very small model for tests and smoke runs (random weights are fine)."""
     den = UNetConfig(in_channels=6, base_channels=8, channel_mults=(1, 2), embed_scale=DEFAULT_EMBED_SCALE)
     pred = UNetConfig(base_channels=8, channel_mults=(1, 2)) if arch == "dvsr" else None
     std = DEFAULT_RESIDUAL_STD if arch == "dvsr" else ICDPM_RESIDUAL_STD
-    return ModelConfig(arch=arch, predictor=pred, denoiser=den, residual_std=std)
+    # Levels at 1/1 and 1/2: the guidance scales that meet them.
+    guide = GuidanceConfig(scales=(1, 2), channels=4, num_blocks=1) if (arch == "msgd" or guided) else None
+    return ModelConfig(arch=arch, predictor=pred, denoiser=den, residual_std=std, guidance=guide)

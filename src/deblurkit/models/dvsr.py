@@ -3,7 +3,9 @@
 `predict(y)` is the deterministic initial predictor g(y); `denoise(z_t, level, y)` is
 the denoiser f that estimates the noise in the diffused residual. The restored image
 is g(y) + z_0. For arch "icdpm" there is no predictor: g(y) = 0 and the denoiser
-samples the clean image itself (the plain image-conditioned DDPM baseline).
+samples the clean image itself (the plain image-conditioned DDPM baseline); arch "msgd"
+is icDPM whose denoiser also gets multiscale structure guidance (models.guidance),
+computed once from y by `guide(y)` and passed to every `denoise` call.
 Images are in [-1, 1].
 """
 
@@ -13,6 +15,7 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
+from .guidance import Guidance, StructureGuidance
 from .unet import UNet
 
 
@@ -31,6 +34,7 @@ class DvSR(nn.Module):
         # network is then the identity, which is a far better start than 0 for deblurring.
         self.predictor = UNet(config.predictor) if config.predictor is not None else None
         self.denoiser = UNet(config.denoiser)
+        self.guidance = StructureGuidance(config.guidance, config.denoiser) if config.guidance is not None else None
 
     @property
     def multiple(self) -> int:
@@ -41,31 +45,38 @@ class DvSR(nn.Module):
             return torch.zeros_like(y)
         return y + self.predictor(y)
 
+    def guide(self, y: torch.Tensor, noise: torch.Tensor | None = None) -> Guidance | None:
+        """The structure guidance of input y (None for an unguided model)."""
+        return None if self.guidance is None else self.guidance(y, noise)
+
     def forward(
-        self, x0: torch.Tensor, y: torch.Tensor, noise: torch.Tensor | None, eps: torch.Tensor | None
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
-        """Training pass: returns (denoiser output, its regression target, g(y)).
+        self, x0: torch.Tensor, y: torch.Tensor, noise: torch.Tensor | None, eps: torch.Tensor | None,
+        guidance_noise: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor, Guidance | None]:
+        """Training pass: returns (denoiser output, its regression target, g(y), guidance).
 
         `noise` is the objective's noise variable per sample: sqrt(alpha_bar) for "eps"
         (DvSR Eq. 6: the residual x0 - g(y) is diffused and the gradient flows through it
         into g), sigma for "edm" (the residual of a detached g(y), so the predictor learns
         only from its own loss). `noise=None` skips the denoiser (predictor-only training).
+        `guidance_noise`: the (B, 1, H, W) standard normal draw for the guidance input.
         One forward, so DDP sees every trained parameter.
         """
         train_predictor = self.predictor is not None and any(p.requires_grad for p in self.predictor.parameters())
         with torch.set_grad_enabled(torch.is_grad_enabled() and train_predictor):
             x_init = self.predict(y)
         if noise is None:
-            return None, None, x_init
+            return None, None, x_init, None
+        guidance = self.guide(y, guidance_noise)
         if self.config.objective == "eps":
             lv = noise.view(-1, 1, 1, 1)
             z = lv * (x0 - x_init) + torch.sqrt(1.0 - lv**2) * eps
-            return self.denoise(z, noise, y, x_init), eps, x_init
+            return self.denoise(z, noise, y, x_init, guidance), eps, x_init, guidance
         residual = x0 - x_init.detach()
         sigma = noise.view(-1, 1, 1, 1)
         x_noisy = residual + sigma * eps
-        out, c_skip, c_out = self._edm_backbone(x_noisy, noise, y, x_init.detach())
-        return out, (residual - c_skip * x_noisy) / c_out, x_init
+        out, c_skip, c_out = self._edm_backbone(x_noisy, noise, y, x_init.detach(), guidance)
+        return out, (residual - c_skip * x_noisy) / c_out, x_init, guidance
 
     def _conditioning(self, y: torch.Tensor, x_init: torch.Tensor | None) -> list[torch.Tensor]:
         if not self.config.condition_on_prediction:
@@ -74,7 +85,7 @@ class DvSR(nn.Module):
             raise ValueError("this denoiser is conditioned on the initial prediction: pass x_init")
         return [y, x_init]
 
-    def _edm_backbone(self, x_noisy, sigma, y, x_init):
+    def _edm_backbone(self, x_noisy, sigma, y, x_init, guidance):
         """F of D(x; sigma) = c_skip x + c_out F(c_in x, log(sigma) / 4) (EDM, Table 1)."""
         s = self.config.residual_std
         sig = sigma.double().clamp_min(1e-5)
@@ -83,24 +94,35 @@ class DvSR(nn.Module):
         c_in, c_skip, c_out = as4d(1.0 / norm), as4d(s**2 / norm**2), as4d(sig * s / norm)
         inp = torch.cat([x_noisy * c_in, *self._conditioning(y, x_init)], dim=1)
         c_noise = torch.log(sig.clamp(EDM_SIGMA_MIN, EDM_SIGMA_MAX)) / 4.0
-        out = self.denoiser(inp, c_noise.float()).float()
+        out = self.denoiser(inp, c_noise.float(), self._biases(guidance, y)).float()
         return out, c_skip, c_out
 
+    def _biases(self, guidance: Guidance | None, y: torch.Tensor):
+        if self.guidance is None:
+            return None
+        if guidance is None:  # a caller that does not cache it: compute it here
+            guidance = self.guide(y)
+        return guidance.biases
+
     def denoise(
-        self, z: torch.Tensor, level: torch.Tensor, y: torch.Tensor, x_init: torch.Tensor | None = None
+        self, z: torch.Tensor, level: torch.Tensor, y: torch.Tensor, x_init: torch.Tensor | None = None,
+        guidance: Guidance | None = None,
     ) -> torch.Tensor:
-        """Noise estimate for z_t = level * residual + sqrt(1 - level^2) * eps (what the samplers use)."""
+        """Noise estimate for z_t = level * residual + sqrt(1 - level^2) * eps (what the samplers use).
+
+        `guidance`: `guide(y)`, computed once and reused over the steps (guided models
+        compute it here when it is not given)."""
         if level.ndim == 0:
             level = level.expand(z.shape[0])
         if self.config.objective == "edm":
             lv = level.double().clamp(1e-6, 1.0 - 1e-12)
             sigma = torch.sqrt(1.0 - lv**2) / lv
             x_noisy = z / lv.float().view(-1, 1, 1, 1)
-            out, c_skip, c_out = self._edm_backbone(x_noisy, sigma, y, x_init)
+            out, c_skip, c_out = self._edm_backbone(x_noisy, sigma, y, x_init, guidance)
             residual = c_skip * x_noisy + c_out * out
             lv4 = lv.view(-1, 1, 1, 1)
             return ((z.double() - lv4 * residual.double()) / torch.sqrt(1.0 - lv4**2)).to(z.dtype)
-        out = self.denoiser(torch.cat([z, *self._conditioning(y, x_init)], dim=1), level)
+        out = self.denoiser(torch.cat([z, *self._conditioning(y, x_init)], dim=1), level, self._biases(guidance, y))
         s2 = self.config.residual_std**2
         if s2 > 0:
             lv = level.float().view(-1, 1, 1, 1)

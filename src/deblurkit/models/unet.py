@@ -109,7 +109,10 @@ class UNet(nn.Module):
 
         self.tail = _zero(nn.Conv2d(cur, config.out_channels * s2, 3, padding=1))
 
-    def forward(self, x: torch.Tensor, level: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, level: torch.Tensor | None = None,
+                biases: list[torch.Tensor | None] | None = None) -> torch.Tensor:
+        """`biases[k]`, when given, is added to the encoder's features where level k begins
+        (after the stem or the downsampling into it): MSGD's structure guidance."""
         m = self.config.multiple
         if x.shape[-1] % m or x.shape[-2] % m:
             raise ValueError(f"U-Net input sides must be multiples of {m}, got {tuple(x.shape[-2:])}")
@@ -121,9 +124,16 @@ class UNet(nn.Module):
             emb = self.embed(feats.to(x.dtype) if not torch.is_autocast_enabled() else feats)
 
         h = self.head(self.unshuffle(x))
+        depth = 0
+        if biases is not None and biases[0] is not None:
+            h = h + biases[0].to(h.dtype)
         skips = [h]
         for layer in self.down:
             h = layer(h, emb)
+            if isinstance(layer, Downsample):
+                depth += 1
+                if biases is not None and biases[depth] is not None:
+                    h = h + biases[depth].to(h.dtype)
             skips.append(h)
         for layer in self.mid:
             h = layer(h, emb)

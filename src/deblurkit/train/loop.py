@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..devices import autocast, resolve_device
-from ..diffusion import training_loss, train_schedule
+from ..diffusion import guidance_ramp, training_loss, train_schedule
 from ..metrics import psnr
 from ..metrics.niqe import has_enough_blocks, niqe
 from ..models import DvSR, build_model
@@ -128,15 +128,18 @@ def init_from(model: DvSR, path: Path) -> str:
 
 
 def set_trainable(model: DvSR, phase: str) -> list[list[torch.nn.Parameter]]:
-    """Freeze what `phase` does not train; returns the trained networks' parameter lists."""
-    frozen = {"predictor": "denoiser", "denoiser": "predictor"}.get(phase)
+    """Freeze what `phase` does not train; returns the trained networks' parameter lists.
+
+    The structure guidance belongs with the denoiser (it conditions it, and its regression
+    loss is computed only on denoiser steps)."""
+    frozen = {"predictor": ("denoiser", "guidance"), "denoiser": ("predictor",)}.get(phase, ())
     groups = []
-    for name in ("predictor", "denoiser"):
+    for name in ("predictor", "denoiser", "guidance"):
         net = getattr(model, name)
         if net is None:
             continue
-        net.requires_grad_(name != frozen)
-        if name != frozen:
+        net.requires_grad_(name not in frozen)
+        if name not in frozen:
             groups.append(list(net.parameters()))
     return groups
 
@@ -234,7 +237,8 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
             net.train()
             with autocast(device, cfg.precision):
                 loss = training_loss(net, model.config, x, y, schedule, gen, phase=cfg.phase,
-                                     predictor_weight=cfg.predictor_loss_weight, fft_weight=cfg.fft_loss_weight)
+                                     predictor_weight=cfg.predictor_loss_weight, fft_weight=cfg.fft_loss_weight,
+                                     denoise_weight=guidance_ramp(step, cfg.guidance_ramp_steps()))
             if not torch.isfinite(loss):
                 raise NonFiniteLoss(f"non-finite loss at step {step}; stopped, last good checkpoint kept in {out}")
             opt.zero_grad(set_to_none=True)
