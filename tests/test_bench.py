@@ -309,3 +309,39 @@ def test_synthetic_selection_keeps_each_photos_blur(tmp_path, tiny_weights):
     for pick in (["--skip", "2"], ["--files", "2.png"]):
         rec = json.loads(CliRunner().invoke(app, [*base, *pick]).stdout)
         assert rec["pairs"] == 1 and abs(rec["methods"][0]["psnr"] - round(expected, 3)) < 1e-3, pick
+
+
+def test_grid_runs_every_steps_and_ceiling_pair_for_a_guided_model(tmp_path):
+    from deblurkit.weights import save_checkpoint
+
+    from conftest import random_tiny_model
+
+    weights = tmp_path / "msgd.safetensors"
+    save_checkpoint(random_tiny_model("msgd"), weights)
+    for i in range(2):
+        _png(tmp_path / "b" / f"{i}.png", i, 100, 200)
+        _png(tmp_path / "s" / f"{i}.png", 10 + i, 100, 200)
+    out, plot = tmp_path / "grid.json", tmp_path / "grid.png"
+    r = CliRunner().invoke(app, ["bench", "pairs", "--blur", str(tmp_path / "b"), "--sharp", str(tmp_path / "s"),
+                                 "--weights", str(weights), "--grid", "2,3:0.1,0.5", "--limit", "1", "-o", str(out),
+                                 "--plot", str(plot)])
+    assert r.exit_code == 0, r.output
+    rec = json.loads(out.read_text())
+    # No predictor point for a model without one (its g(y) is 0).
+    assert [m["name"] for m in rec["methods"]] == ["blurry", "T=2 B=0.1", "T=2 B=0.5", "T=3 B=0.1", "T=3 B=0.5"]
+    assert [(m["steps"], m["noise_ceiling"]) for m in rec["methods"][1:]] == [(2, 0.1), (2, 0.5), (3, 0.1), (3, 0.5)]
+    assert Image.open(plot).size == (900, 640)
+
+
+def test_grid_flags_are_checked_before_any_work(tmp_path, tiny_weights):
+    from deblurkit.bench.grid import TABLE12_CEILINGS, TABLE12_STEPS, parse_grid
+
+    assert parse_grid("table12") == (list(TABLE12_STEPS), list(TABLE12_CEILINGS))
+    (tmp_path / "s").mkdir()
+    for bad in ["20,50", "x:0.1", "20:1.5", "0:0.1"]:
+        r = CliRunner().invoke(app, ["bench", "synthetic", "--sharp", str(tmp_path / "s"), "--weights", str(tiny_weights),
+                                     "--grid", bad])
+        assert r.exit_code == 2 and "--grid" in r.output, (bad, r.output)
+    r = CliRunner().invoke(app, ["bench", "synthetic", "--sharp", str(tmp_path / "s"), "--weights", str(tiny_weights),
+                                 "--grid", "table12", "--sweep"])
+    assert r.exit_code == 2 and "give one" in r.output

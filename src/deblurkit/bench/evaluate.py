@@ -51,6 +51,13 @@ def sweep_methods(steps=(1, 2, 5, 10, 20, 50, 200), averaged=((1, 4), (1, 8), (1
     return out
 
 
+def grid_methods(steps: Iterable[int], ceilings: Iterable[float], predictor: bool = True) -> list[Method]:
+    """Every (steps T, noise ceiling B) pair as one ancestral single-sample method, plus
+    the blurry input and (for models with a predictor) the predictor alone."""
+    out = [Method("blurry", -1)] + ([Method("predictor", 0)] if predictor else [])
+    return out + [Method(f"T={t} B={b:g}", t, 1, False, b) for t in steps for b in ceilings]
+
+
 def preset_methods(names: Iterable[str]) -> list[Method]:
     out = []
     for n in names:

@@ -22,7 +22,8 @@ from ..presets import PRESETS
 from ..restorer import Restorer
 from ..weights import load_checkpoint, load_registry, resolve_weights, sha256_of
 from .datasets import Pair, folder_pairs, gopro_pairs, hide_pairs, realblur_pairs  # noqa: F401 (used by the commands)
-from .evaluate import BASELINES, Method, environment, evaluate, preset_methods, sweep_methods
+from .evaluate import BASELINES, Method, environment, evaluate, grid_methods, preset_methods, sweep_methods
+from .grid import parse_grid
 from .plot import pd_plot
 from .speed import measure_size, peak_memory_mb, preset_seconds
 
@@ -63,20 +64,27 @@ def _parse_crops(text: str) -> list[int | None]:
     return sizes
 
 
-def _methods(c, kernels) -> list:
+def _methods(c, kernels, has_predictor: bool = True) -> list:
     names = [n.strip() for n in c.presets.split(",") if n.strip()]
     bad = [n for n in names if n != "blurry" and n not in PRESETS]
     if bad:
         raise UsageError(f"--presets: unknown {', '.join(bad)} (choose from blurry, {', '.join(PRESETS)})")
-    methods = sweep_methods() if c.sweep else preset_methods(names)
+    if c.grid is not None:
+        try:
+            methods = grid_methods(*parse_grid(c.grid), predictor=has_predictor)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+    else:
+        methods = sweep_methods() if c.sweep else preset_methods(names)
     if kernels is not None:  # the true kernels are known: add the classical baselines
         methods = methods[:1] + [Method(b, -1) for b in BASELINES] + methods[1:]
     return methods
 
 
 def _run(c, dataset: str, loaded: list[tuple[str, np.ndarray, np.ndarray]], extra: dict, kernels=None):
-    methods = _methods(c, kernels)
+    _methods(c, kernels)  # bad flags fail before the model is loaded
     restorer, resolved = _load_model(c)
+    methods = _methods(c, kernels, has_predictor=restorer.model.predictor is not None)
     lpips_metric, lpips_note = load_lpips(restorer.device)
     if lpips_note:
         err_console.print(f"LPIPS: {lpips_note}", highlight=False, markup=False)

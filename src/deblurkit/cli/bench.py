@@ -37,6 +37,7 @@ class Common:
     crops: Optional[str]
     y_channel: bool
     sweep: bool
+    grid: Optional[str]
     plot: Optional[Path]
     output: Optional[Path]
     json_out: bool
@@ -66,6 +67,9 @@ COMMON_OPTIONS = [
         False, "--y-channel", help="PSNR/SSIM on the BT.601 Y channel (as most papers) instead of RGB.")),
     _P("sweep", _P.KEYWORD_ONLY, annotation=bool, default=typer.Option(
         False, "--sweep", help="Perception-distortion sweep (steps, averaging, ceilings, DDIM) instead of --presets.")),
+    _P("grid", _P.KEYWORD_ONLY, annotation=Optional[str], default=typer.Option(
+        None, "--grid", help="Steps x noise-ceiling grid instead of --presets: STEPS:CEILINGS (e.g. 20,50,200:0.02,0.1,0.5) "
+        "or table12 (MSGD's Table 12: 20-1000 steps x 0.01-0.5).")),
     _P("plot", _P.KEYWORD_ONLY, annotation=Optional[Path], default=typer.Option(
         None, "--plot", help="Write the P-D plane (PSNR vs NIQE, each point labelled) as a PNG.")),
     _P("output", _P.KEYWORD_ONLY, annotation=Optional[Path], default=typer.Option(None, "--output", "-o", help="Write the JSON record here.")),
@@ -99,6 +103,15 @@ def _check_common(c: Common) -> None:
         if value is not None and value < low:
             raise UsageError(f"{flag} {value}: must be >= {low}")
     check_seed(c.seed)
+    if c.sweep and c.grid is not None:
+        raise UsageError("--sweep and --grid: give one (each replaces --presets)")
+    if c.grid is not None:
+        from ..bench.grid import parse_grid
+
+        try:
+            parse_grid(c.grid)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
     if c.output is not None:
         check_new_output(c.output, c.overwrite, "-o")
     if c.plot is not None:
