@@ -128,7 +128,3 @@ class DvSR(nn.Module):
             lv = level.float().view(-1, 1, 1, 1)
             out = out + torch.sqrt(1.0 - lv**2) / (lv**2 * s2 + 1.0 - lv**2) * z
         return out
-
-
-def build_model(config: ModelConfig) -> DvSR:
-    return DvSR(config)

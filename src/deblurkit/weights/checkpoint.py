@@ -2,7 +2,7 @@
 
 Metadata keys (all strings, as safetensors requires):
   deblur.format        "1"
-  deblur.config        ModelConfig JSON
+  deblur.config        the model config JSON (ModelConfig or HIDiffConfig, chosen by its "arch")
   deblur.schedule      the training NoiseSchedule JSON
   deblur.info          free-form JSON (training run, data, steps, ...)
 """
@@ -23,7 +23,7 @@ from safetensors.torch import save_file
 from ..diffusion import NoiseSchedule, train_schedule
 from ..errors import WeightsError
 from ..io.write import default_file_mode, remove_stale_temporaries, temp_prefix
-from ..models import DvSR, ModelConfig, build_model
+from ..models import DvSR, build_model, config_from_json
 
 FORMAT_VERSION = "1"
 
@@ -115,7 +115,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
     if meta.get("deblur.format") != FORMAT_VERSION or "deblur.config" not in meta:
         raise WeightsError(f"{path}: safetensors file without deblur metadata (format {FORMAT_VERSION} expected)")
     try:
-        config = ModelConfig.from_json(meta["deblur.config"])
+        config = config_from_json(meta["deblur.config"])
         schedule = NoiseSchedule.from_dict(json.loads(meta.get("deblur.schedule", "null") or "null") or train_schedule().to_dict())
         info = json.loads(meta.get("deblur.info", "{}"))
     except (ValueError, KeyError, TypeError) as e:
