@@ -99,6 +99,28 @@ class Deblurrer:
         """The effective settings for a preset (default: the model's) and overrides."""
         return resolve_settings(preset, self.recommended_preset, wants_samples=wants_samples, **overrides)
 
+    def sampling_options(self, settings: Settings, trajectory: bool = False) -> SamplingOptions:
+        """What the restorer runs for these settings, in the model family's terms.
+
+        Pixel-diffusion models (dvsr, icdpm, msgd) take the settings as they are. A model
+        with a latent prior (hidiff) has no image-space chain: --steps sets its prior
+        chain's T (a preset's steps mean the model's own T, and 0 its deterministic
+        path), samples and averaging are over prior samples, and the noise ceiling,
+        sampler and intermediate estimates do not apply (asking for them is an error).
+        """
+        if self.restorer.model.diffuses_pixels:
+            return SamplingOptions(settings.steps, settings.noise_ceiling, settings.sampler, settings.samples, settings.flips)
+        name = self.model_name
+        for flag in ("--noise-ceiling", "--sampler"):
+            if flag in settings.overridden_by:
+                raise UsageError(f"{flag}: does not apply to {name} (a latent-prior model: --steps sets its prior chain's T)")
+        if trajectory:
+            raise UsageError(f"--save-trajectory: {name} has no image-space chain to show (its diffusion runs on 16 prior tokens)")
+        steps = settings.steps
+        if "--steps" not in settings.overridden_by and steps > 0:
+            steps = self.restorer.model.config.latent_steps
+        return SamplingOptions(steps, settings.noise_ceiling, "ddpm", settings.samples, settings.flips)
+
     def restore_tensor(
         self,
         x: torch.Tensor,
@@ -117,7 +139,7 @@ class Deblurrer:
         Each sample's noise comes from (seed, key, sample index) alone, so it does not
         depend on the other images or samples of a run.
         """
-        sampling = SamplingOptions(settings.steps, settings.noise_ceiling, settings.sampler, settings.samples, settings.flips)
+        sampling = self.sampling_options(settings)
         n = settings.samples if settings.steps > 0 else 1
         gens = sample_generators(seed, key, n, self.device) if settings.steps > 0 else None
         return self.restorer.restore(x, sampling, gens, on_step=on_step, on_estimate=on_estimate,

@@ -21,7 +21,7 @@ from torch.nn import functional as F
 from .devices import autocast, available_memory
 from .diffusion import SAMPLERS, NoiseSchedule, StepInfo, initial_state
 from .errors import OutOfMemoryError
-from .models import DvSR
+from .models import DvSR, HIDiff
 from .models.guidance import Guidance
 from .tiling import TileGrid, pad_amounts, pad_image
 
@@ -71,19 +71,12 @@ def sample_generators(seed: int, key: str, n: int, device: torch.device) -> list
     return gens
 
 
-def estimate_bytes_per_pixel(model: DvSR) -> float:
-    """Rough peak activation bytes per input pixel of one U-Net inference pass."""
-    worst = 0.0
-    for unet in (model.predictor, model.denoiser):
-        if unet is None:
-            continue
-        c = unet.config
-        per = sum(c.base_channels * m * (c.num_res_blocks + 6) / 4**i for i, m in enumerate(c.channel_mults))
-        worst = max(worst, 4.0 * per / c.pixel_shuffle**2 + 4.0 * 3 * 4)  # + the full-resolution in/out maps
-    return 2.0 * worst  # concatenations and allocator slack
+def estimate_bytes_per_pixel(model) -> float:
+    """Rough peak activation bytes per input pixel of one network pass (the family knows)."""
+    return model.activation_bytes_per_pixel()
 
 
-def guidance_bytes_per_pixel(model: DvSR) -> float:
+def guidance_bytes_per_pixel(model) -> float:
     """Bytes per input pixel of the cached structure guidance (0 for unguided models):
     the encoder biases of every tile, kept from the first step to the last (float32 at
     most; bf16 under bf16 autocast)."""
@@ -94,10 +87,16 @@ def guidance_bytes_per_pixel(model: DvSR) -> float:
     return 4.0 * sum(widths[k] / s**2 for s, k in zip(model.config.guidance.scales, model.guidance.levels, strict=True))
 
 
+# A per-image prior (HI-Diff) is computed from the whole photo, area-downscaled to at
+# most this many pixels: its encoder pools the image into 16 tokens anyway, and a 24 MP
+# photo at full size would cost its encoder ~1 GB of activations for the same tokens.
+PRIOR_MAX_PIXELS = 1 << 20
+
+
 class Restorer:
     def __init__(
         self,
-        model: DvSR,
+        model: DvSR | HIDiff,
         device: torch.device | str = "cpu",
         precision: str = "fp32",
         tile: int | None = None,
@@ -340,7 +339,58 @@ class Restorer:
             maps.append(((m + 1.0) / 2.0).clamp(0.0, 1.0).contiguous())
         return maps
 
+    def _prior_input(self, image: torch.Tensor) -> torch.Tensor:
+        """The whole image for the per-image prior, signed, area-downscaled to at most
+        PRIOR_MAX_PIXELS (in bands, so no full-size float copy is made) and padded to
+        the prior encoder's multiple."""
+        H, W = image.shape[-2:]
+        f = max(1, math.ceil(math.sqrt(H * W / PRIOR_MAX_PIXELS)))
+        band = f * max(1, 1024 // f)
+        parts = []
+        for top in range(0, H, band):
+            x = self._signed(image[..., top : top + band, :].to(self.device))
+            parts.append(F.avg_pool2d(x, f, ceil_mode=True) if f > 1 else x)
+        x = torch.cat(parts, dim=-2)
+        m = self.multiple
+        return pad_image(x, -x.shape[-2] % m, -x.shape[-1] % m)
+
+    def _restore_by_prior(self, image, options, generators, on_step):
+        """Families with a per-image prior (HI-Diff): S prior samples of the whole image,
+        then every tile restored under each of them. `options.steps` is the prior chain's T
+        (0: the model's own T on its deterministic path, one result)."""
+        S = options.samples if options.steps > 0 else 1
+        H, W = image.shape[-2:]
+        pixels, grid, per_batch, padded = self._tiled(image, S)
+        y = self._cl(self._prior_input(image))
+        noise = None
+        if options.steps > 0:
+            if generators is None:
+                generators = self._default_generators(S)
+            if len(generators) != S:
+                raise ValueError(f"need one generator per sample ({S}), got {len(generators)}")
+            shape = self.model.noise_shape(1)[1:]
+            draws = [torch.randn((options.steps, *shape), generator=g, device=self.device) for g in generators]
+            noise = [torch.stack([d[t] for d in draws]) for t in range(options.steps)]
+        with autocast(self.device, self.precision):
+            priors = self.model.image_prior(y, noise, options.steps or None)
+        if on_step is not None:
+            on_step(1, 1)
+
+        def fn(crops: list[torch.Tensor]) -> torch.Tensor:
+            # The crops hold each tile's S samples in a row: prior s goes with sample s.
+            y_tile = self._signed(crops[0])
+            with autocast(self.device, self.precision):
+                return self.model.predict(self._cl(y_tile), priors.repeat(y_tile.shape[0] // S, 1, 1))
+
+        out = grid.apply(fn, [pixels.expand(S, -1, -1, -1)], per_batch)
+        out = out[..., :H, :W].add_(1.0).div_(2.0).clamp_(0.0, 1.0)
+        return out.contiguous() if padded else out
+
     def _restore(self, image, options, generators, on_step, on_estimate, estimate_every):
+        if not self.model.diffuses_pixels:
+            if on_estimate is not None:
+                raise ValueError("this model has no image-space chain to show intermediate estimates of")
+            return self._restore_by_prior(image, options, generators, on_step)
         S = options.samples if options.steps > 0 else 1
         H, W = image.shape[-2:]
         pixels, grid, per_batch, padded = self._tiled(image, S)

@@ -203,6 +203,7 @@ def run(
         if any(is_video(i.path) for i in items):
             _check_video_flags(settings, std, side_by_side, save_trajectory, crop, output, out_is_dir, save_guidance)
         deblurrer = Deblurrer(model, weights=weights, device=device.value, precision=precision.value, tile=tile, overlap=overlap)
+        deblurrer.sampling_options(settings, trajectory=save_trajectory is not None)  # flags this model cannot honour
         if save_guidance is not None and not deblurrer.has_guidance:
             raise UsageError(f"--save-guidance: model {deblurrer.model_name} has no structure guidance "
                              "(msgd models, or dvsr trained with --guidance, have)")

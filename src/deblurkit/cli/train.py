@@ -47,7 +47,8 @@ def train_cmd(
     val: Optional[Path] = typer.Option(None, "--val", help="Held-out sharp photos for validation (synthetic blur at a fixed seed)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder: checkpoints, log.jsonl, config.json."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML file with any TrainConfig fields; flags override it."),
-    arch: Optional[str] = typer.Option(None, "--arch", help="dvsr (predict-and-refine), icdpm (denoiser only) or msgd (icdpm + structure guidance)."),
+    arch: Optional[str] = typer.Option(None, "--arch", help="dvsr (predict-and-refine), icdpm (denoiser only), msgd (icdpm + structure guidance) or hidiff (transformer + latent prior)."),
+    stage: Optional[int] = typer.Option(None, "--stage", help="hidiff: 1 (latent encoder + transformer) or 2 (latent DM + transformer; needs --init STAGE1)."),
     guidance: bool = typer.Option(False, "--guidance", help="dvsr: add MSGD's multiscale structure guidance to the denoiser."),
     guidance_ramp: Optional[int] = typer.Option(
         None, "--guidance-ramp", help="Guided models: steps over which the denoising loss ramps in from 0 (regression-only warm start). \\[default: 6% of --steps]"),
@@ -83,7 +84,7 @@ def train_cmd(
                          phase=phase, init=str(init) if init is not None else None, val_every=val_every,
                          ckpt_every=ckpt_every, log_every=log_every, data_limit=data_limit, device=device,
                          precision=precision, threads=threads, workers=workers, guidance_ramp=guidance_ramp,
-                         guidance=guidance or None)
+                         guidance=guidance or None, stage=stage)
         d = cfg.to_dict()
         d.update({k: v for k, v in overrides.items() if v is not None})
         if out is not None:
@@ -99,6 +100,15 @@ def train_cmd(
         check_seed(cfg.seed)
         if cfg.steps < 1 or cfg.batch < 1 or cfg.crop < 16:
             raise UsageError("--steps and --batch must be >= 1 and --crop >= 16")
+        if cfg.stage not in (1, 2):
+            raise UsageError(f"--stage {cfg.stage}: expected 1 or 2")
+        if cfg.arch == "hidiff":
+            if cfg.stage == 2 and cfg.init is None and not resume:
+                raise UsageError("--stage 2 starts from a stage-one checkpoint: give it with --init")
+            if cfg.phase != "joint" or cfg.fft_loss_weight:
+                raise UsageError("--phase and --fft-loss-weight are DvSR options (hidiff trains by --stage)")
+        elif stage is not None:
+            raise UsageError("--stage is for --arch hidiff (DvSR models train by --phase)")
         if cfg.guidance_ramp is not None and cfg.guidance_ramp < 0:
             raise UsageError(f"--guidance-ramp {cfg.guidance_ramp}: must be >= 0 steps")
         cfg.model_config()  # validates arch/size before any data is loaded

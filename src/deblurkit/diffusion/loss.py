@@ -114,11 +114,15 @@ def training_loss(
     predictor_weight: float = 1.0,
     fft_weight: float = 0.0,
     denoise_weight: float = 1.0,
+    stage: int = 1,
 ) -> torch.Tensor:
     """The loss of one training step for `config.objective` and `phase`.
 
     `denoise_weight` scales the denoising term (guided models warm-start on the
-    regression loss alone and ramp it in; see `guidance_ramp`)."""
+    regression loss alone and ramp it in; see `guidance_ramp`). HI-Diff: `stage` 1 or 2
+    (its own two losses; see models.hidiff)."""
+    if getattr(config, "arch", None) == "hidiff":
+        return model(x0, y, stage=stage, generator=generator)
     if phase not in PHASES:
         raise ValueError(f"unknown training phase {phase!r}; known: {', '.join(PHASES)}")
     has_predictor = config.predictor is not None

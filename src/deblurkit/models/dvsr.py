@@ -27,6 +27,10 @@ EDM_SIGMA_MIN, EDM_SIGMA_MAX = 5e-4, 20.0
 
 
 class DvSR(nn.Module):
+    # What the restorer asks every family (see restorer.py): this one runs a reverse
+    # diffusion in image space (`denoise` at each step) and has no per-image prior.
+    diffuses_pixels = True
+
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
@@ -40,7 +44,21 @@ class DvSR(nn.Module):
     def multiple(self) -> int:
         return self.config.multiple
 
-    def predict(self, y: torch.Tensor) -> torch.Tensor:
+    def activation_bytes_per_pixel(self) -> float:
+        """Rough peak activation bytes per input pixel of one U-Net inference pass."""
+        worst = 0.0
+        for unet in (self.predictor, self.denoiser):
+            if unet is None:
+                continue
+            c = unet.config
+            per = sum(c.base_channels * m * (c.num_res_blocks + 6) / 4**i for i, m in enumerate(c.channel_mults))
+            worst = max(worst, 4.0 * per / c.pixel_shuffle**2 + 4.0 * 3 * 4)  # + the full-resolution in/out maps
+        return 2.0 * worst  # concatenations and allocator slack
+
+    def predict(self, y: torch.Tensor, prior: torch.Tensor | None = None) -> torch.Tensor:
+        """The initial prediction g(y) (0 for icDPM / MSGD). No family of this kind has a prior."""
+        if prior is not None:
+            raise ValueError("DvSR models take no image prior")
         if self.predictor is None:
             return torch.zeros_like(y)
         return y + self.predictor(y)

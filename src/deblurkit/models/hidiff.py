@@ -344,6 +344,12 @@ def reverse_chain(denoiser: LatentDenoiser, c: torch.Tensor, z: torch.Tensor, st
 
 
 class HIDiff(nn.Module):
+    # What the restorer asks every family (see restorer.py): no image-space diffusion; a
+    # per-image prior sampled once (`image_prior`) and the image from `predict(y, prior)`.
+    diffuses_pixels = False
+    guidance = None  # (MSGD's structure guidance belongs to the DvSR family)
+    predictor = None
+
     def __init__(self, config: HIDiffConfig):
         super().__init__()
         self.config = config
@@ -366,15 +372,47 @@ class HIDiff(nn.Module):
         steps = steps or self.config.latent_steps
         if len(noise) < steps:
             raise ValueError(f"need {steps} noise draws (z_T and {steps - 1} steps), got {len(noise)}")
-        c = self.condition_encoder(y)
+        c = self._condition(y, noise[0].shape[0])
         return reverse_chain(self.latent_denoiser, c, noise[0].to(c.dtype), steps, noise[1:])
+
+    def _condition(self, y: torch.Tensor, batch: int) -> torch.Tensor:
+        """c = LE_DM(y); one image's c is shared by all its samples (computed once)."""
+        c = self.condition_encoder(y)
+        return c.expand(batch, -1, -1) if c.shape[0] == 1 and batch > 1 else c
 
     def restore(self, y: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
         """The deblurred image of y (a tile of it) under `prior` (its image's prior)."""
         return self.transformer(y, prior)
 
+    def forward(self, x0: torch.Tensor, y: torch.Tensor, stage: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Training pass: the loss of `stage` (one forward, so DDP sees every trained parameter)."""
+        return stage_one_loss(self, x0, y) if stage == 1 else stage_two_loss(self, x0, y, generator)
+
+    # ---- the restorer's protocol ----
+    def predict(self, y: torch.Tensor, prior: torch.Tensor | None = None) -> torch.Tensor:
+        if prior is None:
+            raise ValueError("HI-Diff needs its image prior: predict(y, image_prior(...))")
+        return self.transformer(y, prior)
+
+    def image_prior(self, y: torch.Tensor, noise: list[torch.Tensor] | None, steps: int | None = None) -> torch.Tensor:
+        """The prior of each image of y: T reverse steps from `noise` (see sample_prior), or
+        with noise None the deterministic path (z_T = 0, no noise added on the way)."""
+        steps = steps or self.config.latent_steps
+        if noise is None:
+            c = self._condition(y, y.shape[0])
+            return reverse_chain(self.latent_denoiser, c, torch.zeros_like(c), steps, None)
+        return self.sample_prior(y, noise, steps)
+
     def noise_shape(self, batch: int) -> tuple[int, int, int]:
         return (batch, self.config.tokens, self.config.latent_dim)
+
+    def activation_bytes_per_pixel(self) -> float:
+        """Rough peak activation bytes per input pixel of one transformer pass: the widest
+        level's blocks (attention q/k/v and the gated FFN's 2 x expansion) at each level's
+        resolution, plus the full-resolution in/out maps."""
+        c = self.config
+        per = sum(c.dim * 2**k * (3 + 2 * c.ffn_expansion + 2) / 4**k for k in range(4))
+        return 2.0 * (4.0 * per / c.pixel_shuffle**2 + 4.0 * 3 * 4)
 
 
 def stage_one_loss(model: HIDiff, x0: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

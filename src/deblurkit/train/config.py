@@ -12,7 +12,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from ..errors import UsageError
-from ..models import DEFAULT_EMBED_SCALE, GuidanceConfig, ModelConfig, UNetConfig, icdpm_config, msgd_config, tiny_config
+from ..models import (DEFAULT_EMBED_SCALE, GuidanceConfig, HIDiffConfig, ModelConfig, UNetConfig, icdpm_config, msgd_config,
+                      tiny_config, tiny_hidiff_config)
 
 E = DEFAULT_EMBED_SCALE
 # The edm objective conditions on log(sigma) / 4, about -2.5..1; scaled so the fastest
@@ -33,11 +34,26 @@ def model_size(arch: str, size: str, guidance: bool = False) -> ModelConfig:
     DvSR denoiser (arch "msgd" always has it)."""
     if arch != "dvsr" and guidance:
         raise UsageError("--guidance is for --arch dvsr (arch msgd always has it, icdpm never)")
+    if arch == "hidiff":
+        return _hidiff_sized(size)
     cfg = _sized(arch, size)
     if guidance:
         guide = tiny_config(arch, guided=True).guidance if size == "tiny" else _fitting(CPU_GUIDANCE, cfg.denoiser)
         cfg = replace(cfg, guidance=guide)
     return cfg
+
+
+def _hidiff_sized(size: str) -> HIDiffConfig:
+    """HI-Diff sizes: tiny (tests), small (CPU: width 24, blocks 1-2-2-3, a 2x stem; the
+    paper's 48 / 3-5-5-6 at full resolution is ~30x the work), base (the paper's)."""
+    if size == "tiny":
+        return tiny_hidiff_config()
+    if size == "small":
+        return HIDiffConfig()
+    if size == "base":
+        return HIDiffConfig(dim=48, blocks=(3, 5, 5, 6), heads=(1, 2, 4, 8), refinement_blocks=4, pixel_shuffle=1,
+                            latent_dim=256, encoder_width=64, encoder_blocks=6, denoiser_blocks=5)
+    raise UsageError(f"--size {size}: HI-Diff comes in tiny, small or base")
 
 
 def _fitting(guide: GuidanceConfig, den: UNetConfig) -> GuidanceConfig:
@@ -123,8 +139,11 @@ class TrainConfig:
     # None: 6% of `steps`, MSGD's ratio (its first 60k of 1M iterations). Give it
     # explicitly to re-time a run with --steps without moving the warm start.
     guidance_ramp: int | None = None
+    # HI-Diff's training stage: 1 (LE + transformer) or 2 (latent DM + transformer, from a
+    # stage-one checkpoint given with `init`).
+    stage: int = 1
 
-    def model_config(self) -> ModelConfig:
+    def model_config(self) -> ModelConfig | HIDiffConfig:
         return model_size(self.arch, self.size, self.guidance)
 
     def guidance_ramp_steps(self) -> int:

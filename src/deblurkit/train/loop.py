@@ -29,7 +29,7 @@ from ..devices import autocast, resolve_device
 from ..diffusion import guidance_ramp, training_loss, train_schedule
 from ..metrics import psnr
 from ..metrics.niqe import has_enough_blocks, niqe
-from ..models import DvSR, build_model
+from ..models import DvSR, HIDiff, build_model
 from ..restorer import Restorer, SamplingOptions, sample_generators
 from ..weights import load_checkpoint, save_checkpoint
 from ..data.loader import step_batches
@@ -127,14 +127,26 @@ def init_from(model: DvSR, path: Path) -> str:
     return f"initialised {len(taken)}/{len(own)} tensors ({', '.join(nets) or 'none'}) from {path}"
 
 
-def set_trainable(model: DvSR, phase: str) -> list[list[torch.nn.Parameter]]:
-    """Freeze what `phase` does not train; returns the trained networks' parameter lists.
+# HI-Diff's networks and what each stage trains: stage one LE and the transformer;
+# stage two the latent side (LE_DM, the denoiser) and the transformer, LE frozen (its
+# prior is the target).
+HIDIFF_PARTS = ("transformer", "encoder", "condition_encoder", "latent_denoiser")
+HIDIFF_FROZEN = {1: ("condition_encoder", "latent_denoiser"), 2: ("encoder",)}
+
+
+def set_trainable(model: DvSR, phase: str, stage: int = 1) -> list[list[torch.nn.Parameter]]:
+    """Freeze what `phase` (HI-Diff: `stage`) does not train; returns the trained networks'
+    parameter lists (each clipped on its own).
 
     The structure guidance belongs with the denoiser (it conditions it, and its regression
     loss is computed only on denoiser steps)."""
-    frozen = {"predictor": ("denoiser", "guidance"), "denoiser": ("predictor",)}.get(phase, ())
+    if isinstance(model, HIDiff):
+        names, frozen = HIDIFF_PARTS, HIDIFF_FROZEN[stage]
+    else:
+        names = ("predictor", "denoiser", "guidance")
+        frozen = {"predictor": ("denoiser", "guidance"), "denoiser": ("predictor",)}.get(phase, ())
     groups = []
-    for name in ("predictor", "denoiser", "guidance"):
+    for name in names:
         net = getattr(model, name)
         if net is None:
             continue
@@ -172,7 +184,7 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
         note = init_from(model, Path(cfg.init))
         if main:
             console.print(note, highlight=False)
-    trained = set_trainable(model, cfg.phase)
+    trained = set_trainable(model, cfg.phase, cfg.stage)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
                             weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
@@ -238,7 +250,7 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
             with autocast(device, cfg.precision):
                 loss = training_loss(net, model.config, x, y, schedule, gen, phase=cfg.phase,
                                      predictor_weight=cfg.predictor_loss_weight, fft_weight=cfg.fft_loss_weight,
-                                     denoise_weight=guidance_ramp(step, cfg.guidance_ramp_steps()))
+                                     denoise_weight=guidance_ramp(step, cfg.guidance_ramp_steps()), stage=cfg.stage)
             if not torch.isfinite(loss):
                 raise NonFiniteLoss(f"non-finite loss at step {step}; stopped, last good checkpoint kept in {out}")
             opt.zero_grad(set_to_none=True)
@@ -267,7 +279,9 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
                               f"data {100 * rec['data_frac']:.0f}% eta {eta / 60:.1f} min", highlight=False)
                 t_last, data_time = now, 0.0
             if main and val and (done % cfg.val_every == 0 or done == cfg.steps):
-                scores = validate(ema, val, device, 0 if cfg.phase == "predictor" else cfg.val_steps, cfg.seed)
+                val_steps = (ema.config.latent_steps if isinstance(ema, HIDiff)
+                             else 0 if cfg.phase == "predictor" else cfg.val_steps)
+                scores = validate(ema, val, device, val_steps, cfg.seed)
                 log.write(json.dumps({"step": done, "val": scores, "time": time.time()}) + "\n")
                 log.flush()
                 console.print(f"validation @ {done}: {scores}", highlight=False)
