@@ -293,3 +293,32 @@ def test_cli_train_stage_flags(tmp_path, data):
     r = CliRunner().invoke(app, ["train", "--arch", "dvsr", "--size", "tiny", "--stage", "1", "--sharp", str(data / "sharp"),
                                  "--out", str(tmp_path / "x")])
     assert r.exit_code == 2 and "--stage is for --arch hidiff" in r.output
+
+
+def test_bench_presets_grid_and_speed_for_a_latent_prior_model(tmp_path):
+    import json
+
+    from PIL import Image
+
+    weights = tmp_path / "h.safetensors"
+    save_checkpoint(_model(), weights)
+    for i in range(2):
+        save_photo(tmp_path / "b" / f"{i}.png", 200, 200, i)  # NIQE (for the plot) needs 2 blocks of 96 px
+        save_photo(tmp_path / "s" / f"{i}.png", 200, 200, 10 + i)
+    pairs = ["bench", "pairs", "--blur", str(tmp_path / "b"), "--sharp", str(tmp_path / "s"), "--weights", str(weights), "--limit", "1"]
+    r = CliRunner().invoke(app, [*pairs, "--presets", "blurry,fast,balanced", "-o", str(tmp_path / "p.json")])
+    assert r.exit_code == 0, r.output
+    steps = {m["name"]: m["steps"] for m in json.loads((tmp_path / "p.json").read_text())["methods"]}
+    assert steps == {"blurry": -1, "fast": 0, "balanced": 4}  # a preset's steps mean the model's own T
+    # The paper's ablation over T: one point per T, plus the deterministic path.
+    r = CliRunner().invoke(app, [*pairs, "--grid", "1,2,4:0.5", "-o", str(tmp_path / "g.json"), "--plot", str(tmp_path / "g.png")])
+    assert r.exit_code == 0, r.output
+    names = [m["name"] for m in json.loads((tmp_path / "g.json").read_text())["methods"]]
+    assert names == ["blurry", "deterministic", "T=1", "T=2", "T=4"] and Image.open(tmp_path / "g.png").size == (900, 640)
+    r = CliRunner().invoke(app, [*pairs, "--sweep"])
+    assert r.exit_code == 2 and "--grid" in r.output
+    r = CliRunner().invoke(app, ["bench", "speed", "--weights", str(weights), "--sizes", "64x48", "--steps", "2",
+                                 "--presets", "fast,balanced", "-o", str(tmp_path / "s.json")])
+    assert r.exit_code == 0, r.output
+    rec = json.loads((tmp_path / "s.json").read_text())
+    assert rec["sizes"][0]["predictor_gflop"] >= 0 and rec["presets"]["balanced"]["seconds_per_image"] > 0

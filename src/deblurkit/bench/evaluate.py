@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable
 
 import numpy as np
@@ -51,11 +51,24 @@ def sweep_methods(steps=(1, 2, 5, 10, 20, 50, 200), averaged=((1, 4), (1, 8), (1
     return out
 
 
-def grid_methods(steps: Iterable[int], ceilings: Iterable[float], predictor: bool = True) -> list[Method]:
+def grid_methods(steps: Iterable[int], ceilings: Iterable[float], predictor: bool = True,
+                 pixel_chain: bool = True) -> list[Method]:
     """Every (steps T, noise ceiling B) pair as one ancestral single-sample method, plus
-    the blurry input and (for models with a predictor) the predictor alone."""
+    the blurry input and (for models with a predictor) the predictor alone. A latent-prior
+    model (no pixel chain) has no ceiling: one method per T, plus its deterministic path."""
     out = [Method("blurry", -1)] + ([Method("predictor", 0)] if predictor else [])
+    if not pixel_chain:
+        return out + [Method("deterministic", 0)] + [Method(f"T={t}", t) for t in steps]
     return out + [Method(f"T={t} B={b:g}", t, 1, False, b) for t in steps for b in ceilings]
+
+
+def for_model(methods: list[Method], model) -> list[Method]:
+    """Presets in the model family's terms (as `Deblurrer.sampling_options`): for a latent-
+    prior model a preset's steps mean the model's own T."""
+    if model.diffuses_pixels:
+        return methods
+    T = model.config.latent_steps
+    return [replace(m, steps=T) if m.steps > 0 and m.name in PRESETS else m for m in methods]
 
 
 def preset_methods(names: Iterable[str]) -> list[Method]:

@@ -22,7 +22,7 @@ from ..presets import PRESETS
 from ..restorer import Restorer
 from ..weights import load_checkpoint, load_registry, resolve_weights, sha256_of
 from .datasets import Pair, folder_pairs, gopro_pairs, hide_pairs, realblur_pairs  # noqa: F401 (used by the commands)
-from .evaluate import BASELINES, Method, environment, evaluate, grid_methods, preset_methods, sweep_methods
+from .evaluate import BASELINES, Method, environment, evaluate, for_model, grid_methods, preset_methods, sweep_methods
 from .grid import parse_grid
 from .plot import pd_plot
 from .speed import measure_size, peak_memory_mb, preset_seconds
@@ -64,18 +64,23 @@ def _parse_crops(text: str) -> list[int | None]:
     return sizes
 
 
-def _methods(c, kernels, has_predictor: bool = True) -> list:
+def _methods(c, kernels, model=None) -> list:
     names = [n.strip() for n in c.presets.split(",") if n.strip()]
     bad = [n for n in names if n != "blurry" and n not in PRESETS]
     if bad:
         raise UsageError(f"--presets: unknown {', '.join(bad)} (choose from blurry, {', '.join(PRESETS)})")
     if c.grid is not None:
         try:
-            methods = grid_methods(*parse_grid(c.grid), predictor=has_predictor)
+            methods = grid_methods(*parse_grid(c.grid), predictor=model is None or model.predictor is not None,
+                                   pixel_chain=model is None or model.diffuses_pixels)
         except ValueError as e:
             raise UsageError(str(e)) from None
     else:
         methods = sweep_methods() if c.sweep else preset_methods(names)
+        if model is not None:
+            if c.sweep and not model.diffuses_pixels:
+                raise UsageError("--sweep explores the image-space chain; this model has none (use --grid T1,T2,...:0.5 for its prior's T; the ceiling is ignored)")
+            methods = for_model(methods, model)
     if kernels is not None:  # the true kernels are known: add the classical baselines
         methods = methods[:1] + [Method(b, -1) for b in BASELINES] + methods[1:]
     return methods
@@ -84,7 +89,7 @@ def _methods(c, kernels, has_predictor: bool = True) -> list:
 def _run(c, dataset: str, loaded: list[tuple[str, np.ndarray, np.ndarray]], extra: dict, kernels=None):
     _methods(c, kernels)  # bad flags fail before the model is loaded
     restorer, resolved = _load_model(c)
-    methods = _methods(c, kernels, has_predictor=restorer.model.predictor is not None)
+    methods = _methods(c, kernels, restorer.model)
     lpips_metric, lpips_note = load_lpips(restorer.device)
     if lpips_note:
         err_console.print(f"LPIPS: {lpips_note}", highlight=False, markup=False)

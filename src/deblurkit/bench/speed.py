@@ -26,12 +26,23 @@ def network_gflop(restorer: Restorer, height: int, width: int) -> tuple[float, f
     scale = (h * w) / (ph * pw)
     x = torch.zeros(1, 3, ph, pw, device=restorer.device)
     lv = torch.full((1,), 0.5, device=restorer.device)
+    model = restorer.model
     with torch.inference_mode():
+        if not model.diffuses_pixels:
+            # A latent-prior model: the image network under a prior, and one step of the
+            # prior's chain (16 tokens: the same cost at every image size).
+            prior = torch.zeros(model.noise_shape(1), device=restorer.device)
+            with FlopCounterMode(display=False) as fc:
+                model.predict(x, prior)
+            pred = fc.get_total_flops()
+            with FlopCounterMode(display=False) as fc:
+                model.latent_denoiser(prior, prior, torch.full((1,), 0.5, device=restorer.device))
+            return pred * scale / 1e9, fc.get_total_flops() / 1e9
         with FlopCounterMode(display=False) as fc:
-            restorer.model.predict(x)
+            model.predict(x)
         pred = fc.get_total_flops()
         with FlopCounterMode(display=False) as fc:
-            restorer.model.denoise(x, lv, x, x)
+            model.denoise(x, lv, x, x)
         den = fc.get_total_flops()
     return pred * scale / 1e9, den * scale / 1e9
 
@@ -71,7 +82,10 @@ def preset_seconds(restorer: Restorer, height: int, width: int, presets: list[st
     out = {}
     for name in presets:
         p = PRESETS[name]
-        opts = SamplingOptions(p.steps, p.noise_ceiling or default_noise_ceiling(p.steps), p.sampler, p.samples, p.flips)
+        steps = p.steps
+        if not restorer.model.diffuses_pixels and steps > 0:
+            steps = restorer.model.config.latent_steps  # a preset's steps mean a latent-prior model's own T
+        opts = SamplingOptions(steps, p.noise_ceiling or default_noise_ceiling(p.steps), p.sampler, p.samples, p.flips)
         s = _timed(restorer, x, opts)
         out[name] = {"seconds_per_image": round(s, 2), "images_per_hour": round(3600 / s, 1)}
     return out
