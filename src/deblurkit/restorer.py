@@ -5,6 +5,13 @@ once and then the reverse diffusion of the residual *step-synchronously*: at eac
 step every tile of the current full-image z_t is denoised, the tile outputs are
 blended into one full-image noise estimate, and the sampler update and the noise draw
 happen on the full image. Overlapping tiles therefore always agree and no seams form.
+
+Every model family answers the same few questions (DvSR in models/dvsr.py, HI-Diff in
+models/hidiff.py): `diffuses_pixels` (is there an image-space chain), `predict(y, prior)`
+(the deterministic image estimate of a tile), `denoise(...)` (one step of that chain),
+`guide(y)` / `guidance` (per-tile conditioning computed once, MSGD), `image_prior(y, noise,
+steps)` (a per-image prior shared by all tiles, HI-Diff), and the memory estimates
+`activation_bytes_per_pixel()` and `cached_bytes_per_pixel()`.
 """
 
 from __future__ import annotations
@@ -77,14 +84,9 @@ def estimate_bytes_per_pixel(model) -> float:
 
 
 def guidance_bytes_per_pixel(model) -> float:
-    """Bytes per input pixel of the cached structure guidance (0 for unguided models):
-    the encoder biases of every tile, kept from the first step to the last (float32 at
-    most; bf16 under bf16 autocast)."""
-    if model.guidance is None:
-        return 0.0
-    den = model.config.denoiser
-    widths = [den.base_channels * m for m in (1, *den.channel_mults[:-1])]
-    return 4.0 * sum(widths[k] / s**2 for s, k in zip(model.config.guidance.scales, model.guidance.levels, strict=True))
+    """Bytes per input pixel that the model keeps from the first step to the last (MSGD's
+    structure guidance; 0 for models without): the family knows."""
+    return model.cached_bytes_per_pixel()
 
 
 # A per-image prior (HI-Diff) is computed from the whole photo, area-downscaled to at

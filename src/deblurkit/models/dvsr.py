@@ -55,6 +55,15 @@ class DvSR(nn.Module):
             worst = max(worst, 4.0 * per / c.pixel_shuffle**2 + 4.0 * 3 * 4)  # + the full-resolution in/out maps
         return 2.0 * worst  # concatenations and allocator slack
 
+    def cached_bytes_per_pixel(self) -> float:
+        """Bytes per input pixel of the structure guidance kept over all steps (the encoder
+        biases of every tile; float32 at most): 0 without guidance."""
+        if self.guidance is None:
+            return 0.0
+        den = self.config.denoiser
+        widths = [den.base_channels * m for m in (1, *den.channel_mults[:-1])]
+        return 4.0 * sum(widths[k] / s**2 for s, k in zip(self.config.guidance.scales, self.guidance.levels, strict=True))
+
     def predict(self, y: torch.Tensor, prior: torch.Tensor | None = None) -> torch.Tensor:
         """The initial prediction g(y) (0 for icDPM / MSGD). No family of this kind has a prior."""
         if prior is not None:

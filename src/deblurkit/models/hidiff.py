@@ -406,6 +406,9 @@ class HIDiff(nn.Module):
     def noise_shape(self, batch: int) -> tuple[int, int, int]:
         return (batch, self.config.tokens, self.config.latent_dim)
 
+    def cached_bytes_per_pixel(self) -> float:
+        return 0.0  # the prior is a few kB per image, not per pixel
+
     def activation_bytes_per_pixel(self) -> float:
         """Rough peak activation bytes per input pixel of one transformer pass: the widest
         level's blocks (attention q/k/v and the gated FFN's 2 x expansion) at each level's
