@@ -21,6 +21,31 @@ ARCHITECTURES = ("dvsr", "icdpm", "msgd")
 OBJECTIVES = ("eps", "edm")
 
 
+def check_whole(obj, name: str, lo: int, hi: int, what: str = "") -> None:
+    """A config field that must be an integer in [lo, hi] (checkpoint metadata is untrusted)."""
+    v = getattr(obj, name)
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise ValueError(f"{what}{name} must be an integer in [{lo}, {hi}], got {v!r}")
+
+
+def check_number(obj, name: str, lo: float, hi: float, what: str = "") -> None:
+    """A config field that must be a number in [lo, hi] (NaN fails)."""
+    v = getattr(obj, name)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+        raise ValueError(f"{what}{name} must be a number in [{lo:g}, {hi:g}], got {v!r}")
+
+
+def frozen_from_dict(cls, d: dict, tuple_fields: tuple[str, ...], what: str):
+    """Build a frozen config dataclass from JSON: lists back to tuples, nothing else guessed."""
+    if not isinstance(d, dict):
+        raise TypeError(f"{what} must be an object, not {type(d).__name__}")
+    d = dict(d)
+    for key in tuple_fields:
+        if isinstance(d.get(key), list):
+            d[key] = tuple(d[key])
+    return cls(**d)
+
+
 @dataclass(frozen=True)
 class UNetConfig:
     """One fully convolutional U-Net (SR3-style residual blocks, no attention, no norm)."""
@@ -42,22 +67,15 @@ class UNetConfig:
     def __post_init__(self):
         # A checkpoint's metadata is untrusted: every field is checked for type and a sane
         # range before anything is built from it.
-        def whole(name, lo, hi):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-                raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {v!r}")
-
         for name, lo, hi in (("in_channels", 1, 64), ("out_channels", 1, 64), ("base_channels", 1, 1024),
                              ("num_res_blocks", 1, 32), ("pixel_shuffle", 1, 16)):
-            whole(name, lo, hi)
+            check_whole(self, name, lo, hi)
         m = self.channel_mults
         if (not isinstance(m, tuple) or not 1 <= len(m) <= 8
                 or any(isinstance(x, bool) or not isinstance(x, int) or not 1 <= x <= 32 for x in m)):
             raise ValueError(f"channel_mults must be 1 to 8 integers in [1, 32], got {m!r}")
         for name, lo, hi in (("dropout", 0.0, 0.99), ("embed_scale", 0.0, 1e7)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
-                raise ValueError(f"{name} must be a number in [{lo:g}, {hi:g}], got {v!r}")
+            check_number(self, name, lo, hi)
 
     @property
     def multiple(self) -> int:
@@ -66,12 +84,7 @@ class UNetConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "UNetConfig":
-        if not isinstance(d, dict):
-            raise TypeError(f"a network config must be an object, not {type(d).__name__}")
-        d = dict(d)
-        if isinstance(d.get("channel_mults"), list):
-            d["channel_mults"] = tuple(d["channel_mults"])
-        return cls(**d)
+        return frozen_from_dict(cls, d, ("channel_mults",), "a network config")
 
 
 @dataclass(frozen=True)
@@ -93,21 +106,12 @@ class GuidanceConfig:
                 or any(isinstance(x, bool) or not isinstance(x, int) or x < 1 or x > 64 or x & (x - 1) for x in s)):
             raise ValueError(f"guidance scales must be 1 to 6 distinct powers of two in [1, 64], got {s!r}")
         for name, hi in (("channels", 512), ("num_blocks", 16)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= hi:
-                raise ValueError(f"guidance {name} must be an integer in [1, {hi}], got {v!r}")
-        v = self.noise_std
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
-            raise ValueError(f"guidance noise_std must be a number in [0, 1], got {v!r}")
+            check_whole(self, name, 1, hi, "guidance ")
+        check_number(self, "noise_std", 0.0, 1.0, "guidance ")
 
     @classmethod
     def from_dict(cls, d: dict) -> "GuidanceConfig":
-        if not isinstance(d, dict):
-            raise TypeError(f"the guidance config must be an object, not {type(d).__name__}")
-        d = dict(d)
-        if isinstance(d.get("scales"), list):
-            d["scales"] = tuple(d["scales"])
-        return cls(**d)
+        return frozen_from_dict(cls, d, ("scales",), "the guidance config")
 
 
 def guidance_levels(guidance: GuidanceConfig, denoiser: UNetConfig) -> list[int]:

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .config import check_number, check_whole, frozen_from_dict
 from .unet import ResBlock, _zero, sinusoidal_embedding
 
 # The paper's latent schedule: T = 8, betas linear from 0.1 to 0.99.
@@ -52,17 +53,13 @@ class HIDiffConfig:
     latent_steps: int = 8  # T
 
     def __post_init__(self):
-        def whole(name, lo, hi):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-                raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {v!r}")
-
+        # Checkpoint metadata is untrusted: every field is checked before anything is built.
         if self.arch != "hidiff":
             raise ValueError(f"a HIDiffConfig has arch 'hidiff', got {self.arch!r}")
         for name, lo, hi in (("dim", 4, 512), ("refinement_blocks", 0, 16), ("pixel_shuffle", 1, 8), ("tokens", 1, 256),
                              ("latent_dim", 4, 2048), ("encoder_width", 4, 512), ("encoder_blocks", 1, 16),
                              ("denoiser_blocks", 1, 16), ("latent_steps", 1, 1000)):
-            whole(name, lo, hi)
+            check_whole(self, name, lo, hi)
         for name in ("blocks", "heads"):
             v = getattr(self, name)
             if (not isinstance(v, tuple) or len(v) != 4
@@ -76,9 +73,7 @@ class HIDiffConfig:
         side = math.isqrt(self.tokens)
         if side * side != self.tokens or side & (side - 1):
             raise ValueError(f"tokens must be a square of a power of two (4, 16, 64, ...), got {self.tokens}")
-        e = self.ffn_expansion
-        if isinstance(e, bool) or not isinstance(e, (int, float)) or not 1.0 <= e <= 8.0:
-            raise ValueError(f"ffn_expansion must be a number in [1, 8], got {e!r}")
+        check_number(self, "ffn_expansion", 1.0, 8.0)
 
     @property
     def multiple(self) -> int:
@@ -94,13 +89,7 @@ class HIDiffConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "HIDiffConfig":
-        if not isinstance(d, dict):
-            raise TypeError(f"the model config must be an object, not {type(d).__name__}")
-        d = dict(d)
-        for key in ("blocks", "heads"):
-            if isinstance(d.get(key), list):
-                d[key] = tuple(d[key])
-        return cls(**d)
+        return frozen_from_dict(cls, d, ("blocks", "heads"), "the model config")
 
 
 def tiny_hidiff_config() -> HIDiffConfig:
