@@ -4,10 +4,16 @@ import math
 
 import pytest
 import torch
+from typer.testing import CliRunner
 
+from deblurkit.cli.app import app
 from deblurkit.models import HIDiff, HIDiffConfig, build_model, config_from_json, tiny_hidiff_config
 from deblurkit.models.hidiff import latent_schedule, reverse_chain, stage_one_loss, stage_two_loss
+from deblurkit.restorer import Restorer, SamplingOptions, sample_generators
+from deblurkit.tiling import TileGrid
 from deblurkit.weights import load_checkpoint, save_checkpoint
+
+from conftest import save_photo, smooth_image
 
 
 def _model(seed=0, scale=0.05):
@@ -31,28 +37,28 @@ def test_shapes_at_every_valid_size(hw):
     with torch.no_grad():
         prior = m.sample_prior(y, _noise(m, 2))
         assert prior.shape == (2, 16, 16)
-        assert m.restore(y, prior).shape == y.shape
+        assert m.predict(y, prior).shape == y.shape
 
 
 def test_sizes_that_are_not_a_multiple_are_refused():
     m = _model()
     assert m.multiple == 8 and HIDiffConfig().multiple == 16  # the CPU size has a 2x stem
     with pytest.raises(ValueError, match="multiples of 8"):
-        m.restore(torch.zeros(1, 3, 12, 16), torch.zeros(1, 16, 16))
+        m.predict(torch.zeros(1, 3, 12, 16), torch.zeros(1, 16, 16))
 
 
 def test_fresh_transformer_is_the_identity_and_ignores_the_prior():
     m = build_model(tiny_hidiff_config()).eval()
     y = torch.rand(1, 3, 16, 24) * 2 - 1
     with torch.no_grad():
-        assert torch.equal(m.restore(y, torch.randn(1, 16, 16)), y)
+        assert torch.equal(m.predict(y, torch.randn(1, 16, 16)), y)
 
 
 def test_trained_prior_changes_the_output():
     m = _model()
     y = torch.rand(1, 3, 16, 24) * 2 - 1
     with torch.no_grad():
-        a, b = m.restore(y, torch.randn(1, 16, 16)), m.restore(y, torch.randn(1, 16, 16))
+        a, b = m.predict(y, torch.randn(1, 16, 16)), m.predict(y, torch.randn(1, 16, 16))
     assert (a - b).abs().max() > 1e-4
 
 
@@ -156,14 +162,6 @@ def test_config_validation_and_checkpoint_round_trip(tmp_path):
 
 
 # ---- through the restorer, the CLI and the trainer ------------------------------------
-from typer.testing import CliRunner  # noqa: E402
-
-from deblurkit.cli.app import app  # noqa: E402
-from deblurkit.restorer import Restorer, SamplingOptions, sample_generators  # noqa: E402
-from deblurkit.tiling import TileGrid  # noqa: E402
-
-from conftest import save_photo, smooth_image  # noqa: E402
-
 CPU = torch.device("cpu")
 
 

@@ -175,7 +175,7 @@ class Restorer:
             lv = torch.full((z.shape[0],), level, device=z.device)
             y = self._signed(pixels)
             if guidance is not None:  # one per tile; the crops hold each tile's samples in a row
-                guidance = guidance.repeat(z.shape[0] // guidance.regression[0].shape[0])
+                guidance = guidance.repeat(z.shape[0] // guidance.batch)
             with autocast(self.device, self.precision):
                 return self.model.denoise(self._cl(z), lv, self._cl(y), self._cl(x_init), guidance)
 
@@ -418,7 +418,8 @@ class Restorer:
         # reused at every step (None for unguided models).
         guides = None
         if self.model.guidance is not None:
-            guides = [self._guide_tiles(grid.crops(pixels, start, per_batch)) for start in grid.chunk_starts(per_batch)]
+            guides = [self._guide_tiles(grid.crops(pixels, start, per_batch)).for_sampling()
+                      for start in grid.chunk_starts(per_batch)]
 
         def denoise(z: torch.Tensor, level: float) -> torch.Tensor:
             return grid.apply(self._denoise_tiles(level), [z, pixels, x_init], per_batch, guides)

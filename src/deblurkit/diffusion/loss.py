@@ -32,7 +32,7 @@ def dvsr_loss(
     schedule: NoiseSchedule,
     generator: torch.Generator | None = None,
     predictor_weight: float = 0.0,
-    guided: bool = False,
+    guidance_scales: tuple[int, ...] | None = None,
     denoise_weight: float = 1.0,
 ) -> torch.Tensor:
     """Mean L1 noise-prediction error on a batch of (sharp x0, blurry y) in [-1, 1].
@@ -45,13 +45,13 @@ def dvsr_loss(
     gen_device = generator.device if generator is not None else x0.device
     level = sample_training_levels(schedule, n, generator).to(x0.device)
     eps = torch.randn(x0.shape, generator=generator, device=gen_device).to(x0.device)
-    gnoise = _guidance_noise(x0, generator) if guided else None
+    gnoise = _guidance_noise(x0, generator) if guidance_scales else None
     eps_hat, _target, x_init, guidance = model(x0, y, level, eps, gnoise)
     loss = denoise_weight * (eps - eps_hat).abs().mean()
     if predictor_weight > 0:
         loss = loss + predictor_weight * (x_init - x0).abs().mean()
     if guidance is not None:
-        loss = loss + regression_loss(guidance, x0, _scales(model))
+        loss = loss + regression_loss(guidance, x0, guidance_scales)
     return loss
 
 
@@ -63,10 +63,6 @@ def _guidance_noise(x0: torch.Tensor, generator: torch.Generator | None) -> torc
     shape = (x0.shape[0], 1, *x0.shape[-2:])
     return torch.randn(shape, generator=generator, device=gen_device).to(x0.device)
 
-
-def _scales(model: torch.nn.Module) -> tuple[int, ...]:
-    inner = getattr(model, "module", model)  # DDP wraps the model
-    return inner.config.guidance.scales
 
 
 # Training phases: what one step trains. "joint" trains both networks (with the "edm"
@@ -136,7 +132,8 @@ def training_loss(
         if fft_weight > 0:
             raise ValueError("the frequency loss term is only available with the edm objective or phase 'predictor'")
         return dvsr_loss(model, x0, y, schedule, generator, predictor_weight if train_g else 0.0,
-                         guided=config.guidance is not None, denoise_weight=denoise_weight)
+                         guidance_scales=config.guidance.scales if config.guidance is not None else None,
+                         denoise_weight=denoise_weight)
     gen_device = generator.device if generator is not None else x0.device
     sigma = sample_edm_sigmas(x0.shape[0], config.residual_std, generator).to(x0.device)
     eps = torch.randn(x0.shape, generator=generator, device=gen_device).to(x0.device)

@@ -55,6 +55,15 @@ class Guidance:
     biases: list[torch.Tensor | None]  # per denoiser level: added to its encoder features (or None)
     regression: list[torch.Tensor]  # per scale: the grey sharp estimate (B, 1, H/s, W/s)
 
+    @property
+    def batch(self) -> int:
+        return next(b.shape[0] for b in self.biases if b is not None)
+
+    def for_sampling(self) -> "Guidance":
+        """What the denoiser needs at every step: the biases (the regression outputs are
+        for training and --save-guidance only, so a cached guidance need not keep them)."""
+        return Guidance(self.biases, [])
+
     def repeat(self, n: int) -> "Guidance":
         """Each input's guidance repeated n times in a row (for n samples of each tile)."""
         if n == 1:

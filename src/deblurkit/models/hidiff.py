@@ -369,16 +369,13 @@ class HIDiff(nn.Module):
         c = self.condition_encoder(y)
         return c.expand(batch, -1, -1) if c.shape[0] == 1 and batch > 1 else c
 
-    def restore(self, y: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
-        """The deblurred image of y (a tile of it) under `prior` (its image's prior)."""
-        return self.transformer(y, prior)
-
     def forward(self, x0: torch.Tensor, y: torch.Tensor, stage: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
         """Training pass: the loss of `stage` (one forward, so DDP sees every trained parameter)."""
         return stage_one_loss(self, x0, y) if stage == 1 else stage_two_loss(self, x0, y, generator)
 
     # ---- the restorer's protocol ----
     def predict(self, y: torch.Tensor, prior: torch.Tensor | None = None) -> torch.Tensor:
+        """The deblurred image of y (a tile of it) under `prior` (its image's prior)."""
         if prior is None:
             raise ValueError("HI-Diff needs its image prior: predict(y, image_prior(...))")
         return self.transformer(y, prior)
@@ -409,7 +406,7 @@ class HIDiff(nn.Module):
 
 def stage_one_loss(model: HIDiff, x0: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """LE and the transformer together: L1 of the output, LE seeing the sharp image."""
-    return (model.restore(y, model.encode(y, x0)) - x0).abs().float().mean()
+    return (model.predict(y, model.encode(y, x0)) - x0).abs().float().mean()
 
 
 def stage_two_loss(model: HIDiff, x0: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -424,5 +421,5 @@ def stage_two_loss(model: HIDiff, x0: torch.Tensor, y: torch.Tensor, generator: 
     z_T = math.sqrt(ab_T) * z + math.sqrt(1.0 - ab_T) * draws[0]
     c = model.condition_encoder(y)
     z_hat = reverse_chain(model.latent_denoiser, c, z_T, steps, draws[1:])
-    out = model.restore(y, z_hat)
+    out = model.predict(y, z_hat)
     return (out - x0).abs().float().mean() + (z_hat.float() - z).abs().mean()
