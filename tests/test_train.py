@@ -13,6 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from deblurkit.cli.app import app
+from deblurkit.errors import UsageError
 from deblurkit.train import DataSpec, TrainConfig, train
 from deblurkit.weights import load_checkpoint, read_metadata
 
@@ -142,3 +143,24 @@ def test_train_help_describes_every_option_with_its_default(monkeypatch):
     for flag in ("--val-every", "--ckpt-every", "--log-every", "--debug"):
         row = next(line for line in r.output.splitlines() if f"{flag} " in line)
         assert len(row.split(flag, 1)[1].strip(" │<int>")) > 10, row  # a description, not just the name
+
+
+def test_objective_override_switches_the_noise_embedding_with_it():
+    from deblurkit.train.config import EDM_EMBED_SCALE, model_size
+
+    eps = model_size("msgd", "small")
+    edm = model_size("msgd", "small", objective="edm")
+    assert eps.objective == "eps" and edm.objective == "edm"
+    assert edm.denoiser.embed_scale == EDM_EMBED_SCALE != eps.denoiser.embed_scale
+    assert edm.guidance == eps.guidance and edm.residual_std == eps.residual_std
+    assert model_size("dvsr", "medium", objective="eps").denoiser.embed_scale == eps.denoiser.embed_scale
+    assert model_size("icdpm", "small", objective=None) == model_size("icdpm", "small")
+    with pytest.raises(UsageError, match="--objective"):
+        model_size("icdpm", "small", objective="v")
+    with pytest.raises(UsageError, match="--objective"):
+        model_size("hidiff", "small", objective="edm")
+
+
+def test_cli_train_rejects_an_unknown_objective(data_dirs, tmp_path):
+    r = CliRunner().invoke(app, ["train", "--sharp", str(data_dirs / "sharp"), "--objective", "v", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "--objective v" in r.output

@@ -52,6 +52,8 @@ def train_cmd(
     guidance: bool = typer.Option(False, "--guidance", help="dvsr: add MSGD's multiscale structure guidance to the denoiser."),
     guidance_ramp: Optional[int] = typer.Option(
         None, "--guidance-ramp", help="Guided models: steps over which the denoising loss ramps in from 0 (regression-only warm start). \\[default: 6% of --steps]"),
+    objective: Optional[str] = typer.Option(
+        None, "--objective", help="Denoising objective: eps (DDPM noise estimate) or edm (preconditioned image estimate). \\[default: the size's]"),
     size: Optional[str] = typer.Option(None, "--size", help="tiny, small (CPU, v1), medium (CPU, edm denoiser) or base (GPU)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Total optimiser steps. " + _default("steps")),
     batch: Optional[int] = typer.Option(None, "--batch", help="Crops per step (per process). " + _default("batch")),
@@ -84,7 +86,7 @@ def train_cmd(
                          phase=phase, init=str(init) if init is not None else None, val_every=val_every,
                          ckpt_every=ckpt_every, log_every=log_every, data_limit=data_limit, device=device,
                          precision=precision, threads=threads, workers=workers, guidance_ramp=guidance_ramp,
-                         guidance=guidance or None, stage=stage)
+                         guidance=guidance or None, stage=stage, objective=objective)
         d = cfg.to_dict()
         d.update({k: v for k, v in overrides.items() if v is not None})
         if out is not None:

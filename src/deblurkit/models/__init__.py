@@ -1,4 +1,4 @@
-from .config import (ARCHITECTURES, DEFAULT_EMBED_SCALE, DEFAULT_RESIDUAL_STD, GuidanceConfig, ModelConfig, UNetConfig,
+from .config import (ARCHITECTURES, DEFAULT_EMBED_SCALE, DEFAULT_RESIDUAL_STD, OBJECTIVES, GuidanceConfig, ModelConfig, UNetConfig,
                      icdpm_config, msgd_config, tiny_config)
 from .dvsr import DvSR
 from .families import build_model, config_from_dict, config_from_json
@@ -8,6 +8,7 @@ __all__ = [
     "ARCHITECTURES",
     "DEFAULT_EMBED_SCALE",
     "DEFAULT_RESIDUAL_STD",
+    "OBJECTIVES",
     "DvSR",
     "GuidanceConfig",
     "ModelConfig",

@@ -12,7 +12,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from ..errors import UsageError
-from ..models import (DEFAULT_EMBED_SCALE, GuidanceConfig, HIDiffConfig, ModelConfig, UNetConfig, icdpm_config, msgd_config,
+from ..models import (DEFAULT_EMBED_SCALE, OBJECTIVES, GuidanceConfig, HIDiffConfig, ModelConfig, UNetConfig, icdpm_config, msgd_config,
                       tiny_config, tiny_hidiff_config)
 
 E = DEFAULT_EMBED_SCALE
@@ -28,15 +28,18 @@ GUIDANCE_RAMP_FRACTION = 0.06
 CPU_GUIDANCE = GuidanceConfig(scales=(2, 4, 8), channels=16, num_blocks=2)
 
 
-def model_size(arch: str, size: str, guidance: bool = False) -> ModelConfig:
+def model_size(arch: str, size: str, guidance: bool = False, objective: str | None = None) -> ModelConfig:
     """Named sizes. DvSR puts the capacity in the predictor (it runs once) and keeps the
     denoiser small (it runs every step). `guidance`: add MSGD's structure guidance to a
-    DvSR denoiser (arch "msgd" always has it)."""
+    DvSR denoiser (arch "msgd" always has it). `objective`: "eps" or "edm" in place of the
+    size's own (None keeps it)."""
     if arch != "dvsr" and guidance:
         raise UsageError("--guidance is for --arch dvsr (arch msgd always has it, icdpm never)")
     if arch == "hidiff":
+        if objective is not None:
+            raise UsageError("--objective is for the pixel-diffusion families (HI-Diff's latent prior has its own)")
         return _hidiff_sized(size)
-    cfg = _sized(arch, size)
+    cfg = _with_objective(_sized(arch, size), objective)
     if guidance:
         guide = tiny_config(arch, guided=True).guidance if size == "tiny" else _fitting(CPU_GUIDANCE, cfg.denoiser)
         cfg = replace(cfg, guidance=guide)
@@ -54,6 +57,18 @@ def _hidiff_sized(size: str) -> HIDiffConfig:
         return HIDiffConfig(dim=48, blocks=(3, 5, 5, 6), heads=(1, 2, 4, 8), refinement_blocks=4, pixel_shuffle=1,
                             latent_dim=256, encoder_width=64, encoder_blocks=6, denoiser_blocks=5)
     raise UsageError(f"--size {size}: HI-Diff comes in tiny, small or base")
+
+
+def _with_objective(cfg: ModelConfig, objective: str | None) -> ModelConfig:
+    """The config trained with another denoising objective. The two condition on different
+    noise variables (sqrt(alpha_bar) for eps, log(sigma) / 4 for edm), so the noise
+    embedding's scale goes with the objective."""
+    if objective is None or objective == cfg.objective:
+        return cfg
+    if objective not in OBJECTIVES:
+        raise UsageError(f"--objective {objective}: expected one of {', '.join(OBJECTIVES)}")
+    scale = EDM_EMBED_SCALE if objective == "edm" else E
+    return replace(cfg, objective=objective, denoiser=replace(cfg.denoiser, embed_scale=scale))
 
 
 def _fitting(guide: GuidanceConfig, den: UNetConfig) -> GuidanceConfig:
@@ -142,9 +157,12 @@ class TrainConfig:
     # HI-Diff's training stage: 1 (LE + transformer) or 2 (latent DM + transformer, from a
     # stage-one checkpoint given with `init`).
     stage: int = 1
+    # Denoising objective in place of the size's own: "eps" (DvSR Eq. 6 / DDPM) or "edm"
+    # (Karras et al.'s preconditioned x0 estimate, which is usable after far fewer steps).
+    objective: str | None = None
 
     def model_config(self) -> ModelConfig | HIDiffConfig:
-        return model_size(self.arch, self.size, self.guidance)
+        return model_size(self.arch, self.size, self.guidance, self.objective)
 
     def guidance_ramp_steps(self) -> int:
         """Steps of the warm start (0 for unguided models: the denoising weight stays 1)."""
