@@ -245,3 +245,30 @@ def test_api_guidance_maps():
     img = (smooth_image(40, 56) * 255).astype(np.uint8)
     maps = d.guidance_maps(img)
     assert sorted(maps) == [2, 4, 8] and maps[2].shape == (20, 28) and maps[2].dtype == np.float32
+
+
+@pytest.mark.parametrize("args", [["--preset", "fast"], ["--steps", "0"]])
+def test_models_without_a_predictor_refuse_zero_steps(tmp_path, monkeypatch, args):
+    # icDPM / MSGD sample the image itself: 0 steps would write a flat grey image.
+    monkeypatch.chdir(tmp_path)
+    weights = tmp_path / "msgd.safetensors"
+    save_checkpoint(_small_msgd(), weights)
+    save_photo(tmp_path / "a.png", 32, 32)
+    r = CliRunner().invoke(app, ["a.png", "--weights", str(weights), *args])
+    assert r.exit_code != 0
+    lines = [ln for ln in r.output.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and "has no predictor" in lines[0], r.output
+    assert not (tmp_path / "a_deblurred.png").exists()
+
+
+def test_bench_leaves_out_zero_step_presets_for_models_without_a_predictor(tmp_path):
+    weights = tmp_path / "msgd.safetensors"
+    save_checkpoint(_small_msgd(), weights)
+    for i in range(2):
+        save_photo(tmp_path / "sharp" / f"{i}.png", 48, 48, i)
+    r = CliRunner().invoke(app, ["bench", "synthetic", "--sharp", str(tmp_path / "sharp"), "--weights", str(weights),
+                                 "--presets", "blurry,fast,balanced", "--json"])
+    assert r.exit_code == 0, r.output
+    assert "fast left out" in r.output
+    rec = json.loads(r.stdout[r.stdout.index("{"):])
+    assert [m["name"] for m in rec["methods"]] == ["blurry", "balanced"]

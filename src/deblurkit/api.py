@@ -108,6 +108,10 @@ class Deblurrer:
         path), samples and averaging are over prior samples, and the noise ceiling,
         sampler and intermediate estimates do not apply (asking for them is an error).
         """
+        if settings.steps == 0 and not self.restorer.model.has_deterministic_path:
+            what = "--steps 0" if "--steps" in settings.overridden_by else f"preset {settings.preset!r} (0 steps)"
+            raise UsageError(f"{what}: {self.model_name} has no predictor (it samples the image itself); "
+                             "give --steps N or a sampled preset (balanced, perception, distortion)")
         if self.restorer.model.diffuses_pixels:
             return SamplingOptions(settings.steps, settings.noise_ceiling, settings.sampler, settings.samples, settings.flips)
         name = self.model_name

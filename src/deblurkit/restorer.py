@@ -7,8 +7,8 @@ blended into one full-image noise estimate, and the sampler update and the noise
 happen on the full image. Overlapping tiles therefore always agree and no seams form.
 
 Every model family answers the same few questions (DvSR in models/dvsr.py, HI-Diff in
-models/hidiff.py): `diffuses_pixels` (is there an image-space chain), `predict(y, prior)`
-(the deterministic image estimate of a tile), `denoise(...)` (one step of that chain),
+models/hidiff.py): `diffuses_pixels` (is there an image-space chain), `has_deterministic_path`
+(do 0 steps restore anything), `predict(y, prior)` (the deterministic image estimate of a tile), `denoise(...)` (one step of that chain),
 `guide(y)` / `guidance` (per-tile conditioning computed once, MSGD), `image_prior(y, noise,
 steps)` (a per-image prior shared by all tiles, HI-Diff), and the memory estimates
 `activation_bytes_per_pixel()` and `cached_bytes_per_pixel()`.

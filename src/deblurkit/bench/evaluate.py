@@ -64,7 +64,10 @@ def grid_methods(steps: Iterable[int], ceilings: Iterable[float], predictor: boo
 
 def for_model(methods: list[Method], model) -> list[Method]:
     """Presets in the model family's terms (as `Deblurrer.sampling_options`): for a latent-
-    prior model a preset's steps mean the model's own T."""
+    prior model a preset's steps mean the model's own T; a model without a deterministic
+    path (icDPM, MSGD) has no 0-step preset (the runner says which it left out)."""
+    if not model.has_deterministic_path:
+        methods = [m for m in methods if m.steps != 0]
     if model.diffuses_pixels:
         return methods
     T = model.config.latent_steps

@@ -80,7 +80,12 @@ def _methods(c, kernels, model=None) -> list:
         if model is not None:
             if c.sweep and not model.diffuses_pixels:
                 raise UsageError("--sweep explores the image-space chain; this model has none (use --grid T1,T2,...:0.5 for its prior's T; the ceiling is ignored)")
-            methods = for_model(methods, model)
+            kept = for_model(methods, model)
+            left_out = sorted({m.name for m in methods} - {m.name for m in kept})
+            if left_out:
+                err_console.print(f"note: {', '.join(left_out)} left out: this model has no predictor (0 steps restore nothing)",
+                                  highlight=False)
+            methods = kept
     if kernels is not None:  # the true kernels are known: add the classical baselines
         methods = methods[:1] + [Method(b, -1) for b in BASELINES] + methods[1:]
     return methods

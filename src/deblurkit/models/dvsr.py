@@ -44,6 +44,12 @@ class DvSR(nn.Module):
     def multiple(self) -> int:
         return self.config.multiple
 
+    @property
+    def has_deterministic_path(self) -> bool:
+        """Whether 0 steps restore anything: DvSR's predictor does; icDPM / MSGD sample the
+        image itself, and their `predict` is 0."""
+        return self.predictor is not None
+
     def activation_bytes_per_pixel(self) -> float:
         """Rough peak activation bytes per input pixel of one U-Net inference pass."""
         worst = 0.0

@@ -336,6 +336,8 @@ class HIDiff(nn.Module):
     # What the restorer asks every family (see restorer.py): no image-space diffusion; a
     # per-image prior sampled once (`image_prior`) and the image from `predict(y, prior)`.
     diffuses_pixels = False
+    # 0 prior steps: the transformer on LE_DM's prior alone (its deterministic path).
+    has_deterministic_path = True
     guidance = None  # (MSGD's structure guidance belongs to the DvSR family)
     predictor = None
 
