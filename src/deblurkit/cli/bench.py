@@ -59,7 +59,7 @@ COMMON_OPTIONS = [
         None, "--files", help="Only pairs whose names match one of these comma-separated globs, e.g. 'GOPR0372_07_00/0001*'.")),
     _P("crop", _P.KEYWORD_ONLY, annotation=Optional[int], default=typer.Option(None, "--crop", help="Centre-crop each pair to this side.")),
     _P("presets", _P.KEYWORD_ONLY, annotation=str, default=typer.Option(
-        "blurry,fast,distortion,perception", "--presets", help=f"Comma list of: blurry, {', '.join(PRESETS)}.")),
+        "blurry,fast,balanced,distortion,perception", "--presets", help=f"Comma list of: blurry, {', '.join(PRESETS)}.")),
     _P("seed", _P.KEYWORD_ONLY, annotation=int, default=typer.Option(0, "--seed")),
     _P("crops", _P.KEYWORD_ONLY, annotation=Optional[str], default=typer.Option(
         None, "--crops", help="Resolution study: evaluate at these centre-crop sizes, e.g. 64,128,256,full.")),
