@@ -261,7 +261,7 @@ def speed(c, sizes: str, steps: int, preset_size: str | None) -> None:
         table.add_column(col)
     for r in rows:
         table.add_row(r["size"], f"{r['predictor_s']:.2f}", f"{r['denoiser_step_s']:.3f}", f"{r['predictor_gflop']:.0f}",
-                      f"{r['denoiser_step_gflop']:.0f}", f"{r['predictor_gflops']:.0f}", f"{r['denoiser_gflops']:.0f}")
+                      f"{r['denoiser_step_gflop']:.0f}", f"{r['predictor_gflops']:.0f}", "-" if r["denoiser_gflops"] is None else f"{r['denoiser_gflops']:.0f}")
     ptable = Table(title=f"presets at {pw}x{ph}")
     for col in ("preset", "s/image", "images/hour"):
         ptable.add_column(col)
