@@ -272,3 +272,15 @@ def test_bench_leaves_out_zero_step_presets_for_models_without_a_predictor(tmp_p
     assert "fast left out" in r.output
     rec = json.loads(r.stdout[r.stdout.index("{"):])
     assert [m["name"] for m in rec["methods"]] == ["blurry", "balanced"]
+
+
+def test_restorer_refuses_zero_steps_and_validation_logs_no_predictor_for_msgd():
+    from deblurkit.train.loop import validate
+
+    model = _small_msgd().eval()
+    restorer = Restorer(model, torch.device("cpu"))
+    with pytest.raises(ValueError, match="no predictor"):
+        restorer.restore(torch.rand(1, 3, 32, 32), SamplingOptions(steps=0))
+    pair = ((smooth_image(32, 32) * 1.0).astype(np.float32),) * 2
+    scores = validate(model, [pair], torch.device("cpu"), 2, 0)
+    assert "psnr_sampled" in scores and "psnr_blurry" in scores and not any("predictor" in k for k in scores)

@@ -244,6 +244,9 @@ class Restorer:
         of batched convolutions. On CUDA out-of-memory the whole image
         is retried with half the tile size.
         """
+        if options.steps == 0 and not self.model.has_deterministic_path:
+            # icDPM / MSGD: `predict` is 0, so 0 steps would return a flat grey image.
+            raise ValueError("this model has no predictor (it samples the image itself): 0 steps restore nothing")
         S = options.samples if options.steps > 0 else 1
         H, W = image.shape[-2:]
         m = self.multiple

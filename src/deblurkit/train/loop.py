@@ -95,16 +95,20 @@ def build_data(cfg: TrainConfig) -> tuple[Mixture, list[str]]:
 
 @torch.no_grad()
 def validate(model: DvSR, pairs, device, val_steps: int, seed: int) -> dict:
-    """PSNR (dB, RGB) and NIQE of the blurry input, the predictor and (val_steps > 0) one
-    short sampled run; NIQE only where the crops are large enough for it."""
+    """PSNR (dB, RGB) and NIQE of the blurry input, the predictor (for models that have a
+    deterministic path) and (val_steps > 0) one short sampled run; NIQE only where the
+    crops are large enough for it."""
     restorer = Restorer(copy.deepcopy(model), device, tile=512)
-    runs = ["blurry", "predictor"] + (["sampled"] if val_steps > 0 else [])
+    predicts = model.has_deterministic_path
+    runs = ["blurry"] + (["predictor"] if predicts else []) + (["sampled"] if val_steps > 0 else [])
     with_niqe = bool(pairs) and has_enough_blocks(*pairs[0][0].shape[:2])
     scores = {f"{m}_{r}": [] for r in runs for m in (("psnr", "niqe") if with_niqe else ("psnr",))}
     for i, (sharp, blurry) in enumerate(pairs):
         x = torch.from_numpy(sharp).permute(2, 0, 1)[None]
         y = torch.from_numpy(blurry).permute(2, 0, 1)[None]
-        outputs = {"blurry": y, "predictor": restorer.restore(y, SamplingOptions(steps=0)).cpu()}
+        outputs = {"blurry": y}
+        if predicts:
+            outputs["predictor"] = restorer.restore(y, SamplingOptions(steps=0)).cpu()
         if val_steps > 0:
             opts = SamplingOptions(steps=val_steps, noise_ceiling=min(0.9, 10.0 / val_steps))
             outputs["sampled"] = restorer.restore(y, opts, sample_generators(seed, f"val{i}", 1, restorer.device)).cpu()
