@@ -243,7 +243,9 @@ def _mutations():
                                   "base_channels", "channel_mults", "num_res_blocks", "dropout", "in_channels",
                                   "out_channels", "embed_scale", "pixel_shuffle", "bogus")])
     values = st.one_of(st.integers(-10**12, 10**12), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=5),
-                       st.booleans(), st.none(), st.lists(st.integers(-5, 3000), max_size=4), st.just({}), st.just([]))
+                       st.booleans(), st.none(), st.lists(st.integers(-5, 3000), max_size=4), st.builds(dict), st.builds(list))
+    # Fresh empty containers (st.builds), not one shared object: a later mutation into an
+    # earlier one's {} must not make the config refer to itself.
     return st.lists(st.tuples(fields, values), min_size=1, max_size=3)
 
 
