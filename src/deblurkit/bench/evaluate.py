@@ -113,10 +113,13 @@ def evaluate(
     y_channel: bool = False,
     lpips_metric: Callable[[torch.Tensor, torch.Tensor], float] | None = None,
     kernels: dict[str, np.ndarray] | None = None,
+    groups: dict[str, str] | None = None,
 ) -> dict[str, dict]:
     """`pairs`: (name, blurry, sharp) as (1, 3, H, W) tensors in [0, 1]; `kernels`: the
-    true blur kernel per pair name, for the classical baselines."""
+    true blur kernel per pair name, for the classical baselines; `groups`: a label per pair
+    name (e.g. its blur kernel), which adds per-label PSNR/SSIM under "by_group"."""
     scores = {m.name: Scores() for m in methods}
+    by_group: dict[str, dict[str, Scores]] = {m.name: {} for m in methods}
     for name, blurry, sharp in pairs:
         for m in methods:
             t0 = time.perf_counter()
@@ -141,9 +144,18 @@ def evaluate(
             scores[m.name].psnr.append(p)
             scores[m.name].ssim.append(s)
             scores[m.name].seconds.append(dt)
+            if groups is not None:
+                g = by_group[m.name].setdefault(groups[name], Scores())
+                g.psnr.append(p)
+                g.ssim.append(s)
             if on_result:
                 on_result(name, m.name, p, s)
-    return {k: v.summary() for k, v in scores.items()}
+    out = {k: v.summary() for k, v in scores.items()}
+    if groups is not None:
+        for k, gs in by_group.items():
+            out[k]["by_group"] = {g: {"psnr": round(float(np.mean(v.psnr)), 3), "ssim": round(float(np.mean(v.ssim)), 4),
+                                      "n": len(v.psnr)} for g, v in gs.items()}
+    return out
 
 
 def environment(device: torch.device) -> dict:

@@ -91,7 +91,8 @@ def _methods(c, kernels, model=None) -> list:
     return methods
 
 
-def _run(c, dataset: str, loaded: list[tuple[str, np.ndarray, np.ndarray]], extra: dict, kernels=None):
+def _run(c, dataset: str, loaded: list[tuple[str, np.ndarray, np.ndarray]], extra: dict, kernels=None,
+         groups: dict[str, str] | None = None, group_info: dict[str, dict] | None = None):
     _methods(c, kernels)  # bad flags fail before the model is loaded
     restorer, resolved = _load_model(c)
     methods = _methods(c, kernels, restorer.model)
@@ -106,7 +107,7 @@ def _run(c, dataset: str, loaded: list[tuple[str, np.ndarray, np.ndarray]], extr
                           f"device {restorer.device}", highlight=False)
         return evaluate(restorer, pairs, methods, c.seed,
                         on_result=lambda n, m, p, s: err_console.print(f"  {n} {m}: PSNR {p:.2f} SSIM {s:.4f}", highlight=False, markup=False),
-                        y_channel=c.y_channel, lpips_metric=lpips_metric, kernels=kernels)
+                        y_channel=c.y_channel, lpips_metric=lpips_metric, kernels=kernels, groups=groups)
 
     digest = sha256_of(resolved.path)  # hashed once: the record and the registry lookup share it
     seen = trained_on_overlap(_registry_entry(resolved, digest), [n for n, _, _ in loaded])
@@ -150,6 +151,8 @@ def _run(c, dataset: str, loaded: list[tuple[str, np.ndarray, np.ndarray]], extr
                           "n/a (< 2 blocks of 96 px)" if r["niqe"] is None else f"{r['niqe']:.3f}",
                           "n/a" if r["lpips"] is None else f"{r['lpips']:.4f}", f"{r['seconds_per_image']:.2f}")
         con.print(table)
+        if groups is not None:
+            _print_groups(con, dataset, methods, results, group_info or {})
         record["methods"] = [{"name": m.name, "steps": m.steps, "samples": m.samples, "average": m.average,
                               "noise_ceiling": m.options().noise_ceiling if m.steps > 0 else None, "sampler": m.sampler,
                               "flips": m.flips,
@@ -165,6 +168,25 @@ def _run(c, dataset: str, loaded: list[tuple[str, np.ndarray, np.ndarray]], extr
         write_atomic(c.output, (json.dumps(record, indent=2) + "\n").encode())
     if c.json_out:
         typer.echo(json.dumps(record, indent=2))
+
+
+def _print_groups(con, dataset, methods, results, group_info: dict[str, dict]) -> None:
+    """PSNR per group (kernel) and method, and each method's gain over the blurry input."""
+    labels = list(results[methods[0].name]["by_group"])
+    table = Table(title=f"{dataset}: PSNR (dB) per kernel, gain over blurry in brackets")
+    table.add_column("kernel")
+    table.add_column("size")
+    for m in methods:
+        table.add_column(m.name)
+    base = results["blurry"]["by_group"] if "blurry" in results else None
+    for g in labels:
+        cells = []
+        for m in methods:
+            v = results[m.name]["by_group"][g]["psnr"]
+            cells.append(f"{v:.2f}" + (f" ({v - base[g]['psnr']:+.2f})" if base and m.name != "blurry" else ""))
+        info = group_info.get(g, {})
+        table.add_row(Path(g).name, str(info.get("size", "")), *cells)
+    con.print(table)
 
 
 def select(items: list, c, name=lambda x: x.name) -> list:
@@ -210,28 +232,70 @@ def _read_pairs(pairs: list[Pair], c):
     return out
 
 
-def synthetic(c, sharp: Path, blur_seed: int, baselines: bool) -> None:
-    from ..data import apply_blur
-
+def _sharp_photos(sharp: Path, c) -> list[tuple[int, Path]]:
+    """(index in the whole folder, path) of the selected photos: a photo keeps its blur
+    (seeded by that index) whatever --files/--skip/--limit select."""
     if not sharp.is_dir():
         raise UsageError(f"{sharp}: not a directory of sharp photos")
     every = sorted(p for p in sharp.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
     if not every:
         raise UsageError(f"{sharp}: no images found")
-    # A photo keeps its blur (seeded by its index in the whole folder) whatever is selected.
     chosen = select(list(enumerate(every)), c, name=lambda x: str(x[1].relative_to(sharp)))
     if not chosen:
         raise UsageError(f"{sharp}: no images left after --files/--skip")
+    return chosen
+
+
+def kernels_bench(c, kernel_dir: Path, sharp: Path, noise: float, linear: bool, threshold: float, centre: bool,
+                  blur_seed: int, baselines: bool) -> None:
+    """Photo i (its index in the whole folder) blurred by kernel i mod K."""
+    from .kernels import blur_with_kernel, load_kernels
+
+    if not (0 <= noise <= 1):
+        raise UsageError(f"--noise {noise}: expected a standard deviation in [0, 1]")
+    if not (0 <= threshold < 1):
+        raise UsageError(f"--kernel-threshold {threshold}: expected a fraction of the maximum in [0, 1)")
+    kernels = load_kernels(kernel_dir, threshold, centre)
+    chosen = _sharp_photos(sharp, c)
+    loaded, true_kernels, groups = [], {}, {}
+    for i, f in chosen:
+        k = kernels[i % len(kernels)]
+        img = read_image(f).rgb
+        u8 = np.round(img * 255).astype(np.uint8)
+        blurry = blur_with_kernel(u8, k.array, noise, np.random.default_rng([blur_seed, i]), linear)
+        name = str(f.relative_to(sharp))
+        loaded.append((name, _centre(blurry, c.crop), _centre(u8.astype(np.float32) / 255.0, c.crop)))
+        true_kernels[name], groups[name] = k.array, k.name
+    info = {k.name: {"size": f"{k.array.shape[1]}x{k.array.shape[0]}", "extent": k.extent, "centroid_offset": k.offset}
+            for k in kernels}
+    extra = {"sharp": str(sharp), "kernels": str(kernel_dir), "kernel_count": len(kernels), "noise": noise,
+             "linear": linear, "kernel_threshold": threshold, "centred": centre, "blur_seed": blur_seed,
+             "protocol": ("photo i by kernel i mod K; true convolution of the stored 8-bit values"
+                          + (" in linear light" if linear else "") + f", Gaussian noise std {noise}, rounded to 8 bits; "
+                          "the whole photo is blurred, then centre-cropped"),
+             "kernel_info": info}
+    _run(c, "kernels", loaded, extra, kernels=true_kernels if baselines else None, groups=groups, group_info=info)
+
+
+def synthetic(c, sharp: Path, blur_seed: int, baselines: bool, blur_model: str = "legacy") -> None:
+    from ..data.blur import apply_blur, blur_model as named_blur
+
+    try:
+        cfg = named_blur(blur_model)
+    except ValueError as e:
+        raise UsageError(f"--blur-model: {e}") from None
+    chosen = _sharp_photos(sharp, c)
     loaded, kernels = [], {}
     for i, f in chosen:
         # --crop crops the sharp photo before blurring (fast); a --crops study blurs the whole
         # photo once and crops the same blurred image at every size.
         img = read_image(f).rgb if c.crops else _centre(read_image(f).rgb, c.crop)
-        res = apply_blur(img, np.random.default_rng([blur_seed, i]))
+        res = apply_blur(img, np.random.default_rng([blur_seed, i]), cfg)
         name = str(f.relative_to(sharp))
         loaded.append((name, res.blurry, img))
         kernels[name] = res.kernels[0]
-    _run(c, "synthetic", loaded, {"sharp": str(sharp), "blur_seed": blur_seed}, kernels=kernels if baselines else None)
+    _run(c, "synthetic", loaded, {"sharp": str(sharp), "blur_seed": blur_seed, "blur_model": blur_model},
+         kernels=kernels if baselines else None)
 
 
 def speed(c, sizes: str, steps: int, preset_size: str | None) -> None:

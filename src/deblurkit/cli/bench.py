@@ -172,11 +172,32 @@ def synthetic(
     sharp: Path = typer.Option(..., "--sharp", help="Folder of sharp photos (searched recursively)."),
     blur_seed: int = typer.Option(1234, "--blur-seed", help="Seed of the synthetic blur (image i uses [seed, i])."),
     baselines: bool = typer.Option(False, "--baselines", help="Add Wiener and Richardson-Lucy with the true kernel (needs scikit-image)."),
+    blur_model: str = typer.Option("legacy", "--blur-model", help="legacy (v1-v6's model; the records compare on it) or handheld (real hand shake)."),
     c: Common = None,
 ):
     from ..bench import runner
 
-    runner.synthetic(c, sharp, blur_seed, baselines)
+    runner.synthetic(c, sharp, blur_seed, baselines, blur_model)
+
+
+@bench_app.command("kernels", help="Sharp photos blurred by real measured kernels (photo i by kernel i mod K), "
+                   "as the Levin / Sun / Lai benchmarks make theirs; per-kernel rows and the mean.")
+@with_common_options
+def kernels(
+    kernel_dir: Path = typer.Option(..., "--kernels", help="Folder of kernels: PNG, .npy or .mat (one 2-D array each)."),
+    sharp: Path = typer.Option(..., "--sharp", help="Folder of sharp photos (searched recursively)."),
+    noise: float = typer.Option(0.01, "--noise", help="Std of the Gaussian noise added after the blur (in [0, 1] units)."),
+    linear: bool = typer.Option(False, "--linear", help="Blur in linear light instead of the stored 8-bit values."),
+    threshold: float = typer.Option(0.05, "--kernel-threshold", help="Zero kernel values below this fraction of its maximum (estimation noise), then normalise."),
+    keep_offset: bool = typer.Option(False, "--keep-offset", help="Convolve with the kernels as stored (default: centred on their centroid)."),
+    blur_seed: int = typer.Option(1234, "--blur-seed", help="Seed of the noise (photo i uses [seed, i])."),
+    baselines: bool = typer.Option(False, "--baselines", help="Add Wiener and Richardson-Lucy with the true kernel (needs scikit-image)."),
+    c: Common = None,
+):
+    from ..bench import runner
+
+    check_seed(blur_seed)
+    runner.kernels_bench(c, kernel_dir, sharp, noise, linear, threshold, not keep_offset, blur_seed, baselines)
 
 
 

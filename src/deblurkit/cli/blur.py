@@ -12,18 +12,19 @@ from .app import app
 from .common import check_new_output, check_seed, err_console, report
 
 
-@app.command("blur", help="Blur a sharp photo with the synthetic camera-shake model (deterministic given --seed).")
+@app.command("blur", help="Blur a sharp photo with the synthetic blur model: real hand shake by default (deterministic given --seed).")
 def blur_cmd(
     sharp: Path = typer.Argument(..., help="A sharp photo."),
     output: Path = typer.Option(..., "-o", "--output", help="Where to write the blurry image."),
     seed: int = typer.Option(0, "--seed", help="Fully determines kernel(s), noise and JPEG step."),
     save_kernel: Optional[Path] = typer.Option(None, "--save-kernel", help="Also write the (first) kernel as a PNG (scaled to its max)."),
     no_noise: bool = typer.Option(False, "--no-noise", help="Blur only: no sensor noise, no JPEG round trip."),
+    blur_model: str = typer.Option("handheld", "--blur-model", help="handheld (real hand shake: rotation paths up to 120 px, spatially varying) or legacy (v1-v6's model)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
 ):
     import numpy as np
 
-    from ..data import BlurConfig, apply_blur
+    from ..data.blur import apply_blur, blur_model as named_blur
     from ..io import encode_image, format_for, read_image, write_atomic
 
     try:
@@ -34,8 +35,12 @@ def blur_cmd(
             raise UsageError(f"{output}: would overwrite the input")
         if save_kernel is not None:
             check_new_output(save_kernel, overwrite, "--save-kernel", (sharp, output))
+        try:
+            cfg = named_blur(blur_model)
+        except ValueError as e:
+            raise UsageError(f"--blur-model: {e}") from None
         img = read_image(sharp)
-        res = apply_blur(img.rgb, np.random.default_rng(seed), BlurConfig(), noise=not no_noise)
+        res = apply_blur(img.rgb, np.random.default_rng(seed), cfg, noise=not no_noise)
         write_atomic(output, encode_image(res.blurry, format_for(output), icc_profile=img.icc_profile, exif=img.exif))
         if save_kernel is not None:
             k = res.kernels[0]

@@ -54,6 +54,8 @@ def train_cmd(
         None, "--guidance-ramp", help="Guided models: steps over which the denoising loss ramps in from 0 (regression-only warm start). \\[default: 6% of --steps]"),
     objective: Optional[str] = typer.Option(
         None, "--objective", help="Denoising objective: eps (DDPM noise estimate) or edm (preconditioned image estimate). \\[default: the size's]"),
+    blur_model: Optional[str] = typer.Option(
+        None, "--blur-model", help="Synthetic blur for --sharp: handheld (real hand shake: variable-speed rotation paths up to 120 px) or legacy (v1-v6's). \\[default: handheld]"),
     size: Optional[str] = typer.Option(None, "--size", help="tiny, small (CPU, v1), medium (CPU, edm denoiser) or base (GPU)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Total optimiser steps. " + _default("steps")),
     batch: Optional[int] = typer.Option(None, "--batch", help="Crops per step (per process). " + _default("batch")),
@@ -86,7 +88,7 @@ def train_cmd(
                          phase=phase, init=str(init) if init is not None else None, val_every=val_every,
                          ckpt_every=ckpt_every, log_every=log_every, data_limit=data_limit, device=device,
                          precision=precision, threads=threads, workers=workers, guidance_ramp=guidance_ramp,
-                         guidance=guidance or None, stage=stage, objective=objective)
+                         guidance=guidance or None, stage=stage, objective=objective, blur_model=blur_model)
         d = cfg.to_dict()
         d.update({k: v for k, v in overrides.items() if v is not None})
         if out is not None:
@@ -114,6 +116,7 @@ def train_cmd(
         if cfg.guidance_ramp is not None and cfg.guidance_ramp < 0:
             raise UsageError(f"--guidance-ramp {cfg.guidance_ramp}: must be >= 0 steps")
         cfg.model_config()  # validates arch/size before any data is loaded
+        cfg.blur_config()
         if cfg.phase not in PHASES:
             raise UsageError(f"--phase {cfg.phase}: expected {', '.join(PHASES)}")
         if cfg.val is not None and not Path(cfg.val).is_dir():

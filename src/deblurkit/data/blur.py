@@ -3,9 +3,14 @@
 Everything is driven by one `numpy.random.Generator`, so a seed fully determines the
 kernel(s), the noise and the JPEG step.
 
-Camera-shake kernels follow the spirit of Boracchi & Foi (2012): a 2-D trajectory
-integrated from a velocity with inertia, random jitter and occasional abrupt jerks,
-scaled to a random length and splatted with sub-pixel (bilinear) weights.
+Two blur models (`BLUR_MODELS`):
+- "handheld" (the default for training since dvsr-medium-v7): real hand shake as
+  `shake.py` models it (variable-speed rotation paths sampled in time, up to 120 px,
+  spatially varying through the camera's homographies for part of the samples), then
+  sRGB-domain Gaussian noise and 8-bit values as in real files;
+- "legacy" (`BlurConfig()`, what dvsr-medium-v1..v6 learned and `deblur bench synthetic`
+  keeps measuring by default): a constant-speed 2-D trajectory in the spirit of Boracchi &
+  Foi (2012), 3-30 px in a 41 px support, with a two-kernel blend for spatial variation.
 Blur is applied to linear intensities (sRGB gamma undone), with highlights lifted above
 the clipping point first so saturated lights streak as they do in real photographs;
 shot and read noise follow the blur; an optional JPEG round trip comes last.
@@ -17,6 +22,8 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+
+from .shake import ShakeConfig, handheld_kernel, local_kernel_blur, random_rotation_shake
 
 
 CLIPPED = 1.0 - 0.5 / 255  # at or above this sRGB value a pixel counts as saturated
@@ -36,6 +43,35 @@ class BlurConfig:
     read_noise: tuple[float, float] = (0.0, 0.01)  # standard deviation
     p_jpeg: float = 0.3
     jpeg_quality: tuple[int, int] = (70, 95)
+    # "trajectory" (legacy constant-speed walk) or "handheld" (shake.py).
+    shake: str = "trajectory"
+    handheld: ShakeConfig = ShakeConfig()
+    # Gaussian noise added to the sRGB values (as the standard benchmarks do), then 8 bits.
+    p_srgb_noise: float = 0.0
+    srgb_noise: tuple[float, float] = (0.0, 0.02)
+    quantize: bool = False
+
+
+# The named blur models `deblur train / blur / bench synthetic --blur-model` take.
+BLUR_MODELS = {
+    "legacy": BlurConfig(),
+    "handheld": BlurConfig(shake="handheld", p_spatially_varying=0.0, p_motion=0.8, p_defocus=0.1,
+                           p_srgb_noise=0.6, quantize=True),
+}
+
+
+def blur_model(name: str) -> BlurConfig:
+    try:
+        return BLUR_MODELS[name]
+    except KeyError:
+        raise ValueError(f"unknown blur model {name!r} (expected {', '.join(BLUR_MODELS)})") from None
+
+
+def blur_margin(cfg: BlurConfig) -> int:
+    """Context needed around a crop so its blur sees real pixels (half the largest kernel)."""
+    if cfg.shake == "handheld":
+        return int(cfg.handheld.extent[1] * 0.75) + 4  # a path's centroid may sit off its middle
+    return cfg.kernel_size // 2 + 4
 
 
 def _uniform(rng, lo_hi):
@@ -101,6 +137,8 @@ def gaussian_kernel(sigma: float, size: int = 41) -> np.ndarray:
 
 def random_kernel(rng: np.random.Generator, cfg: BlurConfig = BlurConfig()) -> tuple[np.ndarray, str]:
     u = rng.random()
+    if u < cfg.p_motion and cfg.shake == "handheld":
+        return handheld_kernel(rng, cfg.handheld), "motion"
     if u < cfg.p_motion:
         return trajectory_kernel(rng, _uniform(rng, cfg.motion_length), cfg.kernel_size), "motion"
     if u < cfg.p_motion + cfg.p_defocus:
@@ -148,6 +186,13 @@ def apply_blur(
         kernels, kinds = [kernel], ["given"]
         out = convolve(lin, kernel)
         varying = False
+    elif cfg.shake == "handheld" and rng.random() < cfg.p_motion * cfg.handheld.p_rotation:
+        # Rotational shake: the exact local kernels of the camera's homographies, blended.
+        shake = random_rotation_shake(rng, *lin.shape[:2], cfg.handheld)
+        # Grid nodes every grid_px (3 x 3 for a training crop), at most 9 x 9 on a large photo.
+        spacing = max(cfg.handheld.grid_px, int(np.ceil(max(lin.shape[:2]) / 8)))
+        out, kernels = local_kernel_blur(lin, shake, spacing)
+        kinds, varying = ["rotation"], True
     else:
         k1, kind1 = random_kernel(rng, cfg)
         kernels, kinds = [k1], [kind1]
@@ -173,11 +218,18 @@ def apply_blur(
         out = np.clip(out + sigma * rng.standard_normal(out.shape).astype(np.float32), 0.0, 1.0)
     srgb = linear_to_srgb(out).astype(np.float32)
 
+    if noise and rng.random() < cfg.p_srgb_noise:
+        # After the camera's processing: the noise the standard benchmarks add (and that a
+        # denoising ISP leaves), on the sRGB values.
+        sd = _uniform(rng, cfg.srgb_noise)
+        srgb = np.clip(srgb + sd * rng.standard_normal(srgb.shape).astype(np.float32), 0.0, 1.0)
     if noise and rng.random() < cfg.p_jpeg:
         q = int(rng.integers(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1))
         u8 = np.round(srgb * 255).astype(np.uint8)
         ok, buf = cv2.imencode(".jpg", u8, [cv2.IMWRITE_JPEG_QUALITY, q])
         srgb = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED).astype(np.float32) / 255.0
+    if cfg.quantize:
+        srgb = (np.round(srgb * 255) / 255).astype(np.float32)
     return BlurResult(srgb, kernels, kinds, varying)
 
 

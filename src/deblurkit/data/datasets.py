@@ -16,9 +16,7 @@ import numpy as np
 
 from ..errors import ImageReadError
 from ..io import IMAGE_EXTENSIONS, read_image
-from .blur import BlurConfig, apply_blur
-
-BLUR_MARGIN = 24  # extra context around a crop so the blur kernel sees real pixels
+from .blur import BlurConfig, apply_blur, blur_margin
 
 
 def _list_images(root: Path) -> list[Path]:
@@ -88,7 +86,8 @@ class SharpFolder:
     def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         img = self.images[int(rng.integers(len(self.images)))]
         h, w = img.shape[:2]
-        size = min(self.crop + 2 * BLUR_MARGIN, h, w)
+        # Extra context around the crop so the blur sees real pixels, not reflections.
+        size = min(self.crop + 2 * blur_margin(self.blur), h, w)
         top, left = _random_crop_box(rng, h, w, size)
         sharp = img[top : top + size, left : left + size].astype(np.float32) / 255.0
         blurry = apply_blur(sharp, rng, self.blur).blurry
@@ -182,7 +181,7 @@ def validation_pairs(root: str | Path, crop: int = 192, seed: int = 1234, limit:
         if a is None or min(a.shape[:2]) < crop:
             continue
         h, w = a.shape[:2]
-        size = min(crop + 2 * BLUR_MARGIN, h, w)
+        size = min(crop + 2 * blur_margin(blur), h, w)
         top, left = (h - size) // 2, (w - size) // 2
         sharp = a[top : top + size, left : left + size].astype(np.float32) / 255.0
         blurry = apply_blur(sharp, np.random.default_rng([seed, i]), blur).blurry

@@ -19,6 +19,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from ..errors import ImageReadError, UsageError
+from .blur import BlurConfig
 from .datasets import PairedFolder, SharpFolder
 
 PACK_KEY = "deblur.pack"
@@ -79,7 +80,7 @@ def write_pack(out: Path, sources: list[tuple[str, str, float]], quality: int = 
     return info
 
 
-def read_pack(path: Path, crop: int, limit: int | None = None) -> list[tuple[SharpFolder | PairedFolder, float, str]]:
+def read_pack(path: Path, crop: int, limit: int | None = None, blur: BlurConfig = BlurConfig()) -> list[tuple[SharpFolder | PairedFolder, float, str]]:
     """The pack's sources as in-memory datasets: (dataset, weight, note) each."""
     try:
         with safe_open(str(path), framework="pt") as f:
@@ -91,7 +92,7 @@ def read_pack(path: Path, crop: int, limit: int | None = None) -> list[tuple[Sha
                 n = min(int(src["count"]), limit or int(src["count"]))
                 name = f"{path}: {src['path']}"
                 if src["kind"] == "sharp":
-                    ds = SharpFolder.from_arrays([_decode(f.get_tensor(f"{i}/{j}"), name) for j in range(n)], crop, name)
+                    ds = SharpFolder.from_arrays([_decode(f.get_tensor(f"{i}/{j}"), name) for j in range(n)], crop, name, blur)
                     note = f"{name}: {len(ds)} sharp images (synthetic blur), {ds.skipped} skipped"
                 else:
                     pairs = [(_decode(f.get_tensor(f"{i}/{j}/sharp"), name), _decode(f.get_tensor(f"{i}/{j}/blur"), name))

@@ -160,6 +160,17 @@ class TrainConfig:
     # Denoising objective in place of the size's own: "eps" (DvSR Eq. 6 / DDPM) or "edm"
     # (Karras et al.'s preconditioned x0 estimate, which is usable after far fewer steps).
     objective: str | None = None
+    # The synthetic blur for the sharp sources: "handheld" (real hand shake, shake.py) or
+    # "legacy" (what dvsr-medium-v1..v6 trained on; configs written before this field).
+    blur_model: str = "handheld"
+
+    def blur_config(self):
+        from ..data.blur import blur_model
+
+        try:
+            return blur_model(self.blur_model)
+        except ValueError as e:
+            raise UsageError(f"--blur-model: {e}") from None
 
     def model_config(self) -> ModelConfig | HIDiffConfig:
         return model_size(self.arch, self.size, self.guidance, self.objective)

@@ -74,14 +74,14 @@ def build_data(cfg: TrainConfig) -> tuple[Mixture, list[str]]:
     sources, notes = [], []
     for spec in cfg.data:
         if spec.kind == "sharp":
-            ds = SharpFolder(spec.path, cfg.crop, limit=cfg.data_limit)
-            notes.append(f"{spec.path}: {len(ds)} sharp images (synthetic blur), {ds.skipped} skipped")
+            ds = SharpFolder(spec.path, cfg.crop, cfg.blur_config(), limit=cfg.data_limit)
+            notes.append(f"{spec.path}: {len(ds)} sharp images ({cfg.blur_model} synthetic blur), {ds.skipped} skipped")
         elif spec.kind == "pairs":
             ds = PairedFolder(spec.path, cfg.crop, limit=cfg.data_limit)
             notes.append(f"{spec.path}: {len(ds)} real pairs, {ds.skipped} skipped")
         elif spec.kind == "pack":
             # A packed file brings its own sources and mixing weights (scaled by this spec's).
-            for ds, weight, note in read_pack(Path(spec.path), cfg.crop, cfg.data_limit):
+            for ds, weight, note in read_pack(Path(spec.path), cfg.crop, cfg.data_limit, cfg.blur_config()):
                 sources.append(Source(ds, weight * spec.weight))
                 notes.append(note)
             continue

@@ -1,0 +1,153 @@
+"""The hand-shake blur model: each property that makes it real, checked on its own."""
+
+import numpy as np
+import pytest
+
+from deblurkit.data.blur import BlurConfig, apply_blur, blur_margin, blur_model, convolve
+from deblurkit.data.datasets import SharpFolder
+from deblurkit.data.shake import (RotationShake, ShakeConfig, camera_homographies, extent_of, handheld_kernel,
+                                  homography_blur, local_kernel_blur, random_rotation_shake, render_kernel, shake_path)
+
+from conftest import smooth_image
+
+
+def _constant_speed(path: np.ndarray) -> np.ndarray:
+    """The same curve walked at constant speed (what a renormalised-velocity walk gives)."""
+    s = np.concatenate([[0], np.cumsum(np.linalg.norm(np.diff(path, axis=0), axis=1))])
+    u = np.linspace(0, s[-1], len(path))
+    return np.stack([np.interp(u, s, path[:, 0]), np.interp(u, s, path[:, 1])], axis=1)
+
+
+def _peakiness(k: np.ndarray) -> float:
+    return float(k.max() / k[k > 0.05 * k.max()].mean())
+
+
+def test_weight_along_the_path_follows_dwell_time():
+    ratios = []
+    for seed in range(12):
+        path = shake_path(np.random.default_rng(seed), extent=60.0)
+        ratios.append(_peakiness(render_kernel(path, 0.5)) / _peakiness(render_kernel(_constant_speed(path), 0.5)))
+    # Sampled uniformly in time, the slow parts of the path get the bright knots that a
+    # constant-speed walk of the same curve lacks.
+    assert np.median(ratios) > 1.3
+    # Pointwise too: where the camera moves slowly the kernel is brighter than where it is fast.
+    path = shake_path(np.random.default_rng(3), extent=60.0)
+    k = render_kernel(path, 0.0, centre=False)
+    speed = np.linalg.norm(np.gradient(path, axis=0), axis=1)
+    half = k.shape[0] // 2
+    px = np.round(path).astype(int) + half
+    value = k[px[:, 1], px[:, 0]]
+    slow, fast = speed < np.percentile(speed, 10), speed > np.percentile(speed, 90)
+    assert value[slow].mean() > 2 * value[fast].mean()
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_the_whole_path_fits_a_support_sized_to_it(seed):
+    rng = np.random.default_rng(seed)
+    extent = float(rng.uniform(3, 120))
+    k = handheld_kernel(rng, extent=extent)
+    assert k.ndim == 2 and k.shape[0] == k.shape[1] and k.shape[0] % 2 == 1
+    assert abs(float(k.sum()) - 1) < 1e-5 and (k >= 0).all()
+    # Nothing touches the border (nothing was cut off), and the support is not padded far
+    # beyond the path: at most the optical blur's 3 sigma and a few pixels each side.
+    assert k[0].max() == 0 and k[-1].max() == 0 and k[:, 0].max() == 0 and k[:, -1].max() == 0
+    ys, xs = np.nonzero(k > k.max() * 1e-3)
+    seen = max(ys.max() - ys.min(), xs.max() - xs.min())
+    assert extent - 1 <= seen <= extent + 6
+    assert k.shape[0] <= 2 * extent + 12
+    # Centred on its centroid: a shake does not move the photo.
+    g = np.arange(k.shape[0]) - k.shape[0] // 2
+    assert abs(float((k.sum(0) * g).sum())) < 0.51 and abs(float((k.sum(1) * g).sum())) < 0.51
+
+
+def test_strengths_mix_small_and_large_shakes():
+    cfg = ShakeConfig()
+    extents = [extent_of(shake_path(np.random.default_rng(s), cfg=cfg)) for s in range(300)]
+    assert min(extents) >= cfg.extent[0] - 1e-6 and max(extents) <= cfg.extent[1] + 1e-6
+    assert np.mean(np.array(extents) < 10) > 0.2  # small blur stays common
+    assert np.mean(np.array(extents) > 60) > 0.1  # and large shakes are there
+
+
+def test_pure_translation_homographies_equal_the_convolution_with_their_kernel():
+    img = smooth_image(96, 112, seed=1)
+    path = shake_path(np.random.default_rng(7), extent=12.0)
+    hs = np.repeat(np.eye(3)[None], len(path), axis=0)
+    hs[:, 0, 2], hs[:, 1, 2] = path[:, 0], path[:, 1]
+    exact = homography_blur(img, hs)
+    kernel = render_kernel(path, 0.0, centre=False)
+    conv = convolve(img, kernel)
+    m = kernel.shape[0]  # away from the borders, where the two pad differently
+    np.testing.assert_allclose(exact[m:-m, m:-m], conv[m:-m, m:-m], atol=2e-5)
+    # The fast renderer is exact too when every local kernel is the same.
+    fast, kernels = local_kernel_blur(img, RotationShake(hs, 0.0), spacing=32)
+    np.testing.assert_allclose(fast, conv, atol=2e-5)
+    assert all(np.array_equal(k, kernel) for k in kernels)
+
+
+def _roll_only(h, w, degrees):
+    t = np.linspace(-0.5, 0.5, 512)
+    angles = np.zeros((len(t), 3))
+    angles[:, 2] = np.radians(degrees) * t
+    return RotationShake(camera_homographies(angles, focal=float(w), principal=(w / 2, h / 2)), 0.0)
+
+
+def test_rotation_blurs_the_corners_more_than_the_centre():
+    h, w = 128, 160
+    shake = _roll_only(h, w, 6.0)
+    centre, corner = shake.kernel_at(w / 2, h / 2), shake.kernel_at(0, 0)
+    def spread(k):
+        ys, xs = np.nonzero(k > 1e-3 * k.max())
+        return max(np.ptp(ys), np.ptp(xs))
+    assert spread(centre) <= 2
+    assert spread(corner) > 8  # ~ radius 102 px x 0.105 rad
+    # And the photo shows it: the centre stays sharp, the corners do not.
+    img = smooth_image(h, w, seed=2)
+    out, _ = local_kernel_blur(img, shake, spacing=32)
+    diff = np.abs(out - img).mean(axis=2)
+    assert diff[h // 2 - 8 : h // 2 + 8, w // 2 - 8 : w // 2 + 8].mean() < 0.3 * diff[:16, :16].mean()
+
+
+def test_fast_rendering_matches_the_exact_homography_average():
+    img = smooth_image(128, 128, seed=4)
+    shake = random_rotation_shake(np.random.default_rng(11), 128, 128, extent=14.0)
+    shake = RotationShake(shake.homographies, 0.0)
+    exact = homography_blur(img, shake.homographies)
+    fast, _ = local_kernel_blur(img, shake, spacing=32)
+    m = 16
+    err = np.abs(exact[m:-m, m:-m] - fast[m:-m, m:-m])
+    assert err.mean() < 4e-3 and err.max() < 0.05  # measured: mean ~1e-3 on this picture
+
+
+def test_the_seed_decides_everything():
+    img = smooth_image(160, 160, seed=5)
+    cfg = blur_model("handheld")
+    for seed in range(6):
+        a, b = apply_blur(img, np.random.default_rng(seed), cfg), apply_blur(img, np.random.default_rng(seed), cfg)
+        np.testing.assert_array_equal(a.blurry, b.blurry)
+        assert a.kinds == b.kinds and all(np.array_equal(x, y) for x, y in zip(a.kernels, b.kernels))
+    c = apply_blur(img, np.random.default_rng(99), cfg)
+    assert np.abs(a.blurry - c.blurry).max() > 1e-3
+
+
+def test_handheld_output_is_on_the_8_bit_grid_and_uses_every_kind():
+    img = smooth_image(96, 96, seed=6)
+    cfg = blur_model("handheld")
+    kinds = set()
+    for seed in range(40):
+        r = apply_blur(img, np.random.default_rng(seed), cfg)
+        np.testing.assert_allclose(r.blurry * 255, np.round(r.blurry * 255), atol=1e-3)
+        kinds.update(r.kinds)
+    assert {"motion", "rotation"} <= kinds and kinds & {"defocus", "gaussian"}
+
+
+def test_legacy_model_is_unchanged_by_default():
+    assert BlurConfig() == blur_model("legacy") and BlurConfig().shake == "trajectory"
+    assert blur_margin(BlurConfig()) == 24  # the margin every earlier model trained with
+    assert blur_margin(blur_model("handheld")) >= 60  # half a 120 px path
+
+
+def test_training_crops_get_context_for_large_kernels():
+    img = np.round(smooth_image(400, 400) * 255).astype(np.uint8)
+    ds = SharpFolder.from_arrays([img], 128, "x", blur_model("handheld"))
+    sharp, blurry = ds.sample(np.random.default_rng(0))
+    assert sharp.shape == blurry.shape == (128, 128, 3)
