@@ -218,7 +218,7 @@ def apply_blur(
         out = np.clip(out + sigma * rng.standard_normal(out.shape).astype(np.float32), 0.0, 1.0)
     srgb = linear_to_srgb(out).astype(np.float32)
 
-    if noise and rng.random() < cfg.p_srgb_noise:
+    if noise and cfg.p_srgb_noise > 0 and rng.random() < cfg.p_srgb_noise:
         # After the camera's processing: the noise the standard benchmarks add (and that a
         # denoising ISP leaves), on the sRGB values.
         sd = _uniform(rng, cfg.srgb_noise)
