@@ -192,3 +192,13 @@ def test_preview_outputs_are_not_taken_as_inputs(tmp_path):
     for name in ("a.png", "a_deblurred.png", "a_preview_balanced.png", "a_preview_custom_s1.png", "a_preview_fast_std.png"):
         Image.new("RGB", (8, 8)).save(tmp_path / name)
     assert [i.path.name for i in discover([tmp_path])] == ["a.png"]
+
+
+def test_region_accepts_ascii_digits_only():
+    from deblurkit.errors import UsageError
+    from deblurkit.io.region import parse_region
+
+    for text in ("0,0,²⁰,20", "0,0,٢٠,20", "0,0,２０,20"):  # superscript, Arabic-Indic, full-width digits
+        with pytest.raises(UsageError, match="expected X,Y,W,H"):
+            parse_region(text)
+    assert parse_region("1,2,30,40").width == 30

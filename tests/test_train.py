@@ -66,6 +66,11 @@ def test_train_resume_is_exact_and_export_is_slim(data_dirs, tmp_path, arch):
     with pytest.warns(UserWarning):
         resumed = train(cfg, resume=True)
     assert resumed.steps_done == 4
+    # The resumed part starts where the checkpoint stopped: steps 3 and 4 only, once each
+    # (a resume that restarted from 0 would reach the same weights with these seeds).
+    lines = [json.loads(x) for x in (tmp_path / "split" / "log.jsonl").read_text().splitlines()]
+    first_end = next(i for i, r in enumerate(lines) if r.get("event") == "end")
+    assert [r["step"] for r in lines[first_end + 1 :] if "loss" in r] == [3, 4]
     for name in ("model.safetensors", "ema.safetensors"):
         a, b = _state(tmp_path / "full" / name), _state(tmp_path / "split" / name)
         assert a.keys() == b.keys()
@@ -78,6 +83,38 @@ def test_train_resume_is_exact_and_export_is_slim(data_dirs, tmp_path, arch):
     info = json.loads(read_metadata(out)["deblur.info"])
     assert info["step"] == 4 and "train_config" in info
     assert out.stat().st_size <= (tmp_path / "full" / "ema.safetensors").stat().st_size
+
+
+def test_an_existing_run_is_never_replaced_without_being_asked(data_dirs, tmp_path):
+    cfg = _cfg(data_dirs, tmp_path / "run", 2)
+    cfg.val = None
+    with pytest.warns(UserWarning):
+        train(cfg)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()}
+    with pytest.raises(UsageError, match="--resume .* --overwrite"):
+        train(cfg)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()} == before
+    args = ["train", "--sharp", str(data_dirs / "sharp"), "--size", "tiny", "--steps", "2", "--batch", "2", "--crop", "32",
+            "--device", "cpu", "--out", str(tmp_path / "run")]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 2 and "--resume" in r.output and "--overwrite" in r.output
+    assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()} == before
+    r = CliRunner().invoke(app, [*args, "--overwrite", "--log-every", "1"])
+    assert r.exit_code == 0, r.output
+    log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert sum(1 for x in log if x.get("event") == "end") == 1  # a fresh log, not both runs mixed
+
+
+def test_resume_with_a_damaged_state_is_one_line(data_dirs, tmp_path):
+    cfg = _cfg(data_dirs, tmp_path / "run", 2)
+    cfg.val = None
+    with pytest.warns(UserWarning):
+        train(cfg)
+    (tmp_path / "run" / "state.pt").write_bytes(b"\x80\x04garbage")
+    r = CliRunner().invoke(app, ["train", "--sharp", str(data_dirs / "sharp"), "--size", "tiny", "--steps", "4", "--batch", "2",
+                                 "--crop", "32", "--device", "cpu", "--out", str(tmp_path / "run"), "--resume"])
+    assert r.exit_code == 3, r.output
+    assert "state.pt: damaged training state" in r.output and "Traceback" not in r.output
 
 
 def test_cli_train_rejects_missing_data(tmp_path):

@@ -77,6 +77,7 @@ def train_cmd(
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (0 = default)."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Data worker processes (0 = in the training process; use several on a GPU)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly where it stopped."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start over in an --out that holds a run (its checkpoints and log are replaced)."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 ):
     from ..diffusion import PHASES
@@ -123,7 +124,9 @@ def train_cmd(
             raise UsageError(f"{cfg.val}: --val folder of sharp photos not found")
         if cfg.init is not None and not Path(cfg.init).is_file():
             raise UsageError(f"{cfg.init}: --init checkpoint not found")
-        result = train(cfg, resume=resume, console=err_console)
+        if resume and overwrite:
+            raise UsageError("--resume and --overwrite: give one (continue the run, or start it over)")
+        result = train(cfg, resume=resume, console=err_console, overwrite=overwrite)
     except NonFiniteLoss as e:
         raise fail(str(e), 1)
     except DeblurError as e:

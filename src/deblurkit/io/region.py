@@ -36,7 +36,7 @@ class Region:
 def parse_region(text: str) -> Region:
     """--region X,Y,W,H (pixels)."""
     parts = [p.strip() for p in text.split(",")]
-    if len(parts) != 4 or not all(p.isdigit() for p in parts):
+    if len(parts) != 4 or not all(p.isascii() and p.isdigit() for p in parts):  # '²'.isdigit() is True
         raise UsageError(f"--region {text}: expected X,Y,W,H in pixels, e.g. --region 800,600,512,512")
     x, y, w, h = (int(p) for p in parts)
     if w < 16 or h < 16:

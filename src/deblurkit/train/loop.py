@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..devices import autocast, resolve_device
+from ..errors import UsageError, WeightsError
 from ..diffusion import guidance_ramp, training_loss, train_schedule
 from ..metrics import psnr
 from ..metrics.niqe import has_enough_blocks, niqe
@@ -164,7 +165,25 @@ def _paths(out: Path) -> dict[str, Path]:
     return {"model": out / "model.safetensors", "ema": out / "ema.safetensors", "state": out / "state.pt", "log": out / "log.jsonl"}
 
 
-def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None) -> TrainResult:
+def existing_run(out: Path) -> list[str]:
+    """The files of a training run already in `out` (what a fresh start would replace)."""
+    return [p.name for p in _paths(out).values() if p.exists()]
+
+
+def _load_state(path: Path, device) -> dict:
+    """The optimiser/scheduler state of a run, or a one-line error for a damaged file."""
+    import pickle
+
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+        int(state["step"]), state["optimizer"], state["scheduler"]
+        return state
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, KeyError, TypeError, ValueError, AttributeError) as e:
+        raise WeightsError(f"{path}: damaged training state, cannot resume ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'unreadable'}); "
+                           "the weights next to it are intact: start a new run from them with --init") from None
+
+
+def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None, overwrite: bool = False) -> TrainResult:
     console = console or Console(stderr=True)
     world, rank, local_rank = _dist_info()
     device = resolve_device(cfg.device)
@@ -179,6 +198,13 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
     out = Path(cfg.out)
     paths = _paths(out)
     schedule = train_schedule()
+    found = existing_run(out)
+    if found and not resume and not overwrite:
+        # Hours of training must never be replaced by a mistyped command.
+        raise UsageError(f"{out}: a training run is already there ({', '.join(found)}); "
+                         "use --resume to continue it or --overwrite to start it over")
+    if found and overwrite and not resume and main:
+        paths["log"].unlink(missing_ok=True)  # a new run gets a new log, not the old one's lines
 
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     model = build_model(cfg.model_config()).to(device)
@@ -197,7 +223,7 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
     if resume and paths["state"].is_file():
         model.load_state_dict(load_checkpoint(paths["model"]).model.state_dict())
         ema.load_state_dict(load_checkpoint(paths["ema"]).model.state_dict())
-        state = torch.load(paths["state"], map_location=device, weights_only=True)
+        state = _load_state(paths["state"], device)
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         start = int(state["step"])
