@@ -441,3 +441,35 @@ def test_decoder_chatter_never_reaches_the_terminal(tiny_weights, tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 1
     assert r.stderr.strip().splitlines() == [f"error: {path}: OpenCV could not decode this 16-bit image"], r.stderr
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file names are bytes")
+def test_a_file_name_that_is_not_utf8_is_restored_with_its_neighbours(tmp_path, tiny_weights):
+    d = tmp_path / "in"
+    d.mkdir()
+    Image.fromarray(_rgb(32, 40, 1)).save(os.fsdecode(os.fsencode(str(d)) + b"/b\xff.png"))
+    Image.fromarray(_rgb(32, 40, 2)).save(d / "ok.png")
+    env = dict(os.environ, PYTHONIOENCODING="utf-8")
+    cmd = [sys.executable, "-m", "deblurkit", str(d), "--weights", str(tiny_weights), "--steps", "2", "--seed", "3"]
+    r = subprocess.run(cmd, capture_output=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr.decode(errors="replace")[-2000:]
+    names = sorted(os.listdir(os.fsencode(str(d))))
+    assert b"b\xff_deblurred.png" in names and b"ok_deblurred.png" in names
+    # The seed comes from the name's bytes: the same name gives the same pixels again.
+    first = (d / os.fsdecode(b"b\xff_deblurred.png")).read_bytes()
+    (d / os.fsdecode(b"b\xff_deblurred.png")).unlink()
+    assert subprocess.run(cmd, capture_output=True, env=env, timeout=300).returncode == 0
+    assert (d / os.fsdecode(b"b\xff_deblurred.png")).read_bytes() == first
+
+
+def test_seed_keys_with_surrogates():
+    import torch
+
+    from deblurkit.restorer import key_bytes, sample_generators
+
+    assert key_bytes("photo.png") == b"photo.png" and key_bytes("é.png") == "é.png".encode()
+    assert key_bytes("b\udcff.png") == b"b\xff.png"
+    assert key_bytes("\ud800") == "\ud800".encode("utf-8", "surrogatepass")
+    g1 = sample_generators(0, "b\udcff.png", 1, torch.device("cpu"))[0]
+    g2 = sample_generators(0, "b\udcfe.png", 1, torch.device("cpu"))[0]
+    assert torch.randn(3, generator=g1).tolist() != torch.randn(3, generator=g2).tolist()

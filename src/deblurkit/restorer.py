@@ -63,13 +63,23 @@ def _flipped(x: torch.Tensor, flip: int) -> torch.Tensor:
     return torch.flip(x, FLIP_DIMS[flip]) if flip else x
 
 
+def key_bytes(key: str) -> bytes:
+    """A seed key's bytes: a file name's own bytes (os.fsencode: a name that is not valid
+    UTF-8 reaches Python with surrogate escapes), the same as UTF-8 for every valid name, so
+    seeds stay as they were; any other lone surrogate is kept as its code point's bytes."""
+    try:
+        return key.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return key.encode("utf-8", "surrogatepass")
+
+
 def sample_generators(seed: int, key: str, n: int, device: torch.device) -> list[torch.Generator]:
     """One generator per sample, derived from (seed, image key, sample index) only.
 
     So a sample's noise does not depend on how many samples or which other images are
     in the run. The key is the input's file name.
     """
-    seq = np.random.SeedSequence([seed & 0xFFFFFFFFFFFFFFFF, zlib.crc32(key.encode("utf-8"))])
+    seq = np.random.SeedSequence([seed & 0xFFFFFFFFFFFFFFFF, zlib.crc32(key_bytes(key))])
     gens = []
     for child in seq.spawn(n):
         g = torch.Generator(device=device)
