@@ -89,6 +89,18 @@ def test_identical_pairs_score_perfectly(tmp_path, tiny_weights):
     assert rec["methods"][0]["psnr"] > 80 and rec["methods"][0]["ssim"] > 0.999
 
 
+def test_names_in_only_one_folder_are_named(tmp_path, tiny_weights):
+    for i in range(2):
+        _png(tmp_path / "b" / f"{i}.png", i)
+        _png(tmp_path / "s" / f"{i}.png", i)
+    _png(tmp_path / "b" / "extra_blur.png", 5)
+    _png(tmp_path / "s" / "extra_sharp.png", 6)
+    r = CliRunner().invoke(app, ["bench", "pairs", "--blur", str(tmp_path / "b"), "--sharp", str(tmp_path / "s"),
+                                 "--weights", str(tiny_weights), "--presets", "blurry"])
+    assert r.exit_code == 0, r.output
+    assert "1 file(s) only in" in r.output and "extra_blur.png" in r.output and "extra_sharp.png" in r.output
+
+
 def test_bench_synthetic_and_unknown_preset(tmp_path, tiny_weights):
     for i in range(2):
         _png(tmp_path / "sharp" / f"{i}.png", i, 64, 64)

@@ -117,6 +117,12 @@ def test_resume_with_a_damaged_state_is_one_line(data_dirs, tmp_path):
     assert "state.pt: damaged training state" in r.output and "Traceback" not in r.output
 
 
+def test_pairs_smaller_than_the_crop_say_so(data_dirs, tmp_path):
+    r = CliRunner().invoke(app, ["train", "--pairs", str(data_dirs / "gopro"), "--size", "tiny", "--crop", "128",
+                                 "--steps", "1", "--device", "cpu", "--out", str(tmp_path / "o")])
+    assert r.exit_code != 0 and "smaller than the 128x128 training crop" in r.output
+
+
 def test_cli_train_rejects_missing_data(tmp_path):
     r = CliRunner().invoke(app, ["train", "--sharp", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and "training data folder not found" in r.output

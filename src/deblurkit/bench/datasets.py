@@ -50,10 +50,21 @@ def gopro_pairs(root: Path, gamma: bool = False) -> list[Pair]:
     return pairs
 
 
-def folder_pairs(blur_dir: Path, sharp_dir: Path) -> list[Pair]:
+def unmatched(blur_dir: Path, sharp_dir: Path) -> tuple[list[str], list[str]]:
+    """Names only in the blur folder, and only in the sharp folder."""
+    blur, sharp = _images(blur_dir), _images(sharp_dir)
+    return sorted(set(blur) - set(sharp)), sorted(set(sharp) - set(blur))
+
+
+def folder_pairs(blur_dir: Path, sharp_dir: Path, note=None) -> list[Pair]:
     for d in (blur_dir, sharp_dir):
         if not d.is_dir():
             raise UsageError(f"{d}: not a directory (expected matching file names in --blur and --sharp)")
+    if note is not None:
+        for folder, names in zip((blur_dir, sharp_dir), unmatched(blur_dir, sharp_dir)):
+            if names:
+                shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+                note(f"note: {len(names)} file(s) only in {folder}, left out: {shown}")
     pairs = match_folders(blur_dir, sharp_dir)
     if not pairs:
         raise UsageError(f"{blur_dir} / {sharp_dir}: no files with matching names")

@@ -163,7 +163,8 @@ def pairs(
 ):
     from ..bench import runner as r
 
-    r._run(c, "pairs", r._read_pairs(r.folder_pairs(blur, sharp), c), {"blur": str(blur), "sharp": str(sharp)})
+    note = lambda text: r.err_console.print(text, highlight=False, markup=False, soft_wrap=True)  # noqa: E731
+    r._run(c, "pairs", r._read_pairs(r.folder_pairs(blur, sharp, note), c), {"blur": str(blur), "sharp": str(sharp)})
 
 
 @bench_app.command("synthetic", help="Sharp photos blurred by the project's blur model at a fixed seed.")

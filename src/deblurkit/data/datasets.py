@@ -103,7 +103,7 @@ class PairedFolder:
         self.root = Path(root)
         blur_dirs = [self.root / "blur"] if (self.root / "blur").is_dir() else sorted(self.root.glob("*/blur"))
         self.pairs = []
-        self.skipped = 0
+        self.skipped = too_small = 0
         for bdir in blur_dirs:
             sdir = bdir.parent / "sharp"
             if not sdir.is_dir():
@@ -115,10 +115,14 @@ class PairedFolder:
                 b, s = _load_u8(bp), _load_u8(sp)
                 if b is None or s is None or b.shape != s.shape or min(b.shape[:2]) < crop:
                     self.skipped += 1
+                    too_small += b is not None and s is not None and b.shape == s.shape
                     continue
                 self.pairs.append((s, b))
                 if limit and len(self.pairs) >= limit:
                     break
+        if not self.pairs and too_small:
+            raise ImageReadError(f"{self.root}: all {too_small} blur/sharp pair(s) are smaller than the "
+                                 f"{crop}x{crop} training crop (use a smaller --crop)")
         if not self.pairs:
             raise ImageReadError(
                 f"{self.root}: no blur/sharp pairs found (expected <root>/<sequence>/blur/*.png + sharp/*.png, "
