@@ -158,6 +158,14 @@ def test_trajectory_frames_and_contact_sheet(run, tmp_path):
     assert len([n for n in names if "_step" in n]) == 11
 
 
+def test_trajectory_of_a_zero_step_run_is_refused(run, tmp_path):
+    _photo(tmp_path / "a.png")
+    for args in (["--preset", "fast"], ["--steps", "0"]):
+        r = run("a.png", *args, "--save-trajectory", "traj")
+        assert r.exit_code == 2 and "no intermediate estimates" in r.output, r.output
+        assert not (tmp_path / "traj").exists() and not (tmp_path / "a_deblurred.png").exists()
+
+
 def test_no_temporary_files_left(run, tmp_path):
     _photo(tmp_path / "a.png")
     run("a.png", "--samples", "2", "--std", "--steps", "2")

@@ -112,6 +112,10 @@ class Deblurrer:
             what = "--steps 0" if "--steps" in settings.overridden_by else f"preset {settings.preset!r} (0 steps)"
             raise UsageError(f"{what}: {self.model_name} has no predictor (it samples the image itself); "
                              "give --steps N or a sampled preset (balanced, perception, distortion)")
+        if trajectory and settings.steps == 0:
+            what = "--steps 0" if "--steps" in settings.overridden_by else f"preset {settings.preset!r} (0 steps)"
+            raise UsageError(f"--save-trajectory: {what} runs no reverse chain, so there are no intermediate estimates "
+                             "to save; give --steps N or a sampled preset")
         if self.restorer.model.diffuses_pixels:
             return SamplingOptions(settings.steps, settings.noise_ceiling, settings.sampler, settings.samples, settings.flips)
         name = self.model_name
