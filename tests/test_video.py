@@ -4,6 +4,7 @@ frame (or one noise field), and bad files as one-line errors with no finished-lo
 from __future__ import annotations
 
 import json
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -72,7 +73,7 @@ def test_interrupted_run_resumes_without_redoing_frames(tiny_weights, tmp_path, 
     assert r.exit_code == 130
     assert not (tmp_path / "clip_deblurred.mp4").exists()  # nothing that looks finished
     partial = tmp_path / "clip_deblurred.mp4.frames.partial"
-    assert sorted(p.name for p in partial.iterdir()) == ["000000.png", "000001.png"]
+    assert sorted(p.name for p in partial.iterdir()) == ["000000.png", "000001.png", "made_by.json"]
 
     calls.clear()
     resumed = True
@@ -113,7 +114,7 @@ def test_photo_only_flags_are_refused_for_videos(tiny_weights, tmp_path):
     clip = tmp_path / "clip.mp4"
     make_clip(clip, frames=2, audio=False)
     for flags, needle in ((["--std", "--samples", "2"], "--std"), (["--side-by-side"], "--side-by-side"),
-                          (["--steps", "2", "--samples", "2"], "needs --average"), (["-o", tmp_path / "x.png"], "video extension")):
+                          (["--steps", "2", "--samples", "2"], "needs --average"), (["-o", tmp_path / "x.png"], "videos are written as")):
         r = run([clip, *flags], tiny_weights)
         assert r.exit_code == 2 and needle in r.output, r.output
 
@@ -130,3 +131,166 @@ def test_folder_with_photos_and_clips(tiny_weights, tmp_path):
     assert r.exit_code == 0, r.output
     summary = json.loads(r.stdout[r.stdout.index("{"):])
     assert summary["counts"] == {"done": 0, "skipped": 2, "failed": 0}
+
+
+def _fast(clip, tiny_weights, *extra):
+    return CliRunner().invoke(app, [str(clip), "--preset", "fast", "--weights", str(tiny_weights), "--tile", "64", *map(str, extra)])
+
+
+def test_resume_reuses_frames_only_from_the_same_clip_and_settings(tiny_weights, tmp_path, monkeypatch):
+    clip = tmp_path / "clip.mp4"
+    make_clip(clip, frames=4, audio=False)
+    calls = []
+    real = Deblurrer.restore_tensor
+
+    def interrupting(self, *a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Deblurrer, "restore_tensor", interrupting)
+    assert _fast(clip, tiny_weights).exit_code == 130
+    monkeypatch.setattr(Deblurrer, "restore_tensor", real)
+    # Another clip under the same name: nothing of the old one may be spliced in.
+    make_clip(clip, frames=4, audio=False, repeat=True)
+    r = _fast(clip, tiny_weights)
+    assert r.exit_code == 0, r.output
+    assert "started over" in r.output and "the clip has changed" in r.output and "resumed" not in r.output
+    d = Deblurrer(weights=tiny_weights, device="cpu", tile=64)
+    for (_, frame), (_, got) in zip(read_frames(clip), read_frames(tmp_path / "clip_deblurred.mp4")):
+        assert np.abs(got.astype(float) - d.restore(frame, preset="fast")).mean() < 5.0
+
+
+def test_changed_settings_start_over(tiny_weights, tmp_path):
+    clip = tmp_path / "clip.mp4"
+    make_clip(clip, frames=2, audio=False)
+    partial = tmp_path / "clip_deblurred.mp4.frames.partial"
+    r = _fast(clip, tiny_weights)
+    assert r.exit_code == 0
+    (tmp_path / "clip_deblurred.mp4").unlink()
+    # Fake an interrupted run made with other settings: its frames must not be reused.
+    from deblurkit.video import MANIFEST, pixel_settings, source_fingerprint
+
+    partial.mkdir()
+    settings = d_settings = Deblurrer(weights=tiny_weights, device="cpu", tile=64)
+    s = settings.settings("balanced")
+    made_by = {"source": source_fingerprint(clip), "settings": pixel_settings(d_settings, s, 0, "fixed")}
+    (partial / MANIFEST).write_text(json.dumps(made_by))
+    save_photo(partial / "000000.png", 48, 64)
+    r = _fast(clip, tiny_weights)
+    assert r.exit_code == 0, r.output
+    assert "started over" in r.output and "settings changed" in r.output
+
+
+def test_a_truncated_clip_is_a_failure_unless_allowed(tiny_weights, tmp_path):
+    for ext in ("mp4", "mkv"):
+        clip = tmp_path / f"clip.{ext}"
+        make_clip(clip, frames=20, audio=False)
+        cut = tmp_path / f"cut.{ext}"
+        cut.write_bytes(clip.read_bytes()[: int(clip.stat().st_size * 0.6)])
+        try:
+            n = len(list(read_frames(cut)))
+        except Exception:
+            n = 0
+        r = _fast(cut, tiny_weights)
+        assert r.exit_code == 1, (ext, n, r.output)
+        assert f"cut.{ext}" in r.output and not (tmp_path / f"cut_deblurred.{ext}").exists()
+        if n:
+            r = _fast(cut, tiny_weights, "--allow-truncated")
+            assert r.exit_code == 0, r.output
+            assert "--allow-truncated" in r.output and (tmp_path / f"cut_deblurred.{ext}").exists()
+
+
+def test_videos_are_byte_identical_for_the_same_seed(tiny_weights, tmp_path):
+    clip = tmp_path / "clip.mp4"
+    make_clip(clip, frames=8, h=64, w=96)
+    outs = []
+    for name in ("a.mp4", "b.mp4"):
+        r = CliRunner().invoke(app, [str(clip), "--steps", "2", "--seed", "5", "--weights", str(tiny_weights), "--tile", "64",
+                                     "-o", str(tmp_path / name), "--quiet"])
+        assert r.exit_code == 0, r.output
+        outs.append((tmp_path / name).read_bytes())
+    assert outs[0] == outs[1]
+
+
+def test_unwritable_containers_and_folders_get_one_line(tiny_weights, tmp_path):
+    clip = tmp_path / "clip.mp4"
+    make_clip(clip, frames=2, audio=False)
+    for name in ("res.webm", "res.avi"):
+        r = _fast(clip, tiny_weights, "-o", tmp_path / name)
+        assert r.exit_code == 2 and "mp4" in r.output and not (tmp_path / name).exists(), r.output
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        if os.access(ro, os.W_OK):
+            pytest.skip("running as a user who can write to read-only folders")
+        r = _fast(clip, tiny_weights, "-o", ro / "x.mp4")
+        assert r.exit_code == 1 and "Traceback" not in r.output and "x.mp4" in r.output, r.output
+    finally:
+        ro.chmod(0o755)
+
+
+def test_encoding_failure_leaves_no_partial(tiny_weights, tmp_path, monkeypatch):
+    import deblurkit.video as video
+
+    clip = tmp_path / "clip.mp4"
+    make_clip(clip, frames=2, audio=False)
+    real = video._encode_in_child
+
+    def disk_full(frames_dir, count, info, source, partial, fmt):
+        partial.write_bytes(b"half a video")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(video, "_encode_in_child", disk_full)
+    r = _fast(clip, tiny_weights)
+    assert r.exit_code == 1 and "No space left on device" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "clip_deblurred.mp4.partial").exists()  # no half-written video
+    assert (tmp_path / "clip_deblurred.mp4.frames.partial").is_dir()  # the frames stay, for a rerun
+
+    def interrupted(*a):
+        a[4].write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(video, "_encode_in_child", interrupted)
+    r = _fast(clip, tiny_weights)
+    assert r.exit_code == 130 and not (tmp_path / "clip_deblurred.mp4.partial").exists()
+    monkeypatch.setattr(video, "_encode_in_child", real)
+    r = _fast(clip, tiny_weights)
+    assert r.exit_code == 0 and "resumed: 2 of 2" in r.output
+
+
+def test_a_corrupt_frame_file_is_restored_again(tiny_weights, tmp_path, monkeypatch):
+    import deblurkit.video as video
+
+    clip = tmp_path / "clip.mp4"
+    make_clip(clip, frames=3, audio=False)
+    monkeypatch.setattr(video, "_encode_in_child", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
+    assert _fast(clip, tiny_weights).exit_code == 130
+    monkeypatch.undo()
+    frame = tmp_path / "clip_deblurred.mp4.frames.partial" / "000001.png"
+    frame.write_bytes(frame.read_bytes()[:40])
+    r = _fast(clip, tiny_weights)
+    assert r.exit_code == 0, r.output
+    assert "resumed: 2 of 3" in r.output and "1 unreadable frame file" in r.output
+
+
+def test_a_second_run_on_a_busy_clip_skips_it(tiny_weights, tmp_path):
+    from deblurkit.video import clip_lock
+
+    clip = tmp_path / "clip.mp4"
+    make_clip(clip, frames=2, audio=False)
+    with clip_lock(tmp_path / "clip_deblurred.mp4") as got:
+        assert got
+        r = CliRunner().invoke(app, [str(clip), "--preset", "fast", "--weights", str(tiny_weights), "--json", "--quiet"])
+        assert "busy" in r.output and not (tmp_path / "clip_deblurred.mp4").exists()
+    assert not (tmp_path / "clip_deblurred.mp4.lock").exists()
+    assert _fast(clip, tiny_weights).exit_code == 0
+
+
+def test_max_pixels_applies_to_video_frames(tiny_weights, tmp_path):
+    clip = tmp_path / "clip.mp4"
+    make_clip(clip, frames=2, audio=False)
+    r = _fast(clip, tiny_weights, "--max-pixels", "1000")
+    assert r.exit_code == 1 and "--max-pixels" in r.output and not (tmp_path / "clip_deblurred.mp4").exists()

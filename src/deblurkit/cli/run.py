@@ -19,7 +19,7 @@ from .. import __version__
 from ..errors import DeblurError, UsageError
 from ..io import DEFAULT_MAX_PIXELS, discover, distinct_names, is_video, output_is_directory, parse_region, plan_outputs, preview_region
 from ..presets import DEFAULT_PRESET, PRESETS, check_settings, resolve_settings
-from ..video import TEMPORAL_NOISE, output_extension
+from ..video import TEMPORAL_NOISE, WRITABLE_VIDEO, output_extension
 
 if TYPE_CHECKING:
     from ..pipeline import ImageResult
@@ -47,11 +47,14 @@ def _check_video_flags(s, std, side_by_side, trajectory, crop, output, out_is_di
         raise UsageError(f"{', '.join(photo_only)}: not available for videos (photos only)")
     if s.samples > 1 and not s.average:
         raise UsageError(f"--samples {s.samples} on a video needs --average: one output frame per input frame")
-    if output is not None and not out_is_dir and not is_video(output):
-        raise UsageError(f"-o {output}: a video's output needs a video extension (mp4, mov, mkv)")
+    if output is not None and not out_is_dir and output.suffix.lower() not in WRITABLE_VIDEO:
+        # webm/avi would need other codecs; writing MP4 bytes under their name would mislead.
+        raise UsageError(f"-o {output}: videos are written as {', '.join(e.lstrip('.') for e in WRITABLE_VIDEO)} "
+                         f"(H.264); {output.suffix or 'no extension'} is not one of them")
 
 
-def _run_video(deblurrer, item, plan, opts, temporal_noise, progress, on_step, plain_console):
+def _run_video(deblurrer, item, plan, opts, temporal_noise, progress, on_step, plain_console, allow_truncated=False,
+               seed_given=True):
     """One clip: per-frame progress (with an ETA) in its own bar."""
     task = progress.add_task(f"frames [{item.path.name}]", total=None)
     started = time.perf_counter()
@@ -67,7 +70,8 @@ def _run_video(deblurrer, item, plan, opts, temporal_noise, progress, on_step, p
 
     try:
         return process_video(deblurrer, item.path, plan.main[0], opts.settings, opts.seed, temporal_noise,
-                             opts.overwrite, on_frame=on_frame, on_step=on_step)
+                             opts.overwrite, on_frame=on_frame, on_step=on_step, allow_truncated=allow_truncated,
+                             max_pixels=opts.max_pixels, seed_given=seed_given)
     finally:
         progress.remove_task(task)
 
@@ -148,6 +152,8 @@ def run(
                                       metavar=_FLAG, rich_help_panel=_OUT),
     temporal_noise: TemporalNoise = typer.Option("fixed", "--temporal-noise", help="Videos: fixed or per-frame noise.",
                                                  metavar="MODE", show_default=False, rich_help_panel=_OUT),
+    allow_truncated: bool = typer.Option(False, "--allow-truncated", help="Videos: write a clip whose decoding stops early.",
+                                         metavar=_FLAG, rich_help_panel=_OUT),
     save_trajectory: Optional[Path] = typer.Option(None, "--save-trajectory", help="Folder for ~10 intermediate estimates.",
                                                    rich_help_panel=_OUT),
     save_guidance: Optional[Path] = typer.Option(None, "--save-guidance", help="Folder for msgd guidance maps.",
@@ -178,6 +184,7 @@ def run(
 
     if debug:
         library_chatter(True)
+    seed_given = seed is not None
     seed = int(torch.randint(0, 2**31 - 1, ()).item()) if seed is None else seed
     try:
         settings = resolve_settings(
@@ -326,7 +333,7 @@ def run(
                         report_result(*pending)
                         pending = None
                     result = _run_video(deblurrer, item, plan, opts, temporal_noise.value, progress, on_step(item.path.name),
-                                        console if plain else None)
+                                        console if plain else None, allow_truncated=allow_truncated, seed_given=seed_given)
                     results.append(result)
                     report_result(item, plan, result, t_image)
                     continue
