@@ -400,3 +400,25 @@ def test_a_failed_write_behind_is_that_images_failure(run, tmp_path, monkeypatch
     assert summary["counts"] == {"done": 2, "skipped": 0, "failed": 1}
     failed = [i for i in summary["images"] if i["status"] == "failed"]
     assert failed[0]["input"].endswith("b.png") and "disk full" in failed[0]["error"]
+
+
+def _command_paths(cmd, prefix=()):
+    yield prefix
+    if getattr(cmd, "commands", None):  # a group (typer 0.29 vendors its own click)
+        for name, sub in cmd.commands.items():
+            yield from _command_paths(sub, (*prefix, name))
+
+
+def test_no_flag_of_any_command_shows_a_type(monkeypatch):
+    """Every on/off flag of every command, --help included, with whatever typer/click a
+    fresh install picks (typer 0.29 + click 8.5 printed `<bool>` for them)."""
+    import typer
+
+    monkeypatch.setenv("COLUMNS", "200")
+    root = typer.main.get_command(app)
+    paths = list(_command_paths(root))
+    assert ("bench", "kernels") in paths and ("train",) in paths and ("run",) in paths
+    for path in paths:
+        r = CliRunner().invoke(app, [*path, "--help"])
+        assert r.exit_code == 0, (path, r.output)
+        assert "<bool>" not in r.output, (path, [line for line in r.output.splitlines() if "<bool>" in line])

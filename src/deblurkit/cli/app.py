@@ -10,6 +10,26 @@ from typer.core import TyperGroup
 from .. import __version__
 
 
+def _flags_show_no_type() -> None:
+    """On/off flags take no value, so help must not give them a type column. Typer 0.29+
+    (with click 8.2+) shows `<bool>` for every flag, `--help` and `--x/--no-x` pairs
+    included, whatever metavar says; older versions honour metavar="" (used in run.py)."""
+    import typer.core as tc
+
+    for cls in (getattr(tc, "TyperOption", None),):
+        own = getattr(cls, "display_type_rich", None) if cls is not None else None
+        if own is None or getattr(own, "_deblur_flags", False):
+            continue
+
+        def display_type_rich(self, ctx, _own=own):
+            return None if getattr(self, "is_flag", False) else _own(self, ctx)
+
+        display_type_rich._deblur_flags = True
+        cls.display_type_rich = display_type_rich
+
+
+_flags_show_no_type()
+
 class DefaultToRun(TyperGroup):
     """Route `deblur photo.jpg ...` to `deblur run photo.jpg ...`.
 
