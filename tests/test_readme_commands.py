@@ -78,3 +78,18 @@ def test_the_python_api_example_runs(tmp_path, monkeypatch):
     assert (tmp_path / "photo_sharp.png").is_file()
     r = scope["r"]
     assert r.image.shape == (40, 56, 3) and len(r.samples) == 4 and r.std.shape == (40, 56)
+
+
+def test_the_readme_states_the_deblurrer_signature():
+    """The API line in the README is the constructor's real signature, defaults included."""
+    import inspect
+
+    from deblurkit import Deblurrer
+
+    parts = []
+    for p in list(inspect.signature(Deblurrer.__init__).parameters.values())[1:]:
+        if p.kind == p.KEYWORD_ONLY and "*" not in parts:
+            parts.append("*")
+        parts.append(f"{p.name}={p.default!r}".replace("'", '"'))
+    line = next(x for x in README.read_text(encoding="utf-8").splitlines() if x.startswith("- `Deblurrer("))
+    assert line.split("`")[1] == f"Deblurrer({', '.join(parts)})"
