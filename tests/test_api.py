@@ -91,6 +91,24 @@ def test_pil_round_trips_mode_and_size(deblurrer, mode):
         assert np.array_equal(np.asarray(out)[..., -1], np.asarray(image)[..., -1])
 
 
+def test_pil_float_premultiplied_and_refused_modes(deblurrer):
+    grey = _rgba(np.uint8)[:, :, 0].astype(np.float32) / 255
+    out = deblurrer.restore(Image.fromarray(grey, mode="F"), preset="fast")
+    ref = deblurrer.restore(np.repeat(grey[:, :, None], 3, axis=2), preset="fast").mean(axis=2)
+    assert out.mode == "F" and np.abs(np.asarray(out) - ref).max() < 1e-5  # not an all-black image
+    with pytest.raises(UsageError, match="mode F.*accepted"):
+        deblurrer.restore(Image.fromarray(grey * 255, mode="F"), preset="fast")
+    rgba = Image.fromarray(_rgba(np.uint8), "RGBA")
+    for mode in ("RGBa", "La"):
+        image = rgba.convert(mode) if mode == "RGBa" else rgba.convert("LA").convert("La")
+        out = deblurrer.restore(image, preset="fast")
+        assert out.mode == mode and out.size == image.size
+        back = np.asarray(out.convert("RGBA" if mode == "RGBa" else "LA"))[..., -1]
+        assert np.array_equal(back, np.asarray(image.convert("RGBA" if mode == "RGBa" else "LA"))[..., -1])  # alpha kept
+    with pytest.raises(UsageError, match="meta device"):
+        deblurrer.restore(torch.empty(3, 8, 8, device="meta"), preset="fast")
+
+
 @pytest.mark.parametrize("shape", [(3, 24, 40), (1, 3, 24, 40), (1, 24, 40), (4, 24, 40)])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.uint8, torch.bfloat16])
 def test_torch_round_trips_dtype_shape_and_device(deblurrer, shape, dtype):

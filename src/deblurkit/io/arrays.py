@@ -3,9 +3,11 @@ the same kind (dtype, layout, range, mode, device) out.
 
 Accepted:
 - numpy (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); uint8, uint16 or float (range [0, 1]);
-- PIL images in modes L, LA, RGB, RGBA and I;16 (16-bit grey; mode I within 16 bits comes
-  back as I;16); other modes are converted
-  to RGB (or RGBA when they carry transparency) and come back in that mode;
+- PIL images in modes L, LA, RGB, RGBA, I;16 (16-bit grey; mode I within 16 bits comes
+  back as I;16) and F (floats in [0, 1]); other modes are converted to RGB (or RGBA when
+  they carry transparency, premultiplied La / RGBa included) and come back in their own
+  mode where Pillow converts back, else in the converted one; a mode Pillow cannot
+  convert is refused with one line;
 - torch tensors (C, H, W) or (1, C, H, W) with C in 1, 3, 4; uint8 or float ([0, 1]).
 
 Grey images are restored as RGB and returned as the mean of the channels (as the file
@@ -92,10 +94,20 @@ def _from_numpy(a: np.ndarray) -> Unpacked:
     return Unpacked(torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None], repack)
 
 
+PIL_MODES = "L, LA, RGB, RGBA, I;16, I (within 16 bits), F (floats in [0, 1]), or a mode Pillow converts to RGB(A)"
+
+
 def _from_pil(img) -> Unpacked:
     from PIL import Image
 
-    mode = img.mode
+    mode = original = img.mode
+    if mode == "F":
+        a = np.asarray(img, dtype=np.float32)
+        try:
+            inner = _from_numpy(a)
+        except UsageError as e:
+            raise UsageError(f"PIL image of mode F: {str(e).split(': ', 1)[-1]}; accepted: {PIL_MODES}") from None
+        return Unpacked(inner.rgb, lambda x: Image.fromarray(inner.repack(x).astype(np.float32), mode="F"))
     if mode in ("I;16", "I;16L", "I;16B", "I"):
         a = np.asarray(img)
         if mode == "I" and (a.min() < 0 or a.max() > 65535):
@@ -105,14 +117,24 @@ def _from_pil(img) -> Unpacked:
     elif mode in ("L", "LA", "RGB", "RGBA"):
         a, back = np.asarray(img), mode
     else:
-        back = "RGBA" if ("A" in mode or "transparency" in img.info) else "RGB"
-        a = np.asarray(img.convert(back))
+        # Premultiplied modes (La, RGBa) carry alpha too: a case-sensitive test lost it.
+        back = {"La": "LA", "RGBa": "RGBA"}.get(mode) or ("RGBA" if ("A" in mode.upper() or "transparency" in img.info) else "RGB")
+        try:
+            a = np.asarray(img.convert(back))
+        except (ValueError, OSError) as e:
+            raise UsageError(f"PIL image of mode {mode}: cannot be converted to {back} ({e}); accepted: {PIL_MODES}") from None
         mode = back
     inner = _from_numpy(a)
 
     def repack(x: torch.Tensor):
         out = inner.repack(x)  # uint8 (H, W[, 2|3|4]) or uint16 (H, W): Pillow infers the mode
-        return Image.fromarray(out.astype("<u2") if back == "I;16" else out)
+        result = Image.fromarray(out.astype("<u2") if back == "I;16" else out)
+        if original != result.mode and original not in ("I", "I;16L", "I;16B", "P", "1", "PA"):
+            try:
+                return result.convert(original)  # the caller's mode (RGBa, La, CMYK, ...)
+            except ValueError:
+                pass
+        return result
 
     return Unpacked(inner.rgb, repack)
 
@@ -124,6 +146,8 @@ def _from_torch(t: torch.Tensor) -> Unpacked:
     chw = t[0] if batched else t
     if chw.ndim != 3 or chw.shape[0] not in (1, 3, 4):
         raise UsageError(f"tensor of shape {tuple(t.shape)}: expected (C, H, W) or (1, C, H, W), C in 1, 3, 4")
+    if t.device.type == "meta":
+        raise UsageError(f"tensor on the meta device: it holds no data; pass a tensor on the CPU or a GPU")
     if t.dtype not in (torch.uint8, torch.float16, torch.bfloat16, torch.float32, torch.float64):
         raise UsageError(f"tensor dtype {t.dtype}: expected uint8 or a float type")
     hwc = chw.detach().permute(1, 2, 0).cpu()
