@@ -422,3 +422,13 @@ def test_no_flag_of_any_command_shows_a_type(monkeypatch):
         r = CliRunner().invoke(app, [*path, "--help"])
         assert r.exit_code == 0, (path, r.output)
         assert "<bool>" not in r.output, (path, [line for line in r.output.splitlines() if "<bool>" in line])
+
+
+def test_alpha_dropped_by_jpeg_is_noted_and_format_conflicts_refused(run, tmp_path):
+    rgba = np.dstack([np.round(smooth_image(32, 40) * 255).astype(np.uint8), np.full((32, 40), 128, np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    r = run("a.png", "-o", "a.jpg", "--preset", "fast", "--json")
+    assert r.exit_code == 0, r.output
+    assert "alpha channel is dropped" in r.output
+    r = run("a.png", "-o", "b.png", "-f", "jpg", "--preset", "fast")
+    assert r.exit_code == 2 and "different formats" in r.output and not (tmp_path / "b.png").exists()

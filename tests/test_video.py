@@ -114,7 +114,7 @@ def test_photo_only_flags_are_refused_for_videos(tiny_weights, tmp_path):
     clip = tmp_path / "clip.mp4"
     make_clip(clip, frames=2, audio=False)
     for flags, needle in ((["--std", "--samples", "2"], "--std"), (["--side-by-side"], "--side-by-side"),
-                          (["--steps", "2", "--samples", "2"], "needs --average"), (["-o", tmp_path / "x.png"], "videos are written as")):
+                          (["--steps", "2", "--samples", "2"], "needs --average"), (["-o", tmp_path / "x.png"], "videos are written as"), (["-f", "jpg"], "for photos")):
         r = run([clip, *flags], tiny_weights)
         assert r.exit_code == 2 and needle in r.output, r.output
 

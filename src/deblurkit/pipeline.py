@@ -15,6 +15,7 @@ import torch
 from .errors import DeblurError, ImageReadError, OutOfMemoryError
 from .io import InputItem, LoadedImage, OutputPlan, Region, crop_image, encode_image, format_for, read_image, write_atomic
 from .io.compare import DEFAULT_MAX_SIDE, compose
+from .io.write import ALPHA_FORMATS, FORMATS
 from .presets import Settings
 
 if TYPE_CHECKING:
@@ -185,6 +186,10 @@ def process_image(
             except ValueError as e:
                 raise ImageReadError(f"{item.path}: {e}") from None
             notes.append(f"restored only the region {x},{y},{w},{h} (X,Y,W,H) of the {result.size[0]}x{result.size[1]} photo")
+        out_format = FORMATS.get(plan.main[0].suffix.lstrip(".").lower() or "png")
+        if image.alpha is not None and out_format is not None and out_format not in ALPHA_FORMATS:
+            notes.append(f"the alpha channel is dropped: {plan.main[0].suffix.lstrip('.').upper()} has none "
+                         "(write png, tif or webp to keep it)")
         result.notes = notes or None
         # The source pixels (uint8 / uint16 / float), not a float copy: the restorer
         # converts tile by tile, so the full image is held once, compactly.

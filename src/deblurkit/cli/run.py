@@ -203,10 +203,15 @@ def run(
         if fmt is not None and fmt.lower() not in FORMATS:
             raise UsageError(f"--format {fmt}: expected one of {', '.join(sorted(set(FORMATS)))}")
         out_is_dir = output_is_directory(output, paths)
+        if fmt is not None and output is not None and not out_is_dir and output.suffix \
+                and FORMATS.get(output.suffix.lstrip(".").lower()) != FORMATS[fmt.lower()]:
+            raise UsageError(f"--format {fmt} and -o {output}: they name different formats; give one")
         items = discover(paths, recursive)
         if not items:
             raise UsageError(f"no images or videos found in {', '.join(str(p) for p in paths)} "
                              "(extensions: jpg, jpeg, png, tif, tiff, webp, bmp; mp4, m4v, mov, mkv, avi, webm)")
+        if fmt is not None and items and all(is_video(i.path) for i in items):
+            raise UsageError(f"--format {fmt}: for photos; videos are written as H.264 (mp4, m4v, mov, mkv)")
         if any(is_video(i.path) for i in items):
             _check_video_flags(settings, std, side_by_side, save_trajectory, crop, output, out_is_dir, save_guidance)
         deblurrer = Deblurrer(model, weights=weights, device=device.value, precision=precision.value, tile=tile, overlap=overlap)
