@@ -294,3 +294,12 @@ def test_max_pixels_applies_to_video_frames(tiny_weights, tmp_path):
     make_clip(clip, frames=2, audio=False)
     r = _fast(clip, tiny_weights, "--max-pixels", "1000")
     assert r.exit_code == 1 and "--max-pixels" in r.output and not (tmp_path / "clip_deblurred.mp4").exists()
+
+
+def test_a_photo_named_like_a_video_is_restored_as_the_photo_it_is(tiny_weights, tmp_path):
+    save_photo(tmp_path / "p.png", 32, 40)
+    (tmp_path / "p.png").rename(tmp_path / "shot.mp4")
+    r = CliRunner().invoke(app, [str(tmp_path / "shot.mp4"), "--preset", "fast", "--weights", str(tiny_weights), "--tile", "64"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "shot_deblurred.png").is_file() and not (tmp_path / "shot_deblurred.mp4").exists()
+    assert "holds a PNG image" in r.output

@@ -15,6 +15,7 @@ import torch
 from .errors import DeblurError, ImageReadError, OutOfMemoryError
 from .io import InputItem, LoadedImage, OutputPlan, Region, crop_image, encode_image, format_for, read_image, write_atomic
 from .io.compare import DEFAULT_MAX_SIDE, compose
+from .io.discover import VIDEO_EXTENSIONS, sniff_image
 from .io.write import ALPHA_FORMATS, FORMATS
 from .presets import Settings
 
@@ -180,6 +181,8 @@ def process_image(
         image = load() if load is not None else read_image(item.path, opts.max_pixels)
         result.size = image.size
         notes = list(image.notes)
+        if item.path.suffix.lower() in VIDEO_EXTENSIONS:
+            notes.append(f"{item.path.name}: named like a video but holds a {sniff_image(item.path)} image; restored as a photo")
         if opts.region is not None:
             try:
                 image, (x, y, w, h) = crop_image(image, opts.region)

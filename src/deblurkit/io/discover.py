@@ -28,8 +28,26 @@ class InputItem:
         return self.path.parent.relative_to(self.root) if self.root else Path()
 
 
+# The first bytes of the photo formats we read: the content, not the name, decides.
+_IMAGE_MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"),
+                (b"BM", "BMP"))
+
+
+def sniff_image(path: Path) -> str | None:
+    """The photo format a file's first bytes show (PNG, JPEG, TIFF, BMP, WEBP), else None."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        return None
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    return next((name for magic, name in _IMAGE_MAGIC if head.startswith(magic)), None)
+
+
 def is_video(path: Path) -> bool:
-    return path.suffix.lower() in VIDEO_EXTENSIONS
+    """A video by its name, unless its content is a photo (a PNG named .mp4 is a photo)."""
+    return path.suffix.lower() in VIDEO_EXTENSIONS and sniff_image(path) is None
 
 
 def discover(paths: list[Path], recursive: bool = False) -> list[InputItem]:
