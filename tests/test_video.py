@@ -303,3 +303,33 @@ def test_a_photo_named_like_a_video_is_restored_as_the_photo_it_is(tiny_weights,
     assert r.exit_code == 0, r.output
     assert (tmp_path / "shot_deblurred.png").is_file() and not (tmp_path / "shot_deblurred.mp4").exists()
     assert "holds a PNG image" in r.output
+
+
+@pytest.mark.parametrize("case", range(12))
+def test_fuzzed_clips_fail_cleanly_or_keep_every_frame(tiny_weights, tmp_path, case):
+    """Truncations and byte flips of a small clip: one-line failure (exit 1), or exit 0 with
+    every frame the clip holds; never a traceback or a hang."""
+    import time
+
+    clip = tmp_path / "clip.mp4"
+    make_clip(clip, frames=6, audio=case % 2 == 0)
+    data = bytearray(clip.read_bytes())
+    rng = np.random.default_rng(case)
+    if case < 6:
+        data = data[: int(rng.integers(16, len(data)))]
+    else:
+        for i in rng.integers(0, len(data), size=8):
+            data[i] ^= int(rng.integers(1, 256))
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(bytes(data))
+    t0 = time.perf_counter()
+    r = CliRunner().invoke(app, [str(bad), "--preset", "fast", "--weights", str(tiny_weights), "--tile", "64"])
+    assert time.perf_counter() - t0 < 60
+    assert r.exception is None or isinstance(r.exception, SystemExit), r.exception
+    assert r.exit_code in (0, 1), r.output
+    assert "Traceback" not in r.output
+    out = tmp_path / "bad_deblurred.mp4"
+    if r.exit_code == 0:
+        assert len(list(read_frames(out))) == 6, r.output
+    else:
+        assert not out.exists()
