@@ -147,6 +147,10 @@ def test_16bit_input_gives_16bit_output(run, tmp_path):
     assert r.exit_code == 0
     out = cv2.imread(str(tmp_path / "deep_deblurred.png"), cv2.IMREAD_UNCHANGED)
     assert out.dtype == np.uint16 and out.shape == (32, 48, 3)
+    # Real 16-bit precision through the command: thousands of levels, not 256 of them
+    # stretched by 257 (an 8-bit rounding written as 16 bits would pass the checks above).
+    levels = np.unique(out)
+    assert len(levels) > 1000 and np.mean(levels % 257 != 0) > 0.9
 
 
 def test_trajectory_frames_and_contact_sheet(run, tmp_path):

@@ -124,7 +124,16 @@ def test_init_from_copies_matching_tensors_only(tmp_path):
     assert "predictor" in note
     for k, v in target.predictor.state_dict().items():
         assert torch.equal(v, source.predictor.state_dict()[k])
-    changed = [k for k, v in target.denoiser.state_dict().items() if not torch.equal(v, den_before[k])]
-    # Only tensors of identical shape came across; the first conv (9 vs 6 inputs) did not.
-    assert "head.weight" not in changed
+    # Every tensor whose name and shape match came across, in every network; the others
+    # (the denoiser's first conv: 9 vs 6 inputs) kept their fresh values.
+    src = source.state_dict()
+    matching = [k for k, v in target.state_dict().items() if k in src and src[k].shape == v.shape]
+    assert any(k.startswith("denoiser.") for k in matching)  # not only the predictor
+    for k, v in target.state_dict().items():
+        if k in matching:
+            assert torch.equal(v, src[k]), k
+        elif k.startswith("denoiser."):
+            assert torch.equal(v, den_before[k.split(".", 1)[1]]), k
+    assert "head.weight" not in {k.split(".", 1)[1] for k in matching if k.startswith("denoiser.")}
+    assert f"{len(matching)}/" in note
     assert np.isfinite(math.fsum(float(v.sum()) for v in target.state_dict().values()))

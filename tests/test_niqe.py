@@ -35,6 +35,16 @@ def test_identical_input_identical_score():
     assert niqe(img) == niqe(img.copy())
 
 
+def test_matches_the_reference_value_on_a_bundled_frame():
+    """Against a fixed number, without ../shared/data: the README's example frame is GoPro
+    blur/000110.png, whose BasicSR 1.4.2 score is in BASICSR_REFERENCE (a NIQE that
+    returned a constant, or drifted, fails here)."""
+    score = niqe(read_image(EXAMPLE.with_name("gopro_000110_blur.png")).rgb)
+    ref = BASICSR_REFERENCE["gopro/GOPR0372_07_00/blur/000110.png"]
+    assert abs(score - ref) / ref < 0.01, score
+    assert abs(niqe(read_image(EXAMPLE).rgb) - score) > 0.1  # the sharp frame scores differently
+
+
 def test_blur_raises_niqe():
     # A real photo (the README's GoPro example frame, CC BY 4.0), centre 384x384.
     full = read_image(EXAMPLE).rgb

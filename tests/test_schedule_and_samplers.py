@@ -81,18 +81,25 @@ class SamplerContract:
 
     def test_callback_reports_every_step(self):
         seen = []
-        self.run(lambda z, lv: torch.zeros_like(z), NoiseSchedule(7, 0.5), (4,), callback=lambda i: seen.append(i.index))
+        out = self.run(lambda z, lv: torch.zeros_like(z), NoiseSchedule(7, 0.5), (4,), callback=lambda i: seen.append(i.index))
         assert seen == list(range(1, 8))
+        assert out.abs().sum() > 0  # a sampler that returned zeros would still call back
 
     def test_same_seed_same_result(self):
         f = lambda z, lv: 0.5 * z  # noqa: E731
         a = self.run(f, NoiseSchedule(10, 0.5), (3, 8), seed=3)
         b = self.run(f, NoiseSchedule(10, 0.5), (3, 8), seed=3)
         assert torch.equal(a, b)
+        # ... and the seed matters (a constant output is "reproducible" too).
+        assert not torch.equal(a, self.run(f, NoiseSchedule(10, 0.5), (3, 8), seed=4))
+        assert a.abs().sum() > 0
 
     def test_clip_is_applied_to_the_estimate(self):
         out = self.run(lambda z, lv: torch.zeros_like(z), NoiseSchedule(10, 0.5), (1000,), clip=lambda x: x.clamp(-0.1, 0.1))
         assert out.abs().max() <= 0.1 + 1e-6
+        # With a zero noise estimate the unclipped x0 estimate is z / sqrt(alpha_bar), mostly
+        # far beyond 0.1: the output sits at the clip bounds, not at zero.
+        assert (out.abs() > 0.09).float().mean() > 0.5
 
 
 class TestDDPM(SamplerContract):
