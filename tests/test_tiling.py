@@ -112,3 +112,36 @@ def test_blend_normalisation_keeps_only_the_overlaps_and_gives_the_full_map_bits
         for (t, l), wt in zip(grid.boxes, grid.weights):
             acc[:, :, t : t + grid.tile_h, l : l + grid.tile_w] += fn([x[:, :, t : t + grid.tile_h, l : l + grid.tile_w]]) * wt
         assert torch.equal(got, acc * (1.0 / total))
+
+
+def test_the_tile_size_decides_the_tiles_the_networks_see(monkeypatch, tmp_path):
+    """--tile through the command: small tiles mean more, smaller network calls (a --tile
+    that was ignored would run one whole-image pass and pass every agreement test)."""
+    from typer.testing import CliRunner
+
+    from deblurkit.cli.app import app
+    from deblurkit.models.dvsr import DvSR
+    from deblurkit.weights import save_checkpoint
+
+    from conftest import save_photo
+
+    save_checkpoint(random_tiny_model(), tmp_path / "tiny.safetensors")
+    save_photo(tmp_path / "a.png", 150, 190)
+    real = DvSR.predict
+    shapes = []
+
+    def spy(self, y, *a, **k):
+        shapes.append((y.shape[0], *y.shape[-2:]))
+        return real(self, y, *a, **k)
+
+    monkeypatch.setattr(DvSR, "predict", spy)
+    seen = {}
+    for tile in (48, 256):
+        shapes.clear()
+        r = CliRunner().invoke(app, [str(tmp_path / "a.png"), "--preset", "fast", "--weights", str(tmp_path / "tiny.safetensors"),
+                                     "--tile", str(tile), "--overlap", "16", "-o", str(tmp_path / f"out{tile}.png"), "--quiet"])
+        assert r.exit_code == 0, r.output
+        seen[tile] = list(shapes)
+    assert max(max(s[1:]) for s in seen[48]) <= 48 + 16  # tiles of at most the asked side (plus padding)
+    assert max(max(s[1:]) for s in seen[256]) >= 150  # the whole photo in one tile
+    assert sum(s[0] for s in seen[48]) >= 12 > sum(s[0] for s in seen[256]) == 1  # many tiles against one
