@@ -84,10 +84,12 @@ def read_metadata(path: str | Path) -> dict[str, str]:
 MAX_PARAMETERS = 400_000_000
 
 
-def _check_header_before_building(path: Path, config) -> None:
+def _check_header_before_building(path: Path, config) -> torch.nn.Module:
     """Build the described model on the meta device (no memory), bound its size, and
     compare its tensor names and shapes with the file's header before anything is
-    allocated: a hostile config cannot make us build gigabytes first."""
+    allocated: a hostile config cannot make us build gigabytes first. Returns the
+    skeleton, which the file's tensors then fill (no second build, no random init:
+    start-up time)."""
     with torch.device("meta"):
         skeleton = build_model(config)
     expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
@@ -106,6 +108,7 @@ def _check_header_before_building(path: Path, config) -> None:
         what = (f"missing {missing[0]}" if missing else f"unexpected {extra[0]}" if extra
                 else f"{shape[0]} is {list(found[shape[0]])}, expected {list(expected[shape[0]])}")
         raise WeightsError(f"{path}: weights do not match the architecture in its metadata ({what})")
+    return skeleton
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
@@ -120,8 +123,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
         info = json.loads(meta.get("deblur.info", "{}"))
     except (ValueError, KeyError, TypeError) as e:
         raise WeightsError(f"{path}: invalid model config in metadata ({e})") from None
-    _check_header_before_building(path, config)
-    model = build_model(config)
+    model = _check_header_before_building(path, config)
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             state = {k: f.get_tensor(k) for k in f.keys()}
@@ -134,8 +136,13 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
         if not bool(torch.isfinite(t).all()):
             raise WeightsError(f"{path}: tensor {name} holds NaN or infinite values")
     try:
-        model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+        # assign: the meta skeleton's tensors become the file's (every tensor of these models
+        # is in the state dict; a test checks no parameter or buffer is left on meta).
+        model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True, assign=True)
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else "mismatch"
         raise WeightsError(f"{path}: weights do not match the architecture in its metadata ({first})") from None
+    left = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    if left:
+        raise WeightsError(f"{path}: weights do not match the architecture in its metadata (missing {left[0]})")
     return Checkpoint(model.to(device), schedule, info, path)
