@@ -151,3 +151,16 @@ def test_training_crops_get_context_for_large_kernels():
     ds = SharpFolder.from_arrays([img], 128, "x", blur_model("handheld"))
     sharp, blurry = ds.sample(np.random.default_rng(0))
     assert sharp.shape == blurry.shape == (128, 128, 3)
+
+
+def test_a_curriculum_caps_the_shake():
+    from deblurkit.errors import UsageError
+    from deblurkit.train import TrainConfig
+
+    cfg = TrainConfig(blur_max_extent=40).blur_config()
+    assert cfg.handheld.extent == (3.0, 40.0) and blur_margin(cfg) < blur_margin(blur_model("handheld"))
+    extents = [extent_of(shake_path(np.random.default_rng(s), cfg=cfg.handheld)) for s in range(100)]
+    assert max(extents) <= 40 + 1e-6
+    for bad in (TrainConfig(blur_max_extent=2), TrainConfig(blur_model="legacy", blur_max_extent=40)):
+        with pytest.raises(UsageError, match="--blur-max-extent"):
+            bad.blur_config()

@@ -56,6 +56,8 @@ def train_cmd(
         None, "--objective", help="Denoising objective: eps (DDPM noise estimate) or edm (preconditioned image estimate). \\[default: the size's]"),
     blur_model: Optional[str] = typer.Option(
         None, "--blur-model", help="Synthetic blur for --sharp: handheld (real hand shake: variable-speed rotation paths up to 120 px) or legacy (v1-v6's). \\[default: handheld]"),
+    blur_max_extent: Optional[float] = typer.Option(
+        None, "--blur-max-extent", help="handheld: largest shake in px (a curriculum: small shakes first). \\[default: 120]"),
     size: Optional[str] = typer.Option(None, "--size", help="tiny, small (CPU, v1), medium (CPU, edm denoiser) or base (GPU)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Total optimiser steps. " + _default("steps")),
     batch: Optional[int] = typer.Option(None, "--batch", help="Crops per step (per process). " + _default("batch")),
@@ -89,7 +91,7 @@ def train_cmd(
                          phase=phase, init=str(init) if init is not None else None, val_every=val_every,
                          ckpt_every=ckpt_every, log_every=log_every, data_limit=data_limit, device=device,
                          precision=precision, threads=threads, workers=workers, guidance_ramp=guidance_ramp,
-                         guidance=guidance or None, stage=stage, objective=objective, blur_model=blur_model)
+                         guidance=guidance or None, stage=stage, objective=objective, blur_model=blur_model, blur_max_extent=blur_max_extent)
         d = cfg.to_dict()
         d.update({k: v for k, v in overrides.items() if v is not None})
         if out is not None:

@@ -163,14 +163,24 @@ class TrainConfig:
     # The synthetic blur for the sharp sources: "handheld" (real hand shake, shake.py) or
     # "legacy" (what dvsr-medium-v1..v6 trained on; configs written before this field).
     blur_model: str = "handheld"
+    # Handheld model only: cap the shake's extent (px) below the model's 120, for a
+    # curriculum (small shakes first); None keeps the model's range.
+    blur_max_extent: float | None = None
 
     def blur_config(self):
         from ..data.blur import blur_model
 
         try:
-            return blur_model(self.blur_model)
+            cfg = blur_model(self.blur_model)
         except ValueError as e:
             raise UsageError(f"--blur-model: {e}") from None
+        if self.blur_max_extent is not None:
+            lo = cfg.handheld.extent[0]
+            if cfg.shake != "handheld" or not (lo < self.blur_max_extent <= 1000):
+                raise UsageError(f"--blur-max-extent {self.blur_max_extent:g}: for --blur-model handheld, "
+                                 f"in ({lo:g}, 1000] px")
+            cfg = replace(cfg, handheld=replace(cfg.handheld, extent=(lo, float(self.blur_max_extent))))
+        return cfg
 
     def model_config(self) -> ModelConfig | HIDiffConfig:
         return model_size(self.arch, self.size, self.guidance, self.objective)
