@@ -164,3 +164,16 @@ def test_a_curriculum_caps_the_shake():
     for bad in (TrainConfig(blur_max_extent=2), TrainConfig(blur_model="legacy", blur_max_extent=40)):
         with pytest.raises(UsageError, match="--blur-max-extent"):
             bad.blur_config()
+
+
+def test_rotational_kernels_stay_the_size_of_the_shake_on_small_photos():
+    """A 120 px shake on a 96 px photo once meant a rotation of over a radian (and a
+    5 TiB kernel); the angles stay small and each local kernel about the shake's size."""
+    cfg = ShakeConfig()
+    for seed in range(300):
+        rng = np.random.default_rng(seed)
+        extent = float(rng.uniform(3, 120))
+        shake = random_rotation_shake(rng, 96, 96, cfg, extent=extent)
+        for x, y in ((0, 0), (95, 0), (0, 95), (95, 95), (48, 48)):
+            d = shake.displacements(x, y)
+            assert extent_of(d) < 2.5 * extent + 2, (seed, x, y, extent_of(d), extent)
