@@ -136,7 +136,6 @@ def encode_video(frames_dir: Path, count: int, info: VideoInfo, source: Path, ou
 
     Returns notes for the user (audio that could not be copied, a guessed frame rate)."""
     import av
-    import cv2
 
     notes = []
     if info.rate_guessed:
@@ -243,9 +242,9 @@ def pixel_settings(deblurrer: "Deblurrer", settings: "Settings", seed: int, temp
     r = deblurrer.restorer
     chosen = {k: v for k, v in asdict(settings).items() if k not in ("implied", "overridden_by")}
     # A 0-step run (the predictor alone) draws no noise: its seed changes nothing.
-    return {**chosen, "seed": seed if settings.steps > 0 else None, "temporal_noise": temporal_noise, "weights": str(w), "weights_size": st.st_size,
-            "weights_mtime_ns": st.st_mtime_ns, "precision": r.precision, "device": str(r.device),
-            "tile": r.tile, "overlap": r.overlap}
+    return {**chosen, "seed": seed if settings.steps > 0 else None, "temporal_noise": temporal_noise,
+            "weights": str(w), "weights_size": st.st_size, "weights_mtime_ns": st.st_mtime_ns,
+            "precision": r.precision, "device": str(r.device), "tile": r.tile, "overlap": r.overlap}
 
 
 MANIFEST = "made_by.json"
@@ -282,7 +281,10 @@ def clip_lock(out: Path):
 
     lock = out.with_name(out.name + ".lock")
     while True:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:  # a read-only or missing output folder
+            raise VideoError(f"{out}: cannot write beside the output ({_reason(e)})") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -326,9 +328,6 @@ def process_video(
 ) -> "ImageResult":
     """Restore every frame of `path` into `out`. seed_given=False: `seed` was drawn for
     this run, so a resumed clip keeps the seed its earlier frames were made with."""
-    import torch
-
-    from .io import encode_image, write_atomic
     from .pipeline import ImageResult
 
     start = time.perf_counter()
@@ -344,20 +343,13 @@ def process_video(
         if max_pixels is not None and info.width * info.height > max_pixels:
             raise ImageReadError(f"{path}: {info.width}x{info.height} frames are {info.width * info.height:,} pixels, "
                                  f"over --max-pixels {max_pixels:,}")
-        try:
-            locked = clip_lock(out)
-            got = locked.__enter__()
-        except OSError as e:
-            raise VideoError(f"{out}: cannot write beside the output ({_reason(e)})") from None
-        try:
+        with clip_lock(out) as got:
             if not got:
                 result.status, result.outputs = "skipped", [str(out)]
                 result.error = "busy: another deblur run is restoring this clip"
                 return result
             return _process_locked(deblurrer, path, out, frames_dir, info, settings, seed, temporal_noise, overwrite,
-                                   on_frame, on_step, allow_truncated, result, torch, encode_image, write_atomic, seed_given)
-        finally:
-            locked.__exit__(None, None, None)
+                                   on_frame, on_step, allow_truncated, result, seed_given)
     except DeblurError as e:
         result.error = str(e)
         if frames_dir.is_dir():
@@ -378,7 +370,12 @@ def _earlier_seed(frames_dir: Path) -> int | None:
 
 
 def _process_locked(deblurrer, path, out, frames_dir, info, settings, seed, temporal_noise, overwrite, on_frame, on_step,
-                    allow_truncated, result, torch, encode_image, write_atomic, seed_given=True):
+                    allow_truncated, result, seed_given=True):
+    """process_video's work once the clip's lock is held."""
+    import torch
+
+    from .io import encode_image, write_atomic
+
     notes = []
     if overwrite and frames_dir.is_dir():
         shutil.rmtree(frames_dir)

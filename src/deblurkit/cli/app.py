@@ -16,16 +16,16 @@ def _flags_show_no_type() -> None:
     included, whatever metavar says; older versions honour metavar="" (used in run.py)."""
     import typer.core as tc
 
-    for cls in (getattr(tc, "TyperOption", None),):
-        own = getattr(cls, "display_type_rich", None) if cls is not None else None
-        if own is None or getattr(own, "_deblur_flags", False):
-            continue
+    cls = getattr(tc, "TyperOption", None)
+    own = getattr(cls, "display_type_rich", None)
+    if own is None or getattr(own, "_deblur_flags", False):
+        return  # an older typer: metavar="" does it
 
-        def display_type_rich(self, ctx, _own=own):
-            return None if getattr(self, "is_flag", False) else _own(self, ctx)
+    def display_type_rich(self, ctx):
+        return None if getattr(self, "is_flag", False) else own(self, ctx)
 
-        display_type_rich._deblur_flags = True
-        cls.display_type_rich = display_type_rich
+    display_type_rich._deblur_flags = True
+    cls.display_type_rich = display_type_rich
 
 
 _flags_show_no_type()

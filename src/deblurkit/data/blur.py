@@ -4,7 +4,7 @@ Everything is driven by one `numpy.random.Generator`, so a seed fully determines
 kernel(s), the noise and the JPEG step.
 
 Two blur models (`BLUR_MODELS`):
-- "handheld" (the default for training since dvsr-medium-v7): real hand shake as
+- "handheld" (`deblur train`'s default since issue 22): real hand shake as
   `shake.py` models it (variable-speed rotation paths sampled in time, up to 120 px,
   spatially varying through the camera's homographies for part of the samples), then
   sRGB-domain Gaussian noise and 8-bit values as in real files;
