@@ -146,11 +146,20 @@ def test_legacy_model_is_unchanged_by_default():
     assert blur_margin(blur_model("handheld")) >= 60  # half a 120 px path
 
 
-def test_training_crops_get_context_for_large_kernels():
+def test_training_crops_get_context_for_large_kernels(monkeypatch):
+    import deblurkit.data.datasets as datasets
+
+    seen = []
+    real = datasets.apply_blur
+    monkeypatch.setattr(datasets, "apply_blur", lambda img, *a, **k: (seen.append(img.shape[:2]), real(img, *a, **k))[1])
     img = np.round(smooth_image(400, 400) * 255).astype(np.uint8)
-    ds = SharpFolder.from_arrays([img], 128, "x", blur_model("handheld"))
-    sharp, blurry = ds.sample(np.random.default_rng(0))
-    assert sharp.shape == blurry.shape == (128, 128, 3)
+    for name, crop in (("handheld", 128), ("legacy", 128), ("handheld", 256)):
+        seen.clear()
+        sharp, blurry = SharpFolder.from_arrays([img], crop, "x", blur_model(name)).sample(np.random.default_rng(0))
+        assert sharp.shape == blurry.shape == (crop, crop, 3)
+        # The blur ran on the crop plus the model's margin each side (as much as the photo has).
+        side = min(crop + 2 * blur_margin(blur_model(name)), 400)
+        assert seen == [(side, side)]
 
 
 def test_a_curriculum_caps_the_shake():

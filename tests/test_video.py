@@ -173,9 +173,8 @@ def test_changed_settings_start_over(tiny_weights, tmp_path):
     from deblurkit.video import MANIFEST, pixel_settings, source_fingerprint
 
     partial.mkdir()
-    settings = d_settings = Deblurrer(weights=tiny_weights, device="cpu", tile=64)
-    s = settings.settings("balanced")
-    made_by = {"source": source_fingerprint(clip), "settings": pixel_settings(d_settings, s, 0, "fixed")}
+    d = Deblurrer(weights=tiny_weights, device="cpu", tile=64)
+    made_by = {"source": source_fingerprint(clip), "settings": pixel_settings(d, d.settings("balanced"), 0, "fixed")}
     (partial / MANIFEST).write_text(json.dumps(made_by))
     save_photo(partial / "000000.png", 48, 64)
     r = _fast(clip, tiny_weights)
