@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -81,3 +83,59 @@ def test_fresh_denoiser_is_the_gaussian_optimal_noise_estimate():
     plain = build_model(ModelConfig(arch="dvsr", predictor=tiny_config().predictor, denoiser=tiny_config().denoiser, residual_std=0.0))
     with torch.no_grad():
         assert torch.equal(plain.denoise(z, lv, y), torch.zeros_like(z))
+
+
+def _fourier_pair():
+    """A random plain U-Net and the same network with Fourier branches on levels 0 and 1."""
+    torch.manual_seed(0)
+    plain_cfg = UNetConfig(base_channels=8, channel_mults=(1, 2))
+    plain = UNet(plain_cfg)
+    for p in plain.parameters():
+        torch.nn.init.normal_(p, std=0.1)  # the zero-initialised tail would hide everything
+    fourier = UNet(replace(plain_cfg, fourier_levels=(0, 1)))
+    missing, unexpected = fourier.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and missing and all(".fourier." in k for k in missing)
+    return plain, fourier
+
+
+def test_fresh_fourier_branches_change_nothing():
+    # Added to a trained network (--init), the zero-initialised branches leave it as it was.
+    plain, fourier = _fourier_pair()
+    x = torch.randn(2, 3, 32, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(fourier(x), plain(x))
+
+
+def test_fourier_branch_sees_the_whole_image_and_plain_convolutions_do_not():
+    plain, fourier = _fourier_pair()
+    for p in fourier.parameters():
+        if p.abs().max() == 0:
+            torch.nn.init.normal_(p, std=0.1)
+    x = torch.randn(1, 3, 128, 128)
+    x2 = x.clone()
+    x2[..., :4, :4] += 1.0  # a change in one corner ...
+    with torch.no_grad():
+        far = lambda net: (net(x2) - net(x))[..., 96:, 96:].abs().max()  # ... seen in the other
+        assert far(plain) == 0  # 2 levels of 3x3 convolutions reach ~20 px
+        assert far(fourier) > 1e-4
+
+
+def test_fourier_branch_under_bf16_autocast_and_channels_last():
+    _, fourier = _fourier_pair()
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        ref = fourier(x)
+        net = fourier.to(memory_format=torch.channels_last)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = net(x.contiguous(memory_format=torch.channels_last))
+    assert out.shape == ref.shape
+    torch.testing.assert_close(out.float(), ref, atol=0.1, rtol=0.05)
+
+
+def test_fourier_levels_round_trip_and_validation():
+    cfg = replace(model_size("dvsr", "medium"), predictor=replace(model_size("dvsr", "medium").predictor, fourier_levels=(1, 2, 3)))
+    back = ModelConfig.from_json(cfg.to_json())
+    assert back == cfg and back.predictor.fourier_levels == (1, 2, 3)
+    for bad in ((4,), (1, 1), (-1,), (True,), [1]):
+        with pytest.raises(ValueError, match="fourier_levels"):
+            UNetConfig(channel_mults=(1, 2, 4, 8), fourier_levels=bad)

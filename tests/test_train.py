@@ -123,6 +123,25 @@ def test_pairs_smaller_than_the_crop_say_so(data_dirs, tmp_path):
     assert r.exit_code != 0 and "smaller than the 128x128 training crop" in r.output
 
 
+def test_fourier_levels_train_from_a_plain_checkpoint_and_are_recorded(data_dirs, tmp_path):
+    plain = _cfg(data_dirs, tmp_path / "plain", 2)
+    plain.val = None
+    with pytest.warns(UserWarning):
+        train(plain)
+    args = ["train", "--sharp", str(data_dirs / "sharp"), "--size", "tiny", "--steps", "2", "--batch", "2", "--crop", "32",
+            "--device", "cpu", "--phase", "predictor", "--init", str(tmp_path / "plain" / "ema.safetensors")]
+    r = CliRunner().invoke(app, [*args, "--fourier-levels", "1", "--out", str(tmp_path / "f")])
+    assert r.exit_code == 0, r.output
+    model = load_checkpoint(tmp_path / "f" / "ema.safetensors").model
+    assert model.config.predictor.fourier_levels == (1,)
+    assert any(".fourier." in k for k in model.state_dict())
+    assert "initialised" in r.output and "from" in r.output
+    for bad, why in (("1,x", "comma-separated level numbers"), ("5", "fourier_levels must be")):
+        r = CliRunner().invoke(app, [*args, "--fourier-levels", bad, "--out", str(tmp_path / "bad")])
+        assert r.exit_code == 2 and why in r.output and "Traceback" not in r.output
+        assert not (tmp_path / "bad").exists()
+
+
 def test_cli_train_rejects_missing_data(tmp_path):
     r = CliRunner().invoke(app, ["train", "--sharp", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and "training data folder not found" in r.output

@@ -20,6 +20,16 @@ def _default(name: str) -> str:
     return f"\\[default: {TRAIN_DEFAULTS[name]:g}]" if isinstance(TRAIN_DEFAULTS[name], float) else f"\\[default: {TRAIN_DEFAULTS[name]}]"
 
 
+def _levels(text: str) -> list[int]:
+    """`--fourier-levels 1,2,3` -> [1, 2, 3] ("" or "none": no Fourier branch)."""
+    if text.strip().lower() in ("", "none"):
+        return []
+    try:
+        return [int(x) for x in text.split(",")]
+    except ValueError:
+        raise UsageError(f"--fourier-levels {text!r}: expected comma-separated level numbers, e.g. 1,2,3") from None
+
+
 def _spec(text: str, kind: str) -> dict:
     path, weight = text, 1.0
     if ":" in text:
@@ -58,6 +68,8 @@ def train_cmd(
         None, "--blur-model", help="Synthetic blur for --sharp: handheld (real hand shake: variable-speed rotation paths up to 120 px) or legacy (v1-v6's). \\[default: handheld]"),
     blur_max_extent: Optional[float] = typer.Option(
         None, "--blur-max-extent", help="handheld: largest shake in px (a curriculum: small shakes first). \\[default: 120]"),
+    fourier_levels: Optional[str] = typer.Option(
+        None, "--fourier-levels", help="dvsr: predictor levels with a Fourier branch (global receptive field), e.g. 1,2,3 (0 = the stem's resolution). \\[default: none]"),
     size: Optional[str] = typer.Option(None, "--size", help="tiny, small (CPU, v1), medium (CPU, edm denoiser) or base (GPU)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Total optimiser steps. " + _default("steps")),
     batch: Optional[int] = typer.Option(None, "--batch", help="Crops per step (per process). " + _default("batch")),
@@ -91,7 +103,8 @@ def train_cmd(
                          phase=phase, init=str(init) if init is not None else None, val_every=val_every,
                          ckpt_every=ckpt_every, log_every=log_every, data_limit=data_limit, device=device,
                          precision=precision, threads=threads, workers=workers, guidance_ramp=guidance_ramp,
-                         guidance=guidance or None, stage=stage, objective=objective, blur_model=blur_model, blur_max_extent=blur_max_extent)
+                         guidance=guidance or None, stage=stage, objective=objective, blur_model=blur_model, blur_max_extent=blur_max_extent,
+                         fourier_levels=_levels(fourier_levels) if fourier_levels is not None else None)
         d = cfg.to_dict()
         d.update({k: v for k, v in overrides.items() if v is not None})
         if out is not None:

@@ -63,6 +63,9 @@ class UNetConfig:
     # then runs at 1/s resolution with s^2 times the input channels, which cuts the
     # cost of the full-resolution level -- the dominant cost on a CPU -- by ~s^2.
     pixel_shuffle: int = 1
+    # Levels (0 = the stem's resolution) whose residual blocks, and the middle blocks when
+    # the deepest level is named, carry a Fourier branch (global receptive field; unet.py).
+    fourier_levels: tuple[int, ...] = ()
 
     def __post_init__(self):
         # A checkpoint's metadata is untrusted: every field is checked for type and a sane
@@ -74,6 +77,10 @@ class UNetConfig:
         if (not isinstance(m, tuple) or not 1 <= len(m) <= 8
                 or any(isinstance(x, bool) or not isinstance(x, int) or not 1 <= x <= 32 for x in m)):
             raise ValueError(f"channel_mults must be 1 to 8 integers in [1, 32], got {m!r}")
+        f = self.fourier_levels
+        if (not isinstance(f, tuple) or len(set(f)) != len(f)
+                or any(isinstance(x, bool) or not isinstance(x, int) or not 0 <= x < len(m) for x in f)):
+            raise ValueError(f"fourier_levels must be distinct levels in [0, {len(m) - 1}], got {f!r}")
         for name, lo, hi in (("dropout", 0.0, 0.99), ("embed_scale", 0.0, 1e7)):
             check_number(self, name, lo, hi)
 
@@ -84,7 +91,7 @@ class UNetConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "UNetConfig":
-        return frozen_from_dict(cls, d, ("channel_mults",), "a network config")
+        return frozen_from_dict(cls, d, ("channel_mults", "fourier_levels"), "a network config")
 
 
 @dataclass(frozen=True)

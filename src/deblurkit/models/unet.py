@@ -5,6 +5,12 @@ self-attention, no positional encoding and no group normalisation, so the networ
 works on any input whose sides are a multiple of `UNetConfig.multiple`.
 Without normalisation, the last convolution of every residual branch starts at zero,
 so a fresh network is a well-conditioned identity-like map and trains stably.
+
+Optionally, the blocks of chosen levels carry a Fourier branch (DeepRFT's residual
+FFT-ReLU block, Mao et al. 2021): 1x1 convolutions with a ReLU between them on the
+real and imaginary parts of the feature map's 2-D spectrum. Its receptive field is the
+whole image at the cost of two FFTs, which is what a shake of 100+ px needs; it starts at
+zero, so adding it to a trained network changes nothing until it is trained.
 """
 
 from __future__ import annotations
@@ -32,21 +38,47 @@ def _zero(module: nn.Module) -> nn.Module:
     return module
 
 
+class FourierBranch(nn.Module):
+    """x -> irfft2(W2 relu(W1 [Re, Im] rfft2(x))): a global, input-dependent filter.
+
+    The transforms run in fp32 (CPU FFTs have no bf16) and orthonormal, so the spectrum's
+    scale does not grow with the tile size; the channel mixing is two linear layers on a
+    channels-last view (matrix products, which autocast runs in bf16 where it is on)."""
+
+    def __init__(self, ch: int):
+        super().__init__()
+        self.mix1 = nn.Linear(2 * ch, 2 * ch)
+        self.mix2 = _zero(nn.Linear(2 * ch, 2 * ch))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        xl = x.permute(0, 2, 3, 1)  # (B, H, W, C): a view when x is channels-last
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            f = torch.fft.rfft2(xl.float(), dim=(1, 2), norm="ortho")
+        z = self.mix2(F.relu(self.mix1(torch.cat([f.real, f.imag], dim=-1))))
+        re, im = z.float().chunk(2, dim=-1)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            out = torch.fft.irfft2(torch.complex(re, im), s=(h, w), dim=(1, 2), norm="ortho")
+        return out.permute(0, 3, 1, 2).to(x.dtype)
+
+
 class ResBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, emb_dim: int | None, dropout: float):
+    def __init__(self, cin: int, cout: int, emb_dim: int | None, dropout: float, fourier: bool = False):
         super().__init__()
         self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
         self.emb = nn.Linear(emb_dim, cout) if emb_dim else None
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.conv2 = _zero(nn.Conv2d(cout, cout, 3, padding=1))
         self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+        self.fourier = FourierBranch(cout) if fourier else None
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor | None) -> torch.Tensor:
         h = self.conv1(F.silu(x))
         if self.emb is not None:
             h = h + self.emb(emb)[:, :, None, None]
         h = self.conv2(self.dropout(F.silu(h)))
-        return self.skip(x) + h
+        y = self.skip(x) + h
+        return y + self.fourier(y) if self.fourier is not None else y
 
 
 class Downsample(nn.Module):
@@ -85,23 +117,25 @@ class UNet(nn.Module):
         self.down = nn.ModuleList()
         cur = ch
         n_levels = len(config.channel_mults)
+        fourier = set(config.fourier_levels)
         for level, mult in enumerate(config.channel_mults):
             for _ in range(config.num_res_blocks):
-                self.down.append(ResBlock(cur, ch * mult, emb_dim, config.dropout))
+                self.down.append(ResBlock(cur, ch * mult, emb_dim, config.dropout, level in fourier))
                 cur = ch * mult
                 skip_channels.append(cur)
             if level != n_levels - 1:
                 self.down.append(Downsample(cur))
                 skip_channels.append(cur)
 
+        deepest = n_levels - 1 in fourier
         self.mid = nn.ModuleList(
-            [ResBlock(cur, cur, emb_dim, config.dropout), ResBlock(cur, cur, emb_dim, config.dropout)]
+            [ResBlock(cur, cur, emb_dim, config.dropout, deepest), ResBlock(cur, cur, emb_dim, config.dropout, deepest)]
         )
 
         self.up = nn.ModuleList()
         for level, mult in reversed(list(enumerate(config.channel_mults))):
             for _ in range(config.num_res_blocks + 1):
-                self.up.append(ResBlock(cur + skip_channels.pop(), ch * mult, emb_dim, config.dropout))
+                self.up.append(ResBlock(cur + skip_channels.pop(), ch * mult, emb_dim, config.dropout, level in fourier))
                 cur = ch * mult
             if level != 0:
                 self.up.append(Upsample(cur))

@@ -166,6 +166,9 @@ class TrainConfig:
     # Handheld model only: cap the shake's extent (px) below the model's 120, for a
     # curriculum (small shakes first); None keeps the model's range.
     blur_max_extent: float | None = None
+    # DvSR: predictor levels that get a Fourier branch (global receptive field for large
+    # shakes; models/unet.py), e.g. [1, 2, 3]; None keeps the size's (none).
+    fourier_levels: list[int] | None = None
 
     def blur_config(self):
         from ..data.blur import blur_model
@@ -183,7 +186,15 @@ class TrainConfig:
         return cfg
 
     def model_config(self) -> ModelConfig | HIDiffConfig:
-        return model_size(self.arch, self.size, self.guidance, self.objective)
+        cfg = model_size(self.arch, self.size, self.guidance, self.objective)
+        if self.fourier_levels is not None:
+            if getattr(cfg, "predictor", None) is None:
+                raise UsageError("--fourier-levels is for DvSR's predictor (--arch dvsr)")
+            try:
+                cfg = replace(cfg, predictor=replace(cfg.predictor, fourier_levels=tuple(self.fourier_levels)))
+            except (ValueError, TypeError) as e:
+                raise UsageError(f"--fourier-levels: {e}") from None
+        return cfg
 
     def guidance_ramp_steps(self) -> int:
         """Steps of the warm start (0 for unguided models: the denoising weight stays 1)."""
