@@ -153,6 +153,33 @@ def test_16bit_input_gives_16bit_output(run, tmp_path):
     assert len(levels) > 1000 and np.mean(levels % 257 != 0) > 0.9
 
 
+@pytest.mark.parametrize("ext", [".jpg", ".png"])
+def test_exif_orientation_and_icc_profile_through_the_command(run, tmp_path, ext):
+    # A phone photo stored sideways (EXIF orientation 6: rotate 90 degrees clockwise to
+    # view) with a colour profile: the result is upright, says so (orientation 1), keeps
+    # the camera's other tags and carries the same ICC profile.
+    from PIL import ImageCms, ImageOps
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    stored = np.round(smooth_image(40, 64, seed=3) * 255).astype(np.uint8)
+    stored[:8, :16] = 255  # a bright corner, to see where it ends up
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x010F] = "TestCam"
+    src = tmp_path / f"phone{ext}"
+    Image.fromarray(stored).save(src, exif=exif.tobytes(), icc_profile=icc, **({"quality": 95} if ext == ".jpg" else {}))
+    r = run(src.name, "--preset", "fast")
+    assert r.exit_code == 0, r.output
+    out = Image.open(tmp_path / "phone_deblurred.png")
+    upright = np.array(ImageOps.exif_transpose(Image.open(src)))
+    assert out.size == (40, 64) and upright.shape == (64, 40, 3)
+    assert out.getexif().get(0x0112) in (None, 1) and out.getexif().get(0x010F) == "TestCam"
+    assert out.info.get("icc_profile") == icc
+    res = np.array(out.convert("RGB")).astype(np.float32)
+    # The bright corner went to the top right, where the viewer sees it.
+    assert res[:16, -8:].mean() > res[-16:, :8].mean() + 40 and np.abs(res - upright).mean() < 30
+
+
 def test_trajectory_frames_and_contact_sheet(run, tmp_path):
     _photo(tmp_path / "a.png")
     r = run("a.png", "--steps", "20", "--save-trajectory", "traj", "--seed", "0")
@@ -172,8 +199,40 @@ def test_trajectory_of_a_zero_step_run_is_refused(run, tmp_path):
 
 def test_no_temporary_files_left(run, tmp_path):
     _photo(tmp_path / "a.png")
-    run("a.png", "--samples", "2", "--std", "--steps", "2")
+    r = run("a.png", "--samples", "2", "--std", "--steps", "2")
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "a_deblurred_s0.png", "a_deblurred_s1.png", "a_deblurred_std.png"]
     assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_a_write_that_fails_midway_keeps_the_earlier_output(tiny_weights, tmp_path):
+    # A real failure halfway through the write, whatever the writer does: the command runs
+    # with a file-size limit (RLIMIT_FSIZE) below the output's size, so the kernel refuses
+    # the bytes past it (EFBIG), as a full disk would. The finished output from before must
+    # survive byte for byte, with no temporary file left and a one-line error.
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    _photo(tmp_path / "a.png", 64, 96)
+    cmd = [sys.executable, "-m", "deblurkit", "a.png", "--weights", str(tiny_weights), "--preset", "fast", "--quiet"]
+    assert subprocess.run(cmd, cwd=tmp_path, capture_output=True, timeout=120).returncode == 0
+    out = tmp_path / "a_deblurred.png"
+    before = out.read_bytes()
+    assert len(before) > 4000
+
+    def small_files():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000))
+
+    r = subprocess.run([*cmd, "--overwrite"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                       preexec_fn=small_files)
+    assert r.returncode != 0
+    msg = r.stderr.strip()
+    assert len(msg.splitlines()) == 1 and "a_deblurred.png" in msg and "write failed" in msg, msg
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "a_deblurred.png"]
 
 
 def test_run_help_is_one_screen_grouped_and_flags_show_no_type(monkeypatch):

@@ -223,6 +223,34 @@ def test_hub_checksum_mismatch_deletes_the_download(hub_env):
         assert r.returncode == 3 and hub.gets() == 2
 
 
+def test_a_corrupt_file_already_in_the_cache_is_deleted_and_fetched_again(hub_env):
+    # The cache is not trusted: a blob damaged after its download (disk, a killed copy, a
+    # hand edit) is caught by the checksum, deleted, and replaced by a fresh download, and
+    # a photo then deblurs with the verified file; offline, the damaged file is not used.
+    tmp_path, body, reg, env = hub_env
+    from PIL import Image
+
+    with HubServer({(REPO, FILE): body}) as hub:
+        env["HF_ENDPOINT"] = hub.url
+        assert _cli(["weights", "download", "tiny"], env, tmp_path).returncode == 0 and hub.gets() == 1
+        blobs = [b for b in (tmp_path / "hf").rglob("blobs/*") if b.is_file()]
+        assert len(blobs) == 1 and blobs[0].read_bytes() == body
+        blobs[0].write_bytes(body[:-4] + b"\x00\x00\x00\x01")  # damaged in place
+        r = _cli(["weights", "list", "--json"], env, tmp_path)
+        assert json.loads(r.stdout)[0]["status"] == "checksum mismatch"
+        Image.new("RGB", (24, 20), (90, 120, 60)).save(tmp_path / "p.png")
+        r = _cli(["p.png", "--model", "tiny", "--preset", "fast"], env, tmp_path)
+        assert r.returncode == 0, r.stderr
+        assert hub.gets() == 2 and (tmp_path / "p_deblurred.png").is_file()
+        cached = [b for b in (tmp_path / "hf").rglob("blobs/*") if b.is_file()]
+        assert [b.read_bytes() == body for b in cached] == [True]
+        cached[0].write_bytes(b"garbage")
+    env["HF_HUB_OFFLINE"] = "1"
+    r = _cli(["weights", "download", "tiny"], env, tmp_path)
+    assert r.returncode == 3 and "HF_HUB_OFFLINE" in r.stderr
+    assert not [b for b in (tmp_path / "hf").rglob("blobs/*") if b.is_file() and b.read_bytes() == b"garbage"]
+
+
 def test_hf_uri_for_run(hub_env):
     tmp_path, body, reg, env = hub_env
     from PIL import Image
