@@ -1,0 +1,100 @@
+"""`deblur serve`: start the local web page and its HTTP API (deblurkit.serve)."""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import socket
+import tempfile
+import webbrowser
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import DeblurError, UsageError
+from ..io import DEFAULT_MAX_PIXELS
+from .app import app
+from .common import EXIT_INTERRUPTED, err_console, report
+
+
+def _private_root() -> Path:
+    """One private folder (0700) for every upload, result and the multipart parser's spool
+    files, removed when the server stops."""
+    root = Path(tempfile.mkdtemp(prefix="deblur-serve-"))
+    atexit.register(shutil.rmtree, root, True)
+    tempfile.tempdir = str(root / "spool")  # what Starlette's SpooledTemporaryFile writes to
+    (root / "spool").mkdir()
+    (root / "jobs").mkdir()
+    return root
+
+
+@app.command("serve", help="A local web page to restore photos by looking, with the HTTP API it uses "
+             "(needs: pip install 'deblurkit[serve]').")
+def serve_cmd(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (anything but localhost needs --token or --no-auth)."),
+    port: int = typer.Option(7860, "--port", help="Port to listen on."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name from weights.toml."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="Checkpoint file or hf://OWNER/REPO/FILE\\[@REV]."),
+    max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", help="Largest photo accepted (413 beyond)."),
+    max_upload_mb: int = typer.Option(256, "--max-upload-mb", help="Largest upload in MiB (413 beyond)."),
+    token: Optional[str] = typer.Option(None, "--token", help="Secret every request must carry (header X-Deblur-Token or ?token=)."),
+    no_auth: bool = typer.Option(False, "--no-auth", help="Serve another --host without a token (anyone who reaches it can use it)."),
+    open_browser: bool = typer.Option(False, "--open", help="Open the page in the browser."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, mps."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+):
+    try:
+        try:
+            import fastapi  # noqa: F401
+            import multipart  # noqa: F401  (python-multipart)
+            import uvicorn
+        except ImportError as e:
+            raise UsageError(f"deblur serve needs the serve extra ({e.name} is missing): pip install 'deblurkit[serve]'") from None
+        if not 1 <= port <= 65535:
+            raise UsageError(f"--port {port}: must be in [1, 65535]")
+        if max_pixels < 1 or not 1 <= max_upload_mb <= 1 << 20:
+            raise UsageError("--max-pixels and --max-upload-mb must be positive")
+        local = host in ("127.0.0.1", "localhost", "::1")
+        if token is not None and not token.strip():
+            raise UsageError("--token: must not be empty")
+        if not local and token is None and not no_auth:
+            raise UsageError(f"--host {host}: the page would be open to the network; give --token SECRET (or --no-auth)")
+        from ..api import Deblurrer, recommended_preset
+        from ..serve.app import create_app
+        from ..serve.jobs import JobQueue
+
+        deblurrer = Deblurrer(model, weights=weights, device=device)
+        root = _private_root()
+        jobs = JobQueue(deblurrer, root / "jobs", max_pixels)
+        web = create_app(jobs, token=token, max_upload_bytes=max_upload_mb << 20,
+                         recommended=recommended_preset(model, weights))
+    except DeblurError as e:
+        raise report(e, debug)
+
+    try:  # bound here, so a port in use is one line, not a server log
+        sock = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+    except OSError as e:
+        jobs.close()
+        raise report(UsageError(f"--host {host} --port {port}: cannot listen there ({e.strerror or e})"), debug)
+    shown_host = f"[{host}]" if ":" in host else host
+    url = f"http://{shown_host}:{port}/" + (f"?token={token}" if token else "")
+    if not local:
+        err_console.print(f"[yellow]warning:[/] serving on {host}: reachable from other machines"
+                          + ("" if token else " by anyone (--no-auth)"), soft_wrap=True)
+    print(f"deblur serve: model {deblurrer.model_name} on {deblurrer.device}; open {url}  (Ctrl-C stops)", flush=True)
+    if open_browser:
+        webbrowser.open(url)
+    # Bounded connections and header sizes: a flood of clients gets 503s, not the memory.
+    config = uvicorn.Config(web, host=host, port=port, log_level="warning", limit_concurrency=64,
+                            timeout_keep_alive=5, h11_max_incomplete_event_size=64 * 1024, access_log=False)
+    server = uvicorn.Server(config)
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        jobs.close()
+    # Here only after Ctrl-C or SIGTERM (uvicorn handles both and stops cleanly).
+    err_console.print("interrupted", soft_wrap=True)
+    raise typer.Exit(EXIT_INTERRUPTED)

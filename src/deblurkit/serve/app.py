@@ -1,0 +1,284 @@
+"""The HTTP API and the page: a thin web front end over the job queue (Starlette / FastAPI).
+
+Every client input is checked here and answered with a 4xx and its reason; the pipeline
+behind it is the CLI's own. Nothing the client sends names a path on the server: uploads
+are stored under a fresh job id with a sanitised file name.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import secrets
+import unicodedata
+from importlib import resources
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from starlette.datastructures import UploadFile
+
+from .. import __version__
+from ..errors import DeblurError
+from ..io import parse_region, preview_region
+from ..io.discover import sniff_image
+from ..presets import PRESETS, check_settings, resolve_settings
+from .jobs import Job, JobQueue
+
+TOKEN_HEADER = "x-deblur-token"
+FIELDS = ("preset", "steps", "noise_ceiling", "samples", "average", "seed", "region", "std", "sampler")
+MAX_NAME = 120
+CHUNK = 1 << 20
+
+
+class ClientError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def safe_name(raw: str | None) -> str:
+    """The upload's own file name as the seed key (so results match `deblur NAME`), cut to
+    its last path component and stripped of control characters; never a path."""
+    name = unicodedata.normalize("NFC", (raw or "").replace("\\", "/").rsplit("/", 1)[-1])
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip().lstrip(".")
+    if not name:
+        return "upload.png"
+    if len(name) > MAX_NAME:
+        stem, dot, ext = name.rpartition(".")
+        name = (stem[: MAX_NAME - len(ext) - 1] + "." + ext) if dot and len(ext) <= 8 else name[:MAX_NAME]
+    return name
+
+
+def _int(form, key: str, lo: int, hi: int) -> int | None:
+    v = form.get(key)
+    if v is None or v == "":
+        return None
+    if not isinstance(v, str) or not re.fullmatch(r"\d{1,20}", v.strip()):
+        raise ClientError(400, f"{key}: expected a whole number, got {str(v)[:40]!r}")
+    n = int(v)
+    if not lo <= n <= hi:
+        raise ClientError(400, f"{key} {n}: must be in [{lo}, {hi}]")
+    return n
+
+
+def _bool(form, key: str) -> bool | None:
+    v = form.get(key)
+    if v is None or v == "":
+        return None
+    s = str(v).strip().lower()
+    if s in ("1", "true", "yes", "on"):
+        return True
+    if s in ("0", "false", "no", "off"):
+        return False
+    raise ClientError(400, f"{key}: expected true or false, got {s[:40]!r}")
+
+
+def _float(form, key: str) -> float | None:
+    v = form.get(key)
+    if v is None or v == "":
+        return None
+    try:
+        x = float(str(v))
+    except ValueError:
+        raise ClientError(400, f"{key}: expected a number, got {str(v)[:40]!r}") from None
+    if not 0.0 < x < 1.0:
+        raise ClientError(400, f"{key} {x:g}: must be in (0, 1)")
+    return x
+
+
+def _job_settings(form, recommended: str, max_steps: int, max_samples: int):
+    unknown = sorted(set(form.keys()) - set(FIELDS) - {"image"})
+    if unknown:
+        raise ClientError(400, f"unknown field(s): {', '.join(u[:40] for u in unknown[:5])} (known: image, {', '.join(FIELDS)})")
+    preset = form.get("preset") or None
+    if preset is not None and preset not in PRESETS:
+        raise ClientError(400, f"preset {str(preset)[:40]!r}: expected one of {', '.join(PRESETS)}")
+    sampler = form.get("sampler") or None
+    if sampler is not None and sampler not in ("ddpm", "ddim"):
+        raise ClientError(400, f"sampler {str(sampler)[:40]!r}: expected ddpm or ddim")
+    std = bool(_bool(form, "std"))
+    try:
+        settings = resolve_settings(
+            preset, recommended if preset is None else preset,
+            steps=_int(form, "steps", 0, max_steps), samples=_int(form, "samples", 1, max_samples),
+            average=_bool(form, "average"), noise_ceiling=_float(form, "noise_ceiling"), sampler=sampler,
+            wants_samples=std)
+        check_settings(settings, std)
+        region = form.get("region") or None
+        if region is not None:
+            region = preview_region() if region == "preview" else parse_region(str(region)[:80])
+    except (DeblurError, ValueError) as e:
+        raise ClientError(400, str(e).replace("--", "").replace("_", " ")) from None
+    seed = _int(form, "seed", 0, 2**64 - 1)
+    return settings, std, region, seed
+
+
+def create_app(jobs: JobQueue, *, token: str | None = None, max_upload_bytes: int = 256 << 20,
+               recommended: str = "balanced", max_steps: int = 1000, max_samples: int = 16) -> FastAPI:
+    app = FastAPI(title="deblur", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
+    static = resources.files("deblurkit.serve") / "static"
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        # The token (when one is required) as a header or ?token=; then the body's size,
+        # by its declared length and, for a chunked upload, by counting what arrives.
+        if token is not None:
+            given = request.headers.get(TOKEN_HEADER) or request.query_params.get("token") or ""
+            if not hmac.compare_digest(given.encode(), token.encode()):
+                return JSONResponse({"error": "missing or wrong token (header X-Deblur-Token or ?token=)"}, 401)
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > max_upload_bytes):
+            return JSONResponse({"error": f"upload larger than {max_upload_bytes} bytes"}, 413,
+                                headers={"Connection": "close"})
+        return await call_next(request)
+
+    @app.exception_handler(ClientError)
+    async def client_error(request: Request, e: ClientError):
+        return JSONResponse({"error": e.message}, e.status)
+
+    @app.get("/")
+    async def page():
+        return Response((static / "index.html").read_bytes(), media_type="text/html; charset=utf-8")
+
+    @app.get("/static/{name}")
+    async def static_file(name: str):
+        kinds = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
+        suffix = Path(name).suffix
+        if not re.fullmatch(r"[a-z0-9_-]+\.(js|css|svg)", name) or not (static / name).is_file():
+            raise ClientError(404, "no such file")
+        return Response((static / name).read_bytes(), media_type=kinds[suffix])
+
+    @app.get("/api/info")
+    async def info():
+        return {"version": __version__, "model": jobs.deblurrer.model_name, "recommended": recommended,
+                "presets": {k: {"steps": p.steps, "samples": p.samples, "average": p.average, "help": p.help}
+                            for k, p in PRESETS.items()},
+                "max_pixels": jobs.max_pixels, "max_upload_bytes": max_upload_bytes}
+
+    @app.post("/api/restore", status_code=202)
+    async def restore(request: Request):
+        if jobs.pending() >= jobs.max_queued:
+            raise ClientError(429, f"{jobs.max_queued} jobs are waiting already; try again when some are done")
+        ctype = request.headers.get("content-type", "")
+        if not ctype.startswith("multipart/form-data"):
+            raise ClientError(415, "send multipart/form-data with the photo in the field 'image'")
+        job_id, folder = jobs.new_folder()
+        try:
+            form = await _read_form(request, max_upload_bytes)
+            upload = form.get("image")
+            if not isinstance(upload, UploadFile):
+                raise ClientError(400, "no photo: send it in the multipart field 'image'")
+            settings, std, region, seed = _job_settings(form, recommended, max_steps, max_samples)
+            name = safe_name(upload.filename)
+            path = folder / "in" / name
+            await _save(upload, path, max_upload_bytes)
+            kind = sniff_image(path)
+            if kind is None:
+                raise ClientError(415, f"{name}: not a photo this tool reads (PNG, JPEG, TIFF, WebP, BMP)")
+            _check_pixels(path, name, jobs.max_pixels)
+        except BodyTooLarge:
+            jobs.discard(folder)
+            return JSONResponse({"error": f"upload larger than {max_upload_bytes} bytes"}, 413,
+                                headers={"Connection": "close"})
+        except BaseException:
+            jobs.discard(folder)
+            raise
+        if seed is None:
+            seed = secrets.randbelow(2**31 - 1)  # as the CLI: a fresh seed, reported back
+        job = jobs.submit(Job(job_id, name, folder, settings, seed, std=std, region=region))
+        return {"id": job.id, "status": job.status, "seed": seed}
+
+    def _job(job_id: str) -> Job:
+        job = jobs.get(job_id) if re.fullmatch(r"[0-9a-f]{32}", job_id) else None
+        if job is None:
+            raise ClientError(404, f"no job {job_id[:40]!r} (finished jobs are kept for a limited time)")
+        return job
+
+    @app.get("/api/jobs/{job_id}")
+    async def status(job_id: str):
+        return _job(job_id).to_dict()
+
+    def _file(job: Job, path: Path | None, what: str):
+        if job.status != "done":
+            raise ClientError(409, f"job {job.id} is {job.status}, not done")
+        if path is None or not path.is_file():
+            raise ClientError(404, f"job {job.id} has no {what}")
+        return FileResponse(path, media_type="image/png", filename=path.name)
+
+    @app.get("/api/jobs/{job_id}/result")
+    async def result(job_id: str, index: int = 0):
+        job = _job(job_id)
+        outputs = job.outputs
+        if not 0 <= index < max(1, len(outputs)):
+            raise ClientError(404, f"job {job.id} has {len(outputs)} result(s); index {index} is none of them")
+        return _file(job, outputs[index] if outputs else None, "result")
+
+    @app.get("/api/jobs/{job_id}/std")
+    async def std_map(job_id: str):
+        job = _job(job_id)
+        return _file(job, job.std_map, "std map (ask for std with several samples)")
+
+    @app.get("/api/jobs/{job_id}/before")
+    async def before(job_id: str):
+        job = _job(job_id)
+        return _file(job, job.folder / "before.png", "input preview")
+
+    @app.delete("/api/jobs/{job_id}")
+    async def cancel(job_id: str):
+        job = jobs.cancel(_job(job_id).id)
+        return {"id": job.id, "status": job.status}
+
+    return app
+
+
+async def _read_form(request: Request, limit: int):
+    """The multipart form, with the body counted as it arrives (a chunked upload has no
+    declared length) and bounded numbers of fields and files."""
+    seen = 0
+    receive = request._receive
+
+    async def counted():
+        nonlocal seen
+        message = await receive()
+        seen += len(message.get("body", b""))
+        if seen > limit:
+            raise BodyTooLarge()
+        return message
+
+    request._receive = counted
+    try:
+        return await request.form(max_files=1, max_fields=len(FIELDS) + 1, max_part_size=64 * 1024)
+    except BodyTooLarge:
+        raise
+    except Exception as e:  # a malformed body: the parser's reason, as a 400
+        raise ClientError(400, f"cannot read the form ({str(e)[:200] or type(e).__name__})") from None
+
+
+async def _save(upload: UploadFile, path: Path, limit: int) -> None:
+    total = 0
+    with open(path, "wb") as f:
+        while chunk := await upload.read(CHUNK):
+            total += len(chunk)
+            if total > limit:
+                raise BodyTooLarge()
+            f.write(chunk)
+    if total == 0:
+        raise ClientError(400, f"{path.name}: the uploaded file is empty")
+
+
+def _check_pixels(path: Path, name: str, max_pixels: int) -> None:
+    """Refuse a photo over the pixel limit from its header, before anything decodes it."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except Exception:  # noqa: BLE001 -- Pillow cannot size it: the pipeline's reader says why
+        return
+    if w * h > max_pixels:
+        raise ClientError(413, f"{name}: {w}x{h} is {w * h} pixels, over the server's limit of {max_pixels}")

@@ -1,0 +1,227 @@
+"""The server's job queue: one model in memory, one job at a time, results kept for a while.
+
+A job is one uploaded photo and its settings. It runs through the same
+`pipeline.process_image` as `deblur photo.png`, with the upload's file name as the seed key,
+so a job's result has the bytes the CLI writes for that name, seed and settings. Everything
+a job writes lives in its own folder under the queue's private root, which is removed when
+the job is dropped and, whole, when the server stops.
+"""
+
+from __future__ import annotations
+
+import queue
+import shutil
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..io import InputItem, Region, plan_outputs
+from ..presets import Settings
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..api import Deblurrer
+
+STATUSES = ("queued", "running", "done", "failed", "cancelled")
+
+
+class JobCancelled(Exception):
+    """Raised from the progress callback to stop a running chain between steps."""
+
+
+@dataclass
+class Job:
+    id: str
+    name: str  # the upload's (sanitised) file name: the seed key, as on the command line
+    folder: Path
+    settings: Settings
+    seed: int
+    std: bool = False
+    region: Region | None = None
+    status: str = "queued"
+    progress: float = 0.0
+    step: int = 0
+    steps: int = 0
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+    outputs: list[Path] = field(default_factory=list)
+    std_map: Path | None = None
+    size: tuple[int, int] | None = None
+    created: float = field(default_factory=time.monotonic)
+    started: float | None = None
+    finished: float | None = None
+    cancel_requested: bool = False
+
+    @property
+    def input_path(self) -> Path:
+        return self.folder / "in" / self.name
+
+    def to_dict(self) -> dict:
+        now = time.monotonic()
+        elapsed = (self.finished or now) - self.started if self.started else 0.0
+        eta = elapsed * (1 - self.progress) / self.progress if self.status == "running" and self.progress > 0 else None
+        s = self.settings
+        return {
+            "id": self.id, "name": self.name, "status": self.status, "progress": round(self.progress, 4),
+            "step": self.step, "steps": self.steps, "error": self.error, "notes": self.notes,
+            "seconds": round(elapsed, 3), "eta_seconds": None if eta is None else round(eta, 1),
+            "seed": self.seed, "size": list(self.size) if self.size else None,
+            "settings": {"preset": s.preset, "steps": s.steps, "samples": s.samples, "average": s.average,
+                         "noise_ceiling": s.noise_ceiling, "sampler": s.sampler, "flips": s.flips},
+            "results": [p.name for p in self.outputs], "std": self.std_map.name if self.std_map else None,
+        }
+
+
+class JobQueue:
+    """Jobs run one at a time on a worker thread that sleeps while the queue is empty (the
+    server costs nothing next to a training run until someone submits a photo). Finished
+    jobs are kept for `keep_seconds` and at most `keep_jobs` of them; older ones and their
+    files are removed."""
+
+    def __init__(self, deblurrer: "Deblurrer", root: Path, max_pixels: int, keep_jobs: int = 64,
+                 keep_seconds: float = 3600.0, max_queued: int = 32):
+        self.deblurrer = deblurrer
+        self.root = Path(root)
+        self.max_pixels = max_pixels
+        self.keep_jobs = keep_jobs
+        self.keep_seconds = keep_seconds
+        self.max_queued = max_queued
+        self.jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+        self._todo: queue.Queue[str | None] = queue.Queue()
+        self._worker = threading.Thread(target=self._work, name="deblur-serve-worker", daemon=True)
+        self._worker.start()
+
+    # -- the client's side ---------------------------------------------------------------
+
+    def new_folder(self) -> tuple[str, Path]:
+        """A fresh job id and its private folder (the upload is written into `in/`)."""
+        job_id = uuid.uuid4().hex
+        folder = self.root / job_id
+        (folder / "in").mkdir(parents=True)
+        return job_id, folder
+
+    def pending(self) -> int:
+        with self._lock:
+            return sum(1 for j in self.jobs.values() if j.status in ("queued", "running"))
+
+    def submit(self, job: Job) -> Job:
+        self.reap()
+        with self._lock:
+            self.jobs[job.id] = job
+        self._todo.put(job.id)
+        return job
+
+    def get(self, job_id: str) -> Job | None:
+        with self._lock:
+            return self.jobs.get(job_id)
+
+    def cancel(self, job_id: str) -> Job | None:
+        """A queued job is dropped at once; a running one stops at its next step (a
+        predictor-only job has none and finishes, then is dropped)."""
+        with self._lock:
+            job = self.jobs.get(job_id)
+            if job is None:
+                return None
+            job.cancel_requested = True
+            if job.status == "queued":
+                job.status, job.finished = "cancelled", time.monotonic()
+        if job.status in ("cancelled", "done", "failed"):
+            self._drop_files(job)
+        return job
+
+    def close(self) -> None:
+        self._todo.put(None)
+        self._worker.join(timeout=30)
+
+    # -- housekeeping --------------------------------------------------------------------
+
+    def reap(self) -> None:
+        """Remove finished jobs past their time or beyond the count, oldest first."""
+        now = time.monotonic()
+        with self._lock:
+            finished = sorted((j for j in self.jobs.values() if j.finished is not None), key=lambda j: j.finished)
+            old = [j for j in finished if now - j.finished > self.keep_seconds]
+            old += [j for j in finished[: max(0, len(finished) - self.keep_jobs)] if j not in old]
+            for j in old:
+                del self.jobs[j.id]
+        for j in old:
+            self._drop_files(j)
+
+    def discard(self, folder: Path) -> None:
+        """Remove a job folder (only ever one under this queue's root)."""
+        if folder.parent == self.root:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _drop_files(self, job: Job) -> None:
+        self.discard(job.folder)
+
+    # -- the worker ----------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            try:
+                job_id = self._todo.get(timeout=60.0)
+            except queue.Empty:
+                self.reap()
+                continue
+            if job_id is None:
+                return
+            job = self.get(job_id)
+            if job is None or job.status != "queued":
+                continue
+            job.status, job.started = "running", time.monotonic()
+            try:
+                self._run(job)
+            except JobCancelled:
+                job.status = "cancelled"
+            except Exception as e:  # noqa: BLE001 -- a job's failure must never stop the worker
+                job.status, job.error = "failed", f"{job.name}: {type(e).__name__}: {e}"
+            job.finished = time.monotonic()
+            if job.status == "cancelled" or job.cancel_requested:
+                job.status = "cancelled"
+                self._drop_files(job)
+
+    def _run(self, job: Job) -> None:
+        from ..pipeline import RunOptions, process_image
+
+        s = job.settings
+        opts = RunOptions(settings=s, std=job.std, seed=job.seed, max_pixels=self.max_pixels, region=job.region,
+                          overwrite=True)
+        item = InputItem(job.input_path)
+        n_files = 1 if (s.average or s.samples == 1 or s.steps == 0) else s.samples
+        tag = "deblurred" if job.region is None else f"preview_{s.preset if not s.overridden_by else 'custom'}"
+        plan = plan_outputs(item, job.folder / "out", True, "png", n_files, job.std and s.steps > 0, tag=tag)
+        job.steps = s.steps
+
+        def on_step(n: int, total: int) -> None:
+            if job.cancel_requested:
+                raise JobCancelled()
+            job.step, job.steps = n, total
+            job.progress = min(0.999, n / total) if total else 0.0
+
+        result = process_image(self.deblurrer, item, plan, opts, on_step=on_step)
+        job.size = result.size
+        job.notes = [n.replace(str(job.folder), "") for n in (result.notes or [])]
+        if result.status != "done":
+            job.status = "failed"
+            job.error = (result.error or "failed").replace(str(job.folder / "in") + "/", "")
+            return
+        job.outputs = list(plan.main)
+        job.std_map = plan.std
+        _write_before(job, self.max_pixels)
+        job.progress = 1.0
+        job.status = "done"
+
+
+def _write_before(job: Job, max_pixels: int) -> None:
+    """The input as the page shows it beside the result: 8-bit PNG, upright, cut to the
+    job's region (browsers cannot show TIFF, or 16-bit without loss)."""
+    from ..io import crop_image, encode_image, read_image, write_atomic
+
+    image = read_image(job.input_path, max_pixels)
+    if job.region is not None:
+        image, _ = crop_image(image, job.region)
+    write_atomic(job.folder / "before.png", encode_image(image.rgb, "PNG"))

@@ -1,0 +1,282 @@
+"""`deblur serve` against the real server: `python -m deblurkit serve` on 127.0.0.1 with a
+tiny random checkpoint, driven over HTTP."""
+
+import io
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import smooth_image
+
+pytest.importorskip("fastapi", reason="deblur serve's extra (fastapi, uvicorn, python-multipart) is not installed")
+pytest.importorskip("uvicorn", reason="deblur serve's extra is not installed")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, weights: Path, tmp: Path, *extra: str):
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = dict(os.environ, TMPDIR=str(tmp))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "deblurkit", "serve", "--weights", str(weights), "--port", str(self.port), *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp)
+        self.banner = self.proc.stdout.readline()
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(self.proc.stderr.read())
+                time.sleep(0.2)
+        raise RuntimeError("server did not start")
+
+    def stop(self) -> tuple[int, str]:
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            _, err = self.proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
+        return self.proc.returncode, err
+
+
+def request(url, method="GET", data=None, headers=None):
+    """(status, headers, body bytes) without raising for 4xx/5xx."""
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+def multipart(fields: dict, files: dict) -> tuple[bytes, dict]:
+    boundary = uuid.uuid4().hex
+    out = io.BytesIO()
+    for k, v in fields.items():
+        out.write(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode())
+    for k, (name, data) in files.items():
+        out.write(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"; filename="{name}"\r\n'
+                  f'Content-Type: application/octet-stream\r\n\r\n'.encode() + data + b"\r\n")
+    out.write(f"--{boundary}--\r\n".encode())
+    return out.getvalue(), {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+def png_bytes(h=40, w=56, seed=0, depth=8) -> bytes:
+    arr = smooth_image(h, w, seed)
+    buf = io.BytesIO()
+    if depth == 16:
+        import cv2
+
+        ok, enc = cv2.imencode(".png", cv2.cvtColor((arr * 65535).astype(np.uint16), cv2.COLOR_RGB2BGR))
+        return enc.tobytes()
+    Image.fromarray(np.round(arr * 255).astype(np.uint8)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def served_weights(tmp_path_factory):
+    from conftest import random_tiny_model
+    from deblurkit.weights import save_checkpoint
+
+    path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
+    save_checkpoint(random_tiny_model(), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(served_weights, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("serve")
+    srv = Server(served_weights, tmp, "--max-pixels", "100000", "--max-upload-mb", "1")
+    srv.tmp = tmp
+    yield srv
+    if srv.proc.poll() is None:
+        srv.stop()
+
+
+def submit(server, fields, name="photo.png", data=None, headers=None):
+    body, h = multipart(fields, {"image": (name, png_bytes() if data is None else data)})
+    status, _, out = request(server.url + "/api/restore", "POST", body, {**h, **(headers or {})})
+    return status, json.loads(out or b"{}")
+
+
+def wait(server, job_id, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        status, _, body = request(f"{server.url}/api/jobs/{job_id}")
+        job = json.loads(body)
+        if job["status"] in ("done", "failed", "cancelled"):
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} still {job['status']}")
+
+
+def test_job_life_cycle_and_result_is_the_command_lines_bytes(server, served_weights, tmp_path):
+    assert "open http://127.0.0.1" in server.banner
+    data = png_bytes(depth=16)
+    status, job = submit(server, {"preset": "balanced", "seed": "5"}, name="photo.png", data=data)
+    assert status == 202 and job["status"] == "queued" and job["seed"] == 5
+    done = wait(server, job["id"])
+    assert done["status"] == "done" and done["progress"] == 1.0 and done["results"] == ["photo_deblurred.png"]
+    assert done["steps"] == 3 and done["step"] == 3
+    status, headers, result = request(f"{server.url}/api/jobs/{job['id']}/result")
+    assert status == 200 and headers["content-type"] == "image/png" and "photo_deblurred.png" in headers["content-disposition"]
+    # The same name, seed and settings on the command line write the same bytes (16-bit kept).
+    (tmp_path / "photo.png").write_bytes(data)
+    r = subprocess.run([sys.executable, "-m", "deblurkit", "photo.png", "--weights", str(served_weights), "--preset", "balanced",
+                        "--seed", "5", "--quiet"], cwd=tmp_path, capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "photo_deblurred.png").read_bytes() == result
+    status, _, before = request(f"{server.url}/api/jobs/{job['id']}/before")
+    assert status == 200 and Image.open(io.BytesIO(before)).size == (56, 40)
+
+
+def test_preview_region_samples_and_std_map(server):
+    status, job = submit(server, {"preset": "balanced", "region": "8,4,32,24", "samples": "3", "std": "true", "seed": "1"})
+    assert status == 202
+    done = wait(server, job["id"])
+    assert done["status"] == "done" and len(done["results"]) == 3 and done["std"]
+    for i in range(3):
+        status, _, body = request(f"{server.url}/api/jobs/{job['id']}/result?index={i}")
+        assert status == 200 and Image.open(io.BytesIO(body)).size == (32, 24)
+    assert request(f"{server.url}/api/jobs/{job['id']}/result?index=3")[0] == 404
+    assert request(f"{server.url}/api/jobs/{job['id']}/std")[0] == 200
+    status, job = submit(server, {"preset": "fast", "region": "preview"})
+    assert wait(server, job["id"])["results"] == ["photo_preview_fast.png"]
+
+
+@pytest.mark.parametrize("fields,name,data,code,needle", [
+    ({"preset": "nope"}, "a.png", None, 400, "expected one of"),
+    ({"steps": "-3"}, "a.png", None, 400, "whole number"),
+    ({"steps": "abc"}, "a.png", None, 400, "whole number"),
+    ({"samples": "0"}, "a.png", None, 400, "samples"),
+    ({"noise_ceiling": "2"}, "a.png", None, 400, "noise_ceiling"),
+    ({"seed": str(2**64)}, "a.png", None, 400, "seed"),
+    ({"region": "1,2,3"}, "a.png", None, 400, "X,Y,W,H"),
+    ({"average": "maybe"}, "a.png", None, 400, "true or false"),
+    ({"path": "/etc/passwd"}, "a.png", None, 400, "unknown field"),
+    ({"preset": "fast", "steps": "0", "samples": "4"}, "a.png", None, 400, "samples"),
+    ({}, "notes.txt", b"hello, not a photo", 415, "not a photo"),
+    ({}, "empty.png", b"", 400, "empty"),
+    ({}, "big.png", "big", 413, "over the server's limit"),
+    ({}, "broken.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, 202, None),
+])
+def test_bad_requests_get_a_4xx_with_the_reason(server, fields, name, data, code, needle):
+    if data == "big":
+        data = png_bytes(400, 400)  # 160,000 pixels against --max-pixels 100000
+    status, body = submit(server, fields, name=name, data=data)
+    assert status == code, body
+    if needle:
+        assert needle in body["error"], body
+    else:  # a truncated PNG is accepted, then fails as a job with the reader's reason
+        job = wait(server, body["id"])
+        assert job["status"] == "failed" and "broken.png" in job["error"] and "/" not in job["error"].split(":")[0]
+
+
+def test_upload_limit_is_413_declared_or_not(server):
+    big = os.urandom(2 << 20)  # 2 MiB against --max-upload-mb 1
+    body, h = multipart({}, {"image": ("x.png", big)})
+    assert request(server.url + "/api/restore", "POST", body, h)[0] == 413
+    # Chunked (no Content-Length): counted as it arrives.
+    def chunks():
+        yield body
+    req = urllib.request.Request(server.url + "/api/restore", data=chunks(), method="POST", headers=h)
+    try:
+        status = urllib.request.urlopen(req, timeout=60).status
+    except urllib.error.HTTPError as e:
+        status = e.code
+    except (ConnectionError, urllib.error.URLError):
+        status = 413  # the server may close the connection after answering mid-upload
+    assert status == 413
+
+
+def test_other_client_inputs_are_never_a_500(server):
+    u = server.url
+    assert request(u + "/api/jobs/" + "0" * 32)[0] == 404
+    assert request(u + "/api/jobs/../../etc/passwd")[0] == 404
+    assert request(u + "/api/jobs/nothex")[0] == 404
+    assert request(u + "/static/../../pyproject.toml")[0] == 404
+    assert request(u + "/static/app.js")[0] == 200
+    assert request(u + "/api/restore", "POST", b"x=1", {"Content-Type": "application/x-www-form-urlencoded"})[0] == 415
+    assert request(u + "/api/restore", "POST", b"--b\r\ngarbage", {"Content-Type": "multipart/form-data; boundary=b"})[0] == 400
+    body, h = multipart({}, {})
+    assert request(u + "/api/restore", "POST", body, h)[0] == 400
+    # A huge multipart part header.
+    hdr = "X-" + "a" * 200_000
+    raw = (f'--b\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n{hdr}: 1\r\n\r\n').encode() + png_bytes() + b"\r\n--b--\r\n"
+    status = request(u + "/api/restore", "POST", raw, {"Content-Type": "multipart/form-data; boundary=b"})[0]
+    assert 400 <= status < 500
+    status, _, page = request(u + "/")
+    assert status == 200 and b"<title>deblur</title>" in page and b"http" not in page.replace(b"http-equiv", b"")
+
+
+def test_file_names_from_the_client_never_name_a_server_path(server):
+    status, job = submit(server, {"preset": "fast"}, name="../../../../tmp/evil.png")
+    done = wait(server, job["id"])
+    assert done["name"] == "evil.png" and done["results"] == ["evil_deblurred.png"]
+    assert not Path("/tmp/evil_deblurred.png").exists()
+
+
+def test_cancel_a_queued_and_a_running_job(server):
+    long = {"steps": "400", "seed": "1"}
+    _, running = submit(server, long, data=png_bytes(200, 240))
+    _, queued = submit(server, {"preset": "fast"})
+    deadline = time.time() + 30
+    while json.loads(request(f"{server.url}/api/jobs/{running['id']}")[2])["status"] != "running" and time.time() < deadline:
+        time.sleep(0.05)
+    status, _, body = request(f"{server.url}/api/jobs/{queued['id']}", "DELETE")
+    assert status == 200 and json.loads(body)["status"] == "cancelled"
+    status, _, body = request(f"{server.url}/api/jobs/{running['id']}", "DELETE")
+    assert status == 200
+    job = wait(server, running["id"])
+    assert job["status"] == "cancelled" and job["step"] < 400
+    assert request(f"{server.url}/api/jobs/{running['id']}/result")[0] == 409
+    folders = [p for p in server.tmp.glob("deblur-serve-*/jobs/*")]
+    assert all(running["id"] not in p.name and queued["id"] not in p.name for p in folders)
+
+
+def test_token_required_off_localhost_and_checked(tiny_weights, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "deblurkit", "serve", "--weights", str(tiny_weights), "--host", "0.0.0.0",
+                        "--port", str(_free_port())], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "--token" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    srv = Server(tiny_weights, tmp_path, "--token", "s3cret")
+    try:
+        assert request(srv.url + "/api/info")[0] == 401
+        assert request(srv.url + "/api/info", headers={"X-Deblur-Token": "wrong"})[0] == 401
+        assert request(srv.url + "/api/info", headers={"X-Deblur-Token": "s3cret"})[0] == 200
+        assert request(srv.url + "/api/info?token=s3cret")[0] == 200
+        assert "?token=s3cret" in srv.banner
+    finally:
+        code, err = srv.stop()
+    assert code == 130 and "Traceback" not in err and err.strip().splitlines()[-1] == "interrupted"
+    assert not list(tmp_path.glob("deblur-serve-*")), "the private folder is removed at exit"
+
+
+def test_a_port_in_use_is_one_line(tiny_weights):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        r = subprocess.run([sys.executable, "-m", "deblurkit", "serve", "--weights", str(tiny_weights), "--port",
+                            str(s.getsockname()[1])], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "cannot listen there" in r.stderr and len(r.stderr.strip().splitlines()) == 1
