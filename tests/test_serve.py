@@ -280,3 +280,57 @@ def test_a_port_in_use_is_one_line(tiny_weights):
         r = subprocess.run([sys.executable, "-m", "deblurkit", "serve", "--weights", str(tiny_weights), "--port",
                             str(s.getsockname()[1])], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "cannot listen there" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def _browser():
+    """Headless Chromium through Selenium, or a skip that says what is missing."""
+    import shutil
+
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
+    chrome = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    driver = shutil.which("chromedriver")
+    if not chrome or not driver:
+        pytest.skip("no Chromium and chromedriver on PATH (Debian: apt-get install chromium chromium-driver)")
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chrome
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1200,1400"):
+        opts.add_argument(flag)
+    return webdriver.Chrome(service=Service(driver), options=opts)
+
+
+def test_the_page_in_a_real_browser_uploads_previews_and_shows_the_result(server, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    photo = tmp_path / "street.png"
+    photo.write_bytes(png_bytes(96, 128, seed=4))
+    browser = _browser()
+    try:
+        browser.get(server.url + "/")
+        wait = WebDriverWait(browser, 60)
+        wait.until(lambda b: "model" in b.find_element(By.ID, "model").text)
+        browser.find_element(By.ID, "files").send_keys(str(photo))
+        card = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, ".card")))
+        assert card.find_element(By.CSS_SELECTOR, ".name").text == "street.png"
+        card.find_element(By.CSS_SELECTOR, "button.preview").click()
+        # The input and one labelled preview per preset, each image loaded.
+        wait.until(lambda b: len(card.find_elements(By.CSS_SELECTOR, ".previews figure img[src*='/result']")) == 4)
+        captions = [f.text for f in card.find_elements(By.CSS_SELECTOR, ".previews figcaption")]
+        assert captions[0] == "input" and [c.split(" ")[0] for c in captions[1:]] == ["fast", "balanced", "distortion", "perception"]
+        card.find_element(By.CSS_SELECTOR, "button.full").click()
+        wait.until(lambda b: card.find_element(By.CSS_SELECTOR, ".result").is_displayed())
+        after = card.find_element(By.CSS_SELECTOR, "img.after")
+        wait.until(lambda b: b.execute_script("return arguments[0].complete && arguments[0].naturalWidth", after) == 128)
+        link = card.find_element(By.CSS_SELECTOR, "a.download")
+        assert link.get_attribute("download") == "street_deblurred.png"
+        body = request(link.get_attribute("href"))[2]
+        assert Image.open(io.BytesIO(body)).size == (128, 96)
+        assert not card.find_element(By.CSS_SELECTOR, ".error").is_displayed()
+        shot = os.environ.get("DEBLUR_SCREENSHOT")
+        if shot:  # docs/serve.png: DEBLUR_SCREENSHOT=docs/serve.png pytest tests/test_serve.py -k browser
+            browser.save_screenshot(shot)
+    finally:
+        browser.quit()
