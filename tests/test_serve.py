@@ -330,7 +330,7 @@ def test_the_page_in_a_real_browser_uploads_previews_and_shows_the_result(server
         assert Image.open(io.BytesIO(body)).size == (128, 96)
         assert not card.find_element(By.CSS_SELECTOR, ".error").is_displayed()
         shot = os.environ.get("DEBLUR_SCREENSHOT")
-        if shot:  # docs/serve.png: DEBLUR_SCREENSHOT=docs/serve.png pytest tests/test_serve.py -k browser
+        if shot:  # a screenshot: DEBLUR_SCREENSHOT=shot.png pytest tests/test_serve.py -k browser
             browser.save_screenshot(shot)
     finally:
         browser.quit()
