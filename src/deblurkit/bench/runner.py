@@ -13,7 +13,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..cli.common import err_console
 from ..devices import check_precision, resolve_device, resolve_precision
 from ..errors import DeblurError, UsageError
 from ..io import IMAGE_EXTENSIONS, read_image, write_atomic
@@ -28,6 +27,10 @@ from .plot import pd_plot
 from .speed import measure_size, peak_memory_mb, preset_seconds
 
 out_console = Console(highlight=False)
+
+# Progress and notes go to stderr (the record or table to stdout); the bench has its own
+# console so that nothing below cli/ imports from it.
+err_console = Console(stderr=True, highlight=False)
 
 
 def _load_model(c):

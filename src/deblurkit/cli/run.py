@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import signal
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
@@ -51,29 +50,6 @@ def _check_video_flags(s, std, side_by_side, trajectory, crop, output, out_is_di
         # webm/avi would need other codecs; writing MP4 bytes under their name would mislead.
         raise UsageError(f"-o {output}: videos are written as {', '.join(e.lstrip('.') for e in WRITABLE_VIDEO)} "
                          f"(H.264); {output.suffix or 'no extension'} is not one of them")
-
-
-def _run_video(deblurrer, item, plan, opts, temporal_noise, progress, on_step, plain_console, allow_truncated=False,
-               seed_given=True):
-    """One clip: per-frame progress (with an ETA) in its own bar."""
-    task = progress.add_task(f"frames [{item.path.name}]", total=None)
-    started = time.perf_counter()
-
-    def on_frame(done: int, total: int | None) -> None:
-        progress.update(task, completed=done, total=total)
-        if plain_console is not None and (done % 10 == 0 or done == total):
-            rate = done / max(time.perf_counter() - started, 1e-9)
-            eta = f", eta {(total - done) / rate:.0f} s" if total else ""
-            plain_console.print(f"  {shown(item.path.name)}: frame {done}/{total or '?'}{eta}", highlight=False, soft_wrap=True)
-
-    from ..video import process_video
-
-    try:
-        return process_video(deblurrer, item.path, plan.main[0], opts.settings, opts.seed, temporal_noise,
-                             opts.overwrite, on_frame=on_frame, on_step=on_step, allow_truncated=allow_truncated,
-                             max_pixels=opts.max_pixels, seed_given=seed_given)
-    finally:
-        progress.remove_task(task)
 
 
 def _result_label(s) -> str:
@@ -178,8 +154,6 @@ def run(
     from ..api import Deblurrer, recommended_preset
     from ..io import FORMATS
     from ..io.read import library_chatter
-    from ..io import read_image
-    from ..pipeline import ImageResult, finish, process_image
     from ..weights import sha256_of
 
     if debug:
@@ -235,7 +209,6 @@ def run(
     )
     ext = (fmt or "png").lower()
     n_files = 1 if (average or samples == 1) else samples
-    inputs_resolved = {i.path.resolve() for i in items if i.path.exists()}
 
     console = Console(stderr=True, quiet=quiet)
     sampling_flags = list(settings.overridden_by)
@@ -256,8 +229,6 @@ def run(
                + f", seed {seed}" if steps > 0 else "initial predictor only"),
             highlight=False, soft_wrap=True,
         )
-    results: list[ImageResult] = []
-    interrupted = False
     previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -267,13 +238,6 @@ def run(
     plain = not quiet and not console.is_terminal
     every = max(1, -(-steps // 10)) if steps >= 20 else 0
 
-    def on_step(name: str):
-        def report(n: int, total: int) -> None:
-            progress.update(steps_task, completed=n)
-            if plain and every and (n % every == 0 or n == total):
-                console.print(f"  {shown(name)}: step {n}/{total}", highlight=False, soft_wrap=True)
-        return report
-
     def plan_for(item):
         if is_video(item.path):
             return plan_outputs(item, output, out_is_dir, output_extension(item.path), 1, False, tag=tag,
@@ -282,89 +246,63 @@ def run(
                             with_compare=side_by_side)
 
     plans = {item.path: plan_for(item) for item in items if item.error is None}
+    started: dict[Path, float] = {}
+    frames: dict[Path, int] = {}  # a clip's frame bar
+    done_count = 0
 
-    def needs_work(item) -> bool:
-        return item.error is None and (overwrite or not all(p.exists() for p in plans[item.path].all))
+    def on_start(item) -> None:
+        started[item.path] = time.perf_counter()
+        progress.reset(steps_task, total=max(steps, 1))
+        progress.update(steps_task, description=f"steps [{item.path.name}]")
+        if is_video(item.path):
+            frames[item.path] = progress.add_task(f"frames [{item.path.name}]", total=None)
 
-    # A folder keeps both cores busy: the next photo is decoded and the previous result
-    # encoded and written in threads while the network runs.
-    reader = ThreadPoolExecutor(1, thread_name_prefix="deblur-read")
-    writer = ThreadPoolExecutor(1, thread_name_prefix="deblur-write")
-    prefetched: dict[Path, Future] = {}
+    def on_step(item, n: int, total: int) -> None:
+        progress.update(steps_task, completed=n)
+        if plain and every and (n % every == 0 or n == total):
+            console.print(f"  {shown(item.path.name)}: step {n}/{total}", highlight=False, soft_wrap=True)
 
-    def read_ahead(after: int) -> None:
-        nxt = next((it for it in items[after + 1:] if needs_work(it)), None)
-        if nxt is not None and not is_video(nxt.path) and nxt.path not in prefetched:
-            prefetched[nxt.path] = reader.submit(read_image, nxt.path, max_pixels)
+    def on_frame(item, done: int, total) -> None:
+        progress.update(frames[item.path], completed=done, total=total)
+        if plain and (done % 10 == 0 or done == total):
+            rate = done / max(time.perf_counter() - started[item.path], 1e-9)
+            eta = f", eta {(total - done) / rate:.0f} s" if total else ""
+            console.print(f"  {shown(item.path.name)}: frame {done}/{total or '?'}{eta}", highlight=False, soft_wrap=True)
 
-    def report_result(item, plan, result, t_image) -> None:
-        finish(result)
-        if item.path in renamed:
+    def on_result(item, plan, result) -> None:
+        nonlocal done_count
+        done_count += 1
+        if item.path in frames:
+            progress.remove_task(frames.pop(item.path))
+        if result.error is not None and item.path not in started:  # failed before it began
+            err_console.print(f"[red]error:[/] {shown(result.error)}", highlight=False, soft_wrap=True)
+            progress.advance(images_task)
+            return
+        if plan is not None and item.path in renamed:
             result.notes = [*(result.notes or []), f"another input has the same name stem: written as "
                             f"{plan.main[0].name} to keep both"]
         if plain:
-            console.print(f"\\[{results.index(result) + 1}/{len(items)}] {shown(item.path)}: {result.status} "
-                          f"({time.perf_counter() - t_image:.1f} s)", highlight=False, soft_wrap=True)
+            console.print(f"\\[{done_count}/{len(items)}] {shown(item.path)}: {result.status} "
+                          f"({time.perf_counter() - started[item.path]:.1f} s)", highlight=False, soft_wrap=True)
         for note in result.notes or []:
             console.print(f"[yellow]note:[/] {shown(note)}", highlight=False, soft_wrap=True)
         if result.status == "failed":  # reported even with --quiet
             err_console.print(f"[red]error:[/] {shown(result.error)}", highlight=False, soft_wrap=True)
         progress.advance(images_task)
 
-    pending = None  # (item, plan, result, t_image) of a photo whose outputs are still being written
-    t0 = time.perf_counter()
+    from ..batch import BatchEvents, VideoOptions, run_batch
+
     try:
         with progress:
             images_task = progress.add_task("images", total=len(items))
             steps_task = progress.add_task("steps", total=max(steps, 1), visible=steps > 0)
-            for index, item in enumerate(items):
-                if item.error is not None:
-                    results.append(ImageResult(str(item.path), "failed", error=item.error))
-                    err_console.print(f"[red]error:[/] {shown(item.error)}", highlight=False, soft_wrap=True)
-                    progress.advance(images_task)
-                    continue
-                plan = plans[item.path]
-                clash = [o for o in plan.all if o.resolve() in inputs_resolved]
-                if clash:
-                    results.append(ImageResult(str(item.path), "failed", error=f"{item.path}: output {clash[0]} would overwrite an input"))
-                    err_console.print(f"[red]error:[/] {shown(results[-1].error)}", highlight=False, soft_wrap=True)
-                    progress.advance(images_task)
-                    continue
-                progress.reset(steps_task, total=max(steps, 1))
-                progress.update(steps_task, description=f"steps [{item.path.name}]")
-                t_image = time.perf_counter()
-                if is_video(item.path):
-                    if pending is not None:
-                        report_result(*pending)
-                        pending = None
-                    result = _run_video(deblurrer, item, plan, opts, temporal_noise.value, progress, on_step(item.path.name),
-                                        console if plain else None, allow_truncated=allow_truncated, seed_given=seed_given)
-                    results.append(result)
-                    report_result(item, plan, result, t_image)
-                    continue
-                ahead = prefetched.pop(item.path, None)
-                read_ahead(index)
-                result = process_image(deblurrer, item, plan, opts, on_step=on_step(item.path.name),
-                                       load=ahead.result if ahead is not None else None, defer=writer.submit)
-                results.append(result)
-                if pending is not None:
-                    report_result(*pending)
-                pending = (item, plan, result, t_image)
-            if pending is not None:
-                report_result(*pending)
-                pending = None
-    except KeyboardInterrupt:
-        interrupted = True
+            outcome = run_batch(deblurrer, items, plans, opts, BatchEvents(on_start, on_step, on_frame, on_result),
+                                VideoOptions(temporal_noise.value, allow_truncated, seed_given))
     finally:
         signal.signal(signal.SIGTERM, previous_term)
-        for future in prefetched.values():
-            future.cancel()
-        reader.shutdown(wait=True, cancel_futures=True)
-        if pending is not None:
-            finish(pending[2])  # an output already being written is finished, never left half-done
-        writer.shutdown(wait=True)
+    results, interrupted = outcome.results, outcome.interrupted
 
-    elapsed = time.perf_counter() - t0
+    elapsed = outcome.seconds
     counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")}
     if not quiet:
         console.print(_summary_table(results))
