@@ -186,3 +186,20 @@ def test_rotational_kernels_stay_the_size_of_the_shake_on_small_photos():
         for x, y in ((0, 0), (95, 0), (0, 95), (95, 95), (48, 48)):
             d = shake.displacements(x, y)
             assert extent_of(d) < 2.5 * extent + 2, (seed, x, y, extent_of(d), extent)
+
+
+def test_the_camera_response_decides_where_the_blur_acts():
+    from dataclasses import replace
+
+    from deblurkit.data.blur import apply_blur, convolve, gaussian_kernel
+
+    img = smooth_image(64, 64, seed=2)
+    k = gaussian_kernel(2.0, 15)
+    plain = replace(blur_model("handheld"), quantize=False, highlight_gain=(1.0, 1.0))
+    values = apply_blur(img, np.random.default_rng(0), replace(plain, response_gamma=(1.0, 1.0)), kernel=k, noise=False).blurry
+    np.testing.assert_allclose(values, np.clip(convolve(img, k), 0, 1), atol=1e-5)  # gamma 1: on the stored values
+    light = apply_blur(img, np.random.default_rng(0), replace(plain, response_gamma=(2.4, 2.4)), kernel=k, noise=False).blurry
+    np.testing.assert_allclose(light, np.clip(convolve(img**2.4, k), 0, 1) ** (1 / 2.4), atol=1e-5)
+    assert np.abs(light - values).mean() > 1e-3
+    # The handheld model draws the response per sample; the legacy model keeps the sRGB curve.
+    assert blur_model("handheld").response_gamma == (1.0, 2.4) and blur_model("legacy").response_gamma is None

@@ -11,7 +11,8 @@ Two blur models (`BLUR_MODELS`):
 - "legacy" (`BlurConfig()`, what dvsr-medium-v1..v6 learned and `deblur bench synthetic`
   keeps measuring by default): a constant-speed 2-D trajectory in the spirit of Boracchi &
   Foi (2012), 3-30 px in a 41 px support, with a two-kernel blend for spatial variation.
-Blur is applied to linear intensities (sRGB gamma undone), with highlights lifted above
+Blur is applied to linear intensities (sRGB gamma undone; the handheld model draws the
+camera's response gamma per sample, from 1 (blur on the stored values) to 2.4), with highlights lifted above
 the clipping point first so saturated lights streak as they do in real photographs;
 shot and read noise follow the blur; an optional JPEG round trip comes last.
 """
@@ -50,13 +51,19 @@ class BlurConfig:
     p_srgb_noise: float = 0.0
     srgb_noise: tuple[float, float] = (0.0, 0.02)
     quantize: bool = False
+    # The camera's response between scene light and the stored values, as a power law
+    # value = light^(1/gamma) drawn per sample from this range; None: the exact sRGB curve.
+    # Real cameras differ (tone curves, local tone mapping, flat profiles): gamma 1 is a
+    # linear response (the blur acts on the stored values, as the standard synthetic
+    # benchmarks make theirs), 2.4 about sRGB.
+    response_gamma: tuple[float, float] | None = None
 
 
 # The named blur models `deblur train / blur / bench synthetic --blur-model` take.
 BLUR_MODELS = {
     "legacy": BlurConfig(),
     "handheld": BlurConfig(shake="handheld", p_spatially_varying=0.0, p_motion=0.8, p_defocus=0.1,
-                           p_srgb_noise=0.6, quantize=True),
+                           p_srgb_noise=0.6, quantize=True, response_gamma=(1.0, 2.4)),
 }
 
 
@@ -176,7 +183,13 @@ def apply_blur(
     noise: bool = True,
 ) -> BlurResult:
     """Blur an (H, W, 3) float32 sRGB image in [0, 1]. Pass `kernel` to fix the blur."""
-    lin = srgb_to_linear(sharp.astype(np.float32))
+    if cfg.response_gamma is not None:
+        gamma = _uniform(rng, cfg.response_gamma)
+        to_light = lambda x: np.power(np.clip(x, 0.0, 1.0), gamma).astype(np.float32)  # noqa: E731
+        to_values = lambda x: np.power(np.clip(x, 0.0, 1.0), 1.0 / gamma)  # noqa: E731
+    else:
+        to_light, to_values = srgb_to_linear, linear_to_srgb
+    lin = to_light(sharp.astype(np.float32))
     gain = _uniform(rng, cfg.highlight_gain)
     if gain > 1.0:
         # Clipped pixels (255 in 8 bits) stand for brighter scene radiance the sensor lost.
@@ -216,7 +229,7 @@ def apply_blur(
         shot, read = _uniform(rng, cfg.shot_noise), _uniform(rng, cfg.read_noise)
         sigma = np.sqrt(shot * out + read**2)
         out = np.clip(out + sigma * rng.standard_normal(out.shape).astype(np.float32), 0.0, 1.0)
-    srgb = linear_to_srgb(out).astype(np.float32)
+    srgb = to_values(out).astype(np.float32)
 
     if noise and cfg.p_srgb_noise > 0 and rng.random() < cfg.p_srgb_noise:
         # After the camera's processing: the noise the standard benchmarks add (and that a
