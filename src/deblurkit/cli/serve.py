@@ -38,6 +38,7 @@ def serve_cmd(
     weights: Optional[str] = typer.Option(None, "--weights", help="Checkpoint file or hf://OWNER/REPO/FILE\\[@REV]."),
     max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", help="Largest photo accepted (413 beyond)."),
     max_upload_mb: int = typer.Option(256, "--max-upload-mb", help="Largest upload in MiB (413 beyond)."),
+    upload_timeout: float = typer.Option(20.0, "--upload-timeout", help="Seconds an upload may stall before it is dropped (408)."),
     token: Optional[str] = typer.Option(None, "--token", help="Secret every request must carry (header X-Deblur-Token or ?token=)."),
     no_auth: bool = typer.Option(False, "--no-auth", help="Serve another --host without a token (anyone who reaches it can use it)."),
     open_browser: bool = typer.Option(False, "--open", help="Open the page in the browser."),
@@ -53,6 +54,8 @@ def serve_cmd(
             raise UsageError(f"deblur serve needs the serve extra ({e.name} is missing): pip install 'deblurkit[serve]'") from None
         if not 1 <= port <= 65535:
             raise UsageError(f"--port {port}: must be in [1, 65535]")
+        if not 0 < upload_timeout <= 3600:
+            raise UsageError(f"--upload-timeout {upload_timeout:g}: must be in (0, 3600] seconds")
         if max_pixels < 1 or not 1 <= max_upload_mb <= 1 << 20:
             raise UsageError("--max-pixels and --max-upload-mb must be positive")
         local = host in ("127.0.0.1", "localhost", "::1")
@@ -68,7 +71,7 @@ def serve_cmd(
         root = _private_root()
         jobs = JobQueue(deblurrer, root / "jobs", max_pixels)
         web = create_app(jobs, token=token, max_upload_bytes=max_upload_mb << 20,
-                         recommended=recommended_preset(model, weights))
+                         recommended=recommended_preset(model, weights), upload_timeout=upload_timeout)
     except DeblurError as e:
         raise report(e, debug)
 

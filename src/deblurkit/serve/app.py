@@ -7,8 +7,10 @@ are stored under a fresh job id with a sanitised file name.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import re
+import shutil
 import secrets
 import unicodedata
 from importlib import resources
@@ -119,7 +121,8 @@ def _job_settings(form, recommended: str, max_steps: int, max_samples: int):
 
 
 def create_app(jobs: JobQueue, *, token: str | None = None, max_upload_bytes: int = 256 << 20,
-               recommended: str = "balanced", max_steps: int = 1000, max_samples: int = 16) -> FastAPI:
+               recommended: str = "balanced", max_steps: int = 1000, max_samples: int = 16,
+               upload_timeout: float = 20.0) -> FastAPI:
     app = FastAPI(title="deblur", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
     static = resources.files("deblurkit.serve") / "static"
 
@@ -164,12 +167,14 @@ def create_app(jobs: JobQueue, *, token: str | None = None, max_upload_bytes: in
     async def restore(request: Request):
         if jobs.pending() >= jobs.max_queued:
             raise ClientError(429, f"{jobs.max_queued} jobs are waiting already; try again when some are done")
+        if shutil.disk_usage(jobs.root).free < 2 * max_upload_bytes:
+            raise ClientError(507, "the server's disk is nearly full; try again when older results have been removed")
         ctype = request.headers.get("content-type", "")
         if not ctype.startswith("multipart/form-data"):
             raise ClientError(415, "send multipart/form-data with the photo in the field 'image'")
         job_id, folder = jobs.new_folder()
         try:
-            form = await _read_form(request, max_upload_bytes)
+            form = await _read_form(request, max_upload_bytes, upload_timeout)
             upload = form.get("image")
             if not isinstance(upload, UploadFile):
                 raise ClientError(400, "no photo: send it in the multipart field 'image'")
@@ -236,7 +241,7 @@ def create_app(jobs: JobQueue, *, token: str | None = None, max_upload_bytes: in
     return app
 
 
-async def _read_form(request: Request, limit: int):
+async def _read_form(request: Request, limit: int, idle_seconds: float):
     """The multipart form, with the body counted as it arrives (a chunked upload has no
     declared length) and bounded numbers of fields and files."""
     seen = 0
@@ -244,7 +249,10 @@ async def _read_form(request: Request, limit: int):
 
     async def counted():
         nonlocal seen
-        message = await receive()
+        try:  # a client that stops sending holds a connection slot: not for long
+            message = await asyncio.wait_for(receive(), timeout=idle_seconds)
+        except asyncio.TimeoutError:
+            raise ClientError(408, f"the upload stalled for {idle_seconds:g} s") from None
         seen += len(message.get("body", b""))
         if seen > limit:
             raise BodyTooLarge()
@@ -253,7 +261,7 @@ async def _read_form(request: Request, limit: int):
     request._receive = counted
     try:
         return await request.form(max_files=1, max_fields=len(FIELDS) + 1, max_part_size=64 * 1024)
-    except BodyTooLarge:
+    except (BodyTooLarge, ClientError):
         raise
     except Exception as e:  # a malformed body: the parser's reason, as a 400
         raise ClientError(400, f"cannot read the form ({str(e)[:200] or type(e).__name__})") from None
