@@ -139,3 +139,50 @@ def test_fourier_levels_round_trip_and_validation():
     for bad in ((4,), (1, 1), (-1,), (True,), [1]):
         with pytest.raises(ValueError, match="fourier_levels"):
             UNetConfig(channel_mults=(1, 2, 4, 8), fourier_levels=bad)
+
+
+def _coarse_to_fine(n=3):
+    plain = tiny_config("dvsr")
+    return replace(plain, predictor_scales=n, predictor=replace(plain.predictor, in_channels=6))
+
+
+def test_coarse_to_fine_runs_the_predictor_from_the_coarsest_scale_up():
+    model = build_model(_coarse_to_fine(3))
+    assert model.config.multiple == 4 * model.config.predictor.multiple
+    seen = []
+    model.predictor.register_forward_pre_hook(lambda mod, args: seen.append(tuple(args[0].shape)))
+    y = torch.rand(2, 3, 32, 48) * 2 - 1
+    with torch.no_grad():
+        assert model.predict(y).shape == y.shape
+    assert seen == [(2, 6, 8, 12), (2, 6, 16, 24), (2, 6, 32, 48)]
+
+
+def test_coarse_to_fine_from_a_plain_checkpoint_starts_as_it_was(tmp_path):
+    from deblurkit.train.loop import init_from
+    from deblurkit.weights import save_checkpoint
+
+    plain = random_tiny_model("dvsr")
+    save_checkpoint(plain, tmp_path / "plain.safetensors")
+    model = build_model(_coarse_to_fine(3))
+    init_from(model, tmp_path / "plain.safetensors")
+    y = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(model.predict(y), plain.predict(y))  # the new input channels start at zero
+        head, k = model.predictor.head.weight, plain.predictor.head.weight.shape[1]
+        torch.testing.assert_close(head[:, :k], plain.predictor.head.weight)
+        assert head.shape[1] == 2 * k and head[:, k:].abs().max() == 0
+        # Once those weights move, the coarser result reaches the output.
+        torch.nn.init.normal_(head[:, k:], std=0.1)
+        assert (model.predict(y) - plain.predict(y)).abs().max() > 1e-3
+
+
+def test_predictor_scales_round_trip_and_validation():
+    cfg = _coarse_to_fine(2)
+    assert ModelConfig.from_json(cfg.to_json()) == cfg
+    plain = tiny_config("dvsr")
+    with pytest.raises(ValueError, match="in_channels 6"):
+        replace(plain, predictor_scales=2)
+    with pytest.raises(ValueError, match="predictor_scales"):
+        _coarse_to_fine(5)
+    with pytest.raises(ValueError, match="3-channel"):
+        replace(plain, predictor=replace(plain.predictor, in_channels=6))

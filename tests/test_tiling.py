@@ -193,3 +193,20 @@ def test_the_tile_size_decides_the_tiles_the_networks_see(monkeypatch, tmp_path)
     assert max(max(s[1:]) for s in seen[48]) <= 48 + 16  # tiles of at most the asked side (plus padding)
     assert max(max(s[1:]) for s in seen[256]) >= 150  # the whole photo in one tile
     assert sum(s[0] for s in seen[48]) >= 12 > sum(s[0] for s in seen[256]) == 1  # many tiles against one
+
+
+def test_a_coarse_to_fine_predictor_is_tiled_like_any_other():
+    from dataclasses import replace
+
+    from deblurkit.models import build_model, tiny_config
+
+    plain = tiny_config("dvsr")
+    torch.manual_seed(3)
+    model = build_model(replace(plain, predictor_scales=3, predictor=replace(plain.predictor, in_channels=6)))
+    for p in model.predictor.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    img = smooth_image(150, 190)  # sides that are no multiple of the model's 16
+    _, _, whole = _restore(model, img, 256, 32, options=SamplingOptions(steps=0))
+    _, _, tiled = _restore(model, img, 96, 32, options=SamplingOptions(steps=0))
+    assert whole.shape == tiled.shape == (1, 3, 150, 190)
+    assert (whole - tiled).abs().mean() < 5e-3

@@ -136,10 +136,15 @@ def test_fourier_levels_train_from_a_plain_checkpoint_and_are_recorded(data_dirs
     assert model.config.predictor.fourier_levels == (1,)
     assert any(".fourier." in k for k in model.state_dict())
     assert "initialised" in r.output and "from" in r.output
-    for bad, why in (("1,x", "comma-separated level numbers"), ("5", "fourier_levels must be")):
-        r = CliRunner().invoke(app, [*args, "--fourier-levels", bad, "--out", str(tmp_path / "bad")])
+    for flag, bad, why in (("--fourier-levels", "1,x", "comma-separated level numbers"),
+                           ("--fourier-levels", "5", "fourier_levels must be"), ("--predictor-scales", "7", "[1, 4]")):
+        r = CliRunner().invoke(app, [*args, flag, bad, "--out", str(tmp_path / "bad")])
         assert r.exit_code == 2 and why in r.output and "Traceback" not in r.output
         assert not (tmp_path / "bad").exists()
+    r = CliRunner().invoke(app, [*args, "--predictor-scales", "2", "--out", str(tmp_path / "c2f")])
+    assert r.exit_code == 0, r.output
+    model = load_checkpoint(tmp_path / "c2f" / "ema.safetensors").model
+    assert model.config.predictor_scales == 2 and model.config.predictor.in_channels == 6
 
 
 def test_cli_train_rejects_missing_data(tmp_path):

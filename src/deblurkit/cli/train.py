@@ -70,6 +70,8 @@ def train_cmd(
         None, "--blur-max-extent", help="handheld: largest shake in px (a curriculum: small shakes first). \\[default: 120]"),
     fourier_levels: Optional[str] = typer.Option(
         None, "--fourier-levels", help="dvsr: predictor levels with a Fourier branch (global receptive field), e.g. 1,2,3 (0 = the stem's resolution). \\[default: none]"),
+    predictor_scales: Optional[int] = typer.Option(
+        None, "--predictor-scales", help="dvsr: coarse-to-fine prediction over N scales (the input halved N-1 times; 1 = plain). \\[default: 1]"),
     size: Optional[str] = typer.Option(None, "--size", help="tiny, small (CPU, v1), medium (CPU, edm denoiser) or base (GPU)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Total optimiser steps. " + _default("steps")),
     batch: Optional[int] = typer.Option(None, "--batch", help="Crops per step (per process). " + _default("batch")),
@@ -104,7 +106,8 @@ def train_cmd(
                          ckpt_every=ckpt_every, log_every=log_every, data_limit=data_limit, device=device,
                          precision=precision, threads=threads, workers=workers, guidance_ramp=guidance_ramp,
                          guidance=guidance or None, stage=stage, objective=objective, blur_model=blur_model, blur_max_extent=blur_max_extent,
-                         fourier_levels=_levels(fourier_levels) if fourier_levels is not None else None)
+                         fourier_levels=_levels(fourier_levels) if fourier_levels is not None else None,
+                         predictor_scales=predictor_scales)
         d = cfg.to_dict()
         d.update({k: v for k, v in overrides.items() if v is not None})
         if out is not None:

@@ -170,6 +170,11 @@ class ModelConfig:
     condition_on_prediction: bool = False
     # Multiscale structure guidance on the denoiser (required for "msgd", optional for "dvsr").
     guidance: GuidanceConfig | None = None
+    # Coarse-to-fine prediction (as in Nah et al. 2017 / SRN-DeblurNet, with one shared
+    # network): g runs on the input halved n-1 times, then on each finer scale with the
+    # coarser result upsampled as a second input (6 channels). A 120 px shake is 30 px at
+    # a quarter of the size, where the network can undo it. 1: the plain predictor.
+    predictor_scales: int = 1
 
     @property
     def denoiser_inputs(self) -> int:
@@ -190,6 +195,11 @@ class ModelConfig:
             guidance_levels(self.guidance, self.denoiser)
         if self.objective not in OBJECTIVES:
             raise ValueError(f"unknown objective {self.objective!r}; known: {', '.join(OBJECTIVES)}")
+        check_whole(self, "predictor_scales", 1, 4)
+        if self.predictor_scales > 1 and (self.predictor is None or self.predictor.in_channels != 6):
+            raise ValueError("predictor_scales > 1 needs a predictor that takes [y, coarser result] (in_channels 6)")
+        if self.predictor_scales == 1 and self.predictor is not None and self.predictor.in_channels != 3:
+            raise ValueError("a single-scale predictor takes the 3-channel input")
         if self.condition_on_prediction and self.predictor is None:
             raise ValueError("condition_on_prediction needs a predictor")
         if not 0.0 <= self.residual_std <= 10.0:  # also rejects NaN
@@ -206,7 +216,7 @@ class ModelConfig:
     def multiple(self) -> int:
         m = self.denoiser.multiple
         if self.predictor is not None:
-            m = max(m, self.predictor.multiple)  # all are powers of two
+            m = max(m, self.predictor.multiple * 2 ** (self.predictor_scales - 1))  # all are powers of two
         if self.guidance is not None:
             m = max(m, *self.guidance.scales)
         return m
@@ -221,7 +231,8 @@ class ModelConfig:
     def from_dict(cls, d: dict) -> "ModelConfig":
         if not isinstance(d, dict):
             raise TypeError(f"the model config must be an object, not {type(d).__name__}")
-        for key, kind in (("residual_std", (int, float)), ("objective", str), ("condition_on_prediction", bool), ("arch", str)):
+        for key, kind in (("residual_std", (int, float)), ("objective", str), ("condition_on_prediction", bool), ("arch", str),
+                          ("predictor_scales", int)):
             if key in d and (not isinstance(d[key], kind) or (kind != bool and isinstance(d[key], bool))):
                 raise TypeError(f"{key} has the wrong type ({type(d[key]).__name__})")
         pred = d.get("predictor")
@@ -234,6 +245,7 @@ class ModelConfig:
             objective=str(d.get("objective", "eps")),
             condition_on_prediction=bool(d.get("condition_on_prediction", False)),
             guidance=GuidanceConfig.from_dict(guide) if guide is not None else None,
+            predictor_scales=d.get("predictor_scales", 1),
         )
 
     @classmethod

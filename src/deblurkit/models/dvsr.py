@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from .config import ModelConfig
 from .guidance import Guidance, StructureGuidance
@@ -76,7 +77,18 @@ class DvSR(nn.Module):
             raise ValueError("DvSR models take no image prior")
         if self.predictor is None:
             return torch.zeros_like(y)
-        return y + self.predictor(y)
+        if self.config.predictor_scales == 1:
+            return y + self.predictor(y)
+        # Coarse to fine: the coarsest scale sees the blurry input twice, every finer one
+        # the coarser result upsampled beside its own input.
+        pyramid = [y]
+        for _ in range(self.config.predictor_scales - 1):
+            pyramid.append(F.avg_pool2d(pyramid[-1], 2))
+        x = None
+        for ys in reversed(pyramid):
+            prev = ys if x is None else F.interpolate(x, size=ys.shape[-2:], mode="bilinear", align_corners=False).to(ys.dtype)
+            x = ys + self.predictor(torch.cat([ys, prev], dim=1))
+        return x
 
     def guide(self, y: torch.Tensor, noise: torch.Tensor | None = None) -> Guidance | None:
         """The structure guidance of input y (None for an unguided model)."""

@@ -169,6 +169,9 @@ class TrainConfig:
     # DvSR: predictor levels that get a Fourier branch (global receptive field for large
     # shakes; models/unet.py), e.g. [1, 2, 3]; None keeps the size's (none).
     fourier_levels: list[int] | None = None
+    # DvSR: coarse-to-fine prediction over this many scales (models/config.py); None keeps
+    # the size's (1, the plain predictor).
+    predictor_scales: int | None = None
 
     def blur_config(self):
         from ..data.blur import blur_model
@@ -194,6 +197,11 @@ class TrainConfig:
                 cfg = replace(cfg, predictor=replace(cfg.predictor, fourier_levels=tuple(self.fourier_levels)))
             except (ValueError, TypeError) as e:
                 raise UsageError(f"--fourier-levels: {e}") from None
+        if self.predictor_scales is not None:
+            n = self.predictor_scales
+            if getattr(cfg, "predictor", None) is None or isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 4:
+                raise UsageError(f"--predictor-scales {n}: a whole number in [1, 4], for DvSR's predictor (--arch dvsr)")
+            cfg = replace(cfg, predictor_scales=n, predictor=replace(cfg.predictor, in_channels=6 if n > 1 else 3))
         return cfg
 
     def guidance_ramp_steps(self) -> int:

@@ -126,6 +126,15 @@ def init_from(model: DvSR, path: Path) -> str:
     source = load_checkpoint(path).model.state_dict()
     own = model.state_dict()
     taken = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
+    for k, v in source.items():
+        # A convolution that gained input channels (a coarse-to-fine predictor's stem):
+        # the old channels keep their weights, the new ones start at zero, so the network
+        # starts as the one it came from.
+        if k in own and k not in taken and v.dim() == 4 and own[k].dim() == 4 and own[k].shape[1] > v.shape[1] \
+                and own[k].shape[0] == v.shape[0] and own[k].shape[2:] == v.shape[2:]:
+            widened = torch.zeros_like(own[k])
+            widened[:, : v.shape[1]] = v
+            taken[k] = widened
     own.update(taken)
     model.load_state_dict(own)
     nets = sorted({k.split(".", 1)[0] for k in taken})
