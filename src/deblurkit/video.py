@@ -199,8 +199,10 @@ def _encode(frames_dir: Path, count: int, info: VideoInfo, source: Path, partial
             for a in src.streams.audio:
                 try:
                     audio.append((a, dst.add_stream_from_template(a)))
-                except (av.error.FFmpegError, ValueError) as e:
-                    notes.append(f"{source.name}: audio stream {a.index} ({a.codec_context.name}) not copied: {_reason(e)}")
+                except (av.error.FFmpegError, ValueError, AttributeError, TypeError) as e:
+                    # A damaged stream may have no codec context at all (PyAV gives None).
+                    codec = getattr(a.codec_context, "name", None) or "unknown codec"
+                    notes.append(f"{source.name}: audio stream {a.index} ({codec}) not copied: {_reason(e)}")
             for i in range(count):
                 bgr = cv2.imread(str(frames_dir / f"{i:06d}.png"), cv2.IMREAD_COLOR)
                 if bgr is None:
