@@ -276,6 +276,13 @@ def test_cancel_a_queued_and_a_running_job(server):
     job = wait(server, running["id"])
     assert job["status"] == "cancelled" and job["step"] < 400
     assert request(f"{server.url}/api/jobs/{running['id']}/result")[0] == 409
+    # A finished job is deleted with its files.
+    _, done = submit(server, {"preset": "fast"})
+    assert wait(server, done["id"])["status"] == "done"
+    status, _, body = request(f"{server.url}/api/jobs/{done['id']}", "DELETE")
+    assert status == 200 and json.loads(body)["status"] == "deleted"
+    assert request(f"{server.url}/api/jobs/{done['id']}")[0] == 404
+    assert request(f"{server.url}/api/jobs/{done['id']}/result")[0] == 404
     folders = [p for p in server.tmp.glob("deblur-serve-*/jobs/*")]
     assert all(running["id"] not in p.name and queued["id"] not in p.name for p in folders)
 

@@ -45,6 +45,19 @@ class RunOptions:
     result_label: str = "deblurred"  # the result's label in the side-by-side picture
 
 
+def files_per_image(settings: Settings) -> int:
+    """Result files per input: one (averaged or a single sample), else one per sample."""
+    return 1 if (settings.average or settings.samples == 1) else settings.samples
+
+
+def output_tag(settings: Settings, cropped: bool) -> str:
+    """The result's name tag: a crop gets its own name per preset (`preview_balanced`,
+    `preview_custom` when flags override it), so trying presets on it never blocks the full run."""
+    if not cropped:
+        return "deblurred"
+    return f"preview_{'custom' if settings.overridden_by else settings.preset}"
+
+
 @dataclass
 class ImageResult:
     input: str

@@ -200,7 +200,7 @@ def run(
     steps, samples, average = settings.steps, settings.samples, settings.average
     ceiling, sampler_name = settings.noise_ceiling, settings.sampler
     resolved, dev = deblurrer.weights, deblurrer.device
-    from ..pipeline import RunOptions
+    from ..pipeline import RunOptions, files_per_image, output_tag
 
     opts = RunOptions(
         settings=settings, std=std, seed=seed, format=fmt, quality=quality,
@@ -208,13 +208,12 @@ def run(
         side_by_side=side_by_side, result_label=_result_label(settings),
     )
     ext = (fmt or "png").lower()
-    n_files = 1 if (average or samples == 1) else samples
+    n_files = files_per_image(settings)
 
     console = Console(stderr=True, quiet=quiet)
     sampling_flags = list(settings.overridden_by)
     renamed = distinct_names([i for i in items if i.error is None], out_is_dir, output)
-    # A crop gets its own name per preset, so trying presets on it never blocks the full run.
-    tag = "deblurred" if crop is None else f"preview_{'custom' if sampling_flags else preset_name}"
+    tag = output_tag(settings, crop is not None)
     if not quiet:
         # The effective settings only: a preset overridden by flags says so, and a
         # predictor-only run has no seed, ceiling or sampler to report.

@@ -24,9 +24,6 @@ from ..presets import Settings
 if TYPE_CHECKING:  # pragma: no cover
     from ..api import Deblurrer
 
-STATUSES = ("queued", "running", "done", "failed", "cancelled")
-
-
 class JobCancelled(Exception):
     """Raised from the progress callback to stop a running chain between steps."""
 
@@ -120,7 +117,8 @@ class JobQueue:
 
     def cancel(self, job_id: str) -> Job | None:
         """A queued job is dropped at once; a running one stops at its next step (a
-        predictor-only job has none and finishes, then is dropped)."""
+        predictor-only job has none and finishes, then is dropped); a finished one is
+        deleted with its files."""
         with self._lock:
             job = self.jobs.get(job_id)
             if job is None:
@@ -128,7 +126,10 @@ class JobQueue:
             job.cancel_requested = True
             if job.status == "queued":
                 job.status, job.finished = "cancelled", time.monotonic()
-        if job.status in ("cancelled", "done", "failed"):
+            elif job.status in ("done", "failed", "cancelled"):
+                del self.jobs[job_id]
+                job.status = "deleted"
+        if job.status in ("cancelled", "deleted"):
             self._drop_files(job)
         return job
 
@@ -185,15 +186,15 @@ class JobQueue:
                 self._drop_files(job)
 
     def _run(self, job: Job) -> None:
-        from ..pipeline import RunOptions, process_image
+        from ..io import read_image
+        from ..pipeline import RunOptions, files_per_image, output_tag, process_image
 
         s = job.settings
         opts = RunOptions(settings=s, std=job.std, seed=job.seed, max_pixels=self.max_pixels, region=job.region,
                           overwrite=True)
         item = InputItem(job.input_path)
-        n_files = 1 if (s.average or s.samples == 1 or s.steps == 0) else s.samples
-        tag = "deblurred" if job.region is None else f"preview_{s.preset if not s.overridden_by else 'custom'}"
-        plan = plan_outputs(item, job.folder / "out", True, "png", n_files, job.std and s.steps > 0, tag=tag)
+        plan = plan_outputs(item, job.folder / "out", True, "png", files_per_image(s), job.std and s.steps > 0,
+                            tag=output_tag(s, job.region is not None))
         job.steps = s.steps
 
         def on_step(n: int, total: int) -> None:
@@ -202,7 +203,13 @@ class JobQueue:
             job.step, job.steps = n, total
             job.progress = min(0.999, n / total) if total else 0.0
 
-        result = process_image(self.deblurrer, item, plan, opts, on_step=on_step)
+        loaded = []  # the decoded input, kept for the page's "before" picture (read once)
+
+        def load():
+            loaded.append(read_image(job.input_path, self.max_pixels))
+            return loaded[0]
+
+        result = process_image(self.deblurrer, item, plan, opts, on_step=on_step, load=load)
         job.size = result.size
         job.notes = [n.replace(str(job.folder), "") for n in (result.notes or [])]
         if result.status != "done":
@@ -211,17 +218,16 @@ class JobQueue:
             return
         job.outputs = list(plan.main)
         job.std_map = plan.std
-        _write_before(job, self.max_pixels)
+        _write_before(job, loaded[0])
         job.progress = 1.0
         job.status = "done"
 
 
-def _write_before(job: Job, max_pixels: int) -> None:
+def _write_before(job: Job, image) -> None:
     """The input as the page shows it beside the result: 8-bit PNG, upright, cut to the
     job's region (browsers cannot show TIFF, or 16-bit without loss)."""
-    from ..io import crop_image, encode_image, read_image, write_atomic
+    from ..io import crop_image, encode_image, write_atomic
 
-    image = read_image(job.input_path, max_pixels)
     if job.region is not None:
         image, _ = crop_image(image, job.region)
     write_atomic(job.folder / "before.png", encode_image(image.rgb, "PNG"))
