@@ -68,6 +68,21 @@ def test_strengths_mix_small_and_large_shakes():
     assert np.mean(np.array(extents) > 60) > 0.1  # and large shakes are there
 
 
+def test_the_large_shake_model_draws_more_large_shakes_and_keeps_small_ones():
+    def extents(name):
+        cfg = blur_model(name).handheld
+        return np.array([extent_of(shake_path(np.random.default_rng(s), cfg=cfg)) for s in range(400)])
+    base, large = extents("handheld"), extents("handheld-large")
+    assert np.mean(large > 60) > np.mean(base > 60) + 0.08
+    assert np.mean(large < 10) > 0.1  # small blur is still there
+    assert max(large) <= blur_model("handheld-large").handheld.extent[1] + 1e-6
+    # Rotational shakes draw their extent the same way.
+    cfg = blur_model("handheld-large").handheld
+    rot = [random_rotation_shake(np.random.default_rng(s), 256, 256, cfg) for s in range(200)]
+    centre = np.array([extent_of(r.displacements(128.0, 128.0)) for r in rot])
+    assert np.mean(centre > 60) > np.mean(base > 60)
+
+
 def test_pure_translation_homographies_equal_the_convolution_with_their_kernel():
     img = smooth_image(96, 112, seed=1)
     path = shake_path(np.random.default_rng(7), extent=12.0)

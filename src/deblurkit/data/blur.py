@@ -8,6 +8,8 @@ Two blur models (`BLUR_MODELS`):
   `shake.py` models it (variable-speed rotation paths sampled in time, up to 120 px,
   spatially varying through the camera's homographies for part of the samples), then
   sRGB-domain Gaussian noise and 8-bit values as in real files;
+- "handheld-large": the same with half the shake extents drawn uniformly rather than
+  log-uniformly (a third of the paths 60-120 px instead of a fifth; small ones stay);
 - "legacy" (`BlurConfig()`, what dvsr-medium-v1..v6 learned and `deblur bench synthetic`
   keeps measuring by default): a constant-speed 2-D trajectory in the spirit of Boracchi &
   Foi (2012), 3-30 px in a 41 px support, with a two-kernel blend for spatial variation.
@@ -19,7 +21,7 @@ shot and read noise follow the blur; an optional JPEG round trip comes last.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -65,6 +67,10 @@ BLUR_MODELS = {
     "handheld": BlurConfig(shake="handheld", p_spatially_varying=0.0, p_motion=0.8, p_defocus=0.1,
                            p_srgb_noise=0.6, quantize=True, response_gamma=(1.0, 2.4)),
 }
+# The same with half the shake extents drawn uniformly: about a third of the paths are
+# 60-120 px (one in five with log-uniform extents), for a network that must learn large shake.
+BLUR_MODELS["handheld-large"] = replace(
+    BLUR_MODELS["handheld"], handheld=replace(BLUR_MODELS["handheld"].handheld, uniform_extent_share=0.5))
 
 
 def blur_model(name: str) -> BlurConfig:

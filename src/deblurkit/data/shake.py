@@ -40,6 +40,10 @@ class ShakeConfig:
     # Blur extent (the larger side of the path's bounding box), drawn log-uniformly so small
     # shakes stay as common as large ones.
     extent: tuple[float, float] = (3.0, 120.0)
+    # Share of paths whose extent is drawn uniformly instead: log-uniform puts half of them
+    # under 19 px, so a 60-120 px shake is one training sample in ten; the uniform share
+    # makes large shakes common without dropping small ones (0 keeps the stream as it was).
+    uniform_extent_share: float = 0.0
     n_sinusoids: int = 3
     frequency: tuple[float, float] = (0.25, 3.0)  # cycles per exposure
     spectrum_slope: float = 1.5  # amplitude ~ f^-slope
@@ -59,6 +63,13 @@ class ShakeConfig:
 def _log_uniform(rng: np.random.Generator, lo_hi) -> float:
     lo, hi = lo_hi
     return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+
+
+def draw_extent(rng: np.random.Generator, cfg: ShakeConfig) -> float:
+    """A shake's extent in px: log-uniform over cfg.extent, or uniform for a share of paths."""
+    if cfg.uniform_extent_share > 0 and rng.random() < cfg.uniform_extent_share:
+        return float(rng.uniform(*cfg.extent))
+    return _log_uniform(rng, cfg.extent)
 
 
 def _axis_motion(rng: np.random.Generator, t: np.ndarray, cfg: ShakeConfig) -> np.ndarray:
@@ -109,7 +120,7 @@ def extent_of(path: np.ndarray) -> float:
 
 def shake_path(rng: np.random.Generator, extent: float | None = None, cfg: ShakeConfig = ShakeConfig()) -> np.ndarray:
     """A 2-D image-plane shake path (TIME_SAMPLES, 2) in pixels, x then y, of the given extent."""
-    extent = _log_uniform(rng, cfg.extent) if extent is None else extent
+    extent = draw_extent(rng, cfg) if extent is None else extent
     p = shake_motion(rng, cfg, axes=2)
     return p * (extent / max(extent_of(p), 1e-9))
 
@@ -189,7 +200,7 @@ def random_rotation_shake(rng: np.random.Generator, height: int, width: int, cfg
     """A rotational shake of an image (height x width) seen as a window of a larger frame:
     yaw and pitch give `extent` px of blur near the principal point, roll adds blur that
     grows towards the frame's corners."""
-    extent = _log_uniform(rng, cfg.extent) if extent is None else extent
+    extent = draw_extent(rng, cfg) if extent is None else extent
     side = max(height, width)
     frame = side * rng.uniform(*cfg.frame_scale)
     # At least 4 px of focal length per px of blur: hand shake is a rotation of a few degrees
