@@ -4,7 +4,8 @@
     python docs/training/plot_real_shake_curve.py OUT.png LOG.jsonl EVAL_DIR [EVAL_DIR ...]
 
 Each EVAL_DIR holds the records of `docs/training/real_shake_eval.sh` for one checkpoint
-and is named .../step_NNNNN (step 0: the starting model). Hours come from the run's log
+and is named .../step_NNNNN (step 0: the starting model); a measure missing from a folder
+is left out of that point. Hours come from the run's log
 (pauses longer than 10 minutes are not counted). Also prints the table.
 """
 
@@ -46,6 +47,8 @@ def main(out: str, log: str, *dirs: str) -> None:
         step = int(re.search(r"step_(\d+)", d).group(1))
         row = {"step": step, "hours": round(hours_at(step), 3)}
         for f, label in MEASURES.items():
+            if not (Path(d) / f"{f}.json").exists():
+                continue  # a checkpoint measured on the real kernels only
             g, per = gain(Path(d) / f"{f}.json")
             series.setdefault(label, []).append((row["hours"], g))
             row[f] = g
