@@ -85,6 +85,15 @@ class SamplerContract:
         assert seen == list(range(1, 8))
         assert out.abs().sum() > 0  # a sampler that returned zeros would still call back
 
+    def test_callback_reports_total_level_and_estimate(self):
+        infos = []
+        self.run(lambda z, lv: torch.zeros_like(z), NoiseSchedule(7, 0.5), (4,),
+                 callback=lambda i: infos.append((i.total, i.level, None if i.x0 is None else i.x0.clone())))
+        assert [t for t, _, _ in infos] == [7] * 7
+        levels = [lv for _, lv, _ in infos]
+        assert all(lv is not None and 0.0 < lv <= 1.0 for lv in levels) and len(set(levels)) == 7
+        assert all(x0 is not None and x0.shape == (4,) for _, _, x0 in infos)
+
     def test_same_seed_same_result(self):
         f = lambda z, lv: 0.5 * z  # noqa: E731
         a = self.run(f, NoiseSchedule(10, 0.5), (3, 8), seed=3)
