@@ -119,6 +119,23 @@ class TestDDIM(SamplerContract):
     sampler = staticmethod(ddim_sample)
     stochastic = False
 
+    def test_matches_the_ddim_update_written_out(self):
+        # eta = 0: z_{t-1} = sqrt(ab_{t-1}) x0 + sqrt(1 - ab_{t-1}) eps, with a denoiser that is
+        # not exact, so every step's target level shows in the result.
+        f = lambda z, lv: 0.5 * z + 0.1  # noqa: E731
+        s = NoiseSchedule(4, 0.5)
+        ab = [float(a) for a in s.alpha_bars()]
+        z = torch.linspace(-1.0, 1.0, 6, dtype=torch.float64)
+        ref = z.clone()
+        for i in reversed(range(4)):
+            eps = f(ref, math.sqrt(ab[i]))
+            x0 = (ref - math.sqrt(1 - ab[i]) * eps) / math.sqrt(ab[i])
+            if i == 0:
+                ref = x0
+                break
+            ref = math.sqrt(ab[i - 1]) * x0 + math.sqrt(1 - ab[i - 1]) * eps
+        torch.testing.assert_close(ddim_sample(f, s, z.clone()), ref, atol=1e-10, rtol=0)
+
     def test_deterministic_given_the_start(self):
         f = lambda z, lv: 0.5 * z  # noqa: E731
         s = NoiseSchedule(10, 0.5)
