@@ -186,3 +186,54 @@ def test_predictor_scales_round_trip_and_validation():
         _coarse_to_fine(5)
     with pytest.raises(ValueError, match="3-channel"):
         replace(plain, predictor=replace(plain.predictor, in_channels=6))
+
+
+def test_separate_scale_predictors_each_run_their_own_scale():
+    model = build_model(replace(_coarse_to_fine(3), separate_scale_predictors=True))
+    nets = [model.predictor, *model.predictor_coarse]
+    assert len(nets) == 3 and len({id(n) for n in nets}) == 3
+    seen = []
+    for i, net in enumerate(nets):
+        net.register_forward_pre_hook(lambda mod, args, i=i: seen.append((i, tuple(args[0].shape))))
+    y = torch.rand(2, 3, 32, 48) * 2 - 1
+    with torch.no_grad():
+        assert model.predict(y).shape == y.shape
+    # coarsest (its own network, the last) first, the full size by `predictor` last
+    assert seen == [(2, (2, 6, 8, 12)), (1, (2, 6, 16, 24)), (0, (2, 6, 32, 48))]
+    shared = replace(_coarse_to_fine(3), separate_scale_predictors=True)
+    assert ModelConfig.from_json(shared.to_json()) == shared
+    with pytest.raises(ValueError, match="separate_scale_predictors"):
+        replace(tiny_config("dvsr"), separate_scale_predictors=True)
+    with pytest.raises(TypeError, match="separate_scale_predictors"):
+        ModelConfig.from_dict({**shared.to_dict(), "separate_scale_predictors": 1})
+
+
+def test_separate_scales_from_a_shared_checkpoint_start_as_it_was_then_part(tmp_path):
+    from deblurkit.train.loop import init_from, set_trainable
+    from deblurkit.weights import save_checkpoint
+
+    shared = build_model(_coarse_to_fine(3))
+    for p in shared.parameters():  # every weight nonzero, so a tensor not copied shows
+        torch.nn.init.normal_(p, std=0.05)
+    save_checkpoint(shared, tmp_path / "shared.safetensors")
+    model = build_model(replace(_coarse_to_fine(3), separate_scale_predictors=True))
+    note = init_from(model, tmp_path / "shared.safetensors")
+    own = model.state_dict()
+    assert f"{len(own)}/{len(own)} tensors" in note
+    src = shared.predictor.state_dict()
+    for net in (model.predictor, *model.predictor_coarse):
+        for k, v in net.state_dict().items():
+            torch.testing.assert_close(v, src[k].to(v.dtype))
+    y = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(model.predict(y), shared.predict(y))
+        # The copies are independent: moving one coarse network changes the result, the others stay.
+        model.predictor_coarse[0].tail.bias.add_(0.5)
+        assert (model.predict(y) - shared.predict(y)).abs().max() > 1e-3
+        torch.testing.assert_close(model.predictor.tail.bias, shared.predictor.tail.bias)
+        torch.testing.assert_close(model.predictor_coarse[1].tail.bias, shared.predictor.tail.bias)
+    # Trained, frozen and clipped as one predictor.
+    groups = set_trainable(model, "predictor")
+    assert len(groups) == 1 and len(groups[0]) == 3 * len(list(model.predictor.parameters()))
+    set_trainable(model, "denoiser")
+    assert not any(p.requires_grad for p in model.predictor_coarse.parameters())

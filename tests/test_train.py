@@ -145,6 +145,12 @@ def test_fourier_levels_train_from_a_plain_checkpoint_and_are_recorded(data_dirs
     assert r.exit_code == 0, r.output
     model = load_checkpoint(tmp_path / "c2f" / "ema.safetensors").model
     assert model.config.predictor_scales == 2 and model.config.predictor.in_channels == 6
+    r = CliRunner().invoke(app, [*args, "--predictor-scales", "2", "--separate-scales", "--out", str(tmp_path / "sep")])
+    assert r.exit_code == 0, r.output
+    model = load_checkpoint(tmp_path / "sep" / "ema.safetensors").model
+    assert model.config.separate_scale_predictors and len(model.predictor_coarse) == 1
+    r = CliRunner().invoke(app, [*args, "--separate-scales", "--out", str(tmp_path / "bad")])
+    assert r.exit_code == 2 and "--separate-scales needs --predictor-scales" in r.output and not (tmp_path / "bad").exists()
 
 
 def test_cli_train_rejects_missing_data(tmp_path):

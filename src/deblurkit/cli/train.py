@@ -72,6 +72,8 @@ def train_cmd(
         None, "--fourier-levels", help="dvsr: predictor levels with a Fourier branch (global receptive field), e.g. 1,2,3 (0 = the stem's resolution). \\[default: none]"),
     predictor_scales: Optional[int] = typer.Option(
         None, "--predictor-scales", help="dvsr: coarse-to-fine prediction over N scales (the input halved N-1 times; 1 = plain). \\[default: 1]"),
+    separate_scales: bool = typer.Option(
+        False, "--separate-scales", help="dvsr, with --predictor-scales: a network of its own per scale instead of one shared (3x the predictor's weights, same cost per pixel)."),
     size: Optional[str] = typer.Option(None, "--size", help="tiny, small (CPU, v1), medium (CPU, edm denoiser) or base (GPU)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Total optimiser steps. " + _default("steps")),
     batch: Optional[int] = typer.Option(None, "--batch", help="Crops per step (per process). " + _default("batch")),
@@ -107,7 +109,7 @@ def train_cmd(
                          precision=precision, threads=threads, workers=workers, guidance_ramp=guidance_ramp,
                          guidance=guidance or None, stage=stage, objective=objective, blur_model=blur_model, blur_max_extent=blur_max_extent,
                          fourier_levels=_levels(fourier_levels) if fourier_levels is not None else None,
-                         predictor_scales=predictor_scales)
+                         predictor_scales=predictor_scales, separate_scales=separate_scales or None)
         d = cfg.to_dict()
         d.update({k: v for k, v in overrides.items() if v is not None})
         if out is not None:

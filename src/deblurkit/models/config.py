@@ -175,6 +175,10 @@ class ModelConfig:
     # coarser result upsampled as a second input (6 channels). A 120 px shake is 30 px at
     # a quarter of the size, where the network can undo it. 1: the plain predictor.
     predictor_scales: int = 1
+    # Coarse to fine with a network of its own per scale (as in Nah et al. 2017) instead of
+    # one shared: three times the predictor's weights at the same cost per pixel, so the
+    # coarse scales can specialise in large shakes and the full size in the small ones.
+    separate_scale_predictors: bool = False
 
     @property
     def denoiser_inputs(self) -> int:
@@ -198,6 +202,8 @@ class ModelConfig:
         check_whole(self, "predictor_scales", 1, 4)
         if self.predictor_scales > 1 and (self.predictor is None or self.predictor.in_channels != 6):
             raise ValueError("predictor_scales > 1 needs a predictor that takes [y, coarser result] (in_channels 6)")
+        if self.separate_scale_predictors and self.predictor_scales == 1:
+            raise ValueError("separate_scale_predictors needs predictor_scales > 1")
         if self.predictor_scales == 1 and self.predictor is not None and self.predictor.in_channels != 3:
             raise ValueError("a single-scale predictor takes the 3-channel input")
         if self.condition_on_prediction and self.predictor is None:
@@ -232,7 +238,7 @@ class ModelConfig:
         if not isinstance(d, dict):
             raise TypeError(f"the model config must be an object, not {type(d).__name__}")
         for key, kind in (("residual_std", (int, float)), ("objective", str), ("condition_on_prediction", bool), ("arch", str),
-                          ("predictor_scales", int)):
+                          ("predictor_scales", int), ("separate_scale_predictors", bool)):
             if key in d and (not isinstance(d[key], kind) or (kind != bool and isinstance(d[key], bool))):
                 raise TypeError(f"{key} has the wrong type ({type(d[key]).__name__})")
         pred = d.get("predictor")
@@ -246,6 +252,7 @@ class ModelConfig:
             condition_on_prediction=bool(d.get("condition_on_prediction", False)),
             guidance=GuidanceConfig.from_dict(guide) if guide is not None else None,
             predictor_scales=d.get("predictor_scales", 1),
+            separate_scale_predictors=d.get("separate_scale_predictors", False),
         )
 
     @classmethod

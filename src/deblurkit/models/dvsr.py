@@ -38,6 +38,11 @@ class DvSR(nn.Module):
         # The predictor learns a correction to its input (g(y) = y + U(y)): a fresh
         # network is then the identity, which is a far better start than 0 for deblurring.
         self.predictor = UNet(config.predictor) if config.predictor is not None else None
+        # With a network per scale, `predictor` stays the full-size one (its tensors keep
+        # their names, so a shared-network checkpoint initialises every scale) and these are
+        # the coarser scales, finest first.
+        self.predictor_coarse = nn.ModuleList(
+            UNet(config.predictor) for _ in range(config.predictor_scales - 1)) if config.separate_scale_predictors else None
         self.denoiser = UNet(config.denoiser)
         self.guidance = StructureGuidance(config.guidance, config.denoiser) if config.guidance is not None else None
 
@@ -85,10 +90,17 @@ class DvSR(nn.Module):
         for _ in range(self.config.predictor_scales - 1):
             pyramid.append(F.avg_pool2d(pyramid[-1], 2))
         x = None
-        for ys in reversed(pyramid):
+        for level in reversed(range(len(pyramid))):
+            ys = pyramid[level]
             prev = ys if x is None else F.interpolate(x, size=ys.shape[-2:], mode="bilinear", align_corners=False).to(ys.dtype)
-            x = ys + self.predictor(torch.cat([ys, prev], dim=1))
+            x = ys + self._scale_predictor(level)(torch.cat([ys, prev], dim=1))
         return x
+
+    def _scale_predictor(self, level: int) -> nn.Module:
+        """The predictor network of pyramid level `level` (0 = full size)."""
+        if level == 0 or self.predictor_coarse is None:
+            return self.predictor
+        return self.predictor_coarse[level - 1]
 
     def guide(self, y: torch.Tensor, noise: torch.Tensor | None = None) -> Guidance | None:
         """The structure guidance of input y (None for an unguided model)."""

@@ -172,6 +172,8 @@ class TrainConfig:
     # DvSR: coarse-to-fine prediction over this many scales (models/config.py); None keeps
     # the size's (1, the plain predictor).
     predictor_scales: int | None = None
+    # DvSR coarse to fine: a network of its own per scale instead of one shared.
+    separate_scales: bool = False
 
     def blur_config(self):
         from ..data.blur import blur_model
@@ -202,6 +204,10 @@ class TrainConfig:
             if getattr(cfg, "predictor", None) is None or isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 4:
                 raise UsageError(f"--predictor-scales {n}: a whole number in [1, 4], for DvSR's predictor (--arch dvsr)")
             cfg = replace(cfg, predictor_scales=n, predictor=replace(cfg.predictor, in_channels=6 if n > 1 else 3))
+        if self.separate_scales:
+            if getattr(cfg, "predictor_scales", 1) < 2:
+                raise UsageError("--separate-scales needs --predictor-scales 2 or more (dvsr)")
+            cfg = replace(cfg, separate_scale_predictors=True)
         return cfg
 
     def guidance_ramp_steps(self) -> int:

@@ -138,6 +138,13 @@ def init_from(model: DvSR, path: Path) -> str:
             widened = torch.zeros_like(own[k])
             widened[:, : v.shape[1]] = v
             taken[k] = widened
+    # Coarse-scale networks of their own (`separate_scale_predictors`) that the source lacks
+    # start as its one shared predictor, so the model starts as the one it came from.
+    for k in own:
+        if k.startswith("predictor_coarse.") and k not in taken:
+            shared = taken.get("predictor." + k.split(".", 2)[2])
+            if shared is not None and shared.shape == own[k].shape:
+                taken[k] = shared.clone()
     own.update(taken)
     model.load_state_dict(own)
     nets = sorted({k.split(".", 1)[0] for k in taken})
@@ -167,9 +174,15 @@ def set_trainable(model: DvSR, phase: str, stage: int = 1) -> list[list[torch.nn
         net = getattr(model, name)
         if net is None:
             continue
-        net.requires_grad_(name not in frozen)
+        # A coarse-to-fine predictor with a network per scale is one predictor: trained,
+        # frozen and clipped together.
+        nets = [net] + ([model.predictor_coarse] if name == "predictor" and getattr(model, "predictor_coarse", None) is not None else [])
+        params = []
+        for part in nets:
+            part.requires_grad_(name not in frozen)
+            params += list(part.parameters())
         if name not in frozen:
-            groups.append(list(net.parameters()))
+            groups.append(params)
     return groups
 
 
