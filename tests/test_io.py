@@ -202,3 +202,81 @@ def test_region_accepts_ascii_digits_only():
         with pytest.raises(UsageError, match="expected X,Y,W,H"):
             parse_region(text)
     assert parse_region("1,2,30,40").width == 30
+
+
+def test_output_format_comes_from_the_flag_then_the_suffix_then_png():
+    from deblurkit.io.write import format_for
+
+    assert format_for(Path("a.JPG")) == "JPEG" and format_for(Path("a.jpeg")) == "JPEG"
+    assert format_for(Path("a.tif")) == "TIFF" and format_for(Path("a.webp")) == "WEBP"
+    assert format_for(Path("noext")) == "PNG"
+    assert format_for(Path("a.jpg"), "TIFF") == "TIFF"  # an explicit format wins over the suffix
+    with pytest.raises(ImageWriteError) as e:
+        format_for(Path("out.gif"))
+    assert str(e.value) == "out.gif: unsupported output format 'gif' (use one of bmp, jpeg, jpg, png, tif, tiff, webp)"
+
+
+def test_quantise_rounds_and_clips_in_every_band():
+    from deblurkit.io.write import _quantise
+
+    vals = np.array([-0.5, 0.0, 0.49 / 255, 0.51 / 255, 0.5, 1.0, 1.7], np.float32)
+    # Rows of 2^21 values: a band is 2 rows, so the 3 rows take two bands.
+    x = np.zeros((3, 1 << 21, 1), np.float32)
+    x[:, : vals.size, 0] = vals
+    x[2, -1, 0] = 1.0
+    q8, q16 = _quantise(x, 8), _quantise(x, 16)
+    assert q8.dtype == np.uint8 and q16.dtype == np.uint16
+    for r in range(3):
+        np.testing.assert_array_equal(q8[r, : vals.size, 0], [0, 0, 0, 1, 128, 255, 255])
+        np.testing.assert_array_equal(q16[r, : vals.size, 0], np.round(np.clip(vals, 0, 1) * 65535))
+    assert q8[2, -1, 0] == 255 and q16[2, -1, 0] == 65535 and q8[1, -1, 0] == 0
+
+
+def test_alpha_depth_follows_the_colour_depth():
+    from deblurkit.io.write import _match_depth
+
+    a8 = np.array([0, 1, 128, 255], np.uint8)
+    up = _match_depth(a8, 16)
+    assert up.dtype == np.uint16
+    np.testing.assert_array_equal(up, [0, 257, 128 * 257, 65535])
+    down = _match_depth(np.array([0, 128, 129, 257, 65535], np.uint16), 8)
+    assert down.dtype == np.uint8
+    np.testing.assert_array_equal(down, [0, 0, 1, 1, 255])
+    assert _match_depth(a8, 8) is a8
+
+
+def test_jpeg_keeps_exif_quality_and_full_chroma():
+    from PIL import JpegImagePlugin
+
+    exif = Image.Exif()
+    exif[0x010F] = "TestCam"
+    rgb = np.random.default_rng(2).random((32, 32, 3)).astype(np.float32)
+    hi = encode_image(rgb, "JPEG", exif=exif.tobytes(), quality=95)
+    lo = encode_image(rgb, "JPEG", quality=60)
+    out = Image.open(io.BytesIO(hi))
+    assert out.format == "JPEG" and out.getexif().get(0x010F) == "TestCam"
+    assert JpegImagePlugin.get_sampling(out) == 0  # 4:4:4 at high quality
+    assert JpegImagePlugin.get_sampling(Image.open(io.BytesIO(lo))) == 2  # 4:2:0 below 90
+    assert len(lo) < len(hi)
+    # A 16-bit request falls back to 8 bits for formats that have none.
+    assert Image.open(io.BytesIO(encode_image(rgb, "JPEG", bit_depth=16))).mode == "RGB"
+
+
+def test_webp_and_tiff_and_bmp_branches():
+    rgb = np.random.default_rng(3).random((16, 16, 3)).astype(np.float32)
+    alpha = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    webp_hi = encode_image(rgb, "WEBP", quality=95)
+    webp_lo = encode_image(rgb, "WEBP", quality=30)
+    assert Image.open(io.BytesIO(webp_hi)).format == "WEBP" and len(webp_lo) < len(webp_hi)
+    webp_a = Image.open(io.BytesIO(encode_image(rgb, "WEBP", alpha=alpha)))
+    assert webp_a.mode == "RGBA"
+    # 16-bit TIFF from OpenCV's TIFF encoder (not a PNG under a .tiff name), values kept.
+    tif = encode_image(rgb, "TIFF", bit_depth=16)
+    assert tif[:4] in (b"II*\x00", b"MM\x00*")
+    back = cv2.imdecode(np.frombuffer(tif, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert back.dtype == np.uint16
+    np.testing.assert_array_equal(cv2.cvtColor(back, cv2.COLOR_BGR2RGB), np.round(rgb * 65535).astype(np.uint16))
+    # BMP has no alpha here: dropped, not a 4-channel file.
+    bmp = Image.open(io.BytesIO(encode_image(rgb, "BMP", alpha=alpha)))
+    assert bmp.format == "BMP" and bmp.mode == "RGB"
+    np.testing.assert_array_equal(np.array(bmp), np.round(rgb * 255).astype(np.uint8))

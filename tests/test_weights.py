@@ -126,6 +126,60 @@ def test_bad_hub_uris_fail_before_any_network_call(uri):
         resolve_weights(None, uri)
 
 
+def test_hf_uri_splits_into_repo_file_and_revision():
+    from deblurkit.weights.resolve import parse_hf_uri
+
+    def parts(uri):
+        loc = parse_hf_uri(uri)
+        return loc.repo_id, loc.filename, loc.revision
+
+    assert parts("hf://owner/repo/model.safetensors") == ("owner/repo", "model.safetensors", "main")
+    assert parts("hf://owner/repo/sub/dir/m.safetensors@v1.2") == ("owner/repo", "sub/dir/m.safetensors", "v1.2")
+    assert parts("hf://o/r/m@a@b") == ("o/r", "m@a", "b")  # the last '@' starts the revision
+    for bad in ("hf://owner/repo", "hf://owner/repo@v1", "hf://owner//m.safetensors", "hf:///repo/m.safetensors",
+                "hf://o/r/m.safetensors/"):
+        with pytest.raises(WeightsError) as e:
+            parse_hf_uri(bad)
+        assert str(e.value) == f"{bad}: expected hf://OWNER/REPO/FILE[@REVISION]"
+    with pytest.raises(WeightsError, match="revision ''"):
+        parse_hf_uri("hf://o/r/m.safetensors@")
+
+
+def test_hub_entries_are_fetched_with_their_checksum_and_name(monkeypatch):
+    from pathlib import Path
+
+    from deblurkit.weights import resolve as resolve_mod
+
+    entry = parse_registry(_registry_text("a" * 64, hub=True)).get("tiny")
+    calls = []
+
+    def fetch(hub, sha, label):
+        calls.append((hub, sha, label))
+        return resolve_mod.ResolvedWeights(Path("cached.safetensors"), "cache")
+
+    monkeypatch.setattr(resolve_mod, "fetch_from_hub", fetch)
+    res = resolve_mod.resolve_entry(entry)
+    assert calls == [(entry.hub, "a" * 64, "tiny")]
+    assert res.entry is entry and res.source == "cache" and res.path == Path("cached.safetensors")
+
+
+def test_bundled_file_missing_or_altered_names_the_model(tmp_path, monkeypatch):
+    from deblurkit.weights.resolve import resolve_entry
+
+    monkeypatch.setattr(registry_mod, "BUNDLED_DIR", tmp_path)
+    entry = parse_registry(_registry_text("0" * 64, file="tiny.safetensors")).get("tiny")
+    with pytest.raises(WeightsError) as e:
+        resolve_entry(entry)
+    assert str(e.value) == ("model 'tiny': its bundled file tiny.safetensors is missing from this installation "
+                            "(reinstall deblur, or pass --weights PATH)")
+    (tmp_path / "tiny.safetensors").write_bytes(b"not the model")
+    got = sha256_of(tmp_path / "tiny.safetensors")
+    with pytest.raises(WeightsError) as e:
+        resolve_entry(entry)
+    assert str(e.value) == (f"{tmp_path / 'tiny.safetensors'}: checksum mismatch for model 'tiny' "
+                            f"(expected sha256 000000000000…, got {got[:12]}…)")
+
+
 def test_no_default_model_says_so():
     with pytest.raises(WeightsError, match="no default model is bundled"):
         resolve_weights(registry=parse_registry("[models]\n"))
