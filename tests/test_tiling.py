@@ -210,3 +210,38 @@ def test_a_coarse_to_fine_predictor_is_tiled_like_any_other():
     _, _, tiled = _restore(model, img, 96, 32, options=SamplingOptions(steps=0))
     assert whole.shape == tiled.shape == (1, 3, 150, 190)
     assert (whole - tiled).abs().mean() < 5e-3
+
+
+def test_padding_reflects_bottom_and_right_and_replicates_when_too_small():
+    x = torch.arange(20, dtype=torch.float32).reshape(1, 1, 4, 5)
+    assert pad_image(x, 0, 0) is x
+    got = pad_image(x, 2, 3)
+    want = np.pad(x[0, 0].numpy(), ((0, 2), (0, 3)), mode="reflect")
+    np.testing.assert_array_equal(got[0, 0].numpy(), want)
+    np.testing.assert_array_equal(pad_image(x, 0, 3)[0, 0].numpy(), np.pad(x[0, 0].numpy(), ((0, 0), (0, 3)), mode="reflect"))
+    np.testing.assert_array_equal(pad_image(x, 2, 0)[0, 0].numpy(), np.pad(x[0, 0].numpy(), ((0, 2), (0, 0)), mode="reflect"))
+    # A pad as long as the side cannot reflect: edge pixels are repeated (both sides).
+    for ph, pw in ((4, 1), (1, 5)):
+        np.testing.assert_array_equal(pad_image(x, ph, pw)[0, 0].numpy(), np.pad(x[0, 0].numpy(), ((0, ph), (0, pw)), mode="edge"))
+    # A side already as long as the tile needs no padding even when it is no multiple.
+    assert pad_amounts(10, 11, 10, 4) == (0, 0) and pad_amounts(9, 10, 10, 4) == (3, 0)
+
+
+def test_only_rows_and_columns_that_cross_an_overlap_keep_a_normalisation():
+    grid = TileGrid.build(100, 60, 64, 16)  # two even tiles of 58 rows (at 0 and 42), one column
+    assert grid.boxes == [(0, 0), (42, 0)] and (grid.tile_h, grid.tile_w) == (58, 60)
+    assert grid.rows.tolist() == list(range(42, 58))
+    assert grid.rest.tolist() == list(range(42)) + list(range(58, 100))
+    assert grid.cols.tolist() == [] and grid.inv_rows.shape == (16, 60)
+    grid = TileGrid.build(50, 100, 64, 16)
+    assert grid.rows.tolist() == [] and grid.cols.tolist() == list(range(42, 58))
+    assert grid.inv_cols.shape == (50, 16)
+
+
+def test_the_weight_sum_check_sees_a_broken_grid():
+    grid = TileGrid.build(100, 130, 48, 8)
+    grid.weights[1] = grid.weights[1] * 0.5  # one tile's weight changed after normalising
+    s = grid.normalised_weight_sum()
+    t, l = grid.boxes[1]
+    assert s[t + grid.tile_h // 2, l + grid.tile_w // 2] == pytest.approx(0.5)
+    assert s[0, 0] == 1.0 and s.shape == (100, 130)
