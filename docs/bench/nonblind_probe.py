@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from deblurkit.bench.runner import _centre  # the bench's own centre crop
 from deblurkit.bench.kernels import blur_with_kernel, load_kernels
 from deblurkit.io import IMAGE_EXTENSIONS, read_image
 
@@ -23,12 +24,6 @@ limit = int(sys.argv[1]) if len(sys.argv) > 1 else 100
 kernels = load_kernels(Path("../shared/data/kernels/kohler12_estimated"))
 files = sorted(p for p in Path("../shared/data/val").rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)[:limit]
 weights = (1e-3, 3e-3, 1e-2, 3e-2)
-
-
-def centre(a, c=256):
-    h, w = a.shape[:2]
-    t, l = (h - c) // 2, (w - c) // 2
-    return a[t : t + c, l : l + c]
 
 
 def psnr(a, b):
@@ -56,11 +51,11 @@ for i, f in enumerate(files):
     p = max(k.shape)
     yp = np.pad(y, ((p, p), (p, p), (0, 0)), mode="reflect")
     K, L = otf(k, yp.shape[:2]), otf(lap, yp.shape[:2])
-    base = psnr(centre(y), centre(x))
+    base = psnr(_centre(y, 256), _centre(x, 256))
     for w in weights:
         H = np.conj(K) / (np.abs(K) ** 2 + w * np.abs(L) ** 2)
         out = np.stack([np.fft.irfft2(H * np.fft.rfft2(yp[..., c]), s=yp.shape[:2]) for c in range(3)], axis=2)[p:-p, p:-p]
-        gains[ki][w].append(psnr(centre(out), centre(x)) - base)
+        gains[ki][w].append(psnr(_centre(out, 256), _centre(x, 256)) - base)
 
 print("kernel  extent  " + "  ".join(f"w={w:g}".rjust(9) for w in weights))
 for ki, k in enumerate(kernels):

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from deblurkit.bench.runner import _centre  # the bench's own centre crop
 from deblurkit.bench.kernels import blur_with_kernel, load_kernels
 from deblurkit.io import IMAGE_EXTENSIONS, read_image
 from deblurkit.restorer import Restorer, SamplingOptions
@@ -32,12 +33,6 @@ sharp_dir = Path("../shared/data/val")
 files = sorted(p for p in sharp_dir.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
-def centre(a, c=256):
-    h, w = a.shape[:2]
-    t, l = (h - c) // 2, (w - c) // 2
-    return a[t : t + c, l : l + c]
-
-
 def psnr(a, b):
     return float(10 * np.log10(1.0 / np.mean((np.clip(a, 0, 1) - b) ** 2)))
 
@@ -50,7 +45,7 @@ for i, f in enumerate(files):
     if min(u8.shape[:2]) < 256:
         continue
     y = blur_with_kernel(u8, k.array, 0.01, np.random.default_rng([1234, i]))
-    pairs.append((f.name, centre(y), centre(u8.astype(np.float32) / 255.0)))
+    pairs.append((f.name, _centre(y, 256), _centre(u8.astype(np.float32) / 255.0, 256)))
 
 outs = {}
 for name, weights in nets:
