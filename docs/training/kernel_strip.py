@@ -1,6 +1,6 @@
 """Side by side: the real-kernel bench's pairs of one kernel, restored by several predictors.
 
-    python docs/training/kernel_strip.py KERNEL OUT.png NAME=WEIGHTS [NAME=WEIGHTS ...] [--rows N]
+    python docs/training/kernel_strip.py KERNEL OUT.png NAME=WEIGHTS [NAME=WEIGHTS ...] [--rows=N]
 
 The same pairs as `deblur bench kernels --kernels ../shared/data/kernels/kohler12_estimated
 --sharp ../shared/data/val --crop 256 --noise 0.01` (photo i by kernel i mod 12, blur seed
@@ -80,7 +80,8 @@ for r, j in enumerate(pick):
     tiles = [x, y] + [outs[n][j] for n, _ in nets]
     for c, t in enumerate(tiles):
         sheet.paste(Image.fromarray((t * 255).round().astype(np.uint8)), (256 * c, 16 + r * (256 + 16)))
-        gain = "" if c == 0 else f"{psnr(t, x) - (psnr(y, x) if c > 1 else 0):+.2f} dB" if c > 1 else f"{psnr(y, x):.2f} dB"
+        # the blurry column shows its PSNR, each checkpoint its gain over it
+        gain = "" if c == 0 else f"{psnr(y, x):.2f} dB" if c == 1 else f"{psnr(t, x) - psnr(y, x):+.2f} dB"
         draw.text((256 * c + 4, 16 + r * (256 + 16) + 258), f"{fname[:18]} {gain}", fill="black")
 out.parent.mkdir(parents=True, exist_ok=True)
 sheet.save(out)

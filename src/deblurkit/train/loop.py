@@ -176,7 +176,7 @@ def set_trainable(model: DvSR, phase: str, stage: int = 1) -> list[list[torch.nn
             continue
         # A coarse-to-fine predictor with a network per scale is one predictor: trained,
         # frozen and clipped together.
-        nets = [net] + ([model.predictor_coarse] if name == "predictor" and getattr(model, "predictor_coarse", None) is not None else [])
+        nets = [net] + ([model.predictor_coarse] if name == "predictor" and model.predictor_coarse is not None else [])
         params = []
         for part in nets:
             part.requires_grad_(name not in frozen)
