@@ -2,6 +2,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from torch.nn import functional as F
 
 from deblurkit.models import ModelConfig, UNetConfig, build_model, icdpm_config, tiny_config
 from deblurkit.models.unet import UNet, sinusoidal_embedding
@@ -184,7 +185,7 @@ def test_predictor_scales_round_trip_and_validation():
         replace(plain, predictor_scales=2)
     with pytest.raises(ValueError, match="predictor_scales"):
         _coarse_to_fine(5)
-    with pytest.raises(ValueError, match="3-channel"):
+    with pytest.raises(ValueError, match=r"\[y\] \(in_channels 3\)"):
         replace(plain, predictor=replace(plain.predictor, in_channels=6))
 
 
@@ -237,3 +238,71 @@ def test_separate_scales_from_a_shared_checkpoint_start_as_it_was_then_part(tmp_
     assert len(groups) == 1 and len(groups[0]) == 3 * len(list(model.predictor.parameters()))
     set_trainable(model, "denoiser")
     assert not any(p.requires_grad for p in model.predictor_coarse.parameters())
+
+
+def _kernel_aware(n=3):
+    c2f = _coarse_to_fine(n) if n > 1 else tiny_config("dvsr")
+    return replace(c2f, deconv_input=True, predictor=replace(c2f.predictor, in_channels=c2f.predictor.in_channels + 3))
+
+
+def test_kernel_aware_predictor_sees_the_deconvolution_at_every_scale():
+    model = build_model(_kernel_aware(3))
+    seen = []
+    model.predictor.register_forward_pre_hook(lambda mod, args: seen.append(args[0].detach().clone()))
+    y = torch.rand(1, 3, 32, 32) * 2 - 1
+    d = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        model.predict(torch.cat([y, d], 1))
+    assert [tuple(s.shape) for s in seen] == [(1, 9, 8, 8), (1, 9, 16, 16), (1, 9, 32, 32)]
+    torch.testing.assert_close(seen[-1][:, 6:], d)  # the full-size deconvolution as given
+    torch.testing.assert_close(seen[0][:, 6:], F.avg_pool2d(d, 4))
+    torch.testing.assert_close(seen[-1][:, :3], y)
+
+
+def test_kernel_aware_predictor_computes_the_deconvolution_itself():
+    from deblurkit.models.dvsr import blind_deconvolve_batch
+
+    model = random_tiny_model("dvsr")
+    ka = build_model(_kernel_aware(1))
+    with torch.no_grad():
+        for p in ka.parameters():
+            torch.nn.init.normal_(p, std=0.05)
+    y = torch.rand(1, 3, 48, 48) * 2 - 1
+    with torch.no_grad():
+        d = blind_deconvolve_batch(y)
+        assert d.shape == y.shape and d.dtype == y.dtype and d.min() >= -1 and d.max() <= 1
+        torch.testing.assert_close(ka.predict(y), ka.predict(torch.cat([y, d], 1)))
+        # ... and the deconvolution matters: another one changes the result.
+        assert (ka.predict(torch.cat([y, -d], 1)) - ka.predict(y)).abs().max() > 1e-3
+    assert not model.config.deconv_input
+
+
+def test_kernel_aware_from_a_coarse_to_fine_checkpoint_starts_as_it_was(tmp_path):
+    from deblurkit.train.loop import init_from
+    from deblurkit.weights import save_checkpoint
+
+    c2f = build_model(_coarse_to_fine(3))
+    for p in c2f.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    save_checkpoint(c2f, tmp_path / "c2f.safetensors")
+    model = build_model(_kernel_aware(3))
+    note = init_from(model, tmp_path / "c2f.safetensors")
+    assert f"{len(model.state_dict())}/{len(model.state_dict())} tensors" in note
+    y = torch.rand(1, 3, 32, 32) * 2 - 1
+    d = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(model.predict(torch.cat([y, d], 1)), c2f.predict(y))
+        head = model.predictor.head.weight
+        assert head.shape[1] == 9 and head[:, 6:].abs().max() == 0
+
+
+def test_kernel_aware_config_round_trip_and_validation():
+    cfg = _kernel_aware(3)
+    assert cfg.predictor_inputs == 9 and _kernel_aware(1).predictor_inputs == 6
+    assert ModelConfig.from_json(cfg.to_json()) == cfg
+    with pytest.raises(ValueError, match=r"\[y, coarser result, deconvolution\] \(in_channels 9\)"):
+        replace(cfg, predictor=replace(cfg.predictor, in_channels=6))
+    with pytest.raises(ValueError, match=r"\(in_channels 6\), not 9"):
+        replace(cfg, deconv_input=False)
+    with pytest.raises(TypeError, match="deconv_input"):
+        ModelConfig.from_dict({**cfg.to_dict(), "deconv_input": "yes"})

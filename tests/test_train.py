@@ -239,3 +239,34 @@ def test_objective_override_switches_the_noise_embedding_with_it():
 def test_cli_train_rejects_an_unknown_objective(data_dirs, tmp_path):
     r = CliRunner().invoke(app, ["train", "--sharp", str(data_dirs / "sharp"), "--objective", "v", "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and "--objective v" in r.output
+
+
+def test_kernel_aware_training_on_precomputed_deconvolutions(data_dirs, tmp_path):
+    from deblurkit.data.datasets import SharpFolder, Source
+    from deblurkit.data.deconv_pack import DeconvSamples, draw_sample, write_shard
+
+    sources = [Source(SharpFolder(data_dirs / "sharp", 48), 1.0)]
+    write_shard(tmp_path / "dc" / "deconv-000000.npz", sources, 5, [0, 1])
+    write_shard(tmp_path / "dc" / "deconv-000002.npz", sources, 5, [2])
+    samples = DeconvSamples(tmp_path / "dc", 32)
+    assert len(samples) == 3
+    sharp, inputs = samples.sample(np.random.default_rng(0))
+    assert sharp.shape == (32, 32, 3) and inputs.shape == (32, 32, 6)
+    # A crop depends only on (seed, index): the stored one is the one drawn again.
+    with np.load(tmp_path / "dc" / "deconv-000002.npz") as z:
+        x, y = draw_sample(sources, 5, 2)
+        np.testing.assert_array_equal(z["sharp"][0], np.round(x * 255).astype(np.uint8))
+        np.testing.assert_allclose(z["blurry"][0], y, atol=1e-3)
+        assert np.abs(z["deconv"][0].astype(np.float32) - y).max() > 1e-2  # deconvolved, not a copy
+    args = ["train", "--size", "tiny", "--steps", "2", "--batch", "2", "--crop", "32", "--device", "cpu",
+            "--phase", "predictor", "--predictor-scales", "2"]
+    r = CliRunner().invoke(app, [*args, "--deconv", str(tmp_path / "dc"), "--deconv-input", "--out", str(tmp_path / "ka")])
+    assert r.exit_code == 0, r.output
+    model = load_checkpoint(tmp_path / "ka" / "ema.safetensors").model
+    assert model.config.deconv_input and model.config.predictor.in_channels == 9
+    (tmp_path / "empty").mkdir()
+    for extra, code, why in ((["--deconv", str(tmp_path / "dc")], 2, "add --deconv-input"),
+                             (["--deconv-input", "--sharp", str(data_dirs / "sharp")], 2, "--deconv data only"),
+                             (["--deconv-input", "--deconv", str(tmp_path / "empty")], 1, "no deconvolved training shards")):
+        r = CliRunner().invoke(app, [*args, *extra, "--out", str(tmp_path / "bad")])
+        assert r.exit_code == code and why in r.output and "Traceback" not in r.output, r.output

@@ -54,6 +54,7 @@ def train_cmd(
     sharp: list[str] = typer.Option([], "--sharp", help="Folder of sharp photos, blurred on the fly (repeatable, DIR[:WEIGHT])."),
     pairs: list[str] = typer.Option([], "--pairs", help="Folder of real blurry/sharp pairs (repeatable, DIR[:WEIGHT])."),
     pack: list[str] = typer.Option([], "--pack", help="Packed training-data file from `deblur pack` (FILE[:WEIGHT]); carries its own sources and weights."),
+    deconv: list[str] = typer.Option([], "--deconv", help="Folder of precomputed crops with their blind deconvolution (DIR[:WEIGHT]; docs/training/make_deconv_pack.py), for --deconv-input."),
     val: Optional[Path] = typer.Option(None, "--val", help="Held-out sharp photos for validation (synthetic blur at a fixed seed)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder: checkpoints, log.jsonl, config.json."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML file with any TrainConfig fields; flags override it."),
@@ -74,6 +75,8 @@ def train_cmd(
         None, "--predictor-scales", help="dvsr: coarse-to-fine prediction over N scales (the input halved N-1 times; 1 = plain). \\[default: 1]"),
     separate_scales: bool = typer.Option(
         False, "--separate-scales", help="dvsr, with --predictor-scales: a network of its own per scale instead of one shared (3x the predictor's weights, same cost per pixel)."),
+    deconv_input: bool = typer.Option(
+        False, "--deconv-input", help="dvsr: a kernel-aware predictor that also sees the input's classical blind deconvolution (trains on --deconv data)."),
     size: Optional[str] = typer.Option(None, "--size", help="tiny, small (CPU, v1), medium (CPU, edm denoiser) or base (GPU)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Total optimiser steps. " + _default("steps")),
     batch: Optional[int] = typer.Option(None, "--batch", help="Crops per step (per process). " + _default("batch")),
@@ -109,14 +112,15 @@ def train_cmd(
                          precision=precision, threads=threads, workers=workers, guidance_ramp=guidance_ramp,
                          guidance=guidance or None, stage=stage, objective=objective, blur_model=blur_model, blur_max_extent=blur_max_extent,
                          fourier_levels=_levels(fourier_levels) if fourier_levels is not None else None,
-                         predictor_scales=predictor_scales, separate_scales=separate_scales or None)
+                         predictor_scales=predictor_scales, separate_scales=separate_scales or None,
+                         deconv_input=deconv_input or None)
         d = cfg.to_dict()
         d.update({k: v for k, v in overrides.items() if v is not None})
         if out is not None:
             d["out"] = str(out)
         if val is not None:
             d["val"] = str(val)
-        data = [_spec(s, "sharp") for s in sharp] + [_spec(p, "pairs") for p in pairs] + [_spec(p, "pack") for p in pack]
+        data = [_spec(s, "sharp") for s in sharp] + [_spec(p, "pairs") for p in pairs] + [_spec(p, "pack") for p in pack] + [_spec(p, "deconv") for p in deconv]
         if data:
             d["data"] = data
         cfg = TrainConfig.from_dict(d)

@@ -179,6 +179,17 @@ class ModelConfig:
     # one shared: three times the predictor's weights at the same cost per pixel, so the
     # coarse scales can specialise in large shakes and the full size in the small ones.
     separate_scale_predictors: bool = False
+    # Kernel-aware prediction: the predictor also sees the input's classical blind
+    # deconvolution (deblurkit.deconv: an L0-prior kernel estimate, then Wiener), three more
+    # channels at every scale. On real shake the estimator finds kernels the network does
+    # not (docs/bench/blind_kohler.txt); the network learns where to trust it.
+    deconv_input: bool = False
+
+    @property
+    def predictor_inputs(self) -> int:
+        """Channels of the predictor's input: y, the coarser result (coarse to fine), the
+        deconvolution (kernel-aware)."""
+        return (6 if self.predictor_scales > 1 else 3) + (3 if self.deconv_input else 0)
 
     @property
     def denoiser_inputs(self) -> int:
@@ -200,12 +211,14 @@ class ModelConfig:
         if self.objective not in OBJECTIVES:
             raise ValueError(f"unknown objective {self.objective!r}; known: {', '.join(OBJECTIVES)}")
         check_whole(self, "predictor_scales", 1, 4)
-        if self.predictor_scales > 1 and (self.predictor is None or self.predictor.in_channels != 6):
-            raise ValueError("predictor_scales > 1 needs a predictor that takes [y, coarser result] (in_channels 6)")
+        if self.deconv_input and self.predictor is None:
+            raise ValueError("deconv_input needs a predictor")
         if self.separate_scale_predictors and self.predictor_scales == 1:
             raise ValueError("separate_scale_predictors needs predictor_scales > 1")
-        if self.predictor_scales == 1 and self.predictor is not None and self.predictor.in_channels != 3:
-            raise ValueError("a single-scale predictor takes the 3-channel input")
+        if self.predictor is not None and self.predictor.in_channels != self.predictor_inputs:
+            parts = ["y"] + (["coarser result"] if self.predictor_scales > 1 else []) + (["deconvolution"] if self.deconv_input else [])
+            raise ValueError(f"this predictor takes [{', '.join(parts)}] (in_channels {self.predictor_inputs}), "
+                             f"not {self.predictor.in_channels}")
         if self.condition_on_prediction and self.predictor is None:
             raise ValueError("condition_on_prediction needs a predictor")
         if not 0.0 <= self.residual_std <= 10.0:  # also rejects NaN
@@ -238,7 +251,7 @@ class ModelConfig:
         if not isinstance(d, dict):
             raise TypeError(f"the model config must be an object, not {type(d).__name__}")
         for key, kind in (("residual_std", (int, float)), ("objective", str), ("condition_on_prediction", bool), ("arch", str),
-                          ("predictor_scales", int), ("separate_scale_predictors", bool)):
+                          ("predictor_scales", int), ("separate_scale_predictors", bool), ("deconv_input", bool)):
             if key in d and (not isinstance(d[key], kind) or (kind != bool and isinstance(d[key], bool))):
                 raise TypeError(f"{key} has the wrong type ({type(d[key]).__name__})")
         pred = d.get("predictor")
@@ -253,6 +266,7 @@ class ModelConfig:
             guidance=GuidanceConfig.from_dict(guide) if guide is not None else None,
             predictor_scales=d.get("predictor_scales", 1),
             separate_scale_predictors=d.get("separate_scale_predictors", False),
+            deconv_input=d.get("deconv_input", False),
         )
 
     @classmethod

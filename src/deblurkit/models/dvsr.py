@@ -11,6 +11,7 @@ Images are in [-1, 1].
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -25,6 +26,17 @@ from .unet import UNet
 # is told is capped there: short schedules start higher (sigma ~52 at T = 10) and must
 # not ask the noise embedding for a value it never saw.
 EDM_SIGMA_MIN, EDM_SIGMA_MAX = 5e-4, 20.0
+
+
+def blind_deconvolve_batch(y: torch.Tensor) -> torch.Tensor:
+    """Each image's classical blind deconvolution (deblurkit.deconv), [-1, 1] in and out,
+    on y's device and dtype. CPU work in float64: a kernel estimate is not differentiable
+    and not trained."""
+    from ..deconv import blind_deconvolve
+
+    rgb = ((y.detach().float().cpu() + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1).numpy()
+    out = np.stack([blind_deconvolve(im) for im in rgb]).transpose(0, 3, 1, 2)
+    return torch.from_numpy(out * 2 - 1).to(device=y.device, dtype=y.dtype)
 
 
 class DvSR(nn.Module):
@@ -77,24 +89,37 @@ class DvSR(nn.Module):
         return 4.0 * sum(widths[k] / s**2 for s, k in zip(self.config.guidance.scales, self.guidance.levels, strict=True))
 
     def predict(self, y: torch.Tensor, prior: torch.Tensor | None = None) -> torch.Tensor:
-        """The initial prediction g(y) (0 for icDPM / MSGD). No family of this kind has a prior."""
+        """The initial prediction g(y) (0 for icDPM / MSGD). No family of this kind has a prior.
+
+        A kernel-aware model (config.deconv_input) computes y's blind deconvolution here;
+        training passes it precomputed as three more channels of y ([y, deconv])."""
         if prior is not None:
             raise ValueError("DvSR models take no image prior")
         if self.predictor is None:
             return torch.zeros_like(y)
+        y, deconv = self.split_input(y)
         if self.config.predictor_scales == 1:
-            return y + self.predictor(y)
+            return y + self.predictor(y if deconv is None else torch.cat([y, deconv], dim=1))
         # Coarse to fine: the coarsest scale sees the blurry input twice, every finer one
-        # the coarser result upsampled beside its own input.
-        pyramid = [y]
+        # the coarser result upsampled beside its own input (and its deconvolution).
+        pyramid = [y if deconv is None else torch.cat([y, deconv], dim=1)]
         for _ in range(self.config.predictor_scales - 1):
             pyramid.append(F.avg_pool2d(pyramid[-1], 2))
         x = None
         for level in reversed(range(len(pyramid))):
-            ys = pyramid[level]
+            ys, side = pyramid[level][:, :3], pyramid[level][:, 3:]
             prev = ys if x is None else F.interpolate(x, size=ys.shape[-2:], mode="bilinear", align_corners=False).to(ys.dtype)
-            x = ys + self._scale_predictor(level)(torch.cat([ys, prev], dim=1))
+            x = ys + self._scale_predictor(level)(torch.cat([ys, prev, side], dim=1))
         return x
+
+    def split_input(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(blurry y, its deconvolution or None): a kernel-aware model's training input
+        carries the deconvolution as channels 3-5; otherwise it is computed from y."""
+        if not self.config.deconv_input:
+            return y, None
+        if y.shape[1] == 6:
+            return y[:, :3], y[:, 3:]
+        return y, blind_deconvolve_batch(y)
 
     def _scale_predictor(self, level: int) -> nn.Module:
         """The predictor network of pyramid level `level` (0 = full size)."""
@@ -122,6 +147,7 @@ class DvSR(nn.Module):
         train_predictor = self.predictor is not None and any(p.requires_grad for p in self.predictor.parameters())
         with torch.set_grad_enabled(torch.is_grad_enabled() and train_predictor):
             x_init = self.predict(y)
+        y = y[:, :3]  # a kernel-aware model's input carries its deconvolution; the denoiser sees y
         if noise is None:
             return None, None, x_init, None
         guidance = self.guide(y, guidance_noise)

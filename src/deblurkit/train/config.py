@@ -107,7 +107,7 @@ def _sized(arch: str, size: str) -> ModelConfig:
 @dataclass
 class DataSpec:
     path: str
-    kind: str  # "sharp" (synthetic blur) or "pairs"
+    kind: str  # "sharp" (synthetic blur), "pairs", "pack" or "deconv" (precomputed kernel-aware crops)
     weight: float = 1.0
 
 
@@ -174,6 +174,9 @@ class TrainConfig:
     predictor_scales: int | None = None
     # DvSR coarse to fine: a network of its own per scale instead of one shared.
     separate_scales: bool = False
+    # DvSR: a kernel-aware predictor that also sees the input's classical blind
+    # deconvolution (models/config.py deconv_input); trains on "deconv" data only.
+    deconv_input: bool = False
 
     def blur_config(self):
         from ..data.blur import blur_model
@@ -208,6 +211,11 @@ class TrainConfig:
             if getattr(cfg, "predictor_scales", 1) < 2:
                 raise UsageError("--separate-scales needs --predictor-scales 2 or more (dvsr)")
             cfg = replace(cfg, separate_scale_predictors=True)
+        if self.deconv_input:
+            if getattr(cfg, "predictor", None) is None:
+                raise UsageError("--deconv-input is for DvSR's predictor (--arch dvsr)")
+            base = 6 if cfg.predictor_scales > 1 else 3
+            cfg = replace(cfg, deconv_input=True, predictor=replace(cfg.predictor, in_channels=base + 3))
         return cfg
 
     def guidance_ramp_steps(self) -> int:

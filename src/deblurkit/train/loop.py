@@ -34,6 +34,7 @@ from ..models import DvSR, HIDiff, build_model
 from ..restorer import Restorer, SamplingOptions, sample_generators
 from ..weights import load_checkpoint, save_checkpoint
 from ..data.loader import step_batches
+from ..data.deconv_pack import DeconvSamples
 from ..data.pack import read_pack
 from ..data.datasets import Mixture, PairedFolder, SharpFolder, Source, validation_pairs
 from .config import TrainConfig
@@ -80,6 +81,9 @@ def build_data(cfg: TrainConfig) -> tuple[Mixture, list[str]]:
         elif spec.kind == "pairs":
             ds = PairedFolder(spec.path, cfg.crop, limit=cfg.data_limit)
             notes.append(f"{spec.path}: {len(ds)} real pairs, {ds.skipped} skipped")
+        elif spec.kind == "deconv":
+            ds = DeconvSamples(spec.path, cfg.crop)
+            notes.append(f"{spec.path}: {len(ds)} precomputed crops with their blind deconvolution")
         elif spec.kind == "pack":
             # A packed file brings its own sources and mixing weights (scaled by this spec's).
             for ds, weight, note in read_pack(Path(spec.path), cfg.crop, cfg.data_limit, cfg.blur_config()):
@@ -91,6 +95,11 @@ def build_data(cfg: TrainConfig) -> tuple[Mixture, list[str]]:
         sources.append(Source(ds, spec.weight))
     if not sources:
         raise ValueError("no training data given")
+    with_deconv = [isinstance(src.dataset, DeconvSamples) for src in sources]
+    if cfg.deconv_input and not all(with_deconv):
+        raise UsageError("--deconv-input trains on --deconv data only (crops stored with their deconvolution)")
+    if any(with_deconv) and not cfg.deconv_input:
+        raise UsageError("--deconv data is for a kernel-aware predictor: add --deconv-input")
     return Mixture(sources), notes
 
 

@@ -1,0 +1,79 @@
+"""Training crops with their blind deconvolution, computed once and stored.
+
+A kernel-aware predictor (ModelConfig.deconv_input) sees the blurry crop beside its
+classical blind deconvolution (deblurkit.deconv). The estimator costs about a second per
+256 px crop on a CPU core, several times a training step, so the crops are drawn from
+the ordinary training sources once, deconvolved, and written as shards of
+(sharp, blurry, deconvolved) arrays; training then samples them with flips and
+rotations (`DeconvSamples`). Each crop depends only on (seed, index), so shards made in
+parallel, or remade, are the same.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ImageReadError
+from .datasets import _random_crop_box, Source
+
+SHARD_GLOB = "deconv-*.npz"
+
+
+def draw_sample(sources: list[Source], seed: int, index: int) -> tuple[np.ndarray, np.ndarray]:
+    """Crop `index` of the mixture: (sharp, blurry) float32 (H, W, 3) in [0, 1]."""
+    rng = np.random.default_rng([seed, index])
+    w = np.array([s.weight for s in sources], np.float64)
+    src = sources[int(rng.choice(len(sources), p=w / w.sum()))]
+    return src.dataset.sample(rng)
+
+
+def deconvolved(blurry: np.ndarray) -> np.ndarray:
+    """The classical blind deconvolution the kernel-aware predictor is given."""
+    from ..deconv import blind_deconvolve
+
+    return blind_deconvolve(blurry)
+
+
+def write_shard(out: Path, sources: list[Source], seed: int, indices: list[int]) -> Path:
+    """Deconvolve crops `indices` and write them as one .npz shard (atomically)."""
+    sharp, blurry, deconv = [], [], []
+    for i in indices:
+        x, y = draw_sample(sources, seed, i)
+        sharp.append(np.round(x * 255).astype(np.uint8))
+        blurry.append(y.astype(np.float16))
+        deconv.append(deconvolved(y).astype(np.float16))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".partial")
+    with open(tmp, "wb") as f:
+        np.savez(f, sharp=np.stack(sharp), blurry=np.stack(blurry), deconv=np.stack(deconv), index=np.array(indices))
+    tmp.replace(out)
+    return out
+
+
+class DeconvSamples:
+    """A folder of shards as a training source: sample() gives (sharp, [blurry | deconv])
+    with the deconvolution as three more channels, cropped to `crop`."""
+
+    def __init__(self, root: str | Path, crop: int):
+        self.root = Path(root)
+        shards = sorted(self.root.glob(SHARD_GLOB))
+        if not shards:
+            raise ImageReadError(f"{self.root}: no deconvolved training shards ({SHARD_GLOB})")
+        parts = [np.load(p) for p in shards]
+        self.sharp = np.concatenate([p["sharp"] for p in parts])
+        self.inputs = np.concatenate([np.concatenate([p["blurry"], p["deconv"]], axis=-1) for p in parts])
+        if min(self.sharp.shape[1:3]) < crop:
+            raise ImageReadError(f"{self.root}: crops of {self.sharp.shape[1]} px are smaller than --crop {crop}")
+        self.crop, self.skipped = crop, 0
+
+    def __len__(self):
+        return len(self.sharp)
+
+    def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        i = int(rng.integers(len(self.sharp)))
+        h, w = self.sharp.shape[1:3]
+        top, left = _random_crop_box(rng, h, w, self.crop)
+        sl = (i, slice(top, top + self.crop), slice(left, left + self.crop))
+        return self.sharp[sl].astype(np.float32) / 255.0, self.inputs[sl].astype(np.float32)
