@@ -119,3 +119,16 @@ def test_wiener_with_the_true_kernel_inverts_the_blur():
     y, x = convolve(x, k)[16:-16, 16:-16].astype(np.float64), x[16:-16, 16:-16]
     inner = (slice(8, -8), slice(8, -8))
     assert psnr(wiener(y, k, 1e-3)[inner], x[inner]) > psnr(y[inner], x[inner]) + 8
+
+
+def test_a_large_image_is_deconvolved_whole_with_the_kernel_of_its_centre(monkeypatch):
+    import deblurkit.deconv as dc
+
+    seen = []
+    real = dc.estimate_kernel
+    monkeypatch.setattr(dc, "estimate_kernel", lambda g, cfg: seen.append(g.shape) or real(g, cfg))
+    monkeypatch.setattr(dc, "ESTIMATE_SIDE", 64)
+    rgb = np.repeat(blocks(128)[:, :100, None], 3, 2)
+    out = dc.blind_deconvolve(rgb, BlindConfig(kernel_size=9))
+    assert seen == [(64, 64)] and out.shape == rgb.shape
+    assert dc.blind_deconvolve(rgb[:20], BlindConfig(kernel_size=9)).shape == (20, 100, 3) and len(seen) == 1  # too small: no estimate

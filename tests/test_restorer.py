@@ -74,3 +74,31 @@ def test_auto_tile_is_a_multiple_and_bounded():
     t = r.auto_tile(batch=1)
     assert t % r.multiple == 0 and 64 <= t <= 1024
     assert r.auto_tile(batch=64) <= t
+
+
+def test_a_kernel_aware_model_restores_any_size_through_the_restorer():
+    """The predictor estimates each tile's kernel itself; tiny tiles skip the estimate."""
+    from dataclasses import replace
+
+    from deblurkit.deconv import MIN_SIDE, blind_deconvolve
+    from deblurkit.models import build_model, tiny_config
+
+    plain = tiny_config("dvsr")
+    model = build_model(replace(plain, deconv_input=True, predictor=replace(plain.predictor, in_channels=6)))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    model.eval()
+    r = Restorer(model, CPU, tile=64, overlap=16)
+    for h, w in [(1, 1), (37, 5), (45, 71), (96, 80)]:
+        out = r.restore(_x(h, w), SamplingOptions(steps=0))
+        assert out.shape == (1, 3, h, w) and torch.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
+    # One tile: the restorer's result is the predictor's on [y, its deconvolution].
+    x = _x(48, 48, 3)
+    rgb = x[0].permute(1, 2, 0).double().numpy()
+    assert min(rgb.shape[:2]) >= MIN_SIDE
+    d = torch.from_numpy(blind_deconvolve(rgb)).permute(2, 0, 1)[None].float()
+    with torch.no_grad():
+        direct = (model.predict(torch.cat([x * 2 - 1, d * 2 - 1], 1)) + 1) / 2
+    torch.testing.assert_close(r.restore(x, SamplingOptions(steps=0)), direct.clamp(0, 1), atol=2e-3, rtol=0)
