@@ -270,3 +270,23 @@ def test_kernel_aware_training_on_precomputed_deconvolutions(data_dirs, tmp_path
                              (["--deconv-input", "--deconv", str(tmp_path / "empty")], 1, "no deconvolved training shards")):
         r = CliRunner().invoke(app, [*args, *extra, "--out", str(tmp_path / "bad")])
         assert r.exit_code == code and why in r.output and "Traceback" not in r.output, r.output
+
+
+def test_deconv_pack_command_writes_resumable_shards_that_agree_across_processes(data_dirs, tmp_path):
+    args = ["deconv-pack", "--count", "3", "--sharp", str(data_dirs / "sharp"), "--crop", "48", "--chunk", "2", "--seed", "4"]
+    r = CliRunner().invoke(app, [*args, str(tmp_path / "one")])
+    assert r.exit_code == 0, r.output
+    files = sorted(p.name for p in (tmp_path / "one").glob("deconv-*.npz"))
+    assert files == ["deconv-000000-of-3-seed4.npz", "deconv-000002-of-3-seed4.npz"]
+    r = CliRunner().invoke(app, [*args, str(tmp_path / "one")])
+    assert r.exit_code == 0 and "0 shard(s) written, 2 already there" in r.output
+    for s in ("0/2", "1/2"):  # two processes, one crop each per chunk
+        assert CliRunner().invoke(app, [*args, "--shard", s, str(tmp_path / "two")]).exit_code == 0
+    with np.load(tmp_path / "one" / "deconv-000000-of-3-seed4.npz") as a, np.load(tmp_path / "two" / "deconv-000001-of-3-seed4.npz") as b:
+        assert list(a["index"]) == [0, 1] and list(b["index"]) == [1]
+        np.testing.assert_array_equal(a["sharp"][1], b["sharp"][0])
+        np.testing.assert_array_equal(a["deconv"][1], b["deconv"][0])
+    for extra, why in ((["--shard", "2/2"], "0 <= I < N"), (["--shard", "x"], "expected I/N"),
+                       (["--blur-model", "nope"], "unknown blur model")):
+        r = CliRunner().invoke(app, [*args, *extra, str(tmp_path / "bad")])
+        assert r.exit_code == 2 and why in r.output and not (tmp_path / "bad").exists(), r.output

@@ -75,7 +75,7 @@ def root(
 
 
 def _register() -> None:
-    from . import bench, blur, export, pack, run, serve, train, weights  # noqa: F401  (subcommands register themselves on `app`)
+    from . import bench, blur, deconv_pack, export, pack, run, serve, train, weights  # noqa: F401  (subcommands register themselves on `app`)
 
 
 _register()

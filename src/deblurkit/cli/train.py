@@ -54,7 +54,7 @@ def train_cmd(
     sharp: list[str] = typer.Option([], "--sharp", help="Folder of sharp photos, blurred on the fly (repeatable, DIR[:WEIGHT])."),
     pairs: list[str] = typer.Option([], "--pairs", help="Folder of real blurry/sharp pairs (repeatable, DIR[:WEIGHT])."),
     pack: list[str] = typer.Option([], "--pack", help="Packed training-data file from `deblur pack` (FILE[:WEIGHT]); carries its own sources and weights."),
-    deconv: list[str] = typer.Option([], "--deconv", help="Folder of precomputed crops with their blind deconvolution (DIR[:WEIGHT]; docs/training/make_deconv_pack.py), for --deconv-input."),
+    deconv: list[str] = typer.Option([], "--deconv", help="Folder of precomputed crops with their blind deconvolution (DIR[:WEIGHT], from `deblur deconv-pack`), for --deconv-input."),
     val: Optional[Path] = typer.Option(None, "--val", help="Held-out sharp photos for validation (synthetic blur at a fixed seed)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder: checkpoints, log.jsonl, config.json."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML file with any TrainConfig fields; flags override it."),

@@ -1,0 +1,66 @@
+"""`deblur deconv-pack`: training crops with their blind deconvolution, for `deblur train --deconv`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..errors import DeblurError, UsageError
+from .app import app
+from .common import err_console, report
+from .train import _spec
+
+
+@app.command("deconv-pack", help="Draw training crops (synthetic blur on --sharp, real --pairs), deconvolve each with the "
+                                 "classical blind estimator, and write them as shards in OUT for a kernel-aware predictor "
+                                 "(`deblur train --deconv OUT --deconv-input`). Resumable; shards made in parallel with --shard agree.")
+def deconv_pack_cmd(
+    out: Path = typer.Argument(..., help="Folder for the shards (deconv-*.npz)."),
+    count: int = typer.Option(..., "--count", help="Crops in all (over every shard)."),
+    sharp: list[str] = typer.Option([], "--sharp", help="Folder of sharp photos, synthetically blurred (repeatable, DIR[:WEIGHT])."),
+    pairs: list[str] = typer.Option([], "--pairs", help="Folder of real blurry/sharp pairs (repeatable, DIR[:WEIGHT])."),
+    crop: int = typer.Option(256, "--crop", help="Crop side in pixels (train with --crop at most this)."),
+    blur_model: str = typer.Option("handheld", "--blur-model", help="Synthetic blur for --sharp (as `deblur train --blur-model`)."),
+    seed: int = typer.Option(0, "--seed", help="Crop i depends only on (seed, i)."),
+    shard: str = typer.Option("0/1", "--shard", help="I/N: this process makes crops I, I+N, I+2N, ... (run N at once, one per core)."),
+    chunk: int = typer.Option(50, "--chunk", help="Crops per shard file (what an interruption can lose)."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+):
+    from ..data.blur import blur_model as named_blur
+    from ..data.datasets import PairedFolder, SharpFolder, Source
+    from ..data.deconv_pack import write_shard
+
+    try:
+        try:
+            index, shards = (int(v) for v in shard.split("/"))
+        except ValueError:
+            raise UsageError(f"--shard {shard!r}: expected I/N, e.g. 0/2") from None
+        if not (shards >= 1 and 0 <= index < shards):
+            raise UsageError(f"--shard {shard}: expected 0 <= I < N")
+        if count < 1 or chunk < 1 or crop < 16:
+            raise UsageError("--count and --chunk must be >= 1 and --crop >= 16")
+        try:
+            blur = named_blur(blur_model)
+        except ValueError as e:
+            raise UsageError(f"--blur-model: {e}") from None
+        specs = [_spec(s, "sharp") for s in sharp] + [_spec(p, "pairs") for p in pairs]
+        if not specs:
+            raise UsageError("no training data: give --sharp DIR and/or --pairs DIR")
+        sources = [Source(SharpFolder(s["path"], crop, blur) if s["kind"] == "sharp" else PairedFolder(s["path"], crop), s["weight"])
+                   for s in specs]
+        mine = list(range(index, count, shards))
+        made = kept = 0
+        for start in range(0, len(mine), chunk):
+            part = mine[start:start + chunk]
+            path = out / f"deconv-{part[0]:06d}-of-{count}-seed{seed}.npz"
+            if path.exists():  # an earlier run made it: the same crops
+                kept += 1
+                continue
+            write_shard(path, sources, seed, part)
+            made += 1
+            err_console.print(f"{path}: {len(part)} crops", highlight=False, markup=False, soft_wrap=True)
+    except DeblurError as e:
+        raise report(e, debug)
+    err_console.print(f"{out}: {made} shard(s) written, {kept} already there ({len(mine)} crops of shard {shard})",
+                      highlight=False, markup=False, soft_wrap=True)
