@@ -142,6 +142,44 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]
 
 
+def test_atomic_write_goes_through_a_private_temporary_beside_the_target(tmp_path, monkeypatch):
+    """The temporary lives in the destination folder (a rename across file systems is not
+    atomic), carries our PID-stamped name (so a later run can clean it up), is flushed to
+    disk before the rename, and the output gets the mode a plain open() would give."""
+    from deblurkit.io.write import default_file_mode, temp_prefix
+
+    target = tmp_path / "new" / "deeper" / "out.png"  # missing folders are made
+    seen, synced = [], []
+    real_replace, real_fsync = os.replace, os.fsync
+    monkeypatch.setattr(os, "replace", lambda a, b: (seen.append((Path(a), Path(b), Path(a).read_bytes())), real_replace(a, b))[1])
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    write_atomic(target, b"payload")
+    (tmp, final, content), = seen
+    assert final == target and tmp.parent == target.parent and content == b"payload" and synced
+    assert tmp.name.startswith(temp_prefix(target)) and tmp.name.endswith(".tmp") and not tmp.exists()
+    assert target.read_bytes() == b"payload"
+    assert (target.stat().st_mode & 0o777) == default_file_mode()
+
+
+def test_atomic_write_removes_abandoned_temporaries_of_the_same_output_only(tmp_path):
+    target = tmp_path / "out.png"
+    dead = tmp_path / ".out.png.deblur-999999999-abc.tmp"  # no such PID
+    live = tmp_path / f".out.png.deblur-{os.getpid()}-abc.tmp"
+    other = tmp_path / ".other.png.deblur-999999999-abc.tmp"
+    for p in (dead, live, other):
+        p.write_bytes(b"x")
+    write_atomic(target, b"ok")
+    assert not dead.exists() and live.exists() and other.exists() and target.read_bytes() == b"ok"
+
+
+def test_atomic_write_to_an_unwritable_place_is_one_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_bytes(b"x")
+    with pytest.raises(ImageWriteError) as e:
+        write_atomic(blocker / "out.png", b"data")
+    assert str(e.value).startswith(f"{blocker / 'out.png'}: cannot write here (") and str(e.value).endswith(")")
+
+
 def test_discover_skips_own_outputs_and_recurses(tmp_path):
     (tmp_path / "sub").mkdir()
     for name in ("a.jpg", "a_deblurred.png", "b_deblurred_s1.png", "b_deblurred_std.png", "notes.txt", "sub/c.PNG"):
