@@ -132,3 +132,11 @@ def test_a_large_image_is_deconvolved_whole_with_the_kernel_of_its_centre(monkey
     out = dc.blind_deconvolve(rgb, BlindConfig(kernel_size=9))
     assert seen == [(64, 64)] and out.shape == rgb.shape
     assert dc.blind_deconvolve(rgb[:20], BlindConfig(kernel_size=9)).shape == (20, 100, 3) and len(seen) == 1  # too small: no estimate
+
+
+@pytest.mark.parametrize("shape,value", [((64, 64, 3), 0.5), ((40, 300, 3), 0.0), ((300, 40, 3), 1.0)])
+def test_a_flat_image_comes_back_unchanged(shape, value):
+    """No edges, no kernel to find: the estimate falls back to a delta instead of NaNs."""
+    img = np.full(shape, value)
+    out = blind_deconvolve(img)
+    assert np.isfinite(out).all() and np.abs(out - img).max() < 1e-9
