@@ -18,6 +18,7 @@ import numpy as np
 
 from deblurkit.bench.runner import _centre  # the bench's own centre crop
 from deblurkit.bench.kernels import blur_with_kernel, load_kernels
+from deblurkit.deconv.blind import psf2otf as otf  # the kernel's transfer function, centred at the origin
 from deblurkit.io import IMAGE_EXTENSIONS, read_image
 
 limit = int(sys.argv[1]) if len(sys.argv) > 1 else 100
@@ -28,14 +29,6 @@ weights = (1e-3, 3e-3, 1e-2, 3e-2)
 
 def psnr(a, b):
     return float(10 * np.log10(1.0 / np.mean((np.clip(a, 0, 1) - b) ** 2)))
-
-
-def otf(k, shape):
-    """The kernel's transfer function on an image of `shape`, centred at the origin."""
-    pad = np.zeros(shape)
-    kh, kw = k.shape
-    pad[:kh, :kw] = k
-    return np.fft.rfft2(np.roll(pad, (-(kh // 2), -(kw // 2)), axis=(0, 1)))
 
 
 lap = np.array([[0, -1, 0], [-1, 4, -1], [0, -1, 0]], float)

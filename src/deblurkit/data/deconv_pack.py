@@ -11,11 +11,14 @@ parallel, or remade, are the same.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 
+from ..deconv import blind_deconvolve
 from ..errors import ImageReadError
+from ..io import write_atomic
 from .datasets import _random_crop_box, Source
 
 SHARD_GLOB = "deconv-*.npz"
@@ -29,13 +32,6 @@ def draw_sample(sources: list[Source], seed: int, index: int) -> tuple[np.ndarra
     return src.dataset.sample(rng)
 
 
-def deconvolved(blurry: np.ndarray) -> np.ndarray:
-    """The classical blind deconvolution the kernel-aware predictor is given."""
-    from ..deconv import blind_deconvolve
-
-    return blind_deconvolve(blurry)
-
-
 def write_shard(out: Path, sources: list[Source], seed: int, indices: list[int]) -> Path:
     """Deconvolve crops `indices` and write them as one .npz shard (atomically)."""
     sharp, blurry, deconv = [], [], []
@@ -43,12 +39,10 @@ def write_shard(out: Path, sources: list[Source], seed: int, indices: list[int])
         x, y = draw_sample(sources, seed, i)
         sharp.append(np.round(x * 255).astype(np.uint8))
         blurry.append(y.astype(np.float16))
-        deconv.append(deconvolved(y).astype(np.float16))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".partial")
-    with open(tmp, "wb") as f:
-        np.savez(f, sharp=np.stack(sharp), blurry=np.stack(blurry), deconv=np.stack(deconv), index=np.array(indices))
-    tmp.replace(out)
+        deconv.append(blind_deconvolve(y).astype(np.float16))
+    buf = io.BytesIO()
+    np.savez(buf, sharp=np.stack(sharp), blurry=np.stack(blurry), deconv=np.stack(deconv), index=np.array(indices))
+    write_atomic(out, buf.getvalue())  # an interrupted shard never appears under its name
     return out
 
 
@@ -66,7 +60,7 @@ class DeconvSamples:
         self.inputs = np.concatenate([np.concatenate([p["blurry"], p["deconv"]], axis=-1) for p in parts])
         if min(self.sharp.shape[1:3]) < crop:
             raise ImageReadError(f"{self.root}: crops of {self.sharp.shape[1]} px are smaller than --crop {crop}")
-        self.crop, self.skipped = crop, 0
+        self.crop = crop
 
     def __len__(self):
         return len(self.sharp)

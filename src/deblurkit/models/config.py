@@ -146,6 +146,12 @@ ICDPM_RESIDUAL_STD = 0.5
 DEFAULT_EMBED_SCALE = 5000.0
 
 
+def predictor_inputs(scales: int, deconv_input: bool) -> int:
+    """Channels of the predictor's input: y, the coarser result (coarse to fine), the
+    deconvolution (kernel-aware)."""
+    return (6 if scales > 1 else 3) + (3 if deconv_input else 0)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """The whole restoration model: an optional initial predictor g(y) and a denoiser f."""
@@ -187,9 +193,7 @@ class ModelConfig:
 
     @property
     def predictor_inputs(self) -> int:
-        """Channels of the predictor's input: y, the coarser result (coarse to fine), the
-        deconvolution (kernel-aware)."""
-        return (6 if self.predictor_scales > 1 else 3) + (3 if self.deconv_input else 0)
+        return predictor_inputs(self.predictor_scales, self.deconv_input)
 
     @property
     def denoiser_inputs(self) -> int:

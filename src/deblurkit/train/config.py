@@ -12,6 +12,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from ..errors import UsageError
+from ..models.config import predictor_inputs
 from ..models import (DEFAULT_EMBED_SCALE, OBJECTIVES, GuidanceConfig, HIDiffConfig, ModelConfig, UNetConfig, icdpm_config, msgd_config,
                       tiny_config, tiny_hidiff_config)
 
@@ -206,7 +207,7 @@ class TrainConfig:
             n = self.predictor_scales
             if getattr(cfg, "predictor", None) is None or isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 4:
                 raise UsageError(f"--predictor-scales {n}: a whole number in [1, 4], for DvSR's predictor (--arch dvsr)")
-            cfg = replace(cfg, predictor_scales=n, predictor=replace(cfg.predictor, in_channels=6 if n > 1 else 3))
+            cfg = replace(cfg, predictor_scales=n, predictor=replace(cfg.predictor, in_channels=predictor_inputs(n, False)))
         if self.separate_scales:
             if getattr(cfg, "predictor_scales", 1) < 2:
                 raise UsageError("--separate-scales needs --predictor-scales 2 or more (dvsr)")
@@ -214,8 +215,8 @@ class TrainConfig:
         if self.deconv_input:
             if getattr(cfg, "predictor", None) is None:
                 raise UsageError("--deconv-input is for DvSR's predictor (--arch dvsr)")
-            base = 6 if cfg.predictor_scales > 1 else 3
-            cfg = replace(cfg, deconv_input=True, predictor=replace(cfg.predictor, in_channels=base + 3))
+            cfg = replace(cfg, deconv_input=True,
+                          predictor=replace(cfg.predictor, in_channels=predictor_inputs(cfg.predictor_scales, True)))
         return cfg
 
     def guidance_ramp_steps(self) -> int:
