@@ -294,6 +294,63 @@ def test_kernel_aware_from_a_coarse_to_fine_checkpoint_starts_as_it_was(tmp_path
         assert head.shape[1] == 9 and head[:, 6:].abs().max() == 0
 
 
+def _gated(n=3):
+    ka = _kernel_aware(n)
+    return replace(ka, deconv_gate=True, predictor=replace(ka.predictor, out_channels=4))
+
+
+def test_gated_predictor_blends_in_the_deconvolution_by_its_fourth_channel():
+    model = build_model(_gated(3))
+    y = torch.rand(1, 3, 32, 32) * 2 - 1
+    d = torch.rand(1, 3, 32, 32) * 2 - 1
+    tail = model.predictor.tail
+    s2 = model.config.predictor.pixel_shuffle ** 2
+    with torch.no_grad():
+        # A fresh tail is zero: no correction and no gate, g(y) = y.
+        torch.testing.assert_close(model.predict(torch.cat([y, d], 1)), y)
+        # Gate 1 everywhere (the fourth channel's bias), no correction: the deconvolution itself.
+        tail.bias[3 * s2:] = 1.0
+        torch.testing.assert_close(model.predict(torch.cat([y, d], 1)), d)
+        tail.bias[3 * s2:] = 0.25
+        torch.testing.assert_close(model.predict(torch.cat([y, d], 1)), y + 0.25 * (d - y))
+        # ... plus the correction of the first three channels.
+        tail.bias[:3 * s2] = 0.1
+        torch.testing.assert_close(model.predict(torch.cat([y, d], 1)), y + 0.1 + 0.25 * (d - y))
+
+
+def test_gated_from_a_kernel_aware_checkpoint_starts_as_it_was(tmp_path):
+    from deblurkit.train.loop import init_from
+    from deblurkit.weights import save_checkpoint
+
+    ka = build_model(_kernel_aware(3))
+    for p in ka.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    save_checkpoint(ka, tmp_path / "ka.safetensors")
+    model = build_model(_gated(3))
+    note = init_from(model, tmp_path / "ka.safetensors")
+    assert f"{len(model.state_dict())}/{len(model.state_dict())} tensors" in note
+    y = torch.rand(1, 3, 32, 32) * 2 - 1
+    d = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(model.predict(torch.cat([y, d], 1)), ka.predict(torch.cat([y, d], 1)))
+        s2 = model.config.predictor.pixel_shuffle ** 2
+        tail = model.predictor.tail
+        torch.testing.assert_close(tail.weight[:3 * s2], ka.predictor.tail.weight)
+        assert tail.weight.shape[0] == 4 * s2 and tail.weight[3 * s2:].abs().max() == 0 and tail.bias[3 * s2:].abs().max() == 0
+
+
+def test_gated_config_round_trip_and_validation():
+    cfg = _gated(3)
+    assert cfg.predictor_outputs == 4 and _kernel_aware(3).predictor_outputs == 3
+    assert ModelConfig.from_json(cfg.to_json()) == cfg
+    with pytest.raises(ValueError, match="outputs 4 channels .* not 3"):
+        replace(cfg, predictor=replace(cfg.predictor, out_channels=3))
+    with pytest.raises(ValueError, match="deconv_gate needs deconv_input"):
+        replace(cfg, deconv_input=False, predictor=replace(cfg.predictor, in_channels=6))
+    with pytest.raises(TypeError, match="deconv_gate"):
+        ModelConfig.from_dict({**cfg.to_dict(), "deconv_gate": 1})
+
+
 def test_kernel_aware_config_round_trip_and_validation():
     cfg = _kernel_aware(3)
     assert cfg.predictor_inputs == 9 and _kernel_aware(1).predictor_inputs == 6

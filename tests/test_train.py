@@ -264,8 +264,14 @@ def test_kernel_aware_training_on_precomputed_deconvolutions(data_dirs, tmp_path
     assert r.exit_code == 0, r.output
     model = load_checkpoint(tmp_path / "ka" / "ema.safetensors").model
     assert model.config.deconv_input and model.config.predictor.in_channels == 9
+    r = CliRunner().invoke(app, [*args, "--deconv", str(tmp_path / "dc"), "--deconv-input", "--deconv-gate",
+                                 "--init", str(tmp_path / "ka" / "ema.safetensors"), "--out", str(tmp_path / "gate")])
+    assert r.exit_code == 0 and "initialised" in r.output, r.output
+    model = load_checkpoint(tmp_path / "gate" / "ema.safetensors").model
+    assert model.config.deconv_gate and model.config.predictor.out_channels == 4
     (tmp_path / "empty").mkdir()
     for extra, code, why in ((["--deconv", str(tmp_path / "dc")], 2, "add --deconv-input"),
+                             (["--deconv-gate", "--sharp", str(data_dirs / "sharp")], 2, "--deconv-gate weighs the deconvolution"),
                              (["--deconv-input", "--sharp", str(data_dirs / "sharp")], 2, "--deconv data only"),
                              (["--deconv-input", "--deconv", str(tmp_path / "empty")], 1, "no deconvolved training shards")):
         r = CliRunner().invoke(app, [*args, *extra, "--out", str(tmp_path / "bad")])

@@ -190,10 +190,19 @@ class ModelConfig:
     # channels at every scale. On real shake the estimator finds kernels the network does
     # not (docs/bench/blind_kohler.txt); the network learns where to trust it.
     deconv_input: bool = False
+    # Kernel-aware with a gate: the predictor also outputs a per-pixel weight a (a fourth
+    # channel) and g(y) = y + U + a (deconv - y), so "take the deconvolution here" is one
+    # smooth map to learn, not a copy of its every edge through the network (a kernel-aware
+    # predictor kept about half of the deconvolution's gain; docs/training/README.md).
+    deconv_gate: bool = False
 
     @property
     def predictor_inputs(self) -> int:
         return predictor_inputs(self.predictor_scales, self.deconv_input)
+
+    @property
+    def predictor_outputs(self) -> int:
+        return 4 if self.deconv_gate else 3
 
     @property
     def denoiser_inputs(self) -> int:
@@ -217,6 +226,12 @@ class ModelConfig:
         check_whole(self, "predictor_scales", 1, 4)
         if self.deconv_input and self.predictor is None:
             raise ValueError("deconv_input needs a predictor")
+        if self.deconv_gate and not self.deconv_input:
+            raise ValueError("deconv_gate needs deconv_input (the gate weighs the deconvolution)")
+        if self.predictor is not None and self.predictor.out_channels != self.predictor_outputs:
+            raise ValueError(f"this predictor outputs {self.predictor_outputs} channels "
+                             f"({'a correction and the deconvolution gate' if self.deconv_gate else 'a correction'}), "
+                             f"not {self.predictor.out_channels}")
         if self.separate_scale_predictors and self.predictor_scales == 1:
             raise ValueError("separate_scale_predictors needs predictor_scales > 1")
         if self.predictor is not None and self.predictor.in_channels != self.predictor_inputs:
@@ -255,7 +270,8 @@ class ModelConfig:
         if not isinstance(d, dict):
             raise TypeError(f"the model config must be an object, not {type(d).__name__}")
         for key, kind in (("residual_std", (int, float)), ("objective", str), ("condition_on_prediction", bool), ("arch", str),
-                          ("predictor_scales", int), ("separate_scale_predictors", bool), ("deconv_input", bool)):
+                          ("predictor_scales", int), ("separate_scale_predictors", bool), ("deconv_input", bool),
+                          ("deconv_gate", bool)):
             if key in d and (not isinstance(d[key], kind) or (kind != bool and isinstance(d[key], bool))):
                 raise TypeError(f"{key} has the wrong type ({type(d[key]).__name__})")
         pred = d.get("predictor")
@@ -271,6 +287,7 @@ class ModelConfig:
             predictor_scales=d.get("predictor_scales", 1),
             separate_scale_predictors=d.get("separate_scale_predictors", False),
             deconv_input=d.get("deconv_input", False),
+            deconv_gate=d.get("deconv_gate", False),
         )
 
     @classmethod

@@ -99,7 +99,7 @@ class DvSR(nn.Module):
             return torch.zeros_like(y)
         y, deconv = self.split_input(y)
         if self.config.predictor_scales == 1:
-            return y + self.predictor(y if deconv is None else torch.cat([y, deconv], dim=1))
+            return self._correct(y, self.predictor(y if deconv is None else torch.cat([y, deconv], dim=1)), deconv)
         # Coarse to fine: the coarsest scale sees the blurry input twice, every finer one
         # the coarser result upsampled beside its own input (and its deconvolution).
         pyramid = [y if deconv is None else torch.cat([y, deconv], dim=1)]
@@ -109,8 +109,15 @@ class DvSR(nn.Module):
         for level in reversed(range(len(pyramid))):
             ys, side = pyramid[level][:, :3], pyramid[level][:, 3:]
             prev = ys if x is None else F.interpolate(x, size=ys.shape[-2:], mode="bilinear", align_corners=False).to(ys.dtype)
-            x = ys + self._scale_predictor(level)(torch.cat([ys, prev, side], dim=1))
+            x = self._correct(ys, self._scale_predictor(level)(torch.cat([ys, prev, side], dim=1)), side)
         return x
+
+    def _correct(self, y: torch.Tensor, out: torch.Tensor, deconv: torch.Tensor | None) -> torch.Tensor:
+        """One scale's prediction from its network output: y + U, and with a gate
+        (config.deconv_gate) + a (deconv - y), a being the output's fourth channel."""
+        if not self.config.deconv_gate:
+            return y + out
+        return y + out[:, :3] + out[:, 3:4] * (deconv - y)
 
     def split_input(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(blurry y, its deconvolution or None): a kernel-aware model's training input

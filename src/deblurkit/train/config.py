@@ -178,6 +178,9 @@ class TrainConfig:
     # DvSR: a kernel-aware predictor that also sees the input's classical blind
     # deconvolution (models/config.py deconv_input); trains on "deconv" data only.
     deconv_input: bool = False
+    # With --deconv-input: the predictor also outputs a per-pixel weight of the
+    # deconvolution (models/config.py deconv_gate).
+    deconv_gate: bool = False
 
     def blur_config(self):
         from ..data.blur import blur_model
@@ -217,6 +220,10 @@ class TrainConfig:
                 raise UsageError("--deconv-input is for DvSR's predictor (--arch dvsr)")
             cfg = replace(cfg, deconv_input=True,
                           predictor=replace(cfg.predictor, in_channels=predictor_inputs(cfg.predictor_scales, True)))
+        if self.deconv_gate:
+            if not self.deconv_input:
+                raise UsageError("--deconv-gate weighs the deconvolution: add --deconv-input")
+            cfg = replace(cfg, deconv_gate=True, predictor=replace(cfg.predictor, out_channels=4))
         return cfg
 
     def guidance_ramp_steps(self) -> int:

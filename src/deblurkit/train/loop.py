@@ -132,20 +132,21 @@ def validate(model: DvSR, pairs, device, val_steps: int, seed: int) -> dict:
 def init_from(model: DvSR, path: Path) -> str:
     """Start from another run's weights (e.g. a predictor trained on its own): every tensor
     whose name and shape match is copied; a network whose shapes all differ starts fresh.
-    A predictor convolution that gained input channels (the coarse-to-fine stem) keeps the
-    old channels' weights and starts the new ones at zero."""
+    A predictor tensor that gained input or output channels (the coarse-to-fine or
+    kernel-aware stem, a gated tail) keeps the old channels' weights and starts the new
+    ones at zero."""
     source = load_checkpoint(path).model.state_dict()
     own = model.state_dict()
     taken = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
     for k, v in source.items():
-        # A convolution that gained input channels (a coarse-to-fine predictor's stem):
-        # the old channels keep their weights, the new ones start at zero, so the network
-        # starts as the one it came from.
-        if k.startswith("predictor.") and k in own and k not in taken and v.dim() == 4 and own[k].dim() == 4 \
-                and own[k].shape[1] > v.shape[1] \
-                and own[k].shape[0] == v.shape[0] and own[k].shape[2:] == v.shape[2:]:
+        # A predictor tensor that gained channels: input channels (the coarse-to-fine or
+        # kernel-aware stem) or output channels (the tail of a gated predictor). The old
+        # channels keep their weights, the new ones start at zero, so the network starts
+        # as the one it came from.
+        if k.startswith("predictor.") and k in own and k not in taken and v.dim() == own[k].dim() \
+                and all(a >= b for a, b in zip(own[k].shape[:2], v.shape[:2])) and own[k].shape[2:] == v.shape[2:]:
             widened = torch.zeros_like(own[k])
-            widened[:, : v.shape[1]] = v
+            widened[tuple(slice(0, n) for n in v.shape)] = v
             taken[k] = widened
     # Coarse-scale networks of their own (`separate_scale_predictors`) that the source lacks
     # start as its one shared predictor, so the model starts as the one it came from.
