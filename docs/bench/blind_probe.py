@@ -4,7 +4,7 @@ only: photos of ../shared/data/train blurred by the project's own hand-shake ker
 otherwise (8-bit-value convolution of the whole photo, noise 0.01, 256 px centre crop
 handed to the method). The Köhler kernels and ../shared/data/val are never used here.
 
-    python docs/bench/blind_probe.py [N] [key=value ...]   # BlindConfig fields, wiener=W
+    python docs/bench/blind_probe.py [N] [key=value ...]   # BlindConfig fields, wiener=W, extent=PX, crop=PX
 
 Prints per photo: extent, gain of Wiener with the estimated kernel, with the true kernel
 (oracle), and the kernels' normalised correlation (after the best shift).
@@ -27,6 +27,7 @@ n = int(sys.argv[1]) if len(sys.argv) > 1 and "=" not in sys.argv[1] else 12
 kw = dict(a.split("=") for a in sys.argv[1:] if "=" in a)
 ww = float(kw.pop("wiener", WIENER_WEIGHT))
 extent = kw.pop("extent", None)
+crop = int(kw.pop("crop", 256))
 cfg = replace(BlindConfig(), **{k: type(getattr(BlindConfig, k))(v) for k, v in kw.items()})
 files = sorted(p for p in Path("../shared/data/train/sun80").rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
 files = files[:: max(len(files) // n, 1)][:n]
@@ -48,8 +49,8 @@ for i, f in enumerate(files):
     rng = np.random.default_rng([77, i])
     k = handheld_kernel(rng, ShakeConfig(), None if extent is None else float(extent))
     u8 = np.round(read_image(f).rgb * 255).astype(np.uint8)
-    y = _centre(blur_with_kernel(u8, k, 0.01, rng), 256).astype(np.float64)
-    x = _centre(u8.astype(np.float64) / 255, 256)
+    y = _centre(blur_with_kernel(u8, k, 0.01, rng), crop).astype(np.float64)
+    x = _centre(u8.astype(np.float64) / 255, crop)
     t = time.time()
     ke = estimate_kernel(to_gray(y), cfg)
     dt = time.time() - t
@@ -60,4 +61,4 @@ for i, f in enumerate(files):
 r = np.array(rows)
 small = r[:, 0] <= 41
 print(f"kernels <= 41 px: est {r[small, 1].mean():+.2f} true {r[small, 2].mean():+.2f}; larger: est {r[~small, 1].mean():+.2f} true {r[~small, 2].mean():+.2f}")
-print(f"mean  est {r[:, 1].mean():+.2f}  true {r[:, 2].mean():+.2f}  sim {r[:, 3].mean():.2f}  time {r[:, 4].mean():.1f}s  {cfg} wiener={ww}")
+print(f"mean  est {r[:, 1].mean():+.2f}  true {r[:, 2].mean():+.2f}  sim {r[:, 3].mean():.2f}  time {r[:, 4].mean():.1f}s  {cfg} wiener={ww} crop={crop}")
