@@ -66,8 +66,9 @@ def shared_data() -> Path:
 
 
 def make_clip(path: Path, frames: int = 6, h: int = 48, w: int = 64, rate=None, audio: bool = True,
-              repeat: bool = False) -> list[np.ndarray]:
-    """A small H.264 clip (smooth moving pictures), optionally with an AAC tone (needs PyAV)."""
+              repeat: bool = False, pts_ms: list[int] | None = None) -> list[np.ndarray]:
+    """A small H.264 clip (smooth moving pictures), optionally with an AAC tone (needs PyAV).
+    `pts_ms`: each frame's time stamp in milliseconds (a variable frame rate)."""
     import av
     from fractions import Fraction
     rate = rate or Fraction(25)
@@ -77,12 +78,14 @@ def make_clip(path: Path, frames: int = 6, h: int = 48, w: int = 64, rate=None, 
         v.width, v.height = w, h
         v.pix_fmt = "yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p"
         v.options = {"crf": "10"}
+        if pts_ms is not None:
+            v.codec_context.time_base = Fraction(1, 1000)
         a = c.add_stream("aac", rate=16000) if audio else None
         for i in range(frames):
             rgb = np.round(smooth_image(h, w, 0 if repeat else i) * 255).astype(np.uint8)
             images.append(rgb)
             f = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            f.pts, f.time_base = i, 1 / rate
+            f.pts, f.time_base = (i, 1 / rate) if pts_ms is None else (pts_ms[i], Fraction(1, 1000))
             for p in v.encode(f):
                 c.mux(p)
         for p in v.encode():

@@ -238,7 +238,7 @@ def test_encoding_failure_leaves_no_partial(tiny_weights, tmp_path, monkeypatch)
     make_clip(clip, frames=2, audio=False)
     real = video._encode_in_child
 
-    def disk_full(frames_dir, count, info, source, partial, fmt):
+    def disk_full(frames_dir, count, info, source, partial, fmt, pts=None):
         partial.write_bytes(b"half a video")
         raise OSError(28, "No space left on device")
 
@@ -286,6 +286,51 @@ def test_a_second_run_on_a_busy_clip_skips_it(tiny_weights, tmp_path):
         assert "busy" in r.output and not (tmp_path / "clip_deblurred.mp4").exists()
     assert not (tmp_path / "clip_deblurred.mp4.lock").exists()
     assert _fast(clip, tiny_weights).exit_code == 0
+
+
+def _times(path):
+    """Each decoded frame's time in seconds."""
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        return [Fraction(f.pts) * s.time_base for f in c.decode(s)]
+
+
+def test_variable_frame_rate_keeps_every_time_stamp(tiny_weights, tmp_path):
+    # Phones record variable frame rates; re-timing the frames evenly would drift them
+    # away from the copied audio.
+    pts_ms = [0, 40, 120, 140, 300, 310]
+    clip = tmp_path / "vfr.mp4"
+    make_clip(clip, frames=len(pts_ms), pts_ms=pts_ms)
+    assert _times(clip) == [Fraction(t, 1000) for t in pts_ms]  # the source really is VFR
+    r = run([clip, "--preset", "fast"], tiny_weights)
+    assert r.exit_code == 0, r.output
+    assert _times(tmp_path / "vfr_deblurred.mp4") == [Fraction(t, 1000) for t in pts_ms]
+    assert "time stamps" not in r.output
+
+
+def test_constant_rate_clip_keeps_its_time_stamps_in_every_container(tiny_weights, tmp_path):
+    for ext in ("mp4", "mkv", "mov"):
+        clip = tmp_path / f"c.{ext}"
+        make_clip(clip, frames=4, rate=Fraction(30000, 1001), audio=False)
+        assert run([clip, "--preset", "fast"], tiny_weights).exit_code == 0
+        want = [i * Fraction(1001, 30000) for i in range(4)]
+        got = _times(tmp_path / f"c_deblurred.{ext}")
+        # Matroska stores milliseconds: each time within half of one.
+        assert all(abs(g - w) <= Fraction(1, 2000) for g, w in zip(got, want)) and len(got) == 4, (ext, got)
+
+
+def test_usable_time_stamps():
+    from deblurkit.video import VideoInfo, usable_pts
+
+    info = VideoInfo(64, 48, Fraction(25), 3, 0, time_base=Fraction(1, 1000))
+    assert usable_pts([0, 40, 120], 3, info) == [0, 40, 120]
+    assert usable_pts([-80, -40, 0], 3, info) == [0, 40, 80]  # a stream starting before zero is shifted
+    assert usable_pts([5, 45, 85], 3, info) == [5, 45, 85]  # a late start is kept (audio sync)
+    assert usable_pts([0, None, 80], 3, info) is None
+    assert usable_pts([0, 40, 40], 3, info) is None
+    assert usable_pts([0, 80, 40], 3, info) is None
+    assert usable_pts([0, 40], 3, info) is None
+    assert usable_pts([0, 40, 80], 3, VideoInfo(64, 48, Fraction(25), 3, 0)) is None
 
 
 def test_max_pixels_applies_to_video_frames(tiny_weights, tmp_path):

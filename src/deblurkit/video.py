@@ -1,4 +1,4 @@
-"""Videos: every frame through the deblurrer, written back at the same size and frame rate.
+"""Videos: every frame through the deblurrer, written back at the same size and time stamps.
 
 Container I/O uses PyAV (FFmpeg's libraries): unlike OpenCV's VideoCapture/VideoWriter it
 gives the exact frame rate as a fraction, encodes H.264 and can copy the audio packets
@@ -69,6 +69,7 @@ class VideoInfo:
     audio_streams: int
     rate_guessed: bool = False
     frames_from_duration: bool = False  # `frames` estimated from the duration, not counted
+    time_base: Fraction | None = None  # the unit of the video stream's time stamps
 
 
 def _open(path: Path):
@@ -98,11 +99,14 @@ def probe(path: Path) -> VideoInfo:
             if seconds > 0:
                 frames, estimated = max(1, round(seconds * float(rate))), True
         return VideoInfo(v.codec_context.width, v.codec_context.height, Fraction(rate) if rate else DEFAULT_RATE,
-                         frames, len(c.streams.audio), rate_guessed=not rate, frames_from_duration=estimated)
+                         frames, len(c.streams.audio), rate_guessed=not rate, frames_from_duration=estimated,
+                         time_base=Fraction(v.time_base) if v.time_base else None)
 
 
-def read_frames(path: Path) -> "Iterator[tuple[int, np.ndarray]]":
-    """(index, (H, W, 3) uint8 RGB) for every frame; a decoding failure is one-line error."""
+def read_frames(path: Path, pts: list | None = None) -> "Iterator[tuple[int, np.ndarray]]":
+    """(index, (H, W, 3) uint8 RGB) for every frame; a decoding failure is one-line error.
+    `pts`, when given, collects each frame's time stamp (in the stream's time base, None
+    where the frame has none), so the output can keep the source's timing."""
     import av
 
     with _open(path) as c:
@@ -118,6 +122,8 @@ def read_frames(path: Path) -> "Iterator[tuple[int, np.ndarray]]":
                     # Squashing later frames to the first size would distort them; refuse.
                     raise ImageReadError(f"{path}: the picture size changes at frame {index} ({size[0]}x{size[1]} to "
                                          f"{frame.width}x{frame.height}); split the clip where it changes")
+                if pts is not None:
+                    pts.append(frame.pts)
                 yield index, frame.to_ndarray(format="rgb24")
                 index += 1
         except (av.error.FFmpegError, ValueError) as e:
@@ -131,19 +137,39 @@ def frame_key(name: str, index: int, temporal_noise: str) -> str:
     return name if temporal_noise == "fixed" else f"{name}#frame{index}"
 
 
-def encode_video(frames_dir: Path, count: int, info: VideoInfo, source: Path, out: Path) -> list[str]:
-    """Encode frames_dir/000000.png.. into `out` (H.264, CRF 16) and copy the source's audio.
+def usable_pts(pts: list | None, count: int, info: VideoInfo) -> list[int] | None:
+    """The source's frame time stamps if the output can keep them (one per frame, all
+    known, strictly increasing, a time base to read them in), shifted so none is negative;
+    otherwise None (the frames are then written evenly at the average rate)."""
+    if not pts or len(pts) != count or info.time_base is None or any(t is None for t in pts):
+        return None
+    if any(b <= a for a, b in zip(pts, pts[1:])):
+        return None
+    shift = min(pts[0], 0)  # an edit list can start a stream before zero; encoders cannot
+    return [int(t - shift) for t in pts]
 
-    Returns notes for the user (audio that could not be copied, a guessed frame rate)."""
+
+def encode_video(frames_dir: Path, count: int, info: VideoInfo, source: Path, out: Path,
+                 pts: list | None = None) -> list[str]:
+    """Encode frames_dir/000000.png.. into `out` (H.264, CRF 16) and copy the source's audio.
+    Each frame keeps its source time stamp (`pts`, as read_frames collects them), so a
+    variable-frame-rate clip keeps its timing and its sync with the copied audio.
+
+    Returns notes for the user (audio that could not be copied, a guessed frame rate,
+    time stamps that could not be kept)."""
     import av
 
     notes = []
     if info.rate_guessed:
         notes.append(f"{source.name}: no frame rate in the file; wrote {float(DEFAULT_RATE):g} fps")
+    kept = usable_pts(pts, count, info)
+    if pts is not None and kept is None:
+        notes.append(f"{source.name}: the frames' time stamps are missing or out of order; "
+                     f"wrote them evenly at {float(info.rate):g} fps")
     fmt = _CONTAINERS.get(out.suffix.lower(), "mp4")
     partial = out.with_name(out.name + ".partial")
     try:
-        notes += _encode_in_child(frames_dir, count, info, source, partial, fmt)
+        notes += _encode_in_child(frames_dir, count, info, source, partial, fmt, kept)
         os.replace(partial, out)
     except (OSError, av.error.FFmpegError) as e:
         # Disk full, a folder made read-only mid-run, ...: one line, and no half-written file.
@@ -153,7 +179,8 @@ def encode_video(frames_dir: Path, count: int, info: VideoInfo, source: Path, ou
     return notes
 
 
-def _encode_in_child(frames_dir: Path, count: int, info: VideoInfo, source: Path, partial: Path, fmt: str) -> list[str]:
+def _encode_in_child(frames_dir: Path, count: int, info: VideoInfo, source: Path, partial: Path, fmt: str,
+                     pts: list[int] | None = None) -> list[str]:
     """Run the encoder in a fresh process. In the process that has just restored the
     frames (torch's thread pools, a busy heap), libx264 gave different bitstreams from
     identical frames in about one run in three; a fresh process gives the same bytes every
@@ -162,26 +189,27 @@ def _encode_in_child(frames_dir: Path, count: int, info: VideoInfo, source: Path
 
     ctx = mp.get_context("spawn")
     with ctx.Pool(1) as pool:
-        job = pool.apply_async(_encode_job, (frames_dir, count, info, source, partial, fmt))
+        job = pool.apply_async(_encode_job, (frames_dir, count, info, source, partial, fmt, pts))
         kind, value = job.get()
     if kind == "error":
         raise value
     return value
 
 
-def _encode_job(frames_dir, count, info, source, partial, fmt):
+def _encode_job(frames_dir, count, info, source, partial, fmt, pts=None):
     import av
 
     notes: list[str] = []
     try:
-        _encode(frames_dir, count, info, source, partial, fmt, notes)
+        _encode(frames_dir, count, info, source, partial, fmt, notes, pts)
     except (OSError, av.error.FFmpegError, DeblurError) as e:
         # Re-raised in the parent as the one-line errors it expects.
         return "error", e if isinstance(e, DeblurError) else OSError(getattr(e, "errno", None), _reason(e))
     return "notes", notes
 
 
-def _encode(frames_dir: Path, count: int, info: VideoInfo, source: Path, partial: Path, fmt: str, notes: list[str]) -> None:
+def _encode(frames_dir: Path, count: int, info: VideoInfo, source: Path, partial: Path, fmt: str, notes: list[str],
+            pts: list[int] | None = None) -> None:
     import av
     import cv2
 
@@ -194,6 +222,11 @@ def _encode(frames_dir: Path, count: int, info: VideoInfo, source: Path, partial
         # One thread: x264's frame threads and lookahead make the bitstream depend on timing.
         v.options = {"crf": "16", "preset": "medium", "threads": "1"}
         v.codec_context.flags |= av.codec.context.Flags.bitexact
+        # Source time stamps (variable frame rates included) in the source's own time base;
+        # without them, frame i at i / rate.
+        time_base = info.time_base if pts is not None else 1 / info.rate
+        if pts is not None:
+            v.codec_context.time_base = time_base
         audio = []
         with _open(source) as src:
             for a in src.streams.audio:
@@ -211,8 +244,8 @@ def _encode(frames_dir: Path, count: int, info: VideoInfo, source: Path, partial
                 # Converted here into a fresh, packed frame: x264 fed the reformatter's own
                 # buffers gave different bitstreams from identical pictures (~1 run in 3).
                 frame = av.VideoFrame.from_ndarray(frame.reformat(format=v.pix_fmt).to_ndarray(), format=v.pix_fmt)
-                frame.pts = i
-                frame.time_base = 1 / info.rate
+                frame.pts = i if pts is None else pts[i]
+                frame.time_base = time_base
                 for packet in v.encode(frame):
                     dst.mux(packet)
             for packet in v.encode():
@@ -395,7 +428,8 @@ def _process_locked(deblurrer, path, out, frames_dir, info, settings, seed, temp
         raise VideoError(f"{frames_dir}: cannot create the frames folder ({_reason(e)})") from None
     done_before = redone = 0
     count = 0
-    for index, rgb in read_frames(path):
+    pts: list = []
+    for index, rgb in read_frames(path, pts):
         target = frames_dir / f"{index:06d}.png"
         count = index + 1
         if target.exists() and _frame_ok(target, info):
@@ -416,7 +450,7 @@ def _process_locked(deblurrer, path, out, frames_dir, info, settings, seed, temp
         if not allow_truncated:
             raise ImageReadError(msg + "; --allow-truncated writes the frames there are")
         notes.append(msg + "; wrote those (--allow-truncated)")
-    notes += encode_video(frames_dir, count, info, path, out)
+    notes += encode_video(frames_dir, count, info, path, out, pts)
     shutil.rmtree(frames_dir, ignore_errors=True)
     if done_before:
         notes.insert(0, f"{path.name}: resumed: {done_before} of {count} frames were restored by an earlier run"
