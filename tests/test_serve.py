@@ -313,6 +313,57 @@ def test_a_port_in_use_is_one_line(tiny_weights):
     assert r.returncode == 2 and "cannot listen there" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
+def test_bad_workers_count_is_one_line(tiny_weights):
+    r = subprocess.run([sys.executable, "-m", "deblurkit", "serve", "--weights", str(tiny_weights), "--port",
+                        str(_free_port()), "--workers", "0"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "--workers 0" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_workers_run_that_many_jobs_at_once(tiny_weights, tmp_path, monkeypatch, workers):
+    # One job at a time on a CPU; on a GPU with memory to spare, several share the model.
+    import threading
+
+    import deblurkit.pipeline as pipeline
+    from deblurkit import Deblurrer
+    from deblurkit.presets import resolve_settings
+    from deblurkit.serve.jobs import Job, JobQueue, default_workers
+
+    assert default_workers(Deblurrer(weights=tiny_weights, device="cpu").device) == 1
+    real, lock, running, most = pipeline.process_image, threading.Lock(), [0], [0]
+    both = threading.Barrier(2, timeout=5)
+
+    def counted(*a, **k):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            if workers == 2:
+                both.wait()  # only returns if the other job is running too
+            else:
+                time.sleep(0.3)
+            return real(*a, **k)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(pipeline, "process_image", counted)
+    d = Deblurrer(weights=tiny_weights, device="cpu", tile=64)
+    q = JobQueue(d, tmp_path, max_pixels=10**6, workers=workers)
+    assert d.restorer.concurrent_jobs == workers
+    jobs = []
+    for i in range(2 if workers == 2 else 3):
+        job_id, folder = q.new_folder()
+        Image.fromarray(np.round(smooth_image(40, 56, i) * 255).astype(np.uint8)).save(folder / "in" / f"p{i}.png")
+        jobs.append(q.submit(Job(job_id, f"p{i}.png", folder, resolve_settings(preset="fast"), seed=0)))
+    deadline = time.time() + 60
+    while any(j.status in ("queued", "running") for j in jobs) and time.time() < deadline:
+        time.sleep(0.05)
+    q.close()
+    assert [j.status for j in jobs] == ["done"] * len(jobs), [j.error for j in jobs]
+    assert most[0] == workers
+
+
 def _browser():
     """Headless Chromium through Selenium, or a skip that says what is missing."""
     import shutil

@@ -124,13 +124,16 @@ class Restorer:
         self.multiple = model.multiple
         self.tile = tile
         self.overlap = overlap
+        # Jobs that may run on this restorer at once (a server's workers): each sizes its
+        # tiles from its share of the memory, so together they fit.
+        self.concurrent_jobs = 1
 
     # ---- tile sizing -------------------------------------------------------------
     def auto_tile(self, batch: int, pixels: int = 0) -> int:
         """Largest tile whose activations fit a share of the available memory (and, on a
         CPU, a small fixed budget for photos over LARGE_PHOTO pixels)."""
         share = 0.5 if self.device.type == "cuda" else 0.25
-        budget = available_memory(self.device) * share
+        budget = available_memory(self.device) * share / max(1, self.concurrent_jobs)
         if self.device.type == "cpu":
             budget = min(budget, 3 << 30)  # beyond this, bigger tiles buy no CPU speed
             if pixels > LARGE_PHOTO:

@@ -43,6 +43,7 @@ def serve_cmd(
     no_auth: bool = typer.Option(False, "--no-auth", help="Serve another --host without a token (anyone who reaches it can use it)."),
     open_browser: bool = typer.Option(False, "--open", help="Open the page in the browser."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, mps."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Jobs run at once [default: 1 on a CPU; on a GPU one per 8 GiB free, at most 4]."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 ):
     try:
@@ -56,6 +57,8 @@ def serve_cmd(
             raise UsageError(f"--port {port}: must be in [1, 65535]")
         if not 0 < upload_timeout <= 3600:
             raise UsageError(f"--upload-timeout {upload_timeout:g}: must be in (0, 3600] seconds")
+        if workers is not None and not 1 <= workers <= 64:
+            raise UsageError(f"--workers {workers}: must be in [1, 64]")
         if max_pixels < 1 or not 1 <= max_upload_mb <= 1 << 20:
             raise UsageError("--max-pixels and --max-upload-mb must be positive")
         local = host in ("127.0.0.1", "localhost", "::1")
@@ -65,11 +68,12 @@ def serve_cmd(
             raise UsageError(f"--host {host}: the page would be open to the network; give --token SECRET (or --no-auth)")
         from ..api import Deblurrer, recommended_preset
         from ..serve.app import create_app
-        from ..serve.jobs import JobQueue
+        from ..serve.jobs import JobQueue, default_workers
 
         deblurrer = Deblurrer(model, weights=weights, device=device)
         root = _private_root()
-        jobs = JobQueue(deblurrer, root / "jobs", max_pixels)
+        jobs = JobQueue(deblurrer, root / "jobs", max_pixels,
+                        workers=workers if workers is not None else default_workers(deblurrer.device))
         web = create_app(jobs, token=token, max_upload_bytes=max_upload_mb << 20,
                          recommended=recommended_preset(model, weights), upload_timeout=upload_timeout)
     except DeblurError as e:
@@ -85,7 +89,8 @@ def serve_cmd(
     if not local:
         err_console.print(f"[yellow]warning:[/] serving on {host}: reachable from other machines"
                           + ("" if token else " by anyone (--no-auth)"), soft_wrap=True)
-    print(f"deblur serve: model {deblurrer.model_name} on {deblurrer.device}; open {url}  (Ctrl-C stops)", flush=True)
+    at_once = f", {jobs.workers} jobs at once" if jobs.workers > 1 else ""
+    print(f"deblur serve: model {deblurrer.model_name} on {deblurrer.device}{at_once}; open {url}  (Ctrl-C stops)", flush=True)
     if open_browser:
         webbrowser.open(url)
     # Bounded connections and header sizes: a flood of clients gets 503s, not the memory.

@@ -161,7 +161,7 @@ def create_app(jobs: JobQueue, *, token: str | None = None, max_upload_bytes: in
         return {"version": __version__, "model": jobs.deblurrer.model_name, "recommended": recommended,
                 "presets": {k: {"steps": p.steps, "samples": p.samples, "average": p.average, "help": p.help}
                             for k, p in PRESETS.items()},
-                "max_pixels": jobs.max_pixels, "max_upload_bytes": max_upload_bytes}
+                "max_pixels": jobs.max_pixels, "max_upload_bytes": max_upload_bytes, "workers": jobs.workers}
 
     @app.post("/api/restore", status_code=202)
     async def restore(request: Request):

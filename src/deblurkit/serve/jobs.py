@@ -1,4 +1,5 @@
-"""The server's job queue: one model in memory, one job at a time, results kept for a while.
+"""The server's job queue: one model in memory, jobs run one at a time (several at once on
+a GPU with memory to spare), results kept for a while.
 
 A job is one uploaded photo and its settings. It runs through the same
 `pipeline.process_image` as `deblur photo.png`, with the upload's file name as the seed key,
@@ -23,6 +24,21 @@ from ..presets import Settings
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..api import Deblurrer
+
+# A GPU runs a job per this much free memory at start-up (at most MAX_WORKERS); a CPU one
+# job at a time, since one job already uses every core and two only slow each other.
+GPU_BYTES_PER_WORKER = 8 << 30
+MAX_WORKERS = 4
+
+
+def default_workers(device) -> int:
+    """How many jobs run at once when --workers is not given."""
+    from ..devices import available_memory
+
+    if getattr(device, "type", str(device)) != "cuda":
+        return 1
+    return max(1, min(MAX_WORKERS, available_memory(device) // GPU_BYTES_PER_WORKER))
+
 
 class JobCancelled(Exception):
     """Raised from the progress callback to stop a running chain between steps."""
@@ -72,13 +88,16 @@ class Job:
 
 
 class JobQueue:
-    """Jobs run one at a time on a worker thread that sleeps while the queue is empty (the
-    server costs nothing next to a training run until someone submits a photo). Finished
+    """Jobs run on `workers` threads (one by default) that sleep while the queue is empty
+    (the server costs nothing next to a training run until someone submits a photo); they
+    share the one model, and each sizes its tiles from its share of the memory. Finished
     jobs are kept for `keep_seconds` and at most `keep_jobs` of them; older ones and their
     files are removed."""
 
     def __init__(self, deblurrer: "Deblurrer", root: Path, max_pixels: int, keep_jobs: int = 64,
-                 keep_seconds: float = 3600.0, max_queued: int = 32):
+                 keep_seconds: float = 3600.0, max_queued: int = 32, workers: int = 1):
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, not {workers}")
         self.deblurrer = deblurrer
         self.root = Path(root)
         self.max_pixels = max_pixels
@@ -88,8 +107,12 @@ class JobQueue:
         self.jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._todo: queue.Queue[str | None] = queue.Queue()
-        self._worker = threading.Thread(target=self._work, name="deblur-serve-worker", daemon=True)
-        self._worker.start()
+        self.workers = workers
+        deblurrer.restorer.concurrent_jobs = workers
+        self._threads = [threading.Thread(target=self._work, name=f"deblur-serve-worker-{i}", daemon=True)
+                         for i in range(workers)]
+        for t in self._threads:
+            t.start()
 
     # -- the client's side ---------------------------------------------------------------
 
@@ -134,8 +157,11 @@ class JobQueue:
         return job
 
     def close(self) -> None:
-        self._todo.put(None)
-        self._worker.join(timeout=30)
+        for _ in self._threads:
+            self._todo.put(None)  # one stop sign per worker
+        deadline = time.monotonic() + 30
+        for t in self._threads:
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
 
     # -- housekeeping --------------------------------------------------------------------
 
@@ -170,10 +196,11 @@ class JobQueue:
                 continue
             if job_id is None:
                 return
-            job = self.get(job_id)
-            if job is None or job.status != "queued":
-                continue
-            job.status, job.started = "running", time.monotonic()
+            with self._lock:  # two workers never take the same job
+                job = self.jobs.get(job_id)
+                if job is None or job.status != "queued":
+                    continue
+                job.status, job.started = "running", time.monotonic()
             try:
                 self._run(job)
             except JobCancelled:
