@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from deblurkit.data.blur import convolve
-from deblurkit.deconv import BlindConfig, blind_deconvolve, estimate_kernel, wiener
+from deblurkit.deconv import WIENER_WEIGHT, BlindConfig, blind_deconvolve, estimate_kernel, wiener
 from deblurkit.deconv.blind import (_grad, _diff_otf, centre_kernel, clean_kernel, periodic_pad, psf2otf,
                                     pyramid_sizes, salient_threshold)
 
@@ -140,3 +140,32 @@ def test_a_flat_image_comes_back_unchanged(shape, value):
     img = np.full(shape, value)
     out = blind_deconvolve(img)
     assert np.isfinite(out).all() and np.abs(out - img).max() < 1e-9
+
+
+def test_noise_estimate_and_the_noise_rule():
+    from deblurkit.deconv.blind import NOISE_WEIGHT_PER_VARIANCE, noise_sigma, wiener_weight
+
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[:128, :128] / 128.0
+    smooth = 0.5 + 0.2 * np.sin(3 * xx) * np.cos(2 * yy)
+    assert noise_sigma(smooth) < 0.002
+    for sd in (0.01, 0.05):
+        assert abs(noise_sigma(smooth + sd * rng.standard_normal(smooth.shape)) - sd) < 0.15 * sd
+    noisy = smooth + 0.05 * rng.standard_normal(smooth.shape)
+    assert wiener_weight("fixed", noisy) == WIENER_WEIGHT
+    assert wiener_weight("noise", noisy) == pytest.approx(WIENER_WEIGHT + NOISE_WEIGHT_PER_VARIANCE * noise_sigma(noisy) ** 2)
+    assert wiener_weight("noise", noisy) > 2 * wiener_weight("noise", smooth)
+    with pytest.raises(ValueError, match="unknown Wiener rule"):
+        wiener_weight("loud", noisy)
+
+
+def test_blind_deconvolve_uses_the_rules_weight(monkeypatch):
+    import deblurkit.deconv as dc
+
+    seen = []
+    monkeypatch.setattr(dc, "wiener", lambda rgb, k, weight: seen.append(weight) or rgb)
+    rng = np.random.default_rng(0)
+    rgb = np.clip(0.5 + 0.1 * rng.standard_normal((64, 64, 3)), 0, 1)
+    dc.blind_deconvolve(rgb, BlindConfig(kernel_size=9))
+    dc.blind_deconvolve(rgb, BlindConfig(kernel_size=9), rule="noise")
+    assert seen[0] == WIENER_WEIGHT and seen[1] > 5 * WIENER_WEIGHT  # noise 0.1: weight about 0.03 + 10

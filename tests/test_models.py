@@ -361,3 +361,22 @@ def test_kernel_aware_config_round_trip_and_validation():
         replace(cfg, deconv_input=False)
     with pytest.raises(TypeError, match="deconv_input"):
         ModelConfig.from_dict({**cfg.to_dict(), "deconv_input": "yes"})
+
+
+def test_a_kernel_aware_model_deconvolves_with_its_configs_rule(monkeypatch):
+    import deblurkit.deconv as dc
+
+    base = _kernel_aware(1)
+    with pytest.raises(ValueError, match="fixed or noise"):
+        replace(base, deconv_wiener="loud")
+    with pytest.raises(ValueError, match="needs deconv_input"):
+        replace(tiny_config("dvsr"), deconv_wiener="noise")
+    cfg = replace(base, deconv_wiener="noise")
+    assert ModelConfig.from_dict(cfg.to_dict()).deconv_wiener == "noise"
+    assert ModelConfig.from_dict({k: v for k, v in base.to_dict().items() if k != "deconv_wiener"}).deconv_wiener == "fixed"
+    seen = []
+    monkeypatch.setattr(dc, "blind_deconvolve", lambda rgb, rule="fixed": seen.append(rule) or rgb)
+    for c in (base, cfg):
+        with torch.no_grad():
+            build_model(c).eval().predict(torch.rand(1, 3, 48, 48) * 2 - 1)
+    assert seen == ["fixed", "noise"]

@@ -278,6 +278,34 @@ def test_kernel_aware_training_on_precomputed_deconvolutions(data_dirs, tmp_path
         assert r.exit_code == code and why in r.output and "Traceback" not in r.output, r.output
 
 
+def test_noise_rule_pack_trains_only_a_model_that_deconvolves_the_same_way(data_dirs, tmp_path):
+    # A model computes its deconvolution at run time: it must use the rule its training
+    # crops were deconvolved with, so the pack records the rule and training checks it.
+    pack = ["deconv-pack", "--count", "2", "--sharp", str(data_dirs / "sharp"), "--crop", "48", "--seed", "4"]
+    assert CliRunner().invoke(app, [*pack, "--wiener", "noise", str(tmp_path / "noisy")]).exit_code == 0
+    assert CliRunner().invoke(app, [*pack, str(tmp_path / "fixed")]).exit_code == 0
+    with np.load(next((tmp_path / "noisy").glob("deconv-*.npz"))) as a, np.load(next((tmp_path / "fixed").glob("deconv-*.npz"))) as b:
+        assert str(a["wiener"]) == "noise" and str(b["wiener"]) == "fixed"
+        np.testing.assert_array_equal(a["blurry"], b["blurry"])  # the same crops ...
+        assert np.abs(a["deconv"].astype(np.float32) - b["deconv"].astype(np.float32)).max() > 1e-3  # ... deconvolved otherwise
+    r = CliRunner().invoke(app, [*pack, str(tmp_path / "noisy")])  # resuming with another rule
+    assert r.exit_code == 2 and "made with --wiener noise" in r.output, r.output
+    args = ["train", "--size", "tiny", "--steps", "1", "--batch", "2", "--crop", "32", "--device", "cpu",
+            "--phase", "predictor", "--deconv-input"]
+    r = CliRunner().invoke(app, [*args, "--deconv", str(tmp_path / "noisy"), "--deconv-wiener", "noise", "--out", str(tmp_path / "ok")])
+    assert r.exit_code == 0, r.output
+    assert load_checkpoint(tmp_path / "ok" / "ema.safetensors").model.config.deconv_wiener == "noise"
+    for extra, why in ((["--deconv", str(tmp_path / "noisy")], "deconvolved with --wiener noise"),
+                       (["--deconv", str(tmp_path / "fixed"), "--deconv-wiener", "noise"], "deconvolved with --wiener fixed"),
+                       (["--deconv", str(tmp_path / "fixed"), "--deconv-wiener", "loud"], "--deconv-wiener loud")):
+        r = CliRunner().invoke(app, [*args, *extra, "--out", str(tmp_path / "bad")])
+        assert r.exit_code == 2 and why in r.output and "Traceback" not in r.output, r.output
+    # Shards of both rules in one folder are refused.
+    (tmp_path / "fixed" / "deconv-000000-of-2-seed4.npz").rename(tmp_path / "noisy" / "deconv-000001-mixed.npz")
+    r = CliRunner().invoke(app, [*args, "--deconv", str(tmp_path / "noisy"), "--deconv-wiener", "noise", "--out", str(tmp_path / "bad2")])
+    assert r.exit_code == 1 and "different Wiener rules" in r.output, r.output
+
+
 def test_deconv_pack_command_writes_resumable_shards_that_agree_across_processes(data_dirs, tmp_path):
     args = ["deconv-pack", "--count", "3", "--sharp", str(data_dirs / "sharp"), "--crop", "48", "--chunk", "2", "--seed", "4"]
     r = CliRunner().invoke(app, [*args, str(tmp_path / "one")])

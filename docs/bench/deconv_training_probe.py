@@ -18,7 +18,6 @@ and higher estimated noise. The Köhler kernels and ../shared/data/val are never
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from deblurkit.bench.kernels import blur_with_kernel
@@ -27,7 +26,7 @@ from deblurkit.data.blur import blur_model
 from deblurkit.data.datasets import SharpFolder, Source
 from deblurkit.data.deconv_pack import draw_sample
 from deblurkit.data.shake import ShakeConfig, handheld_kernel
-from deblurkit.deconv.blind import BlindConfig, estimate_kernel, to_gray, wiener
+from deblurkit.deconv.blind import BlindConfig, estimate_kernel, noise_sigma, to_gray, wiener
 from deblurkit.io import IMAGE_EXTENSIONS, read_image
 
 n, start, mode = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
@@ -38,13 +37,6 @@ RULES = {
     "0.03+3000s^2": lambda s: 0.03 + 3000 * s * s,
     "0.1+1000s^2": lambda s: 0.1 + 1000 * s * s,
 }
-
-
-def noise_sigma(gray: np.ndarray) -> float:
-    """Immerkaer 1996: noise std from the image's response to a Laplacian difference mask."""
-    m = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], float)
-    r = cv2.filter2D(gray, -1, m, borderType=cv2.BORDER_REFLECT)[1:-1, 1:-1]
-    return float(np.sqrt(np.pi / 2) * np.abs(r).mean() / 6)
 
 
 def psnr(a, b):

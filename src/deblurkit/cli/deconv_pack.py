@@ -25,11 +25,14 @@ def deconv_pack_cmd(
     seed: int = typer.Option(0, "--seed", help="Crop i depends only on (seed, i)."),
     shard: str = typer.Option("0/1", "--shard", help="I/N: this process makes crops I, I+N, I+2N, ... (run N at once, one per core)."),
     chunk: int = typer.Option(50, "--chunk", help="Crops per shard file (what an interruption can lose)."),
+    wiener: str = typer.Option("fixed", "--wiener", help="The deconvolution's Wiener weight: fixed, or noise (follows each crop's estimated noise); train with the same --deconv-wiener."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 ):
     from ..data.blur import blur_model as named_blur
     from ..data.datasets import PairedFolder, SharpFolder, Source
-    from ..data.deconv_pack import write_shard
+    import numpy as np
+
+    from ..data.deconv_pack import shard_rule, write_shard
 
     try:
         try:
@@ -38,6 +41,8 @@ def deconv_pack_cmd(
             raise UsageError(f"--shard {shard!r}: expected I/N, e.g. 0/2") from None
         if not (shards >= 1 and 0 <= index < shards):
             raise UsageError(f"--shard {shard}: expected 0 <= I < N")
+        if wiener not in ("fixed", "noise"):
+            raise UsageError(f"--wiener {wiener}: expected fixed or noise")
         if count < 1 or chunk < 1 or crop < 16:
             raise UsageError("--count and --chunk must be >= 1 and --crop >= 16")
         try:
@@ -55,9 +60,13 @@ def deconv_pack_cmd(
             part = mine[start:start + chunk]
             path = out / f"deconv-{part[0]:06d}-of-{count}-seed{seed}.npz"
             if path.exists():  # an earlier run made it: the same crops
+                with np.load(path) as made_before:
+                    if shard_rule(made_before) != wiener:
+                        raise UsageError(f"{path}: made with --wiener {shard_rule(made_before)}; "
+                                         f"use another folder for --wiener {wiener}")
                 kept += 1
                 continue
-            write_shard(path, sources, seed, part)
+            write_shard(path, sources, seed, part, wiener)
             made += 1
             err_console.print(f"{path}: {len(part)} crops", highlight=False, markup=False, soft_wrap=True)
     except DeblurError as e:

@@ -79,6 +79,8 @@ def train_cmd(
         False, "--deconv-input", help="dvsr: a kernel-aware predictor that also sees the input's classical blind deconvolution (trains on --deconv data)."),
     deconv_gate: bool = typer.Option(
         False, "--deconv-gate", help="dvsr, with --deconv-input: the predictor also outputs a per-pixel weight a, g(y) = y + U + a (deconvolution - y)."),
+    deconv_wiener: Optional[str] = typer.Option(
+        None, "--deconv-wiener", help="dvsr, with --deconv-input: the deconvolution's Wiener weight, fixed or noise (as the --deconv shards were made). \\[default: fixed]"),
     size: Optional[str] = typer.Option(None, "--size", help="tiny, small (CPU, v1), medium (CPU, edm denoiser) or base (GPU)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Total optimiser steps. " + _default("steps")),
     batch: Optional[int] = typer.Option(None, "--batch", help="Crops per step (per process). " + _default("batch")),
@@ -115,7 +117,7 @@ def train_cmd(
                          guidance=guidance or None, stage=stage, objective=objective, blur_model=blur_model, blur_max_extent=blur_max_extent,
                          fourier_levels=_levels(fourier_levels) if fourier_levels is not None else None,
                          predictor_scales=predictor_scales, separate_scales=separate_scales or None,
-                         deconv_input=deconv_input or None, deconv_gate=deconv_gate or None)
+                         deconv_input=deconv_input or None, deconv_gate=deconv_gate or None, deconv_wiener=deconv_wiener)
         d = cfg.to_dict()
         d.update({k: v for k, v in overrides.items() if v is not None})
         if out is not None:

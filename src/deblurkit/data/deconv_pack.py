@@ -32,18 +32,25 @@ def draw_sample(sources: list[Source], seed: int, index: int) -> tuple[np.ndarra
     return src.dataset.sample(rng)
 
 
-def write_shard(out: Path, sources: list[Source], seed: int, indices: list[int]) -> Path:
-    """Deconvolve crops `indices` and write them as one .npz shard (atomically)."""
+def write_shard(out: Path, sources: list[Source], seed: int, indices: list[int], rule: str = "fixed") -> Path:
+    """Deconvolve crops `indices` (Wiener weight rule `rule`) and write them as one .npz
+    shard (atomically); the shard records the rule."""
     sharp, blurry, deconv = [], [], []
     for i in indices:
         x, y = draw_sample(sources, seed, i)
         sharp.append(np.round(x * 255).astype(np.uint8))
         blurry.append(y.astype(np.float16))
-        deconv.append(blind_deconvolve(y).astype(np.float16))
+        deconv.append(blind_deconvolve(y, rule=rule).astype(np.float16))
     buf = io.BytesIO()
-    np.savez(buf, sharp=np.stack(sharp), blurry=np.stack(blurry), deconv=np.stack(deconv), index=np.array(indices))
+    np.savez(buf, sharp=np.stack(sharp), blurry=np.stack(blurry), deconv=np.stack(deconv), index=np.array(indices),
+             wiener=np.array(rule))
     write_atomic(out, buf.getvalue())  # an interrupted shard never appears under its name
     return out
+
+
+def shard_rule(shard) -> str:
+    """The Wiener rule a loaded shard was deconvolved with (shards before the rule existed: fixed)."""
+    return str(shard["wiener"]) if "wiener" in shard.files else "fixed"
 
 
 class DeconvSamples:
@@ -56,6 +63,10 @@ class DeconvSamples:
         if not shards:
             raise ImageReadError(f"{self.root}: no deconvolved training shards ({SHARD_GLOB})")
         parts = [np.load(p) for p in shards]
+        rules = {shard_rule(p) for p in parts}
+        if len(rules) > 1:
+            raise ImageReadError(f"{self.root}: shards deconvolved with different Wiener rules ({', '.join(sorted(rules))})")
+        self.wiener = rules.pop()  # the rule a model trained on these must deconvolve with
         self.sharp = np.concatenate([p["sharp"] for p in parts])
         self.inputs = np.concatenate([np.concatenate([p["blurry"], p["deconv"]], axis=-1) for p in parts])
         if min(self.sharp.shape[1:3]) < crop:

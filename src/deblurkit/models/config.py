@@ -195,6 +195,9 @@ class ModelConfig:
     # smooth map to learn, not a copy of its every edge through the network (a kernel-aware
     # predictor kept about half of the deconvolution's gain; docs/training/README.md).
     deconv_gate: bool = False
+    # The deconvolution's Wiener weight rule (deblurkit.deconv WIENER_RULES): a model
+    # deconvolves at run time as its training crops were deconvolved.
+    deconv_wiener: str = "fixed"
 
     @property
     def predictor_inputs(self) -> int:
@@ -226,6 +229,10 @@ class ModelConfig:
         check_whole(self, "predictor_scales", 1, 4)
         if self.deconv_input and self.predictor is None:
             raise ValueError("deconv_input needs a predictor")
+        if self.deconv_wiener not in ("fixed", "noise"):
+            raise ValueError(f"deconv_wiener must be fixed or noise, not {self.deconv_wiener!r}")
+        if self.deconv_wiener != "fixed" and not self.deconv_input:
+            raise ValueError("deconv_wiener needs deconv_input")
         if self.deconv_gate and not self.deconv_input:
             raise ValueError("deconv_gate needs deconv_input (the gate weighs the deconvolution)")
         if self.predictor is not None and self.predictor.out_channels != self.predictor_outputs:
@@ -271,7 +278,7 @@ class ModelConfig:
             raise TypeError(f"the model config must be an object, not {type(d).__name__}")
         for key, kind in (("residual_std", (int, float)), ("objective", str), ("condition_on_prediction", bool), ("arch", str),
                           ("predictor_scales", int), ("separate_scale_predictors", bool), ("deconv_input", bool),
-                          ("deconv_gate", bool)):
+                          ("deconv_gate", bool), ("deconv_wiener", str)):
             if key in d and (not isinstance(d[key], kind) or (kind != bool and isinstance(d[key], bool))):
                 raise TypeError(f"{key} has the wrong type ({type(d[key]).__name__})")
         pred = d.get("predictor")
@@ -288,6 +295,7 @@ class ModelConfig:
             separate_scale_predictors=d.get("separate_scale_predictors", False),
             deconv_input=d.get("deconv_input", False),
             deconv_gate=d.get("deconv_gate", False),
+            deconv_wiener=d.get("deconv_wiener", "fixed"),
         )
 
     @classmethod

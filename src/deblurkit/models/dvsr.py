@@ -28,14 +28,14 @@ from .unet import UNet
 EDM_SIGMA_MIN, EDM_SIGMA_MAX = 5e-4, 20.0
 
 
-def blind_deconvolve_batch(y: torch.Tensor) -> torch.Tensor:
+def blind_deconvolve_batch(y: torch.Tensor, rule: str = "fixed") -> torch.Tensor:
     """Each image's classical blind deconvolution (deblurkit.deconv), [-1, 1] in and out,
     on y's device and dtype. CPU work in float64: a kernel estimate is not differentiable
     and not trained."""
     from ..deconv import blind_deconvolve
 
     rgb = ((y.detach().float().cpu() + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1).numpy()
-    out = np.stack([blind_deconvolve(im) for im in rgb]).transpose(0, 3, 1, 2)
+    out = np.stack([blind_deconvolve(im, rule=rule) for im in rgb]).transpose(0, 3, 1, 2)
     return torch.from_numpy(out * 2 - 1).to(device=y.device, dtype=y.dtype)
 
 
@@ -126,7 +126,7 @@ class DvSR(nn.Module):
             return y, None
         if y.shape[1] == 6:
             return y[:, :3], y[:, 3:]
-        return y, blind_deconvolve_batch(y)
+        return y, blind_deconvolve_batch(y, self.config.deconv_wiener)
 
     def _scale_predictor(self, level: int) -> nn.Module:
         """The predictor network of pyramid level `level` (0 = full size)."""

@@ -181,6 +181,9 @@ class TrainConfig:
     # With --deconv-input: the predictor also outputs a per-pixel weight of the
     # deconvolution (models/config.py deconv_gate).
     deconv_gate: bool = False
+    # With --deconv-input: the deconvolution's Wiener rule (models/config.py deconv_wiener);
+    # the --deconv shards must have been made with the same.
+    deconv_wiener: str = "fixed"
 
     def blur_config(self):
         from ..data.blur import blur_model
@@ -224,6 +227,12 @@ class TrainConfig:
             if not self.deconv_input:
                 raise UsageError("--deconv-gate weighs the deconvolution: add --deconv-input")
             cfg = replace(cfg, deconv_gate=True, predictor=replace(cfg.predictor, out_channels=4))
+        if self.deconv_wiener not in ("fixed", "noise"):
+            raise UsageError(f"--deconv-wiener {self.deconv_wiener}: expected fixed or noise")
+        if self.deconv_wiener != "fixed":
+            if not self.deconv_input:
+                raise UsageError("--deconv-wiener is the deconvolution's rule: add --deconv-input")
+            cfg = replace(cfg, deconv_wiener=self.deconv_wiener)
         return cfg
 
     def guidance_ramp_steps(self) -> int:

@@ -83,6 +83,9 @@ def build_data(cfg: TrainConfig) -> tuple[Mixture, list[str]]:
             notes.append(f"{spec.path}: {len(ds)} real pairs, {ds.skipped} skipped")
         elif spec.kind == "deconv":
             ds = DeconvSamples(spec.path, cfg.crop)
+            if ds.wiener != cfg.deconv_wiener:
+                raise UsageError(f"{spec.path}: deconvolved with --wiener {ds.wiener}, but the model would "
+                                 f"deconvolve with --deconv-wiener {cfg.deconv_wiener} at run time; use the same")
             notes.append(f"{spec.path}: {len(ds)} precomputed crops with their blind deconvolution")
         elif spec.kind == "pack":
             # A packed file brings its own sources and mixing weights (scaled by this spec's).
