@@ -1,6 +1,6 @@
 """Measure (not tune) the classical blind estimator on the real-kernel bench's pairs.
 
-    python docs/bench/blind_kohler.py [SHARD/SHARDS] [key=value ...]   # e.g. 0/2, BlindConfig fields, wiener=W
+    python docs/bench/blind_kohler.py [SHARD/SHARDS] [key=value ...]   # e.g. 0/2, BlindConfig fields, wiener=W, rule=noise
 
 The pairs of `deblur bench kernels --kernels ../shared/data/kernels/kohler12_estimated
 --sharp ../shared/data/val --crop 256 --noise 0.01` (photo i by kernel i mod 12, blur seed
@@ -17,12 +17,13 @@ import numpy as np
 
 from deblurkit.bench.kernels import blur_with_kernel, load_kernels
 from deblurkit.bench.runner import _centre
-from deblurkit.deconv.blind import WIENER_WEIGHT, BlindConfig, estimate_kernel, to_gray, wiener
+from deblurkit.deconv.blind import WIENER_WEIGHT, BlindConfig, estimate_kernel, to_gray, wiener, wiener_weight
 from deblurkit.io import IMAGE_EXTENSIONS, read_image
 
 shard, shards = (int(v) for v in (sys.argv[1] if len(sys.argv) > 1 and "/" in sys.argv[1] else "0/1").split("/"))
 kw = dict(a.split("=") for a in sys.argv[1:] if "=" in a)
 ww = float(kw.pop("wiener", WIENER_WEIGHT))
+rule = kw.pop("rule", "fixed")  # "noise": the weight follows the crop's estimated noise (deconv --wiener noise)
 cfg = replace(BlindConfig(), **{k: type(getattr(BlindConfig, k))(v) for k, v in kw.items()})
 kernels = load_kernels(Path("../shared/data/kernels/kohler12_estimated"))
 sharp = Path("../shared/data/val")
@@ -42,6 +43,7 @@ for i, f in enumerate(files):
     x = _centre(u8.astype(np.float64) / 255.0, 256)
     base = psnr(y, x)
     ke = estimate_kernel(to_gray(y), cfg)
-    g_est = psnr(wiener(y, ke, ww), x) - base
-    g_true = psnr(wiener(y, kernels[ki].array.astype(np.float64), ww), x) - base
+    w = ww if rule == "fixed" else wiener_weight(rule, to_gray(y))
+    g_est = psnr(wiener(y, ke, w), x) - base
+    g_true = psnr(wiener(y, kernels[ki].array.astype(np.float64), w), x) - base
     print(f"{i:3d} {ki + 1:02d} {g_est:+.3f} {g_true:+.3f}", flush=True)
