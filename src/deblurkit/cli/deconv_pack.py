@@ -33,6 +33,7 @@ def deconv_pack_cmd(
     import numpy as np
 
     from ..data.deconv_pack import shard_rule, write_shard
+    from ..deconv.blind import WIENER_RULES
 
     try:
         try:
@@ -41,8 +42,8 @@ def deconv_pack_cmd(
             raise UsageError(f"--shard {shard!r}: expected I/N, e.g. 0/2") from None
         if not (shards >= 1 and 0 <= index < shards):
             raise UsageError(f"--shard {shard}: expected 0 <= I < N")
-        if wiener not in ("fixed", "noise"):
-            raise UsageError(f"--wiener {wiener}: expected fixed or noise")
+        if wiener not in WIENER_RULES:
+            raise UsageError(f"--wiener {wiener}: expected {' or '.join(WIENER_RULES)}")
         if count < 1 or chunk < 1 or crop < 16:
             raise UsageError("--count and --chunk must be >= 1 and --crop >= 16")
         try:

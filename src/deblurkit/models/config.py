@@ -229,8 +229,10 @@ class ModelConfig:
         check_whole(self, "predictor_scales", 1, 4)
         if self.deconv_input and self.predictor is None:
             raise ValueError("deconv_input needs a predictor")
-        if self.deconv_wiener not in ("fixed", "noise"):
-            raise ValueError(f"deconv_wiener must be fixed or noise, not {self.deconv_wiener!r}")
+        from ..deconv.blind import WIENER_RULES  # lazily: OpenCV is not needed to read a config
+
+        if self.deconv_wiener not in WIENER_RULES:
+            raise ValueError(f"deconv_wiener must be {' or '.join(WIENER_RULES)}, not {self.deconv_wiener!r}")
         if self.deconv_wiener != "fixed" and not self.deconv_input:
             raise ValueError("deconv_wiener needs deconv_input")
         if self.deconv_gate and not self.deconv_input:

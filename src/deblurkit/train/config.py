@@ -227,8 +227,10 @@ class TrainConfig:
             if not self.deconv_input:
                 raise UsageError("--deconv-gate weighs the deconvolution: add --deconv-input")
             cfg = replace(cfg, deconv_gate=True, predictor=replace(cfg.predictor, out_channels=4))
-        if self.deconv_wiener not in ("fixed", "noise"):
-            raise UsageError(f"--deconv-wiener {self.deconv_wiener}: expected fixed or noise")
+        from ..deconv.blind import WIENER_RULES
+
+        if self.deconv_wiener not in WIENER_RULES:
+            raise UsageError(f"--deconv-wiener {self.deconv_wiener}: expected {' or '.join(WIENER_RULES)}")
         if self.deconv_wiener != "fixed":
             if not self.deconv_input:
                 raise UsageError("--deconv-wiener is the deconvolution's rule: add --deconv-input")
