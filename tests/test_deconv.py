@@ -169,3 +169,52 @@ def test_blind_deconvolve_uses_the_rules_weight(monkeypatch):
     dc.blind_deconvolve(rgb, BlindConfig(kernel_size=9))
     dc.blind_deconvolve(rgb, BlindConfig(kernel_size=9), rule="noise")
     assert seen[0] == WIENER_WEIGHT and seen[1] > 5 * WIENER_WEIGHT  # noise 0.1: weight about 0.03 + 10
+
+
+def _blurred(x, k, noise, seed=5):
+    """x blurred by k (periodic), with Gaussian noise and 8-bit steps, as (grey, rgb)."""
+    y = np.fft.irfft2(psf2otf(k, x.shape) * np.fft.rfft2(x), s=x.shape)
+    y = np.round(np.clip(y + np.random.default_rng(seed).normal(0, noise, y.shape), 0, 1) * 255) / 255
+    return y, np.repeat(y[..., None], 3, 2)
+
+
+def _photo_crop():
+    from pathlib import Path
+
+    from deblurkit.deconv.blind import to_gray
+    from deblurkit.io import read_image
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "gopro_000110_sharp.png"
+    return to_gray(read_image(path).rgb)[100:356, 300:556]
+
+
+@pytest.mark.parametrize("image,noise", [("blocks", 0.02), ("photo", 0.005), ("photo", 0.002)])
+def test_residual_ratio_tells_the_true_kernel_from_a_wrong_one(image, noise):
+    """Noisy synthetic blocks and a clean crop of a real frame (the light deconvolution
+    and the noise floor keep a right kernel under the bar even with little noise)."""
+    from deblurkit.deconv import GUARD_RESIDUAL, residual_ratio
+
+    x = blocks(128) if image == "blocks" else _photo_crop()
+    k, wrong_k = line_kernel(11, 30), line_kernel(11, 120)
+    y, _ = _blurred(x, k, noise)
+    assert residual_ratio(y, k) < GUARD_RESIDUAL < 2 * GUARD_RESIDUAL < residual_ratio(y, wrong_k)
+
+
+@pytest.mark.parametrize("wrong", [False, True])
+def test_the_guarded_rule_returns_the_input_where_the_kernel_does_not_explain_it(monkeypatch, wrong):
+    import deblurkit.deconv as dc
+    from deblurkit.deconv.blind import wiener_weight
+
+    k = line_kernel(11, 30)
+    y, rgb = _blurred(blocks(128), k, 0.02)
+    monkeypatch.setattr(dc, "estimate_kernel", lambda g, cfg: line_kernel(11, 120) if wrong else k)
+    d = dc.blind_deconvolution(rgb, BlindConfig(kernel_size=15), rule="guarded")
+    assert d.fell_back is wrong and d.kernel is not None
+    if wrong:
+        np.testing.assert_array_equal(d.image, rgb)
+    else:
+        np.testing.assert_allclose(d.image, wiener(rgb, k, wiener_weight("guarded", y)))  # the noise rule's weight
+    # The other rules never fall back: the same wrong kernel is applied.
+    n = dc.blind_deconvolution(rgb, BlindConfig(kernel_size=15), rule="noise")
+    assert not n.fell_back and np.abs(n.image - rgb).max() > 0.1
+    assert wiener_weight("guarded", y) == wiener_weight("noise", y)

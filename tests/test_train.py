@@ -288,6 +288,9 @@ def test_noise_rule_pack_trains_only_a_model_that_deconvolves_the_same_way(data_
         assert str(a["wiener"]) == "noise" and str(b["wiener"]) == "fixed"
         np.testing.assert_array_equal(a["blurry"], b["blurry"])  # the same crops ...
         assert np.abs(a["deconv"].astype(np.float32) - b["deconv"].astype(np.float32)).max() > 1e-3  # ... deconvolved otherwise
+        # Each crop's kernel is kept (sum 1, one per crop), so another rule can reuse it.
+        assert a["kernel"].shape[0] == 2 and np.allclose(a["kernel"].sum(axis=(1, 2)), 1, atol=1e-4)
+        assert a["fell_back"].dtype == bool and not a["fell_back"].any()  # only the guarded rule falls back
     r = CliRunner().invoke(app, [*pack, str(tmp_path / "noisy")])  # resuming with another rule
     assert r.exit_code == 2 and "made with --wiener noise" in r.output, r.output
     args = ["train", "--size", "tiny", "--steps", "1", "--batch", "2", "--crop", "32", "--device", "cpu",
@@ -300,6 +303,14 @@ def test_noise_rule_pack_trains_only_a_model_that_deconvolves_the_same_way(data_
                        (["--deconv", str(tmp_path / "fixed"), "--deconv-wiener", "loud"], "--deconv-wiener loud")):
         r = CliRunner().invoke(app, [*args, *extra, "--out", str(tmp_path / "bad")])
         assert r.exit_code == 2 and why in r.output and "Traceback" not in r.output, r.output
+    # The guarded rule: recorded like the others, and a model trained on it deconvolves with it.
+    assert CliRunner().invoke(app, [*pack, "--wiener", "guarded", str(tmp_path / "guarded")]).exit_code == 0
+    with np.load(next((tmp_path / "guarded").glob("deconv-*.npz"))) as g:
+        assert str(g["wiener"]) == "guarded" and g["fell_back"].shape == (2,)
+        for deconv, blurry, fell in zip(g["deconv"], g["blurry"], g["fell_back"]):  # a fallback stores the input itself
+            assert (np.abs(deconv.astype(np.float32) - blurry.astype(np.float32)).max() < 1e-3) == fell
+    r = CliRunner().invoke(app, [*args, "--deconv", str(tmp_path / "guarded"), "--deconv-wiener", "guarded", "--out", str(tmp_path / "g")])
+    assert r.exit_code == 0 and load_checkpoint(tmp_path / "g" / "ema.safetensors").model.config.deconv_wiener == "guarded", r.output
     # Shards of both rules in one folder are refused.
     (tmp_path / "fixed" / "deconv-000000-of-2-seed4.npz").rename(tmp_path / "noisy" / "deconv-000001-mixed.npz")
     r = CliRunner().invoke(app, [*args, "--deconv", str(tmp_path / "noisy"), "--deconv-wiener", "noise", "--out", str(tmp_path / "bad2")])

@@ -25,7 +25,7 @@ def deconv_pack_cmd(
     seed: int = typer.Option(0, "--seed", help="Crop i depends only on (seed, i)."),
     shard: str = typer.Option("0/1", "--shard", help="I/N: this process makes crops I, I+N, I+2N, ... (run N at once, one per core)."),
     chunk: int = typer.Option(50, "--chunk", help="Crops per shard file (what an interruption can lose)."),
-    wiener: str = typer.Option("fixed", "--wiener", help="The deconvolution's Wiener weight: fixed, or noise (follows each crop's estimated noise); train with the same --deconv-wiener."),
+    wiener: str = typer.Option("fixed", "--wiener", help="The deconvolution's Wiener rule: fixed, noise (the weight follows each crop's estimated noise) or guarded (noise, and the blurry crop itself where its kernel does not explain it); train with the same --deconv-wiener."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 ):
     from ..data.blur import blur_model as named_blur

@@ -80,7 +80,7 @@ def train_cmd(
     deconv_gate: bool = typer.Option(
         False, "--deconv-gate", help="dvsr, with --deconv-input: the predictor also outputs a per-pixel weight a, g(y) = y + U + a (deconvolution - y)."),
     deconv_wiener: Optional[str] = typer.Option(
-        None, "--deconv-wiener", help="dvsr, with --deconv-input: the deconvolution's Wiener weight, fixed or noise (as the --deconv shards were made). \\[default: fixed]"),
+        None, "--deconv-wiener", help="dvsr, with --deconv-input: the deconvolution's Wiener rule, fixed, noise or guarded (as the --deconv shards were made). \\[default: fixed]"),
     size: Optional[str] = typer.Option(None, "--size", help="tiny, small (CPU, v1), medium (CPU, edm denoiser) or base (GPU)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Total optimiser steps. " + _default("steps")),
     batch: Optional[int] = typer.Option(None, "--batch", help="Crops per step (per process). " + _default("batch")),

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..deconv import blind_deconvolve
+from ..deconv import blind_deconvolution
 from ..errors import ImageReadError
 from ..io import write_atomic
 from .datasets import _random_crop_box, Source
@@ -34,16 +34,22 @@ def draw_sample(sources: list[Source], seed: int, index: int) -> tuple[np.ndarra
 
 def write_shard(out: Path, sources: list[Source], seed: int, indices: list[int], rule: str = "fixed") -> Path:
     """Deconvolve crops `indices` (Wiener weight rule `rule`) and write them as one .npz
-    shard (atomically); the shard records the rule."""
-    sharp, blurry, deconv = [], [], []
+    shard (atomically); the shard records the rule, and each crop's estimated kernel and
+    whether the guard fell back (so a later rule can be tried without estimating again)."""
+    sharp, blurry, deconv, kernels, fell_back = [], [], [], [], []
     for i in indices:
         x, y = draw_sample(sources, seed, i)
+        d = blind_deconvolution(y, rule=rule)
         sharp.append(np.round(x * 255).astype(np.uint8))
         blurry.append(y.astype(np.float16))
-        deconv.append(blind_deconvolve(y, rule=rule).astype(np.float16))
+        deconv.append(d.image.astype(np.float16))
+        kernels.append(d.kernel.astype(np.float32) if d.kernel is not None else np.ones((1, 1), np.float32))
+        fell_back.append(d.fell_back)
+    side = max(k.shape[0] for k in kernels)  # one size for the stack (kernels are odd and centred)
+    kernels = [np.pad(k, (side - k.shape[0]) // 2) for k in kernels]
     buf = io.BytesIO()
     np.savez(buf, sharp=np.stack(sharp), blurry=np.stack(blurry), deconv=np.stack(deconv), index=np.array(indices),
-             wiener=np.array(rule))
+             wiener=np.array(rule), kernel=np.stack(kernels), fell_back=np.array(fell_back))
     write_atomic(out, buf.getvalue())  # an interrupted shard never appears under its name
     return out
 

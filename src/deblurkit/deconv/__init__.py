@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .blind import WIENER_RULES, WIENER_WEIGHT, BlindConfig, estimate_kernel, to_gray, wiener, wiener_weight
+from dataclasses import dataclass
+
+from .blind import (GUARD_RESIDUAL, WIENER_RULES, WIENER_WEIGHT, BlindConfig, estimate_kernel, residual_ratio, to_gray,
+                    wiener, wiener_weight)
 
 
 # Below this side there are too few edges to estimate a kernel from: the image is its own
@@ -15,22 +18,39 @@ MIN_SIDE = 32
 ESTIMATE_SIDE = 384
 
 
-def blind_deconvolve(rgb: np.ndarray, cfg: BlindConfig = BlindConfig(), weight: float = WIENER_WEIGHT,
-                     rule: str = "fixed") -> np.ndarray:
+@dataclass(frozen=True)
+class Deconvolution:
+    image: np.ndarray  # (H, W, 3) float64 in [0, 1]: the deconvolution, or the input where it fell back
+    kernel: np.ndarray | None  # the estimated kernel (None: the image was too small to estimate one)
+    fell_back: bool  # the guard found that the kernel does not explain the input
+
+
+def blind_deconvolution(rgb: np.ndarray, cfg: BlindConfig = BlindConfig(), weight: float = WIENER_WEIGHT,
+                        rule: str = "fixed") -> Deconvolution:
     """(H, W, 3) blurry sRGB in [0, 1] -> its deconvolution with the kernel estimated from
-    its grey image (float64, clipped to [0, 1]). rule "noise": the Wiener weight follows the
-    input's estimated noise (wiener_weight) instead of `weight`."""
+    its grey image. rule "noise": the Wiener weight follows the input's estimated noise
+    (wiener_weight) instead of `weight`; "guarded": as "noise", but the input comes back
+    unchanged where the kernel does not explain it (residual_ratio above GUARD_RESIDUAL)."""
     rgb = np.asarray(rgb, np.float64)
     if min(rgb.shape[:2]) < MIN_SIDE:
-        return np.clip(rgb, 0, 1)
+        return Deconvolution(np.clip(rgb, 0, 1), None, False)
     h, w = rgb.shape[:2]
     ch, cw = min(h, ESTIMATE_SIDE), min(w, ESTIMATE_SIDE)
-    centre = rgb[(h - ch) // 2:(h - ch) // 2 + ch, (w - cw) // 2:(w - cw) // 2 + cw]
-    gray = to_gray(centre)
+    top, left = (h - ch) // 2, (w - cw) // 2
+    gray = to_gray(rgb[top:top + ch, left:left + cw])
     if rule != "fixed":
         weight = wiener_weight(rule, gray)
-    return wiener(rgb, estimate_kernel(gray, cfg), weight)
+    k = estimate_kernel(gray, cfg)
+    if rule == "guarded" and residual_ratio(gray, k) > GUARD_RESIDUAL:
+        return Deconvolution(np.clip(rgb, 0, 1), k, True)
+    return Deconvolution(wiener(rgb, k, weight), k, False)
 
 
-__all__ = ["ESTIMATE_SIDE", "MIN_SIDE", "BlindConfig", "WIENER_RULES", "WIENER_WEIGHT", "blind_deconvolve", "estimate_kernel",
-           "wiener", "wiener_weight"]
+def blind_deconvolve(rgb: np.ndarray, cfg: BlindConfig = BlindConfig(), weight: float = WIENER_WEIGHT,
+                     rule: str = "fixed") -> np.ndarray:
+    """blind_deconvolution's image alone (float64, clipped to [0, 1])."""
+    return blind_deconvolution(rgb, cfg, weight, rule).image
+
+
+__all__ = ["ESTIMATE_SIDE", "GUARD_RESIDUAL", "MIN_SIDE", "BlindConfig", "Deconvolution", "WIENER_RULES", "WIENER_WEIGHT",
+           "blind_deconvolution", "blind_deconvolve", "estimate_kernel", "residual_ratio", "wiener", "wiener_weight"]
