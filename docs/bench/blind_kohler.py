@@ -17,13 +17,13 @@ import numpy as np
 
 from deblurkit.bench.kernels import blur_with_kernel, load_kernels
 from deblurkit.bench.runner import _centre
-from deblurkit.deconv.blind import WIENER_WEIGHT, BlindConfig, estimate_kernel, to_gray, wiener, wiener_weight
+from deblurkit.deconv.blind import GUARD_RESIDUAL, WIENER_WEIGHT, BlindConfig, estimate_kernel, residual_ratio, to_gray, wiener, wiener_weight
 from deblurkit.io import IMAGE_EXTENSIONS, read_image
 
 shard, shards = (int(v) for v in (sys.argv[1] if len(sys.argv) > 1 and "/" in sys.argv[1] else "0/1").split("/"))
 kw = dict(a.split("=") for a in sys.argv[1:] if "=" in a)
 ww = float(kw.pop("wiener", WIENER_WEIGHT))
-rule = kw.pop("rule", "fixed")  # "noise": the weight follows the crop's estimated noise (deconv --wiener noise)
+rule = kw.pop("rule", "fixed")  # "noise": the weight follows the crop's estimated noise; "guarded": and falls back (gain 0)
 cfg = replace(BlindConfig(), **{k: type(getattr(BlindConfig, k))(v) for k, v in kw.items()})
 kernels = load_kernels(Path("../shared/data/kernels/kohler12_estimated"))
 sharp = Path("../shared/data/val")
@@ -44,6 +44,7 @@ for i, f in enumerate(files):
     base = psnr(y, x)
     ke = estimate_kernel(to_gray(y), cfg)
     w = ww if rule == "fixed" else wiener_weight(rule, to_gray(y))
-    g_est = psnr(wiener(y, ke, w), x) - base
+    fell_back = rule == "guarded" and residual_ratio(to_gray(y), ke) > GUARD_RESIDUAL
+    g_est = 0.0 if fell_back else psnr(wiener(y, ke, w), x) - base
     g_true = psnr(wiener(y, kernels[ki].array.astype(np.float64), w), x) - base
     print(f"{i:3d} {ki + 1:02d} {g_est:+.3f} {g_true:+.3f}", flush=True)
