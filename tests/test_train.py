@@ -335,3 +335,26 @@ def test_deconv_pack_command_writes_resumable_shards_that_agree_across_processes
                        (["--blur-model", "nope"], "unknown blur model")):
         r = CliRunner().invoke(app, [*args, *extra, str(tmp_path / "bad")])
         assert r.exit_code == 2 and why in r.output and not (tmp_path / "bad").exists(), r.output
+
+
+def test_a_gate_started_open_predicts_the_deconvolution(data_dirs, tmp_path):
+    """--deconv-gate-start 1: a fresh gated predictor (zero tail) gives g(y) = deconv exactly."""
+    from dataclasses import replace
+
+    from deblurkit.models import build_model
+    from deblurkit.models.config import tiny_config
+    from deblurkit.train.loop import start_gate
+
+    base = tiny_config("dvsr")
+    cfg = replace(base, deconv_input=True, deconv_gate=True,
+                  predictor=replace(base.predictor, in_channels=6, out_channels=4))
+    model = build_model(cfg).eval()
+    y, d = torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(model.predict(torch.cat([y, d], 1)), y)  # gate 0: the input
+        start_gate(model, 1.0)
+        torch.testing.assert_close(model.predict(torch.cat([y, d], 1)), d)
+    args = ["train", "--size", "tiny", "--steps", "1", "--batch", "2", "--crop", "32", "--device", "cpu",
+            "--sharp", str(data_dirs / "sharp"), "--deconv-gate-start", "1", "--out", str(tmp_path / "bad")]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 2 and "add --deconv-gate" in r.output, r.output

@@ -79,6 +79,8 @@ def train_cmd(
         False, "--deconv-input", help="dvsr: a kernel-aware predictor that also sees the input's classical blind deconvolution (trains on --deconv data)."),
     deconv_gate: bool = typer.Option(
         False, "--deconv-gate", help="dvsr, with --deconv-input: the predictor also outputs a per-pixel weight a, g(y) = y + U + a (deconvolution - y)."),
+    deconv_gate_start: Optional[float] = typer.Option(
+        None, "--deconv-gate-start", help="dvsr, with --deconv-gate: the gate's value when a run starts (0: the --init network unchanged; 1: the deconvolution plus its correction). \\[default: 0]"),
     deconv_wiener: Optional[str] = typer.Option(
         None, "--deconv-wiener", help="dvsr, with --deconv-input: the deconvolution's Wiener rule, fixed, noise or guarded (as the --deconv shards were made). \\[default: fixed]"),
     size: Optional[str] = typer.Option(None, "--size", help="tiny, small (CPU, v1), medium (CPU, edm denoiser) or base (GPU)."),
@@ -117,7 +119,8 @@ def train_cmd(
                          guidance=guidance or None, stage=stage, objective=objective, blur_model=blur_model, blur_max_extent=blur_max_extent,
                          fourier_levels=_levels(fourier_levels) if fourier_levels is not None else None,
                          predictor_scales=predictor_scales, separate_scales=separate_scales or None,
-                         deconv_input=deconv_input or None, deconv_gate=deconv_gate or None, deconv_wiener=deconv_wiener)
+                         deconv_input=deconv_input or None, deconv_gate=deconv_gate or None, deconv_gate_start=deconv_gate_start,
+                         deconv_wiener=deconv_wiener)
         d = cfg.to_dict()
         d.update({k: v for k, v in overrides.items() if v is not None})
         if out is not None:

@@ -181,6 +181,10 @@ class TrainConfig:
     # With --deconv-input: the predictor also outputs a per-pixel weight of the
     # deconvolution (models/config.py deconv_gate).
     deconv_gate: bool = False
+    # With --deconv-gate: the gate's value where a new run starts (0: the network it came
+    # from; 1: the deconvolution plus that network's correction), set on the gate channel's
+    # output bias. A gate started at 0 stayed near 0.05-0.1 (docs/training/README.md).
+    deconv_gate_start: float = 0.0
     # With --deconv-input: the deconvolution's Wiener rule (models/config.py deconv_wiener);
     # the --deconv shards must have been made with the same.
     deconv_wiener: str = "fixed"
@@ -227,6 +231,8 @@ class TrainConfig:
             if not self.deconv_input:
                 raise UsageError("--deconv-gate weighs the deconvolution: add --deconv-input")
             cfg = replace(cfg, deconv_gate=True, predictor=replace(cfg.predictor, out_channels=4))
+        elif self.deconv_gate_start:
+            raise UsageError("--deconv-gate-start is the gate's first value: add --deconv-gate")
         from ..deconv.blind import WIENER_RULES
 
         if self.deconv_wiener not in WIENER_RULES:

@@ -164,6 +164,16 @@ def init_from(model: DvSR, path: Path) -> str:
     return f"initialised {len(taken)}/{len(own)} tensors ({', '.join(nets) or 'none'}) from {path}"
 
 
+def start_gate(model: DvSR, value: float) -> None:
+    """Set a gated predictor's gate (its fourth output channel, before any pixel shuffle) to
+    `value` everywhere through the tail's bias, at every scale's network."""
+    nets = [model.predictor, *(model.predictor_coarse or [])]
+    for net in nets:
+        per = net.tail.out_channels // net.config.out_channels  # pixel-shuffled sub-channels of one output
+        with torch.no_grad():
+            net.tail.bias[3 * per:4 * per] = value
+
+
 # HI-Diff's networks and what each stage trains: stage one LE and the transformer;
 # stage two the latent side (LE_DM, the denoiser) and the transformer, LE frozen (its
 # prior is the target).
@@ -252,6 +262,8 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
         note = init_from(model, Path(cfg.init))
         if main:
             console.print(note, highlight=False)
+    if cfg.deconv_gate_start and not (resume and paths["state"].is_file()):
+        start_gate(model, cfg.deconv_gate_start)
     trained = set_trainable(model, cfg.phase, cfg.stage)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
