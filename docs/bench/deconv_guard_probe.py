@@ -35,28 +35,15 @@ def psnr(a, b):
 
 
 def estimate(n, start, mode, out):
-    from deblurkit.bench.kernels import blur_with_kernel
-    from deblurkit.bench.runner import _centre
-    from deblurkit.data.blur import blur_model
-    from deblurkit.data.datasets import SharpFolder, Source
-    from deblurkit.data.deconv_pack import draw_sample
-    from deblurkit.data.shake import ShakeConfig, handheld_kernel
-    from deblurkit.io import IMAGE_EXTENSIONS, read_image
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from deconv_training_probe import draw_crop  # the same two protocols, crop for crop
 
-    sources = [Source(SharpFolder("../shared/data/train", 256, blur_model("handheld")), 1.0)]
-    files = sorted(p for p in Path("../shared/data/train/sun80").rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
     xs, ys, ks = [], [], []
     for i in range(start, start + n):
-        if mode == "bench":
-            rng = np.random.default_rng([77, i])
-            k = handheld_kernel(rng, ShakeConfig(), None)
-            u8 = np.round(read_image(files[i % len(files)]).rgb * 255).astype(np.uint8)
-            y, x = _centre(blur_with_kernel(u8, k, 0.01, rng), 256), _centre(u8.astype(np.float64) / 255, 256)
-        else:
-            x, y = draw_sample(sources, 0, i)
-        xs.append(np.asarray(x, np.float32))
-        ys.append(np.asarray(y, np.float32))
-        ks.append(estimate_kernel(to_gray(np.asarray(y, np.float64)), BlindConfig()))
+        x, y = draw_crop(i, mode)
+        xs.append(x.astype(np.float32))
+        ys.append(y.astype(np.float32))
+        ks.append(estimate_kernel(to_gray(y), BlindConfig()))
         print(i, flush=True)
     np.savez(out, x=np.stack(xs), y=np.stack(ys), k=np.stack(ks))
 

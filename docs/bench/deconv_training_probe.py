@@ -29,7 +29,6 @@ from deblurkit.data.shake import ShakeConfig, handheld_kernel
 from deblurkit.deconv.blind import BlindConfig, estimate_kernel, noise_sigma, to_gray, wiener
 from deblurkit.io import IMAGE_EXTENSIONS, read_image
 
-n, start, mode = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 RULES = {
     "0.03 (shipped)": lambda s: 0.03,
     "0.3": lambda s: 0.3,
@@ -43,27 +42,37 @@ def psnr(a, b):
     return float(10 * np.log10(1 / max(np.mean((np.clip(a, 0, 1) - b) ** 2), 1e-10)))
 
 
-sources = [Source(SharpFolder("../shared/data/train", 256, blur_model("handheld")), 1.0)]
-files = sorted(p for p in Path("../shared/data/train/sun80").rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
-rows = []
-for i in range(start, start + n):
+def draw_crop(i: int, mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """Crop i of a protocol as (sharp, blurry) float64: "train" (the pack's own draws) or
+    "bench" (sun80, our own handheld kernel, 8-bit convolution, noise 0.01)."""
     if mode == "bench":
+        files = sorted(p for p in Path("../shared/data/train/sun80").rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
         rng = np.random.default_rng([77, i])
         k = handheld_kernel(rng, ShakeConfig(), None)
         u8 = np.round(read_image(files[i % len(files)]).rgb * 255).astype(np.uint8)
         y, x = _centre(blur_with_kernel(u8, k, 0.01, rng), 256), _centre(u8.astype(np.float64) / 255, 256)
     else:
-        x, y = draw_sample(sources, 0, i)
-    x, y = x.astype(np.float64), y.astype(np.float64)
-    ke = estimate_kernel(to_gray(y), BlindConfig())
-    s, base = noise_sigma(to_gray(y)), psnr(y, x)
-    rows.append([s] + [psnr(wiener(y, ke, rule(s)), x) - base for rule in RULES.values()])
-    print(f"{i:4d} sigma {s:.4f} " + " ".join(f"{v:+6.2f}" for v in rows[-1][1:]), flush=True)
-r = np.array(rows)
-low = r[:, 0] < np.median(r[:, 0])
-print(f"{mode}, crops {start}-{start + n - 1}")
-print("rule        " + " ".join(f"{k:>15s}" for k in RULES))
-for name, sel in (("mean", slice(None)), ("low noise", low), ("high noise", ~low)):
-    print(f"{name:11s} " + " ".join(f"{v:+15.2f}" for v in r[sel, 1:].mean(0)))
-print("median      " + " ".join(f"{v:+15.2f}" for v in np.median(r[:, 1:], 0)))
-print("share > 0   " + " ".join(f"{v:15.2f}" for v in (r[:, 1:] > 0).mean(0)))
+        x, y = draw_sample([Source(SharpFolder("../shared/data/train", 256, blur_model("handheld")), 1.0)], 0, i)
+    return np.asarray(x, np.float64), np.asarray(y, np.float64)
+
+
+def main(n: int, start: int, mode: str) -> None:
+    rows = []
+    for i in range(start, start + n):
+        x, y = draw_crop(i, mode)
+        ke = estimate_kernel(to_gray(y), BlindConfig())
+        s, base = noise_sigma(to_gray(y)), psnr(y, x)
+        rows.append([s] + [psnr(wiener(y, ke, rule(s)), x) - base for rule in RULES.values()])
+        print(f"{i:4d} sigma {s:.4f} " + " ".join(f"{v:+6.2f}" for v in rows[-1][1:]), flush=True)
+    r = np.array(rows)
+    low = r[:, 0] < np.median(r[:, 0])
+    print(f"{mode}, crops {start}-{start + n - 1}")
+    print("rule        " + " ".join(f"{k:>15s}" for k in RULES))
+    for name, sel in (("mean", slice(None)), ("low noise", low), ("high noise", ~low)):
+        print(f"{name:11s} " + " ".join(f"{v:+15.2f}" for v in r[sel, 1:].mean(0)))
+    print("median      " + " ".join(f"{v:+15.2f}" for v in np.median(r[:, 1:], 0)))
+    print("share > 0   " + " ".join(f"{v:15.2f}" for v in (r[:, 1:] > 0).mean(0)))
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3])
