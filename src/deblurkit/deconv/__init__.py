@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from dataclasses import dataclass
+
+import numpy as np
 
 from .blind import (GUARD_RESIDUAL, WIENER_RULES, WIENER_WEIGHT, BlindConfig, estimate_kernel, residual_ratio, to_gray,
                     wiener, wiener_weight)
