@@ -269,6 +269,14 @@ def test_kernel_aware_training_on_precomputed_deconvolutions(data_dirs, tmp_path
     assert r.exit_code == 0 and "initialised" in r.output, r.output
     model = load_checkpoint(tmp_path / "gate" / "ema.safetensors").model
     assert model.config.deconv_gate and model.config.predictor.out_channels == 4
+    # --deconv-gate-start: the run starts with the gate at that value (one step moves it a little).
+    r = CliRunner().invoke(app, [*args, "--deconv", str(tmp_path / "dc"), "--deconv-input", "--deconv-gate", "--deconv-gate-start", "1",
+                                 "--init", str(tmp_path / "ka" / "ema.safetensors"), "--out", str(tmp_path / "open")])
+    assert r.exit_code == 0, r.output
+    for run, want in (("gate", 0.0), ("open", 1.0)):
+        tail = load_checkpoint(tmp_path / run / "model.safetensors").model.predictor.tail
+        per = tail.out_channels // 4
+        assert abs(float(tail.bias[3 * per:4 * per].mean()) - want) < 0.05, (run, tail.bias)
     (tmp_path / "empty").mkdir()
     for extra, code, why in ((["--deconv", str(tmp_path / "dc")], 2, "add --deconv-input"),
                              (["--deconv-gate", "--sharp", str(data_dirs / "sharp")], 2, "--deconv-gate weighs the deconvolution"),

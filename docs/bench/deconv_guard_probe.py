@@ -23,11 +23,10 @@ import glob
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from deblurkit.deconv.blind import GUARD_NOISE_FLOOR, GUARD_RESIDUAL, GUARD_WEIGHT, residual_ratio
-from deblurkit.deconv.blind import BlindConfig, estimate_kernel, noise_sigma, to_gray, wiener, wiener_weight
+from deblurkit.deconv.blind import (GUARD_NOISE_FLOOR, GUARD_RESIDUAL, GUARD_WEIGHT, BlindConfig, estimate_kernel, noise_sigma,
+                                    reblur_residual, residual_ratio, to_gray, wiener, wiener_weight)
 
 
 def psnr(a, b):
@@ -48,13 +47,6 @@ def estimate(n, start, mode, out):
     np.savez(out, x=np.stack(xs), y=np.stack(ys), k=np.stack(ks))
 
 
-def raw_residual(gray, k, weight):
-    latent = wiener(gray[..., None], k, weight)[..., 0]
-    reblur = cv2.filter2D(latent, -1, k[::-1, ::-1], borderType=cv2.BORDER_REFLECT)
-    m = k.shape[0] // 2 + 2
-    return float(np.sqrt(np.mean((reblur - gray)[m:-m, m:-m] ** 2)))
-
-
 def report(folder):
     weights = (0.003, GUARD_WEIGHT, 0.03)
     for mode in ("train", "bench"):
@@ -64,7 +56,7 @@ def report(folder):
             for x, y, k in zip(z["x"].astype(np.float64), z["y"].astype(np.float64), z["k"]):
                 g = to_gray(y)
                 gain = psnr(wiener(y, k, wiener_weight("noise", g)), x) - psnr(y, x)
-                rows.append([gain, noise_sigma(g), residual_ratio(g, k)] + [raw_residual(g, k, w) for w in weights])
+                rows.append([gain, noise_sigma(g), residual_ratio(g, k)] + [reblur_residual(g, k, w) for w in weights])
         r = np.array(rows)
         print(f"{mode}: {len(r)} crops; no guard: mean gain {r[:, 0].mean():+.3f} dB, below -1 dB {(r[:, 0] < -1).mean():.3f}")
         for j, w in enumerate(weights, 3):

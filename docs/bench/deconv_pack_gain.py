@@ -3,7 +3,7 @@ blurry crop, per source of the mixture, from the shards alone (training data onl
 
     python docs/bench/deconv_pack_gain.py PACK_DIR [SOURCE_WEIGHTS]   # default "2,1": --sharp ...:2 --pairs ...:1
 
-A crop's source is drawn again from (seed 0, index) as `draw_sample` draws it, so the weights
+A crop's source is drawn again from (seed 0, index) by `pick_source`, as the pack drew it, so the weights
 must be those the pack was made with, in the order given. Prints mean, median, the share of
 crops improved, above +1 dB and below -1 dB, and (guarded packs) the share that fell back.
 """
@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from deblurkit.data.deconv_pack import pick_source
+
 folder = Path(sys.argv[1])
 weights = np.array([float(v) for v in (sys.argv[2] if len(sys.argv) > 2 else "2,1").split(",")])
 gains, fell = {}, {}
@@ -21,7 +23,7 @@ for f in sorted(glob.glob(str(folder / "deconv-*.npz"))):
         x, y, d = p["sharp"].astype(np.float32) / 255, p["blurry"].astype(np.float32), p["deconv"].astype(np.float32)
         fb = p["fell_back"] if "fell_back" in p.files else np.zeros(len(x), bool)
         for j, idx in enumerate(p["index"]):
-            s = int(np.random.default_rng([0, int(idx)]).choice(len(weights), p=weights / weights.sum()))
+            s = pick_source(list(weights), 0, int(idx))[0]
             mse = lambda a: max(float(np.mean((np.clip(a, 0, 1) - x[j]) ** 2)), 1e-10)
             gains.setdefault(s, []).append(10 * np.log10(mse(y[j]) / mse(d[j])))
             fell.setdefault(s, []).append(bool(fb[j]))

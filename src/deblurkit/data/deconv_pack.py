@@ -24,12 +24,18 @@ from .datasets import _random_crop_box, Source
 SHARD_GLOB = "deconv-*.npz"
 
 
+def pick_source(weights: list[float], seed: int, index: int) -> tuple[int, np.random.Generator]:
+    """Which source crop `index` comes from, and the generator that then draws the crop
+    (so a pack's crops can be told apart by source from (seed, index) alone)."""
+    rng = np.random.default_rng([seed, index])
+    w = np.asarray(weights, np.float64)
+    return int(rng.choice(len(w), p=w / w.sum())), rng
+
+
 def draw_sample(sources: list[Source], seed: int, index: int) -> tuple[np.ndarray, np.ndarray]:
     """Crop `index` of the mixture: (sharp, blurry) float32 (H, W, 3) in [0, 1]."""
-    rng = np.random.default_rng([seed, index])
-    w = np.array([s.weight for s in sources], np.float64)
-    src = sources[int(rng.choice(len(sources), p=w / w.sum()))]
-    return src.dataset.sample(rng)
+    which, rng = pick_source([s.weight for s in sources], seed, index)
+    return sources[which].dataset.sample(rng)
 
 
 def write_shard(out: Path, sources: list[Source], seed: int, indices: list[int], rule: str = "fixed") -> Path:

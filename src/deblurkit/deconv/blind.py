@@ -277,19 +277,24 @@ def wiener_weight(rule: str, gray: np.ndarray) -> float:
     raise ValueError(f"unknown Wiener rule {rule!r} (expected {' or '.join(WIENER_RULES)})")
 
 
-def residual_ratio(gray: np.ndarray, k: np.ndarray) -> float:
-    """How far the blurry grey image is from its light deconvolution (GUARD_WEIGHT) blurred
-    again by k, in units of the image's estimated noise (at least GUARD_NOISE_FLOOR):
-    about 1 or less where k explains the image, far more where it does not. Borders, where
-    the periodic deconvolution is not a convolution, are left out."""
+def reblur_residual(gray: np.ndarray, k: np.ndarray, weight: float = GUARD_WEIGHT) -> float:
+    """RMS difference between the grey image and its Wiener deconvolution (weight `weight`)
+    blurred again by k. Borders, where the periodic deconvolution is not a convolution, are
+    left out (0 for an image too small to have an inside)."""
     gray = np.asarray(gray, np.float64)
     m = k.shape[0] // 2 + 2
     if min(gray.shape) <= 2 * m:
         return 0.0
-    latent = wiener(gray[..., None], k, GUARD_WEIGHT)[..., 0]
+    latent = wiener(gray[..., None], k, weight)[..., 0]
     reblur = cv2.filter2D(latent, -1, k[::-1, ::-1], borderType=cv2.BORDER_REFLECT)
-    diff = (reblur - gray)[m:-m, m:-m]
-    return float(np.sqrt(np.mean(diff ** 2)) / max(noise_sigma(gray), GUARD_NOISE_FLOOR))
+    return float(np.sqrt(np.mean((reblur - gray)[m:-m, m:-m] ** 2)))
+
+
+def residual_ratio(gray: np.ndarray, k: np.ndarray) -> float:
+    """The guard's measure: reblur_residual at the light GUARD_WEIGHT, in units of the
+    image's estimated noise (at least GUARD_NOISE_FLOOR): about 1 or less where k explains
+    the image, far more where it does not."""
+    return reblur_residual(gray, k) / max(noise_sigma(gray), GUARD_NOISE_FLOOR)
 
 
 def wiener(rgb: np.ndarray, k: np.ndarray, weight: float = WIENER_WEIGHT) -> np.ndarray:
