@@ -112,3 +112,70 @@ def test_the_real_kohler_kernels_load():
     assert len(ks) == 12
     assert all(abs(k.array.sum() - 1) < 1e-5 and k.array.shape[0] % 2 == 1 for k in ks)
     assert max(k.extent for k in ks) > 100
+
+
+def _textured_photos(folder, n=2, h=96, w=96):
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    for i in range(n):
+        rng = np.random.default_rng(i)
+        blocks = rng.random((h // 8, w // 8, 3))  # hard edges: something to deblur
+        Image.fromarray(np.round(np.kron(blocks, np.ones((8, 8, 1))) * 255).astype(np.uint8)).save(folder / f"{i}.png")
+
+
+def test_model_free_rows_need_no_model_and_score_the_kernel(tmp_path):
+    kdir = tmp_path / "k"
+    kdir.mkdir()
+    np.save(kdir / "k1.npy", _streak(9))
+    _textured_photos(tmp_path / "sharp")
+    out = tmp_path / "r.json"
+    r = CliRunner().invoke(app, ["bench", "kernels", "--kernels", str(kdir), "--sharp", str(tmp_path / "sharp"),
+                                 "--presets", "blurry,true-kernel,estimate", "--crop", "0", "--noise", "0.002", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    rec = json.loads(out.read_text())
+    assert rec["model"] is None and rec["weights"] is None and rec["crop"] is None  # --crop 0: whole photos
+    assert "10 px margin" in rec["align"]["rule"] and rec["align"]["window"] == 10
+    m = {x["name"]: x for x in rec["methods"]}
+    assert [x["name"] for x in rec["methods"]] == ["blurry", "true-kernel", "estimate"]
+    assert m["true-kernel"]["psnr"] > m["blurry"]["psnr"] + 3  # the ceiling: the true kernel inverted
+    assert "kernel_similarity" not in m["true-kernel"]  # nothing estimated
+    sim = m["estimate"]["kernel_similarity"]
+    assert 0 < sim <= 1 and m["estimate"]["by_group"][str(kdir / "k1.npy")]["kernel_similarity"] == sim
+    assert "s=0." in r.output  # the per-kernel table shows it
+
+
+def test_alignment_is_the_kernel_bench_default_and_can_be_turned_off(tmp_path):
+    kdir = tmp_path / "k"
+    kdir.mkdir()
+    k = np.zeros((9, 9))
+    k[4, 8] = 1.0  # a pure shift by 4 px, kept off-centre
+    np.save(kdir / "k1.npy", k)
+    _textured_photos(tmp_path / "sharp", n=1)
+    base = ["bench", "kernels", "--kernels", str(kdir), "--sharp", str(tmp_path / "sharp"), "--presets", "blurry",
+            "--keep-offset", "--noise", "0", "--json"]
+    on = CliRunner().invoke(app, base)
+    off = CliRunner().invoke(app, base + ["--no-align"])
+    assert on.exit_code == 0 and off.exit_code == 0, on.output + off.output
+    rec_on = json.loads(on.stdout[on.stdout.index("{"):])
+    rec_off = json.loads(off.stdout[off.stdout.index("{"):])
+    assert rec_off["align"] is None
+    assert rec_on["methods"][0]["psnr"] > 60 > rec_off["methods"][0]["psnr"]  # a shifted copy is perfect once aligned
+
+
+def test_model_free_rows_are_refused_where_no_true_kernel_is_known(tmp_path, tiny_weights):
+    save_photo(tmp_path / "b" / "0.png", 32, 32)
+    save_photo(tmp_path / "s" / "0.png", 32, 32)
+    r = CliRunner().invoke(app, ["bench", "pairs", "--blur", str(tmp_path / "b"), "--sharp", str(tmp_path / "s"),
+                                 "--weights", str(tiny_weights), "--presets", "blurry,estimate"])
+    assert r.exit_code == 2 and "estimate" in r.output and "bench kernels only" in r.output
+
+
+def test_an_alignment_window_too_large_for_the_photos_is_one_line(tmp_path):
+    kdir = tmp_path / "k"
+    kdir.mkdir()
+    np.save(kdir / "k1.npy", _streak(5))
+    _textured_photos(tmp_path / "sharp", n=1, h=40, w=40)
+    r = CliRunner().invoke(app, ["bench", "kernels", "--kernels", str(kdir), "--sharp", str(tmp_path / "sharp"),
+                                 "--presets", "blurry", "--align-window", "20"])
+    assert r.exit_code == 2 and "--align-window 20" in r.output and "Traceback" not in r.output

@@ -12,10 +12,12 @@ import torch
 
 from .. import __version__
 from ..metrics import psnr, ssim
+from ..metrics.align import aligned
 from ..metrics.gmsd import gmsd
 from ..metrics.niqe import has_enough_blocks, niqe
 from ..presets import PRESETS, default_noise_ceiling
 from ..restorer import Restorer, SamplingOptions, sample_generators
+from .classical import CLASSICAL, restore_classical
 
 
 BASELINES = ("wiener", "richardson-lucy")
@@ -93,6 +95,8 @@ class Scores:
     niqe: list[float] = field(default_factory=list)
     lpips: list[float] = field(default_factory=list)
     gmsd: list[float] = field(default_factory=list)
+    kernel_similarity: list[float] = field(default_factory=list)  # methods that estimate a kernel
+    fell_back: int = 0  # pairs where the guard kept the input
 
     def summary(self) -> dict:
         out = {"psnr": round(float(np.mean(self.psnr)), 3), "ssim": round(float(np.mean(self.ssim)), 4),
@@ -100,12 +104,21 @@ class Scores:
         # NIQE needs two 96x96 blocks; smaller crops get no value rather than a made-up one.
         out["niqe"] = round(float(np.mean(self.niqe)), 3) if self.niqe else None
         out["lpips"] = round(float(np.mean(self.lpips)), 4) if self.lpips else None
-        out["gmsd"] = round(float(np.mean(self.gmsd)), 4)
+        out["gmsd"] = round(float(np.mean(self.gmsd)), 4) if self.gmsd else None
+        if self.kernel_similarity:
+            out["kernel_similarity"] = round(float(np.mean(self.kernel_similarity)), 4)
+            out["fell_back"] = self.fell_back
+        return out
+
+    def group_summary(self) -> dict:
+        out = {"psnr": round(float(np.mean(self.psnr)), 3), "ssim": round(float(np.mean(self.ssim)), 4), "n": len(self.psnr)}
+        if self.kernel_similarity:
+            out["kernel_similarity"] = round(float(np.mean(self.kernel_similarity)), 4)
         return out
 
 
 def evaluate(
-    restorer: Restorer,
+    restorer: Restorer | None,
     pairs: list[tuple[str, torch.Tensor, torch.Tensor]],
     methods: list[Method],
     seed: int,
@@ -114,16 +127,26 @@ def evaluate(
     lpips_metric: Callable[[torch.Tensor, torch.Tensor], float] | None = None,
     kernels: dict[str, np.ndarray] | None = None,
     groups: dict[str, str] | None = None,
+    align: int | None = None,
 ) -> dict[str, dict]:
     """`pairs`: (name, blurry, sharp) as (1, 3, H, W) tensors in [0, 1]; `kernels`: the
-    true blur kernel per pair name, for the classical baselines; `groups`: a label per pair
-    name (e.g. its blur kernel), which adds per-label PSNR/SSIM under "by_group"."""
+    true blur kernel per pair name, for the classical rows and the kernel similarity of
+    methods that estimate one; `groups`: a label per pair name (e.g. its blur kernel),
+    which adds per-label PSNR/SSIM under "by_group"; `align`: score after the best shift
+    within this window (metrics.align). `restorer` may be None when every method is
+    model-free."""
     scores = {m.name: Scores() for m in methods}
     by_group: dict[str, dict[str, Scores]] = {m.name: {} for m in methods}
     for name, blurry, sharp in pairs:
         for m in methods:
             t0 = time.perf_counter()
-            if m.name in BASELINES:
+            estimated = None
+            if m.name in CLASSICAL:
+                res = restore_classical(m.name, blurry[0].permute(1, 2, 0).numpy(), (kernels or {}).get(name))
+                out = torch.from_numpy(res.image).float().permute(2, 0, 1)[None]
+                estimated = res.kernel
+                scores[m.name].fell_back += int(res.fell_back)
+            elif m.name in BASELINES:
                 from .baselines import deconvolve
 
                 rgb = deconvolve(blurry[0].permute(1, 2, 0).numpy(), kernels[name], m.name)
@@ -135,12 +158,22 @@ def evaluate(
                 samples = restorer.restore(blurry, m.options(), gens).cpu()
                 out = samples.mean(0, keepdim=True) if m.average else samples[:1]
             dt = time.perf_counter() - t0
-            p, s = psnr(out, sharp, y_channel), ssim(out, sharp, y_channel)
+            # NIQE needs no reference: it scores the whole output; the rest after alignment.
             if has_enough_blocks(*out.shape[-2:]):
                 scores[m.name].niqe.append(niqe(out[0].permute(1, 2, 0).numpy()))
-            scores[m.name].gmsd.append(gmsd(out, sharp))
+            ref = sharp
+            if align:
+                out, ref, _ = aligned(out, sharp, align)
+            p, s = psnr(out, ref, y_channel), ssim(out, ref, y_channel)
+            scores[m.name].gmsd.append(gmsd(out, ref))
             if lpips_metric is not None:
-                scores[m.name].lpips.append(lpips_metric(out, sharp))
+                scores[m.name].lpips.append(lpips_metric(out, ref))
+            similarity = None
+            if estimated is not None and kernels is not None and name in kernels:
+                from ..deconv import kernel_similarity
+
+                similarity = kernel_similarity(estimated, kernels[name])
+                scores[m.name].kernel_similarity.append(similarity)
             scores[m.name].psnr.append(p)
             scores[m.name].ssim.append(s)
             scores[m.name].seconds.append(dt)
@@ -148,13 +181,14 @@ def evaluate(
                 g = by_group[m.name].setdefault(groups[name], Scores())
                 g.psnr.append(p)
                 g.ssim.append(s)
+                if similarity is not None:
+                    g.kernel_similarity.append(similarity)
             if on_result:
                 on_result(name, m.name, p, s)
     out = {k: v.summary() for k, v in scores.items()}
     if groups is not None:
         for k, gs in by_group.items():
-            out[k]["by_group"] = {g: {"psnr": round(float(np.mean(v.psnr)), 3), "ssim": round(float(np.mean(v.ssim)), 4),
-                                      "n": len(v.psnr)} for g, v in gs.items()}
+            out[k]["by_group"] = {g: v.group_summary() for g, v in gs.items()}
     return out
 
 

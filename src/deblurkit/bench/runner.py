@@ -21,6 +21,8 @@ from ..presets import PRESETS
 from ..restorer import Restorer
 from ..weights import load_checkpoint, load_registry, resolve_weights, sha256_of
 from .datasets import Pair, folder_pairs, gopro_pairs, hide_pairs, realblur_pairs  # noqa: F401 (used by the commands)
+from ..metrics.align import align_rule
+from .classical import CLASSICAL
 from .evaluate import BASELINES, Method, environment, evaluate, for_model, grid_methods, preset_methods, sweep_methods
 from .grid import parse_grid
 from .plot import pd_plot
@@ -67,11 +69,28 @@ def _parse_crops(text: str) -> list[int | None]:
     return sizes
 
 
-def _methods(c, kernels, model=None) -> list:
-    names = [n.strip() for n in c.presets.split(",") if n.strip()]
-    bad = [n for n in names if n != "blurry" and n not in PRESETS]
+def preset_names(c, kernel_bench: bool = False) -> list[str]:
+    """--presets as a list (its default: blurry, the kernel bench's model-free rows, every preset)."""
+    text = c.presets if c.presets is not None else ",".join(["blurry", *(CLASSICAL if kernel_bench else ()), *PRESETS])
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    allowed = ["blurry", *(CLASSICAL if kernel_bench else ()), *PRESETS]
+    bad = [n for n in names if n not in allowed]
     if bad:
-        raise UsageError(f"--presets: unknown {', '.join(bad)} (choose from blurry, {', '.join(PRESETS)})")
+        extra = "" if kernel_bench else f" ({', '.join(CLASSICAL)}: bench kernels only, where the true kernel is known)"
+        raise UsageError(f"--presets: unknown {', '.join(bad)} (choose from {', '.join(allowed)}){extra if set(bad) & set(CLASSICAL) else ''}")
+    return names
+
+
+def needs_model(c, kernel_bench: bool = False) -> bool:
+    """Whether the bench must load a model: some method runs one, or a model was named
+    (its record then says which). The model-free rows alone measure in seconds."""
+    if c.model is not None or c.weights is not None or c.sweep or c.grid is not None:
+        return True
+    return any(n in PRESETS for n in preset_names(c, kernel_bench))
+
+
+def _methods(c, model=None, baselines: bool = False, kernel_bench: bool = False) -> list:
+    names = preset_names(c, kernel_bench)
     if c.grid is not None:
         try:
             methods = grid_methods(*parse_grid(c.grid), predictor=model is None or model.predictor is not None,
@@ -79,7 +98,7 @@ def _methods(c, kernels, model=None) -> list:
         except ValueError as e:
             raise UsageError(str(e)) from None
     else:
-        methods = sweep_methods() if c.sweep else preset_methods(names)
+        methods = sweep_methods() if c.sweep else preset_methods([n for n in names if n not in CLASSICAL])
         if model is not None:
             if c.sweep and not model.diffuses_pixels:
                 raise UsageError("--sweep explores the image-space chain; this model has none (use --grid T1,T2,...:0.5 for its prior's T; the ceiling is ignored)")
@@ -89,31 +108,41 @@ def _methods(c, kernels, model=None) -> list:
                 err_console.print(f"note: {', '.join(left_out)} left out: this model has no predictor (0 steps restore nothing)",
                                   highlight=False)
             methods = kept
-    if kernels is not None:  # the true kernels are known: add the classical baselines
-        methods = methods[:1] + [Method(b, -1) for b in BASELINES] + methods[1:]
-    return methods
+    # The model-free rows follow the blurry input, in the order given.
+    head = [Method(n, -1) for n in names if n in CLASSICAL and not c.sweep and c.grid is None]
+    if baselines:  # the true kernels are known: add the classical baselines
+        head += [Method(b, -1) for b in BASELINES]
+    return methods[:1] + head + methods[1:] if methods and methods[0].name == "blurry" else head + methods
 
 
 def _run(c, dataset: str, loaded: list[tuple[str, np.ndarray, np.ndarray]], extra: dict, kernels=None,
-         groups: dict[str, str] | None = None, group_info: dict[str, dict] | None = None):
-    _methods(c, kernels)  # bad flags fail before the model is loaded
-    restorer, resolved = _load_model(c)
-    methods = _methods(c, kernels, restorer.model)
-    lpips_metric, lpips_note = load_lpips(restorer.device)
+         groups: dict[str, str] | None = None, group_info: dict[str, dict] | None = None, baselines: bool = False):
+    kernel_bench = dataset == "kernels"
+    _methods(c, None, baselines, kernel_bench)  # bad flags fail before the model is loaded
+    align = c.align if c.align is not None else kernel_bench
+    restorer, resolved = _load_model(c) if needs_model(c, kernel_bench) else (None, None)
+    methods = _methods(c, restorer.model if restorer else None, baselines, kernel_bench)
+    device = restorer.device if restorer else torch.device("cpu")
+    lpips_metric, lpips_note = load_lpips(device)
     if lpips_note:
         err_console.print(f"LPIPS: {lpips_note}", highlight=False, markup=False)
     con = err_console if c.json_out else out_console
 
     def run_at(crop):
         pairs = [(n, _t(_centre(b, crop)), _t(_centre(s, crop))) for n, b, s in loaded]
+        side = min(min(t.shape[-2:]) for _, t, _ in pairs)
+        if align and side <= 2 * c.align_window + 8:
+            raise UsageError(f"--align-window {c.align_window}: leaves too little of a {side} px image to score "
+                             "(use a smaller window, a larger crop, or --no-align)")
         err_console.print(f"bench {dataset}: {len(pairs)} pair(s), {len(methods)} methods, crop {crop or 'none'}, "
-                          f"device {restorer.device}", highlight=False)
+                          f"device {device}" + (f", aligned (+-{c.align_window} px)" if align else ""), highlight=False)
         return evaluate(restorer, pairs, methods, c.seed,
                         on_result=lambda n, m, p, s: err_console.print(f"  {n} {m}: PSNR {p:.2f} SSIM {s:.4f}", highlight=False, markup=False),
-                        y_channel=c.y_channel, lpips_metric=lpips_metric, kernels=kernels, groups=groups)
+                        y_channel=c.y_channel, lpips_metric=lpips_metric, kernels=kernels, groups=groups,
+                        align=c.align_window if align else None)
 
-    digest = sha256_of(resolved.path)  # hashed once: the record and the registry lookup share it
-    seen = trained_on_overlap(_registry_entry(resolved, digest), [n for n, _, _ in loaded])
+    digest = sha256_of(resolved.path) if resolved else None  # hashed once: the record and the registry lookup share it
+    seen = trained_on_overlap(_registry_entry(resolved, digest), [n for n, _, _ in loaded]) if resolved else []
     if seen:
         err_console.print(f"warning: {len(seen)} of {len(loaded)} pair(s) are frames this model was trained on "
                           f"({', '.join(seen[:3])}{', ...' if len(seen) > 3 else ''}): their scores are not held-out; "
@@ -121,14 +150,16 @@ def _run(c, dataset: str, loaded: list[tuple[str, np.ndarray, np.ndarray]], extr
     record = {
         "dataset": dataset, **extra, "pairs": len(loaded), "crop": c.crop, "limit": c.limit, "skip": c.skip,
         "files": c.files, "trained_on_overlap": seen, "seed": c.seed,
-        "model": resolved.entry.name if resolved.entry else None, "weights": str(resolved.path),
+        "model": resolved.entry.name if resolved and resolved.entry else None,
+        "weights": str(resolved.path) if resolved else None,
         "weights_sha256": digest, "precision": c.precision,
+        "align": {"window": c.align_window, "rule": align_rule(c.align_window)} if align else None,
         "color": "y" if c.y_channel else "rgb",
         "lpips_note": lpips_note or None,
         "metrics_note": ("PSNR/SSIM on the BT.601 Y channel" if c.y_channel else "PSNR/SSIM on RGB in [0, 1]")
         + " via torchmetrics (SSIM: 11x11 Gaussian window, sigma 1.5); GMSD (lower = closer gradients; piq/MATLAB "
         "definition); NIQE (lower = more natural) on the 8-bit Y channel, BasicSR/MATLAB-compatible",
-        "environment": environment(restorer.device),
+        "environment": environment(device),
     }
     if c.crops:
         # icDPM's train-test resolution study: the same images at several test crop sizes.
@@ -145,14 +176,18 @@ def _run(c, dataset: str, loaded: list[tuple[str, np.ndarray, np.ndarray]], extr
     else:
         results = run_at(c.crop)
         table = Table(title=f"{dataset}: {len(loaded)} pairs" + (f", centre crop {c.crop}" if c.crop else ""))
-        for col in ("method", "steps", "samples", "PSNR (dB)", "SSIM", "GMSD", "NIQE", "LPIPS", "s/image"):
+        estimating = any("kernel_similarity" in results[m.name] for m in methods)
+        for col in ("method", "steps", "samples", "PSNR (dB)", "SSIM", "GMSD", "NIQE", "LPIPS", "s/image") + (("kernel sim.",) if estimating else ()):
             table.add_column(col)
         for m in methods:
             r = results[m.name]
+            sim = (f"{r['kernel_similarity']:.3f}" + (f" ({r['fell_back']} kept input)" if r["fell_back"] else "")
+                   if "kernel_similarity" in r else "-")
             table.add_row(m.name, "-" if m.steps < 0 else str(m.steps), f"{m.samples}{' avg' if m.average else ''}" if m.steps >= 0 else "-",
                           f"{r['psnr']:.2f}", f"{r['ssim']:.4f}", f"{r['gmsd']:.4f}",
                           "n/a (< 2 blocks of 96 px)" if r["niqe"] is None else f"{r['niqe']:.3f}",
-                          "n/a" if r["lpips"] is None else f"{r['lpips']:.4f}", f"{r['seconds_per_image']:.2f}")
+                          "n/a" if r["lpips"] is None else f"{r['lpips']:.4f}", f"{r['seconds_per_image']:.2f}",
+                          *((sim,) if estimating else ()))
         con.print(table)
         if groups is not None:
             _print_groups(con, dataset, methods, results, group_info or {})
@@ -176,7 +211,7 @@ def _run(c, dataset: str, loaded: list[tuple[str, np.ndarray, np.ndarray]], extr
 def _print_groups(con, dataset, methods, results, group_info: dict[str, dict]) -> None:
     """PSNR per group (kernel) and method, and each method's gain over the blurry input."""
     labels = list(results[methods[0].name]["by_group"])
-    table = Table(title=f"{dataset}: PSNR (dB) per kernel, gain over blurry in brackets")
+    table = Table(title=f"{dataset}: PSNR (dB) per kernel, gain over blurry in brackets; s = the estimated kernel's similarity to the true one")
     table.add_column("kernel")
     table.add_column("size")
     for m in methods:
@@ -185,8 +220,10 @@ def _print_groups(con, dataset, methods, results, group_info: dict[str, dict]) -
     for g in labels:
         cells = []
         for m in methods:
-            v = results[m.name]["by_group"][g]["psnr"]
-            cells.append(f"{v:.2f}" + (f" ({v - base[g]['psnr']:+.2f})" if base and m.name != "blurry" else ""))
+            row = results[m.name]["by_group"][g]
+            v = row["psnr"]
+            cells.append(f"{v:.2f}" + (f" ({v - base[g]['psnr']:+.2f})" if base and m.name != "blurry" else "")
+                         + (f" s={row['kernel_similarity']:.2f}" if "kernel_similarity" in row else ""))
         info = group_info.get(g, {})
         table.add_row(Path(g).name, str(info.get("size", "")), *cells)
     con.print(table)
@@ -277,7 +314,7 @@ def kernels_bench(c, kernel_dir: Path, sharp: Path, noise: float, linear: bool, 
                           + (" in linear light" if linear else "") + f", Gaussian noise std {noise}, rounded to 8 bits; "
                           "the whole photo is blurred, then centre-cropped"),
              "kernel_info": info}
-    _run(c, "kernels", loaded, extra, kernels=true_kernels if baselines else None, groups=groups, group_info=info)
+    _run(c, "kernels", loaded, extra, kernels=true_kernels, groups=groups, group_info=info, baselines=baselines)
 
 
 def synthetic(c, sharp: Path, blur_seed: int, baselines: bool, blur_model: str = "legacy") -> None:
@@ -298,7 +335,7 @@ def synthetic(c, sharp: Path, blur_seed: int, baselines: bool, blur_model: str =
         loaded.append((name, res.blurry, img))
         kernels[name] = res.kernels[0]
     _run(c, "synthetic", loaded, {"sharp": str(sharp), "blur_seed": blur_seed, "blur_model": blur_model},
-         kernels=kernels if baselines else None)
+         kernels=kernels if baselines else None, baselines=baselines)
 
 
 def speed(c, sizes: str, steps: int, preset_size: str | None) -> None:
@@ -316,7 +353,7 @@ def speed(c, sizes: str, steps: int, preset_size: str | None) -> None:
         preset_size = "1280x720" if (1280, 720) in size_list else "{}x{}".format(*size_list[0])
     pw, ph = parse(preset_size)
     restorer, resolved = _load_model(c)
-    names = [n.strip() for n in c.presets.split(",") if n.strip() in PRESETS]
+    names = [n for n in preset_names(c) if n in PRESETS]
     rows = []
     for w, h in size_list:
         err_console.print(f"timing {w}x{h} ...", highlight=False)

@@ -32,7 +32,7 @@ class Common:
     skip: int
     files: Optional[str]
     crop: Optional[int]
-    presets: str
+    presets: Optional[str]
     seed: int
     crops: Optional[str]
     y_channel: bool
@@ -43,6 +43,8 @@ class Common:
     json_out: bool
     overwrite: bool
     debug: bool
+    align: Optional[bool] = None
+    align_window: int = 10
 
 
 _P = inspect.Parameter
@@ -57,9 +59,17 @@ COMMON_OPTIONS = [
     _P("skip", _P.KEYWORD_ONLY, annotation=int, default=typer.Option(0, "--skip", help="Skip the first N pairs (after --files).")),
     _P("files", _P.KEYWORD_ONLY, annotation=Optional[str], default=typer.Option(
         None, "--files", help="Only pairs whose names match one of these comma-separated globs, e.g. 'GOPR0372_07_00/0001*'.")),
-    _P("crop", _P.KEYWORD_ONLY, annotation=Optional[int], default=typer.Option(None, "--crop", help="Centre-crop each pair to this side.")),
-    _P("presets", _P.KEYWORD_ONLY, annotation=str, default=typer.Option(
-        "blurry,fast,balanced,distortion,perception", "--presets", help=f"Comma list of: blurry, {', '.join(PRESETS)}.")),
+    _P("crop", _P.KEYWORD_ONLY, annotation=Optional[int], default=typer.Option(
+        None, "--crop", help="Centre-crop each pair to this side (0: whole photos, the default).")),
+    _P("presets", _P.KEYWORD_ONLY, annotation=Optional[str], default=typer.Option(
+        None, "--presets", show_default=False, help=f"Comma list of: blurry, {', '.join(PRESETS)}; bench kernels also true-kernel "
+        "(the project's deconvolution given the true kernel: the ceiling) and estimate (given its own blind kernel estimate). "
+        "Default: blurry and every preset, and for bench kernels true-kernel and estimate too.")),
+    _P("align", _P.KEYWORD_ONLY, annotation=Optional[bool], default=typer.Option(
+        None, "--align/--no-align", show_default=False, help="Score after the best whole-pixel shift within --align-window, on "
+        "the inside of the photo, as the deblurring benchmarks do (default: on for bench kernels, off elsewhere).")),
+    _P("align_window", _P.KEYWORD_ONLY, annotation=int, default=typer.Option(
+        10, "--align-window", help="Largest shift looked for by --align, px (also the margin left out).")),
     _P("seed", _P.KEYWORD_ONLY, annotation=int, default=typer.Option(0, "--seed")),
     _P("crops", _P.KEYWORD_ONLY, annotation=Optional[str], default=typer.Option(
         None, "--crops", help="Resolution study: evaluate at these centre-crop sizes, e.g. 64,128,256,full.")),
@@ -99,9 +109,12 @@ def with_common_options(f):
 
 def _check_common(c: Common) -> None:
     """Flag checks every bench shares, before any work (minutes of it, for some)."""
-    for flag, value, low in (("--limit", c.limit, 1), ("--skip", c.skip, 0), ("--crop", c.crop, 16), ("--tile", c.tile, 16)):
+    for flag, value, low in (("--limit", c.limit, 1), ("--skip", c.skip, 0), ("--tile", c.tile, 16), ("--align-window", c.align_window, 1)):
         if value is not None and value < low:
             raise UsageError(f"{flag} {value}: must be >= {low}")
+    if c.crop is not None and c.crop != 0 and c.crop < 16:
+        raise UsageError(f"--crop {c.crop}: must be >= 16, or 0 for whole photos")
+    c.crop = c.crop or None  # 0 and no --crop both mean the whole photo
     check_seed(c.seed)
     if c.sweep and c.grid is not None:
         raise UsageError("--sweep and --grid: give one (each replaces --presets)")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .similarity import kernel_similarity
 from .blind import (GUARD_RESIDUAL, WIENER_RULES, WIENER_WEIGHT, BlindConfig, estimate_kernel, residual_ratio, to_gray,
                     wiener, wiener_weight)
 
@@ -46,6 +47,15 @@ def blind_deconvolution(rgb: np.ndarray, cfg: BlindConfig = BlindConfig(), weigh
     return Deconvolution(wiener(rgb, k, weight), k, False)
 
 
+def deconvolve_with_kernel(rgb: np.ndarray, kernel: np.ndarray, rule: str = "noise") -> np.ndarray:
+    """(H, W, 3) blurry sRGB in [0, 1] and a known kernel -> the non-blind deconvolution
+    (float64 in [0, 1]), weighted by `rule` as the blind path weighs it ("guarded" checks
+    nothing here: the kernel is given)."""
+    rgb = np.asarray(rgb, np.float64)
+    k = np.asarray(kernel, np.float64)
+    return wiener(rgb, k / k.sum(), wiener_weight("noise" if rule == "guarded" else rule, to_gray(rgb)))
+
+
 def blind_deconvolve(rgb: np.ndarray, cfg: BlindConfig = BlindConfig(), weight: float = WIENER_WEIGHT,
                      rule: str = "fixed") -> np.ndarray:
     """blind_deconvolution's image alone (float64, clipped to [0, 1])."""
@@ -53,4 +63,4 @@ def blind_deconvolve(rgb: np.ndarray, cfg: BlindConfig = BlindConfig(), weight: 
 
 
 __all__ = ["ESTIMATE_SIDE", "GUARD_RESIDUAL", "MIN_SIDE", "BlindConfig", "Deconvolution", "WIENER_RULES", "WIENER_WEIGHT",
-           "blind_deconvolution", "blind_deconvolve", "estimate_kernel", "residual_ratio", "wiener", "wiener_weight"]
+           "blind_deconvolution", "blind_deconvolve", "deconvolve_with_kernel", "kernel_similarity", "estimate_kernel", "residual_ratio", "wiener", "wiener_weight"]

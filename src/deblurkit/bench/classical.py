@@ -1,0 +1,33 @@
+"""Model-free rows of the kernel bench: the project's own deconvolution given the true
+kernel (the ceiling of any kernel-first method: its non-blind step with a perfect kernel)
+and given the kernel the project's blind estimator finds (what the kernel path starts
+from). Both use deblurkit.deconv, so the rows move when the library's estimator or
+non-blind step changes; the kernel bench scores each estimate against the truth."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+CLASSICAL = ("true-kernel", "estimate")
+
+
+@dataclass(frozen=True)
+class ClassicalResult:
+    image: np.ndarray  # (H, W, 3) in [0, 1]
+    kernel: np.ndarray | None  # the kernel estimated (None where it was given)
+    fell_back: bool = False  # the guard kept the input: the estimate does not explain it
+
+
+def restore_classical(name: str, rgb: np.ndarray, true_kernel: np.ndarray | None) -> ClassicalResult:
+    from ..deconv import blind_deconvolution, deconvolve_with_kernel
+
+    if name == "true-kernel":
+        if true_kernel is None:
+            raise ValueError("true-kernel needs the pair's true kernel")
+        return ClassicalResult(deconvolve_with_kernel(rgb, true_kernel), None)
+    if name == "estimate":
+        d = blind_deconvolution(rgb, rule="guarded")
+        return ClassicalResult(d.image, d.kernel, d.fell_back)
+    raise ValueError(f"unknown classical method {name!r}")
