@@ -218,3 +218,66 @@ def test_the_guarded_rule_returns_the_input_where_the_kernel_does_not_explain_it
     n = dc.blind_deconvolution(rgb, BlindConfig(kernel_size=15), rule="noise")
     assert not n.fell_back and np.abs(n.image - rgb).max() > 0.1
     assert wiener_weight("guarded", y) == wiener_weight("noise", y)
+
+
+def _blurred_blocks(noise=0.01, seed=3):
+    x = np.repeat(blocks(160)[..., None], 3, 2).astype(np.float32)
+    k = line_kernel(11, 60, 15).astype(np.float32)
+    y = convolve(x, k)[16:-16, 16:-16].astype(np.float64)
+    y = np.clip(y + np.random.default_rng(seed).normal(0, noise, y.shape), 0, 1)
+    return y, x[16:-16, 16:-16].astype(np.float64), k
+
+
+def test_tv_deconvolution_beats_wiener_at_one_percent_noise():
+    from deblurkit.deconv import deconvolve_with_kernel, tv_deconvolve
+
+    y, x, k = _blurred_blocks()
+    inner = (slice(8, -8), slice(8, -8))
+    tv, wn = deconvolve_with_kernel(y, k, method="tv"), deconvolve_with_kernel(y, k, method="wiener")
+    assert tv.shape == y.shape and 0 <= tv.min() and tv.max() <= 1
+    assert psnr(tv[inner], x[inner]) > psnr(wn[inner], x[inner]) + 1 > psnr(y[inner], x[inner]) + 3
+    np.testing.assert_array_equal(tv, tv_deconvolve(y, k))  # the method is that function
+    # A heavier prior flattens more: the weight reaches the solver.
+    heavy = tv_deconvolve(y, k, weight=0.2)
+    assert np.abs(np.diff(heavy, axis=1)).sum() < np.abs(np.diff(tv, axis=1)).sum() * 0.8
+
+
+def test_tv_weight_follows_the_noise():
+    from deblurkit.deconv.nonblind import TV_FLOOR, TV_PER_SIGMA, tv_weight
+
+    y, _, _ = _blurred_blocks(noise=0.02)
+    clean, _, _ = _blurred_blocks(noise=0.0)
+    # One channel: the grey of three channels with independent noise has sigma / sqrt(3).
+    assert tv_weight(y[..., 0]) == pytest.approx(TV_PER_SIGMA * 0.02, rel=0.25)
+    assert tv_weight(clean[..., 0]) == TV_FLOOR
+
+
+def test_unknown_nonblind_method_is_refused():
+    from deblurkit.deconv import deconvolve_with_kernel
+
+    with pytest.raises(ValueError, match="wiener or tv"):
+        deconvolve_with_kernel(np.zeros((8, 8, 3)), np.ones((3, 3)), method="lucy")
+
+
+def test_blind_deconvolution_with_tv_keeps_the_estimated_kernel():
+    from deblurkit.deconv import blind_deconvolution, tv_deconvolve
+
+    y, x, _ = _blurred_blocks(noise=0.005)
+    d = blind_deconvolution(y, BlindConfig(kernel_size=21), rule="noise", method="tv")
+    assert not d.fell_back and d.kernel.shape == (21, 21)
+    np.testing.assert_array_equal(d.image, tv_deconvolve(y, d.kernel))
+
+
+@pytest.mark.parametrize("change", [dict(finest_size=11), dict(cg_start="uniform"), dict(cg_start="previous"),
+                                    dict(level_clean=False), dict(noise_lambda_floor=0.5), dict(edges_per_direction=20.0)])
+def test_every_estimator_variant_still_finds_a_motion_blur(change):
+    """The variants the tuning loop measured (docs/bench/estimator_loop.txt) are estimators too."""
+    x = blocks(128)
+    k = line_kernel(9, 30)
+    y = np.fft.irfft2(psf2otf(k, x.shape) * np.fft.rfft2(x), s=x.shape)
+    y = y + np.random.default_rng(2).normal(0, 0.005, y.shape)
+    est = estimate_kernel(y, BlindConfig(kernel_size=15, **change))
+    assert est.shape == (15, 15) and est.sum() == pytest.approx(1) and est.min() >= 0
+    from deblurkit.deconv import kernel_similarity
+
+    assert kernel_similarity(est, k) > 0.7

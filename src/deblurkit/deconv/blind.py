@@ -68,6 +68,14 @@ class BlindConfig:
     threshold_decay: float = 1.1  # the salient-edge threshold is relaxed this much per iteration
     beta_max: float = 1e5  # half-quadratic splitting ends here
     kappa: float = 2.0  # beta *= kappa per splitting step
+    edges_per_direction: float = 2.0  # salient gradients kept per orientation bin, times the kernel size
+    cg_start: str = "delta"  # the kernel solve starts from: delta, uniform (Pan et al.) or previous (the last estimate)
+    level_clean: bool = True  # prune and drop pieces of the kernel carried up a level (Pan et al. only clip and normalise)
+    # Kernels larger than this are estimated on the image shrunk until they fit, then enlarged:
+    # at full resolution the 1%-noise gradients of a long, faint stroke drown in noise and the
+    # estimate shrinks towards a dot level by level (0: no cap).
+    finest_size: int = 0
+    noise_lambda_floor: float = 0.0  # lambda never falls below this times the input's estimated noise (0.5: Anger et al.)
 
 
 def to_gray(rgb: np.ndarray) -> np.ndarray:
@@ -140,7 +148,7 @@ def salient_threshold(x: np.ndarray, size: int, per_direction: float = 2.0) -> f
     mag = np.hypot(gx, gy).ravel()
     ang = np.mod(np.arctan2(gy, gx).ravel(), np.pi)
     bins = np.minimum((ang / (np.pi / 4)).astype(int), 3)
-    need = int(per_direction * size)
+    need = max(int(per_direction * size), 10)
     out = np.inf
     for b in range(4):
         m = np.sort(mag[bins == b])[::-1]
@@ -149,7 +157,8 @@ def salient_threshold(x: np.ndarray, size: int, per_direction: float = 2.0) -> f
     return float(out) if np.isfinite(out) else 0.0
 
 
-def kernel_step(x: np.ndarray, y: np.ndarray, size: int, cfg: BlindConfig, threshold: float = 0.0) -> np.ndarray:
+def kernel_step(x: np.ndarray, y: np.ndarray, size: int, cfg: BlindConfig, threshold: float = 0.0,
+                previous: np.ndarray | None = None) -> np.ndarray:
     """Least-squares kernel from gradients: argmin_k ||grad x * k - grad y||^2 + reg ||k||^2,
     using only the latent image's gradients above `threshold` (its salient edges)."""
     shape = y.shape
@@ -175,8 +184,13 @@ def kernel_step(x: np.ndarray, y: np.ndarray, size: int, cfg: BlindConfig, thres
         return window(irfft2(den * rfft2(embed(k)), s=shape)) + cfg.kernel_reg * k
 
     b = window(irfft2(num, s=shape))
-    k = np.zeros((size, size))
-    k[r, r] = 1.0
+    if cfg.cg_start == "uniform":
+        k = np.full((size, size), 1.0 / size ** 2)
+    elif cfg.cg_start == "previous" and previous is not None and previous.shape == (size, size):
+        k = previous.copy()
+    else:
+        k = np.zeros((size, size))
+        k[r, r] = 1.0
     res = b - A(k)
     p, rs = res.copy(), float((res * res).sum())
     for _ in range(cfg.cg_iterations):
@@ -237,9 +251,22 @@ def pyramid_sizes(kernel_size: int) -> list[int]:
 def estimate_kernel(gray: np.ndarray, cfg: BlindConfig = BlindConfig()) -> np.ndarray:
     """(H, W) blurry grey image in [0, 1] -> (kernel_size, kernel_size) kernel, sum 1."""
     size = _odd(min(cfg.kernel_size, 2 * (min(gray.shape) // 4) - 1))
+    if cfg.finest_size and size > cfg.finest_size:
+        small = _odd(cfg.finest_size)
+        f = small / size
+        shrunk = cv2.resize(gray, (max(int(round(gray.shape[1] * f)), small + 2), max(int(round(gray.shape[0] * f)), small + 2)),
+                            interpolation=cv2.INTER_AREA)
+        k = _estimate_at(shrunk, small, cfg)
+        k = np.maximum(cv2.resize(k, (size, size), interpolation=cv2.INTER_CUBIC), 0)
+        return centre_kernel(k / k.sum())
+    return _estimate_at(gray, size, cfg)
+
+
+def _estimate_at(gray: np.ndarray, size: int, cfg: BlindConfig) -> np.ndarray:
     sizes = pyramid_sizes(size)
     k = None
     lam = cfg.lambda_grad
+    lam_min = max(cfg.lambda_min, cfg.noise_lambda_floor * noise_sigma(gray)) if cfg.noise_lambda_floor else cfg.lambda_min
     for ks in sizes:
         scale = ks / size
         h, w = max(int(round(gray.shape[0] * scale)), ks + 2), max(int(round(gray.shape[1] * scale)), ks + 2)
@@ -250,13 +277,18 @@ def estimate_kernel(gray: np.ndarray, cfg: BlindConfig = BlindConfig()) -> np.nd
             k[ks // 2, ks // 2 - 1: ks // 2 + 1] = 0.5  # Pan et al.'s start: two pixels
         else:
             k = cv2.resize(k, (ks, ks), interpolation=cv2.INTER_LINEAR)
-            k = clean_kernel(k, cfg)
+            if cfg.level_clean:
+                k = clean_kernel(k, cfg)
+            else:
+                k = np.maximum(k, 0)
+                k /= k.sum()
         threshold = None
         for _ in range(cfg.iterations):
             x = l0_latent(yp, psf2otf(k, yp.shape), lam, cfg)
-            threshold = salient_threshold(x, ks) if threshold is None else threshold / cfg.threshold_decay
-            k = kernel_step(x, yp, ks, cfg, threshold)
-            lam = max(lam / cfg.lambda_decay, cfg.lambda_min)
+            threshold = (salient_threshold(x, ks, cfg.edges_per_direction) if threshold is None
+                         else threshold / cfg.threshold_decay)
+            k = kernel_step(x, yp, ks, cfg, threshold, k)
+            lam = max(lam / cfg.lambda_decay, lam_min)
     return k
 
 

@@ -1,0 +1,88 @@
+"""The estimator's tuning loop (issue 35), on TRAINING data only: whole photos of
+../shared/data/train/bsds500_test blurred by the project's own hand-shake kernels
+(`handheld_kernel`, seeded; half with extents of 13-27 px, half 31-75 px), the kernel
+bench's protocol otherwise (8-bit-value convolution, noise 0.01, 8 bits), scored as the
+bench scores (aligned within 10 px, deblurkit.metrics.align). The Köhler kernels and
+../shared/data/val are never used here (`deblur bench kernels` measures on them).
+
+    python docs/bench/estimator_loop.py [N] [method=wiener|tv] [key=value ...]   # BlindConfig fields
+
+Prints one line per photo (extent, gain of the estimate, of the true kernel, similarity)
+and the means per size class. Two worker processes of one thread each.
+"""
+import os
+import sys
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from dataclasses import replace  # noqa: E402
+from multiprocessing import Pool  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from deblurkit.bench.kernels import blur_with_kernel  # noqa: E402
+from deblurkit.data.shake import handheld_kernel  # noqa: E402
+from deblurkit.deconv import BlindConfig, blind_deconvolution, deconvolve_with_kernel, kernel_similarity  # noqa: E402
+from deblurkit.io import IMAGE_EXTENSIONS, read_image  # noqa: E402
+from deblurkit.metrics import psnr  # noqa: E402
+from deblurkit.metrics.align import aligned  # noqa: E402
+
+SHARP = Path("../shared/data/train/bsds500_test")
+SMALL, LARGE = (13, 27), (31, 75)
+
+
+def our_kernel(i: int) -> np.ndarray:
+    rng = np.random.default_rng([35, i])
+    lo, hi = SMALL if i % 2 == 0 else LARGE
+    return handheld_kernel(rng, extent=float(rng.uniform(lo, hi))).astype(np.float64)
+
+
+def score(out, sharp):
+    t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float()  # noqa: E731
+    o, r, _ = aligned(t(out), t(sharp), 10)
+    return psnr(o, r)
+
+
+def one(job):
+    i, path, cfg, method = job
+    torch.set_num_threads(1)
+    k = our_kernel(i)
+    u8 = np.round(read_image(path).rgb * 255).astype(np.uint8)
+    y = blur_with_kernel(u8, k.astype(np.float32), 0.01, np.random.default_rng([1234, i])).astype(np.float64)
+    x = u8 / 255.0
+    base = score(y, x)
+    d = blind_deconvolution(y, cfg, rule="guarded", method=method)
+    g_est = score(d.image, x) - base
+    g_true = score(deconvolve_with_kernel(y, k, method=method), x) - base
+    ys, xs = np.nonzero(k > 0.05 * k.max())
+    ext = int(max(np.ptp(ys), np.ptp(xs)) + 1)
+    return i, ext, g_est, g_true, kernel_similarity(d.kernel, k), d.fell_back
+
+
+def parse(default, text: str):
+    """A BlindConfig field's value from key=value, typed as its default."""
+    if isinstance(default, bool):
+        return text.lower() in ("1", "true", "yes")
+    if isinstance(default, tuple):
+        return tuple(int(v) for v in text.split(",") if v)
+    return type(default)(text)
+
+
+if __name__ == "__main__":
+    n = int(sys.argv[1]) if len(sys.argv) > 1 and "=" not in sys.argv[1] else 24
+    kw = dict(a.split("=", 1) for a in sys.argv[1:] if "=" in a)
+    method = kw.pop("method", "wiener")  # the non-blind step: wiener or tv
+    cfg = replace(BlindConfig(), **{k: parse(getattr(BlindConfig, k), v) for k, v in kw.items()})
+    files = sorted(p for p in SHARP.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)[:n]
+    with Pool(2) as pool:
+        rows = sorted(pool.map(one, [(i, f, cfg, method) for i, f in enumerate(files)], chunksize=1))
+    for i, ext, ge, gt, sim, fb in rows:
+        print(f"{i:3d} {ext:3d}px est {ge:+.2f} true {gt:+.2f} sim {sim:.2f}{' fell back' if fb else ''}")
+    for label, lo, hi in (("13-27", 0, 29), ("31-75", 29, 999)):
+        sel = [r for r in rows if lo <= r[1] < hi]
+        if sel:
+            print(f"{label} px: n={len(sel)} est {np.mean([r[2] for r in sel]):+.2f} true {np.mean([r[3] for r in sel]):+.2f} "
+                  f"sim {np.mean([r[4] for r in sel]):.3f}")
+    print(f"all: est {np.mean([r[2] for r in rows]):+.3f} sim {np.mean([r[4] for r in rows]):.3f} | {method} {cfg}")
