@@ -23,6 +23,7 @@ from .devices import check_precision, resolve_device, resolve_precision
 from .errors import UsageError
 from .io.arrays import unpack_image
 from .presets import DEFAULT_PRESET, PRESETS, Settings, check_settings, resolve_settings
+from .kernel_path import KernelChoice, KernelReport, kernel_choice
 from .restorer import Restorer, SamplingOptions, sample_generators
 from .weights import ResolvedWeights, load_checkpoint, load_registry, resolve_weights
 
@@ -36,6 +37,8 @@ class Restoration:
     std: np.ndarray | None  # (H, W) float32 per-pixel std over samples, mean over channels
     settings: Settings
     seed: int
+    kernel: KernelReport | None = None  # which path the photo took (kernel or blind), and the kernel
+
 
 
 def recommended_preset(model: str | None, weights: str | None) -> str:
@@ -139,10 +142,13 @@ class Deblurrer:
         on_estimate: Callable[[int, int, torch.Tensor], None] | None = None,
         estimate_every: set[int] | None = None,
         on_note: Callable[[str], None] | None = None,
+        kernel: KernelChoice | None = None,
+        on_kernel: Callable[[KernelReport], None] | None = None,
     ) -> torch.Tensor:
         """(1, 3, H, W) float in [0, 1] (or uint8 / uint16 pixels) -> (samples, 3, H, W) in
         [0, 1], on the device. `on_note` hears what the user should know (e.g. samples
-        restored in groups to fit in memory).
+        restored in groups to fit in memory). `kernel`: the kernel step (kernel_path; None
+        or mode "none": the blind path); `on_kernel` hears the path taken.
 
         Each sample's noise comes from (seed, key, sample index) alone, so it does not
         depend on the other images or samples of a run.
@@ -151,7 +157,7 @@ class Deblurrer:
         n = settings.samples if settings.steps > 0 else 1
         gens = sample_generators(seed, key, n, self.device) if settings.steps > 0 else None
         return self.restorer.restore(x, sampling, gens, on_step=on_step, on_estimate=on_estimate,
-                                     estimate_every=estimate_every, on_note=on_note)
+                                     estimate_every=estimate_every, on_note=on_note, kernel=kernel, on_kernel=on_kernel)
 
     @property
     def has_guidance(self) -> bool:
@@ -184,12 +190,21 @@ class Deblurrer:
         return_samples: bool = False,
         return_std: bool = False,
         on_step: Callable[[int, int], None] | None = None,
+        kernel: Any = None,
+        kernel_size: int | None = None,
+        kernel_region: tuple[int, int, int, int] | None = None,
     ):
         """Deblur one image; returns the same kind of image (or a `Restoration`).
 
         Without return_samples / return_std, several samples need average=True (their
         mean is returned); with either, a `Restoration` holds the result, the samples and
         the std map. `key` names the image for seeding (the CLI passes the file name).
+
+        kernel: "auto" (estimate the blur kernel; where it explains the photo, deconvolve and
+        refine that: the kernel path), "none" (the blind predictor alone; the default, or
+        "auto" where kernel_size or kernel_region is given), a kernel array or a kernel
+        image's path (a known PSF). kernel_size: the largest kernel looked for, px;
+        kernel_region: x, y, w, h to estimate it on. The `Restoration` says which path.
         """
         if not 0 <= seed < 2**64:
             raise UsageError(f"seed {seed}: must be in [0, 2^64)")
@@ -199,11 +214,35 @@ class Deblurrer:
         if s.samples > 1 and not s.average and not (return_samples or return_std):
             raise UsageError(f"samples={s.samples} without average=True: pass average=True for their mean, "
                              "or return_samples=True for each of them")
+        if kernel is None:
+            kernel = "auto" if kernel_size is not None or kernel_region is not None else "none"
+        choice = self.kernel_choice(kernel, kernel_size, kernel_region)
         unpacked = unpack_image(image)
-        out = self.restore_tensor(unpacked.rgb, s, seed, key, on_step=on_step)
+        reports: list[KernelReport] = []
+        out = self.restore_tensor(unpacked.rgb, s, seed, key, on_step=on_step, kernel=choice, on_kernel=reports.append)
         result = unpacked.repack(out.mean(dim=0) if (s.average or out.shape[0] == 1) else out[0])
         if not (return_samples or return_std):
             return result
         std = out.std(dim=0, unbiased=False).mean(dim=0).float().cpu().numpy() if return_std else None
         listed = [unpacked.repack(o) for o in out] if return_samples else None
-        return Restoration(result, listed, std, s, seed)
+        return Restoration(result, listed, std, s, seed, reports[0] if reports else None)
+
+    @staticmethod
+    def kernel_choice(kernel: Any = "auto", size: int | None = None, region=None) -> KernelChoice:
+        """The kernel options as the restorer takes them (UsageError where they are wrong)."""
+        try:
+            return kernel_choice(kernel, size, region)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+
+    def estimate_kernel(self, image, size: int | None = None, region: tuple[int, int, int, int] | None = None):
+        """The photo's blur kernel as the kernel path estimates it (deconv.photo.KernelEstimate:
+        the kernel at full resolution, sum 1, and whether the guard accepts it)."""
+        from .deconv.photo import estimate_photo_kernel
+
+        self.kernel_choice("auto", size, region)
+        x = unpack_image(image).rgb
+        try:
+            return estimate_photo_kernel(x[0].cpu().permute(1, 2, 0).numpy(), size, region)
+        except ValueError as e:
+            raise UsageError(str(e)) from None

@@ -130,4 +130,4 @@ def _video(deblurrer, item: InputItem, plan: OutputPlan, opts: RunOptions, video
     on_frame = None if ev.on_frame is None else (lambda done, total: ev.on_frame(item, done, total))
     return process_video(deblurrer, item.path, plan.main[0], opts.settings, opts.seed, video.temporal_noise,
                          opts.overwrite, on_frame=on_frame, on_step=on_step, allow_truncated=video.allow_truncated,
-                         max_pixels=opts.max_pixels, seed_given=video.seed_given)
+                         max_pixels=opts.max_pixels, seed_given=video.seed_given, kernel=opts.kernel)

@@ -17,6 +17,7 @@ from .io import InputItem, LoadedImage, OutputPlan, Region, crop_image, encode_i
 from .io.compare import DEFAULT_MAX_SIDE, compose
 from .io.discover import VIDEO_EXTENSIONS, sniff_image
 from .io.write import ALPHA_FORMATS, FORMATS
+from .kernel_path import KernelChoice, KernelReport
 from .presets import Settings
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ class RunOptions:
     region: Region | None = None  # restore only this crop (--region / --preview)
     side_by_side: bool = False
     result_label: str = "deblurred"  # the result's label in the side-by-side picture
+    kernel: KernelChoice | None = None  # the kernel step (kernel_path): auto, none or a given kernel
 
 
 def files_per_image(settings: Settings) -> int:
@@ -68,6 +70,7 @@ class ImageResult:
     error: str | None = None
     std_mean: float | None = None
     notes: list[str] | None = None
+    path: str | None = None  # "kernel" (deconvolved with a kernel, then refined) or "blind" (the predictor alone)
     pending: Future | None = None  # a deferred write still running (see finish)
 
     def to_dict(self) -> dict:
@@ -202,6 +205,13 @@ def process_image(
             except ValueError as e:
                 raise ImageReadError(f"{item.path}: {e}") from None
             notes.append(f"restored only the region {x},{y},{w},{h} (X,Y,W,H) of the {result.size[0]}x{result.size[1]} photo")
+        if opts.kernel is not None and opts.kernel.region is not None:
+            from .deconv.photo import check_region
+
+            try:
+                check_region(opts.kernel.region, image.size[1], image.size[0])
+            except ValueError as e:
+                raise ImageReadError(f"{item.path}: --kernel-region: {e}") from None
         out_format = FORMATS.get(plan.main[0].suffix.lstrip(".").lower() or "png")
         if image.alpha is not None and out_format is not None and out_format not in ALPHA_FORMATS:
             notes.append(f"the alpha channel is dropped: {plan.main[0].suffix.lstrip('.').upper()} has none "
@@ -212,6 +222,7 @@ def process_image(
         x = torch.from_numpy(image.pixels).permute(2, 0, 1)[None]
         settings = opts.settings
 
+        reports: list[KernelReport] = []
         trajectory = None
         if opts.trajectory_dir is not None and settings.steps > 0:
             trajectory = Trajectory(opts.trajectory_dir, item.path.stem, settings.steps)
@@ -225,7 +236,12 @@ def process_image(
             on_estimate=trajectory,
             estimate_every=set(trajectory.steps) if trajectory else None,
             on_note=notes.append,
+            kernel=opts.kernel,
+            on_kernel=reports.append,
         ).cpu()
+        if reports and opts.kernel is not None and opts.kernel.mode != "none":
+            result.path = reports[0].path
+            notes.append(f"{reports[0].path} path: {reports[0].reason}")
         result.notes = notes or None
         if trajectory is not None:
             trajectory.write_sheet()
@@ -239,7 +255,7 @@ def process_image(
 
     def write() -> None:
         try:
-            _write_outputs(samples, image, plan, opts, result)
+            _write_outputs(samples, image, plan, opts, result, reports[0] if reports else None)
             result.status = "done"
             result.outputs = [str(p) for p in plan.all]
         except BaseException as e:
@@ -264,8 +280,17 @@ def finish(result: ImageResult) -> ImageResult:
     return result
 
 
-def _write_outputs(samples: torch.Tensor, image: LoadedImage, plan: OutputPlan, opts: RunOptions, result: ImageResult) -> None:
+def _write_outputs(samples: torch.Tensor, image: LoadedImage, plan: OutputPlan, opts: RunOptions, result: ImageResult,
+                   kernel: KernelReport | None = None) -> None:
     settings = opts.settings
+    if plan.kernel is not None and (opts.overwrite or not plan.kernel.exists()):
+        if kernel is not None and kernel.kernel is not None:
+            from .deconv.photo import kernel_image
+
+            # 16-bit grey, its maximum white: `--kernel` reads it back as the same kernel (to 16 bits).
+            write_atomic(plan.kernel, encode_image(kernel_image(kernel.kernel), "PNG", bit_depth=16, grayscale=True))
+        else:
+            result.notes = (result.notes or []) + ["no kernel to save: " + (kernel.reason if kernel else "the kernel path is off")]
     n = samples.shape[0]
     fmt = format_for(plan.main[0], None)
     # After an interrupted run some sample files may exist already: keep them.

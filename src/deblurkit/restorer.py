@@ -28,6 +28,7 @@ from torch.nn import functional as F
 from .devices import autocast, available_memory
 from .diffusion import SAMPLERS, NoiseSchedule, StepInfo, initial_state
 from .errors import OutOfMemoryError
+from .kernel_path import KernelChoice, KernelReport, decide, deconvolution
 from .models import DvSR, HIDiff
 from .models.guidance import Guidance
 from .tiling import TileGrid, pad_amounts, pad_image
@@ -246,10 +247,18 @@ class Restorer:
         on_estimate: Callable[[int, int, torch.Tensor], None] | None = None,
         estimate_every: set[int] | None = None,
         on_note: Callable[[str], None] | None = None,
+        kernel: KernelChoice | None = None,
+        on_kernel: Callable[[KernelReport], None] | None = None,
     ) -> torch.Tensor:
         """Deblur `image` (1, 3, H, W): float in [0, 1], or uint8 / uint16 pixels (kept in
         that compact form; tiles are converted as they are used). Returns (samples, 3, H, W)
         float32 in [0, 1].
+
+        `kernel` (kernel_path.KernelChoice): "auto" estimates the photo's blur kernel and,
+        where the guard finds that it explains the photo, deconvolves the photo with it and
+        starts the networks from that deconvolution instead of the predictor's estimate (the
+        kernel path); "given" does so with the caller's kernel; "none" or None is the blind
+        path. `on_kernel` hears which path was taken and why.
 
         Samples that do not fit in memory together run in groups (`samples_at_once`;
         `on_note` hears about it), and mirrored samples (`options.flips`) in a run of their
@@ -266,6 +275,13 @@ class Restorer:
         if not 1 <= options.flips <= len(FLIP_DIMS):
             raise ValueError(f"flips must be 1 to {len(FLIP_DIMS)}, got {options.flips}")
         n_flips = min(options.flips, S)
+        deconv = None
+        if kernel is not None:
+            report = decide(image, kernel, supported=self.model.diffuses_pixels and self.model.has_deterministic_path)
+            if on_kernel is not None:
+                on_kernel(report)
+            if report.path == "kernel":
+                deconv = deconvolution(image, report.kernel)
         passes = []  # (flip, sample indices) of each run of the networks over the image
         grouped = None
         for flip in range(n_flips):
@@ -275,7 +291,7 @@ class Restorer:
                 grouped = group
             passes += [(flip, idx[i : i + group]) for i in range(0, len(idx), group)]
         if len(passes) == 1:
-            return self._retrying(image, options, generators, on_step, on_estimate, estimate_every)
+            return self._retrying(image, options, generators, on_step, on_estimate, estimate_every, deconv)
         if grouped is not None and on_note is not None:
             need = H * W * 12 * (4 + 2 * -(-S // n_flips))
             on_note(f"{S} samples at {W}x{H} need about {need / 2**30:.1f} GiB at once, more than is available: "
@@ -286,7 +302,8 @@ class Restorer:
         for k, (flip, idx) in enumerate(passes):
             step = None if on_step is None else (lambda i, t, k=k: on_step(k * t + i, t * len(passes)))
             part = self._retrying(_flipped(image, flip), replace(options, samples=len(idx), flips=1),
-                                  [generators[i] for i in idx], step, on_estimate if k == 0 else None, estimate_every)
+                                  [generators[i] for i in idx], step, on_estimate if k == 0 else None, estimate_every,
+                                  None if deconv is None else _flipped(deconv, flip))
             if out is None:
                 out = torch.empty((S, *part.shape[1:]), device=part.device)
             out[idx] = _flipped(part, flip)
@@ -299,10 +316,10 @@ class Restorer:
             g.manual_seed(i)
         return generators
 
-    def _retrying(self, image, options, generators, on_step, on_estimate, estimate_every):
+    def _retrying(self, image, options, generators, on_step, on_estimate, estimate_every, deconv=None):
         while True:
             try:
-                return self._restore(image, options, generators, on_step, on_estimate, estimate_every)
+                return self._restore(image, options, generators, on_step, on_estimate, estimate_every, deconv)
             except torch.cuda.OutOfMemoryError:  # (an alias of torch.OutOfMemoryError in newer releases)
                 if self.device.type != "cuda":
                     raise
@@ -404,7 +421,7 @@ class Restorer:
         out = out[..., :H, :W].add_(1.0).div_(2.0).clamp_(0.0, 1.0)
         return out.contiguous() if padded else out
 
-    def _restore(self, image, options, generators, on_step, on_estimate, estimate_every):
+    def _restore(self, image, options, generators, on_step, on_estimate, estimate_every, deconv=None):
         if not self.model.diffuses_pixels:
             if on_estimate is not None:
                 raise ValueError("this model has no image-space chain to show intermediate estimates of")
@@ -412,7 +429,13 @@ class Restorer:
         S = options.samples if options.steps > 0 else 1
         H, W = image.shape[-2:]
         pixels, grid, per_batch, padded = self._tiled(image, S)
-        x_init = grid.apply(self._predict_tiles, [pixels], per_batch)
+        if deconv is None:
+            x_init = grid.apply(self._predict_tiles, [pixels], per_batch)
+        else:  # the kernel path: the deconvolution is the initial estimate, padded as the input is
+            x_init = deconv.to(self.device, torch.float32)
+            if padded:
+                x_init = pad_image(x_init, pixels.shape[-2] - H, pixels.shape[-1] - W)
+            x_init = x_init.mul(2.0).sub_(1.0)
         schedule = options.schedule()
         if schedule is None:
             out = x_init[..., :H, :W].add_(1.0).div_(2.0).clamp_(0.0, 1.0)

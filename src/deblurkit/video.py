@@ -39,6 +39,8 @@ from .io import VIDEO_EXTENSIONS
 if TYPE_CHECKING:
     import numpy as np
 
+    from .kernel_path import KernelChoice
+
     from .api import Deblurrer
     from .pipeline import ImageResult
     from .presets import Settings
@@ -270,7 +272,7 @@ def source_fingerprint(path: Path) -> dict:
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "head_sha256": head}
 
 
-def pixel_settings(deblurrer: "Deblurrer", settings: "Settings", seed: int, temporal_noise: str) -> dict:
+def pixel_settings(deblurrer: "Deblurrer", settings: "Settings", seed: int, temporal_noise: str, kernel_mode: str = "none") -> dict:
     """Every setting that changes a restored frame's pixels."""
     w = deblurrer.weights.path
     st = w.stat()
@@ -279,7 +281,8 @@ def pixel_settings(deblurrer: "Deblurrer", settings: "Settings", seed: int, temp
     # A 0-step run (the predictor alone) draws no noise: its seed changes nothing.
     return {**chosen, "seed": seed if settings.steps > 0 else None, "temporal_noise": temporal_noise,
             "weights": str(w), "weights_size": st.st_size, "weights_mtime_ns": st.st_mtime_ns,
-            "precision": r.precision, "device": str(r.device), "tile": r.tile, "overlap": r.overlap}
+            "precision": r.precision, "device": str(r.device), "tile": r.tile, "overlap": r.overlap,
+            **({"kernel": kernel_mode} if kernel_mode != "none" else {})}  # (earlier clips' manifests stay valid)
 
 
 MANIFEST = "made_by.json"
@@ -360,9 +363,11 @@ def process_video(
     allow_truncated: bool = False,
     max_pixels: int | None = None,
     seed_given: bool = True,
+    kernel: "KernelChoice | None" = None,
 ) -> "ImageResult":
     """Restore every frame of `path` into `out`. seed_given=False: `seed` was drawn for
-    this run, so a resumed clip keeps the seed its earlier frames were made with."""
+    this run, so a resumed clip keeps the seed its earlier frames were made with. kernel:
+    the kernel step (kernel_path), per frame: "auto" estimates each frame's kernel."""
     from .pipeline import ImageResult
 
     start = time.perf_counter()
@@ -384,7 +389,7 @@ def process_video(
                 result.error = "busy: another deblur run is restoring this clip"
                 return result
             return _process_locked(deblurrer, path, out, frames_dir, info, settings, seed, temporal_noise, overwrite,
-                                   on_frame, on_step, allow_truncated, result, seed_given)
+                                   on_frame, on_step, allow_truncated, result, seed_given, kernel)
     except DeblurError as e:
         result.error = str(e)
         if frames_dir.is_dir():
@@ -405,7 +410,7 @@ def _earlier_seed(frames_dir: Path) -> int | None:
 
 
 def _process_locked(deblurrer, path, out, frames_dir, info, settings, seed, temporal_noise, overwrite, on_frame, on_step,
-                    allow_truncated, result, seed_given=True):
+                    allow_truncated, result, seed_given=True, kernel=None):
     """process_video's work once the clip's lock is held."""
     import torch
 
@@ -417,7 +422,8 @@ def _process_locked(deblurrer, path, out, frames_dir, info, settings, seed, temp
     earlier = None if seed_given or settings.steps == 0 else _earlier_seed(frames_dir)
     if earlier is not None:
         seed = earlier  # no --seed: continue with the one the finished frames were drawn with
-    made_by = {"source": source_fingerprint(path), "settings": pixel_settings(deblurrer, settings, seed, temporal_noise)}
+    made_by = {"source": source_fingerprint(path), "settings": pixel_settings(deblurrer, settings, seed, temporal_noise,
+                                                                             kernel.mode if kernel is not None else "none")}
     why = _reusable_frames(frames_dir, made_by)
     if why:
         notes.append(f"{path.name}: started over: frames from an earlier run were not reused ({why})")
@@ -437,7 +443,8 @@ def _process_locked(deblurrer, path, out, frames_dir, info, settings, seed, temp
         else:
             redone += target.exists()
             x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float().div_(255.0)
-            samples = deblurrer.restore_tensor(x, settings, seed, frame_key(path.name, index, temporal_noise), on_step=on_step)
+            samples = deblurrer.restore_tensor(x, settings, seed, frame_key(path.name, index, temporal_noise), on_step=on_step,
+                                               kernel=kernel)
             restored = samples.mean(dim=0).permute(1, 2, 0).float().cpu().numpy()
             try:
                 write_atomic(target, encode_image(restored, "PNG"))

@@ -16,6 +16,7 @@ from ..metrics.align import aligned
 from ..metrics.gmsd import gmsd
 from ..metrics.niqe import has_enough_blocks, niqe
 from ..presets import PRESETS, default_noise_ceiling
+from ..kernel_path import KernelChoice
 from ..restorer import Restorer, SamplingOptions, sample_generators
 from .classical import CLASSICAL, restore_classical
 
@@ -97,6 +98,7 @@ class Scores:
     gmsd: list[float] = field(default_factory=list)
     kernel_similarity: list[float] = field(default_factory=list)  # methods that estimate a kernel
     fell_back: int = 0  # pairs where the guard kept the input
+    kernel_path: int = 0  # pairs a model restored on the kernel path
 
     def summary(self) -> dict:
         out = {"psnr": round(float(np.mean(self.psnr)), 3), "ssim": round(float(np.mean(self.ssim)), 4),
@@ -108,6 +110,8 @@ class Scores:
         if self.kernel_similarity:
             out["kernel_similarity"] = round(float(np.mean(self.kernel_similarity)), 4)
             out["fell_back"] = self.fell_back
+        if self.kernel_path:
+            out["kernel_path"] = self.kernel_path
         return out
 
     def group_summary(self) -> dict:
@@ -128,13 +132,15 @@ def evaluate(
     kernels: dict[str, np.ndarray] | None = None,
     groups: dict[str, str] | None = None,
     align: int | None = None,
+    kernel: KernelChoice | None = None,
 ) -> dict[str, dict]:
     """`pairs`: (name, blurry, sharp) as (1, 3, H, W) tensors in [0, 1]; `kernels`: the
     true blur kernel per pair name, for the classical rows and the kernel similarity of
     methods that estimate one; `groups`: a label per pair name (e.g. its blur kernel),
     which adds per-label PSNR/SSIM under "by_group"; `align`: score after the best shift
-    within this window (metrics.align). `restorer` may be None when every method is
-    model-free."""
+    within this window (metrics.align); `kernel`: the restorer's kernel step (the model
+    rows' kernel path; their estimated kernels are scored like the estimate row's).
+    `restorer` may be None when every method is model-free."""
     scores = {m.name: Scores() for m in methods}
     by_group: dict[str, dict[str, Scores]] = {m.name: {} for m in methods}
     for name, blurry, sharp in pairs:
@@ -155,7 +161,11 @@ def evaluate(
                 out = blurry
             else:
                 gens = sample_generators(seed, name, m.samples, restorer.device) if m.steps > 0 else None
-                samples = restorer.restore(blurry, m.options(), gens).cpu()
+                reports = []
+                samples = restorer.restore(blurry, m.options(), gens, kernel=kernel, on_kernel=reports.append).cpu()
+                if reports:
+                    scores[m.name].kernel_path += int(reports[0].path == "kernel")
+                    estimated = reports[0].kernel if kernel.mode == "auto" else None
                 out = samples.mean(0, keepdim=True) if m.average else samples[:1]
             dt = time.perf_counter() - t0
             # NIQE needs no reference: it scores the whole output; the rest after alignment.

@@ -22,6 +22,7 @@ from ..restorer import Restorer
 from ..weights import load_checkpoint, load_registry, resolve_weights, sha256_of
 from .datasets import Pair, folder_pairs, gopro_pairs, hide_pairs, realblur_pairs  # noqa: F401 (used by the commands)
 from ..metrics.align import align_rule
+from ..kernel_path import KernelChoice
 from .classical import CLASSICAL
 from .evaluate import BASELINES, Method, environment, evaluate, for_model, grid_methods, preset_methods, sweep_methods
 from .grid import parse_grid
@@ -139,7 +140,7 @@ def _run(c, dataset: str, loaded: list[tuple[str, np.ndarray, np.ndarray]], extr
         return evaluate(restorer, pairs, methods, c.seed,
                         on_result=lambda n, m, p, s: err_console.print(f"  {n} {m}: PSNR {p:.2f} SSIM {s:.4f}", highlight=False, markup=False),
                         y_channel=c.y_channel, lpips_metric=lpips_metric, kernels=kernels, groups=groups,
-                        align=c.align_window if align else None)
+                        align=c.align_window if align else None, kernel=KernelChoice(c.kernel))
 
     digest = sha256_of(resolved.path) if resolved else None  # hashed once: the record and the registry lookup share it
     seen = trained_on_overlap(_registry_entry(resolved, digest), [n for n, _, _ in loaded]) if resolved else []
@@ -154,6 +155,7 @@ def _run(c, dataset: str, loaded: list[tuple[str, np.ndarray, np.ndarray]], extr
         "weights": str(resolved.path) if resolved else None,
         "weights_sha256": digest, "precision": c.precision,
         "align": {"window": c.align_window, "rule": align_rule(c.align_window)} if align else None,
+        "kernel": c.kernel,
         "color": "y" if c.y_channel else "rgb",
         "lpips_note": lpips_note or None,
         "metrics_note": ("PSNR/SSIM on the BT.601 Y channel" if c.y_channel else "PSNR/SSIM on RGB in [0, 1]")

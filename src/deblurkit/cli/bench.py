@@ -45,6 +45,7 @@ class Common:
     debug: bool
     align: Optional[bool] = None
     align_window: int = 10
+    kernel: str = "none"
 
 
 _P = inspect.Parameter
@@ -70,6 +71,9 @@ COMMON_OPTIONS = [
         "the inside of the photo, as the deblurring benchmarks do (default: on for bench kernels, off elsewhere).")),
     _P("align_window", _P.KEYWORD_ONLY, annotation=int, default=typer.Option(
         10, "--align-window", help="Largest shift looked for by --align, px (also the margin left out).")),
+    _P("kernel", _P.KEYWORD_ONLY, annotation=str, default=typer.Option(
+        "none", "--kernel", help="The model rows' kernel step, as `deblur --kernel`: none (the blind predictor alone, "
+        "the default) or auto (estimate the blur kernel, deconvolve where it explains the photo, the networks start there).")),
     _P("seed", _P.KEYWORD_ONLY, annotation=int, default=typer.Option(0, "--seed")),
     _P("crops", _P.KEYWORD_ONLY, annotation=Optional[str], default=typer.Option(
         None, "--crops", help="Resolution study: evaluate at these centre-crop sizes, e.g. 64,128,256,full.")),
@@ -115,6 +119,8 @@ def _check_common(c: Common) -> None:
     if c.crop is not None and c.crop != 0 and c.crop < 16:
         raise UsageError(f"--crop {c.crop}: must be >= 16, or 0 for whole photos")
     c.crop = c.crop or None  # 0 and no --crop both mean the whole photo
+    if c.kernel not in ("auto", "none"):
+        raise UsageError(f"--kernel {c.kernel!r}: must be auto or none (a bench estimates each pair's kernel or none)")
     check_seed(c.seed)
     if c.sweep and c.grid is not None:
         raise UsageError("--sweep and --grid: give one (each replaces --presets)")

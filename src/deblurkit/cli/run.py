@@ -38,10 +38,11 @@ def _validate_output(quality, max_pixels):
         raise UsageError(f"--max-pixels {max_pixels}: must be >= 1")
 
 
-def _check_video_flags(s, std, side_by_side, trajectory, crop, output, out_is_dir, guidance=None) -> None:
+def _check_video_flags(s, std, side_by_side, trajectory, crop, output, out_is_dir, guidance=None, kernel_flags=False) -> None:
     """Photo-only flags are refused for videos rather than silently ignored."""
     photo_only = [f for f, v in (("--std", std), ("--side-by-side", side_by_side), ("--save-trajectory", trajectory),
-                                 ("--save-guidance", guidance), ("--region/--preview", crop)) if v]
+                                 ("--save-guidance", guidance), ("--region/--preview", crop),
+                                 ("--save-kernel", kernel_flags)) if v]
     if photo_only:
         raise UsageError(f"{', '.join(photo_only)}: not available for videos (photos only)")
     if s.samples > 1 and not s.average:
@@ -74,6 +75,7 @@ def _summary_table(results: list[ImageResult]) -> Table:
 
 
 _WHAT, _PD, _OUT, _PERF = "What to run", "Perception-distortion controls", "Output", "Performance and limits"
+_KER = "Blur kernel (camera shake)"
 _FLAG = ""  # no "<bool>" type column for on/off flags: they take no value
 
 
@@ -102,6 +104,16 @@ def run(
                                          metavar="X,Y,W,H", rich_help_panel=_WHAT),
     preview: bool = typer.Option(False, "--preview", help="Restore only a 512 px centre crop.",
                                  metavar=_FLAG, rich_help_panel=_WHAT),
+    kernel: Optional[str] = typer.Option(None, "--kernel", help="auto: estimate the shake's kernel, deconvolve where it "
+                                         "explains the photo; none: the network alone; FILE: a known kernel image (PSF). "
+                                         "\\[default: none; auto with the flags below]",
+                                         show_default=False, metavar="auto|none|FILE", rich_help_panel=_KER),
+    kernel_size: Optional[int] = typer.Option(None, "--kernel-size", help="Largest kernel looked for, px. \\[default: 75 px at up to 1280 px]",
+                                              show_default=False, metavar="PX", rich_help_panel=_KER),
+    kernel_region: Optional[str] = typer.Option(None, "--kernel-region", help="Estimate the kernel here (strong edges). \\[default: centre]",
+                                                show_default=False, metavar="X,Y,W,H", rich_help_panel=_KER),
+    save_kernel: bool = typer.Option(False, "--save-kernel", help="Also write the kernel as <name>_kernel.png.",
+                                     metavar=_FLAG, rich_help_panel=_KER),
     steps: Optional[int] = typer.Option(None, "--steps", help="Steps T; 0 = predictor only.",
                                         show_default=False, rich_help_panel=_PD),
     noise_ceiling: Optional[float] = typer.Option(None, "--noise-ceiling", help="Last beta B. \\[default: preset's or min(0.9, 10/T)]",
@@ -186,8 +198,23 @@ def run(
                              "(extensions: jpg, jpeg, png, tif, tiff, webp, bmp; mp4, m4v, mov, mkv, avi, webm)")
         if fmt is not None and items and all(is_video(i.path) for i in items):
             raise UsageError(f"--format {fmt}: for photos; videos are written as H.264 (mp4, m4v, mov, mkv)")
+        kregion = None
+        if kernel_region is not None:
+            r = parse_region(kernel_region, "--kernel-region")
+            kregion = (r.x, r.y, r.width, r.height)
+        if kernel is None:  # the kernel flags imply the kernel step
+            kernel = "auto" if (kernel_size is not None or kernel_region is not None or save_kernel) else "none"
+        if kernel not in ("auto", "none") and not Path(kernel).exists():
+            raise UsageError(f"--kernel {kernel}: expected auto, none or a kernel image; no such file")
+        kernel_opts = Deblurrer.kernel_choice(kernel, kernel_size, kregion)
+        if kregion is not None and crop is not None:
+            raise UsageError("--kernel-region with --region/--preview: the kernel is estimated on the restored crop; "
+                             "give one of them")
+        if kernel == "none" and (kernel_size is not None or kernel_region is not None or save_kernel):
+            raise UsageError("--kernel none: --kernel-size, --kernel-region and --save-kernel need the kernel step (auto)")
         if any(is_video(i.path) for i in items):
-            _check_video_flags(settings, std, side_by_side, save_trajectory, crop, output, out_is_dir, save_guidance)
+            _check_video_flags(settings, std, side_by_side, save_trajectory, crop, output, out_is_dir, save_guidance,
+                               kernel_flags=save_kernel)
         deblurrer = Deblurrer(model, weights=weights, device=device.value, precision=precision.value, tile=tile, overlap=overlap)
         deblurrer.sampling_options(settings, trajectory=save_trajectory is not None)  # flags this model cannot honour
         if save_guidance is not None and not deblurrer.has_guidance:
@@ -205,7 +232,7 @@ def run(
     opts = RunOptions(
         settings=settings, std=std, seed=seed, format=fmt, quality=quality,
         overwrite=overwrite, trajectory_dir=save_trajectory, guidance_dir=save_guidance, max_pixels=max_pixels, region=crop,
-        side_by_side=side_by_side, result_label=_result_label(settings),
+        side_by_side=side_by_side, result_label=_result_label(settings), kernel=kernel_opts,
     )
     ext = (fmt or "png").lower()
     n_files = files_per_image(settings)
@@ -242,7 +269,7 @@ def run(
             return plan_outputs(item, output, out_is_dir, output_extension(item.path), 1, False, tag=tag,
                                 name=renamed.get(item.path))
         return plan_outputs(item, output, out_is_dir, ext, n_files, std, tag=tag, name=renamed.get(item.path),
-                            with_compare=side_by_side)
+                            with_compare=side_by_side, with_kernel=save_kernel)
 
     plans = {item.path: plan_for(item) for item in items if item.error is None}
     started: dict[Path, float] = {}
@@ -323,6 +350,7 @@ def run(
             "samples": samples,
             "average": average,
             "flips": settings.flips if steps > 0 and samples > 1 else 1,
+            "kernel": kernel,
             "interrupted": interrupted,
             "seconds": round(elapsed, 3),
             "counts": counts,

@@ -17,12 +17,11 @@ NONBLIND_METHODS = ("wiener", "tv")
 # +0.3 dB with estimated ones (training photos, our own kernels; docs/bench/estimator_loop.txt).
 KERNEL_PATH_NONBLIND = "tv"
 
-# Below this side there are too few edges to estimate a kernel from: the image is its own
-# "deconvolution" (the kernel-aware predictor then sees the input twice).
-MIN_SIDE = 32
-# The kernel is estimated on the centre of at most this side (the cost grows with the area;
-# a few hundred pixels hold edges enough), then the whole image is deconvolved with it.
-ESTIMATE_SIDE = 384
+# Below MIN_SIDE there are too few edges to estimate a kernel from: the image is its own
+# "deconvolution" (the kernel-aware predictor then sees the input twice). The kernel is
+# estimated on the centre of at most ESTIMATE_SIDE (the cost grows with the area; a few
+# hundred pixels hold edges enough), then the whole image is deconvolved with it.
+from .photo import ESTIMATE_SIDE, MIN_SIDE  # noqa: E402
 
 
 @dataclass(frozen=True)

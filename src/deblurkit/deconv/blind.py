@@ -76,6 +76,14 @@ class BlindConfig:
     # estimate shrinks towards a dot level by level (0: no cap).
     finest_size: int = 0
     noise_lambda_floor: float = 0.0  # lambda never falls below this times the input's estimated noise (0.5: Anger et al.)
+    # Cho & Lee's prediction: the latent image is sharpened by this many shock-filter steps
+    # before its edges are selected, so the kernel step sees step edges (0: off). Against
+    # the no-blur pull at fine levels: on the tuning loop (48 training photos, TV) 5 steps
+    # raise the 31-75 px kernels' similarity 0.584 -> 0.675 (+0.88 -> +1.54 dB) and cost
+    # the 13-27 px ones 0.37 dB (+2.73 -> +2.36); 2, 3, 10 and 20 steps scored lower.
+    shock_steps: int = 5
+    shock_dt: float = 0.25
+    shock_from: int = 0  # the shock filter acts from this pyramid level on (0: all)
 
 
 def to_gray(rgb: np.ndarray) -> np.ndarray:
@@ -155,6 +163,18 @@ def salient_threshold(x: np.ndarray, size: int, per_direction: float = 2.0) -> f
         if len(m):
             out = min(out, m[min(need, len(m) - 1)])
     return float(out) if np.isfinite(out) else 0.0
+
+
+def shock_filter(x: np.ndarray, steps: int, dt: float) -> np.ndarray:
+    """Osher-Rudin shock filter after a light Gaussian (Cho & Lee 2009): intensities move
+    away from the edge's mid-level, turning blurred ramps into steps."""
+    x = x.astype(np.float64).copy()
+    for _ in range(steps):
+        s = cv2.GaussianBlur(x, (0, 0), 1.0, borderType=cv2.BORDER_REFLECT)
+        lap = cv2.Laplacian(s, cv2.CV_64F, borderType=cv2.BORDER_REFLECT)
+        gy, gx = np.gradient(x)
+        x -= dt * np.sign(lap) * np.hypot(gx, gy)
+    return x
 
 
 def kernel_step(x: np.ndarray, y: np.ndarray, size: int, cfg: BlindConfig, threshold: float = 0.0,
@@ -267,7 +287,7 @@ def _estimate_at(gray: np.ndarray, size: int, cfg: BlindConfig) -> np.ndarray:
     k = None
     lam = cfg.lambda_grad
     lam_min = max(cfg.lambda_min, cfg.noise_lambda_floor * noise_sigma(gray)) if cfg.noise_lambda_floor else cfg.lambda_min
-    for ks in sizes:
+    for level, ks in enumerate(sizes):
         scale = ks / size
         h, w = max(int(round(gray.shape[0] * scale)), ks + 2), max(int(round(gray.shape[1] * scale)), ks + 2)
         y = cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
@@ -285,6 +305,8 @@ def _estimate_at(gray: np.ndarray, size: int, cfg: BlindConfig) -> np.ndarray:
         threshold = None
         for _ in range(cfg.iterations):
             x = l0_latent(yp, psf2otf(k, yp.shape), lam, cfg)
+            if cfg.shock_steps and level >= cfg.shock_from:
+                x = shock_filter(x, cfg.shock_steps, cfg.shock_dt)
             threshold = (salient_threshold(x, ks, cfg.edges_per_direction) if threshold is None
                          else threshold / cfg.threshold_decay)
             k = kernel_step(x, yp, ks, cfg, threshold, k)

@@ -88,10 +88,11 @@ class OutputPlan:
     main: list[Path]  # one file (average / single sample) or one per sample
     std: Path | None = None
     compare: Path | None = None  # --side-by-side: input and results in one labelled picture
+    kernel: Path | None = None  # --save-kernel: the blur kernel found (or given)
     all: list[Path] = field(default_factory=list)
 
     def __post_init__(self):
-        self.all = self.main + [p for p in (self.std, self.compare) if p is not None]
+        self.all = self.main + [p for p in (self.std, self.compare, self.kernel) if p is not None]
 
 
 def plan_outputs(
@@ -104,10 +105,11 @@ def plan_outputs(
     tag: str = "deblurred",
     name: str | None = None,
     with_compare: bool = False,
+    with_kernel: bool = False,
 ) -> OutputPlan:
     """Output paths for one input: <stem>_<tag>.<ext> beside it or under an output folder;
     `n_files` > 1 writes <stem>_<tag>_s0.. one per sample; the std map and the side-by-side
-    picture are <stem>_<tag>_std.png and <stem>_<tag>_side_by_side.png."""
+    picture are <stem>_<tag>_std.png and <stem>_<tag>_side_by_side.png, the kernel <stem>_<tag>_kernel.png."""
     if output is not None and not output_is_dir:
         base_dir, stem = output.parent, output.stem
         ext = output.suffix.lstrip(".") or ext
@@ -117,7 +119,8 @@ def plan_outputs(
     main = [base_dir / f"{stem}.{ext}"] if n_files == 1 else [base_dir / f"{stem}_s{i}.{ext}" for i in range(n_files)]
     std = base_dir / f"{stem}_std.png" if with_std else None
     compare = base_dir / f"{stem}_side_by_side.png" if with_compare else None
-    return OutputPlan(main, std, compare)
+    kernel = base_dir / f"{stem}_kernel.png" if with_kernel else None
+    return OutputPlan(main, std, compare, kernel)
 
 
 def distinct_names(items: list[InputItem], output_is_dir: bool, output: Path | None) -> dict[Path, str]:

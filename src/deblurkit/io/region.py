@@ -33,14 +33,14 @@ class Region:
         return x, y, min(w, image_width - x), min(h, image_height - y)
 
 
-def parse_region(text: str) -> Region:
-    """--region X,Y,W,H (pixels)."""
+def parse_region(text: str, flag: str = "--region") -> Region:
+    """--region X,Y,W,H (pixels); `flag` names the option in the error."""
     parts = [p.strip() for p in text.split(",")]
     if len(parts) != 4 or not all(p.isascii() and p.isdigit() for p in parts):  # '²'.isdigit() is True
-        raise UsageError(f"--region {text}: expected X,Y,W,H in pixels, e.g. --region 800,600,512,512")
+        raise UsageError(f"{flag} {text}: expected X,Y,W,H in pixels, e.g. {flag} 800,600,512,512")
     x, y, w, h = (int(p) for p in parts)
     if w < 16 or h < 16:
-        raise UsageError(f"--region {text}: width and height must be at least 16 pixels")
+        raise UsageError(f"{flag} {text}: width and height must be at least 16 pixels")
     return Region(w, h, x, y)
 
 

@@ -1,0 +1,172 @@
+"""The kernel path's photo-level steps: one kernel for a whole photo, and that photo
+deconvolved with it in bounded memory.
+
+A photo is estimated at a scale where its long side is at most ESTIMATE_LONG_SIDE (the
+blind estimator's cost grows with the area and the kernel's size; shake that spans 200 px
+of a 12 MP photo spans 60 px of its 1280 px version), on a window of ESTIMATE_SIDE
+pixels there (the centre, or a region the caller names), and the kernel is enlarged back
+to full resolution. The guard (blind.residual_ratio) decides whether the kernel explains
+the photo; the restorer takes the kernel path only where it does.
+
+The non-blind step runs on tiles of DECONV_TILE pixels with a margin of twice the
+kernel on each side (the periodic pad's wrap-around stays in the margin), so a 24 MP
+photo needs a few tens of MB of FFT buffers, not a whole-photo float64 stack.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .blind import BlindConfig, GUARD_RESIDUAL, estimate_kernel, noise_sigma, residual_ratio, to_gray
+from .nonblind import tv_deconvolve, tv_weight
+
+ESTIMATE_LONG_SIDE = 1280
+ESTIMATE_SIDE = 384
+MIN_SIDE = 32
+DECONV_TILE = 1024
+MAX_KERNEL_FILE_SIDE = 1025  # a kernel file larger than this is not a blur kernel
+
+
+@dataclass(frozen=True)
+class KernelEstimate:
+    kernel: np.ndarray  # (k, k) float64, sum 1, at the photo's full resolution
+    accepted: bool  # the guard found that the kernel explains the photo
+    residual: float  # the guard's measure (about 1 where the kernel explains the photo; GUARD_RESIDUAL: the limit)
+    scale: float  # the photo was estimated at this scale (1: full resolution)
+    region: tuple[int, int, int, int]  # x, y, w, h of the window estimated on, in full-resolution pixels
+
+    @property
+    def size(self) -> int:
+        return int(self.kernel.shape[0])
+
+
+def unit(a: np.ndarray) -> np.ndarray:
+    """Pixels (uint8, uint16 or float in [0, 1]; a slice of the photo) as float64 in [0, 1]:
+    the photo stays in its compact form and only the part in use is converted."""
+    if a.dtype == np.uint8:
+        return a.astype(np.float64) / 255.0
+    if a.dtype == np.uint16:
+        return a.astype(np.float64) / 65535.0
+    return np.asarray(a, np.float64)
+
+
+def estimation_scale(height: int, width: int) -> float:
+    return min(1.0, ESTIMATE_LONG_SIDE / max(height, width))
+
+
+def centre_region(height: int, width: int, scale: float) -> tuple[int, int, int, int]:
+    """The centre window of ESTIMATE_SIDE (at the estimation scale), in full-resolution pixels."""
+    side = int(round(ESTIMATE_SIDE / scale))
+    w, h = min(width, side), min(height, side)
+    return (width - w) // 2, (height - h) // 2, w, h
+
+
+def check_region(region: tuple[int, int, int, int], height: int, width: int) -> tuple[int, int, int, int]:
+    x, y, w, h = (int(v) for v in region)
+    if w < MIN_SIDE or h < MIN_SIDE:
+        raise ValueError(f"region {x},{y},{w},{h}: needs at least {MIN_SIDE}x{MIN_SIDE} pixels")
+    if x < 0 or y < 0 or x + w > width or y + h > height:
+        raise ValueError(f"region {x},{y},{w},{h}: outside the {width}x{height} photo")
+    return x, y, w, h
+
+
+def _odd(n: float) -> int:
+    n = max(int(round(n)), 3)
+    return n if n % 2 else n + 1
+
+
+def resize_kernel(k: np.ndarray, size: int) -> np.ndarray:
+    """A kernel resampled to size x size (odd), non-negative, sum 1."""
+    if k.shape == (size, size):
+        return k / k.sum()
+    out = np.maximum(cv2.resize(k.astype(np.float64), (size, size), interpolation=cv2.INTER_LINEAR), 0)
+    if out.sum() <= 0:
+        out[size // 2, size // 2] = 1.0
+    return out / out.sum()
+
+
+def estimate_photo_kernel(rgb: np.ndarray, size: int | None = None, region: tuple[int, int, int, int] | None = None,
+                          cfg: BlindConfig = BlindConfig()) -> KernelEstimate:
+    """(H, W, 3) photo (uint8, uint16 or float in [0, 1]) -> its kernel.
+
+    size: the largest kernel looked for, in full-resolution pixels (default: the
+    estimator's kernel_size at the estimation scale). region: x, y, w, h of the window to
+    estimate on (default: the centre)."""
+    H, W = rgb.shape[:2]
+    if min(H, W) < MIN_SIDE:
+        raise ValueError(f"{W}x{H}: too small to estimate a kernel (at least {MIN_SIDE} px a side)")
+    scale = estimation_scale(H, W)
+    x, y, w, h = check_region(region, H, W) if region is not None else centre_region(H, W, scale)
+    window = to_gray(unit(rgb[y:y + h, x:x + w]))
+    if scale < 1:
+        window = cv2.resize(window, (max(int(round(w * scale)), MIN_SIDE), max(int(round(h * scale)), MIN_SIDE)),
+                            interpolation=cv2.INTER_AREA)
+    side = ESTIMATE_SIDE
+    if min(window.shape) > side:  # a named region larger than the window: its centre
+        t, l = (window.shape[0] - side) // 2, (window.shape[1] - side) // 2
+        window = window[t:t + side, l:l + side]
+    small_size = cfg.kernel_size if size is None else _odd(size * scale)
+    k_small = estimate_kernel(window, BlindConfig(**{**cfg.__dict__, "kernel_size": small_size}))
+    residual = residual_ratio(window, k_small)
+    kernel = k_small if scale == 1 else resize_kernel(k_small, _odd(k_small.shape[0] / scale))
+    return KernelEstimate(kernel, residual <= GUARD_RESIDUAL, float(residual), scale, (x, y, w, h))
+
+
+def deconvolve_photo(rgb: np.ndarray, kernel: np.ndarray, weight: float | None = None) -> np.ndarray:
+    """(H, W, 3) photo (as estimate_photo_kernel takes it) and its kernel -> the TV deconvolution, float32 in [0, 1],
+    tile by tile (each with a margin of twice the kernel, only its inside kept). The TV
+    weight comes from the noise of the photo's centre (one weight for all tiles)."""
+    H, W = rgb.shape[:2]
+    k = np.asarray(kernel, np.float64)
+    k = k / k.sum()
+    if weight is None:
+        x, y, w, h = centre_region(H, W, 1.0)
+        weight = tv_weight(to_gray(unit(rgb[y:y + h, x:x + w])))
+    margin = 2 * max(k.shape) + 16
+    out = np.empty((H, W, 3), np.float32)
+    for top in range(0, H, DECONV_TILE):
+        for left in range(0, W, DECONV_TILE):
+            bottom, right = min(top + DECONV_TILE, H), min(left + DECONV_TILE, W)
+            t0, l0 = max(top - margin, 0), max(left - margin, 0)
+            b0, r0 = min(bottom + margin, H), min(right + margin, W)
+            piece = tv_deconvolve(unit(rgb[t0:b0, l0:r0]), k, weight)
+            out[top:bottom, left:right] = piece[top - t0:bottom - t0, left - l0:right - l0]
+    return out
+
+
+def read_kernel(path) -> np.ndarray:
+    """A kernel image (PNG, any bit depth; grey or colour, averaged) -> (k, k) float64, sum 1,
+    odd sides (padded with zeros where even). ValueError with the reason where it is not one."""
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError("no such file" if not p.exists() else "not a file")
+    a = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+    if a is None:
+        raise ValueError("not an image OpenCV can read")
+    a = a.astype(np.float64)
+    if a.ndim == 3:
+        a = a[..., :3].mean(axis=2)
+    if max(a.shape) > MAX_KERNEL_FILE_SIDE:
+        raise ValueError(f"{a.shape[1]}x{a.shape[0]}: too large for a blur kernel (at most {MAX_KERNEL_FILE_SIDE} px a side)")
+    if not np.isfinite(a).all() or a.min() < 0 or a.sum() <= 0:
+        raise ValueError("the kernel is empty (all pixels black)")
+    side = _odd(max(a.shape))
+    out = np.zeros((side, side))
+    t, l = (side - a.shape[0]) // 2, (side - a.shape[1]) // 2
+    out[t:t + a.shape[0], l:l + a.shape[1]] = a
+    return out / out.sum()
+
+
+def kernel_image(kernel: np.ndarray) -> np.ndarray:
+    """The kernel as an (k, k, 3) picture in [0, 1], its maximum white (--save-kernel)."""
+    k = np.asarray(kernel, np.float64)
+    return np.repeat((k / max(k.max(), 1e-12))[..., None], 3, axis=2).astype(np.float32)
+
+
+__all__ = ["DECONV_TILE", "ESTIMATE_LONG_SIDE", "KernelEstimate", "check_region", "deconvolve_photo", "estimate_photo_kernel",
+           "kernel_image", "noise_sigma", "read_kernel", "resize_kernel"]

@@ -1,0 +1,267 @@
+"""The kernel path (issue 35): photo-level kernel estimation, tiled deconvolution, kernel
+files, and the restorer / API / CLI taking the path the photo needs."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from deblurkit.deconv import kernel_similarity, tv_deconvolve
+from deblurkit.deconv import photo
+from deblurkit.deconv.photo import deconvolve_photo, estimate_photo_kernel, kernel_image, read_kernel
+from deblurkit.kernel_path import KernelChoice, kernel_choice
+from deblurkit.restorer import Restorer, SamplingOptions, sample_generators
+
+from conftest import random_tiny_model, smooth_image
+
+CPU = torch.device("cpu")
+
+
+def line_kernel(n, angle):
+    k = np.zeros((n, n))
+    c = n // 2
+    t = np.deg2rad(angle)
+    for s in np.linspace(-c, c, 4 * n):
+        k[int(round(c + s * np.sin(t))), int(round(c + s * np.cos(t)))] = 1
+    return k / k.sum()
+
+
+def blocks(h, w, seed=0):
+    """Piecewise-constant rectangles: strong edges in every direction."""
+    rng = np.random.default_rng(seed)
+    x = np.full((h, w), 0.5)
+    for _ in range(h * w // 600):
+        y0, x0 = rng.integers(0, h - 8), rng.integers(0, w - 8)
+        x[y0:y0 + rng.integers(6, 40), x0:x0 + rng.integers(6, 40)] = rng.random()
+    return x
+
+
+def shaken(h, w, k, noise=0.003, seed=0):
+    """An (h, w, 3) photo blurred by k (replicated borders), a little noise, uint8."""
+    x = np.repeat(blocks(h, w, seed)[..., None], 3, 2)
+    y = cv2.filter2D(x, -1, k[::-1, ::-1], borderType=cv2.BORDER_REPLICATE)
+    y = y + np.random.default_rng(seed).normal(0, noise, y.shape)
+    return np.round(np.clip(y, 0, 1) * 255).astype(np.uint8), x
+
+
+def test_the_photo_kernel_is_found_and_accepted():
+    k = line_kernel(9, 30)
+    y, _ = shaken(200, 260, k)
+    est = estimate_photo_kernel(y, size=15)
+    assert est.accepted and est.scale == 1 and est.kernel.shape == (15, 15)
+    assert est.kernel.sum() == pytest.approx(1) and est.kernel.min() >= 0
+    assert kernel_similarity(est.kernel, k) > 0.7
+    assert est.region == (0, 0, 260, 200)  # smaller than the window: all of it
+
+
+def test_a_large_photo_is_estimated_shrunk_and_the_kernel_enlarged(monkeypatch):
+    monkeypatch.setattr(photo, "ESTIMATE_LONG_SIDE", 200)
+    monkeypatch.setattr(photo, "ESTIMATE_SIDE", 160)
+    k = line_kernel(17, 0)
+    y, _ = shaken(240, 400, k, seed=1)
+    est = estimate_photo_kernel(y, size=31)
+    assert est.scale == pytest.approx(0.5)
+    assert est.kernel.shape[0] == 35  # 31 px asked: 17 px at half size, enlarged back
+    assert est.region == (40, 0, 320, 240)  # the centre window, in full-resolution pixels
+    assert kernel_similarity(est.kernel, k) > 0.6
+
+
+def test_the_region_is_where_the_kernel_is_estimated():
+    k = line_kernel(9, 90)
+    y, _ = shaken(160, 320, k)
+    flat = y.copy()
+    flat[:, 160:] = 128  # nothing to estimate from on the right
+    est = estimate_photo_kernel(flat, size=15, region=(0, 0, 160, 160))
+    assert est.region == (0, 0, 160, 160) and kernel_similarity(est.kernel, k) > 0.7
+    for bad in [(0, 0, 400, 100), (-1, 0, 64, 64), (0, 0, 16, 64)]:
+        with pytest.raises(ValueError, match="region"):
+            estimate_photo_kernel(flat, size=15, region=bad)
+
+
+def test_tiled_deconvolution_matches_the_whole_photo_and_takes_integer_pixels(monkeypatch):
+    k = line_kernel(7, 45)
+    y, _ = shaken(150, 170, k)
+    whole = deconvolve_photo(y, k, weight=0.004)
+    assert whole.dtype == np.float32 and whole.shape == y.shape
+    np.testing.assert_allclose(whole, tv_deconvolve(y / 255.0, k, 0.004), atol=1e-6)
+    monkeypatch.setattr(photo, "DECONV_TILE", 64)
+    tiled = deconvolve_photo(y, k, weight=0.004)
+    # Each tile has a margin of twice the kernel: the insides agree closely.
+    assert np.abs(tiled - whole)[10:-10, 10:-10].max() < 0.02
+    assert np.abs(tiled - whole).mean() < 2e-3
+
+
+def test_kernel_files_round_trip_and_bad_ones_are_refused(tmp_path):
+    from deblurkit.io import encode_image, write_atomic
+
+    k = line_kernel(11, 20)
+    path = tmp_path / "k.png"
+    write_atomic(path, encode_image(kernel_image(k), "PNG", bit_depth=16, grayscale=True))
+    back = read_kernel(path)
+    assert back.shape == (11, 11) and np.abs(back - k).max() < 1e-4
+    Image.fromarray(np.zeros((5, 5), np.uint8)).save(tmp_path / "black.png")
+    (tmp_path / "text.png").write_text("not a picture")
+    Image.fromarray(np.ones((1200, 8), np.uint8)).save(tmp_path / "huge.png")
+    for name, reason in [("missing.png", "no such file"), ("black.png", "empty"), ("text.png", "not an image"),
+                         ("huge.png", "too large")]:
+        with pytest.raises(ValueError, match=reason):
+            read_kernel(tmp_path / name)
+    even = np.ones((4, 6))
+    Image.fromarray((even * 255).astype(np.uint8)).save(tmp_path / "even.png")
+    assert read_kernel(tmp_path / "even.png").shape == (7, 7)
+
+
+def test_kernel_choices():
+    assert kernel_choice("auto").mode == "auto" and kernel_choice("none").mode == "none"
+    c = kernel_choice(np.ones((2, 3)), size=9, region=(1, 2, 40, 50))
+    assert c.mode == "given" and c.kernel.shape == (3, 3) and c.kernel.sum() == pytest.approx(1)
+    assert c.size == 9 and c.region == (1, 2, 40, 50)
+    for bad, match in [(np.zeros((3, 3)), "non-negative"), (-np.ones((3, 3)), "non-negative"), (3, "expected auto"),
+                       ("nothing-here.png", "no such file")]:
+        with pytest.raises(ValueError, match=match):
+            kernel_choice(bad)
+    with pytest.raises(ValueError, match="at least 3"):
+        kernel_choice("auto", size=1)
+    with pytest.raises(ValueError, match="mode"):
+        KernelChoice("sometimes")
+
+
+def _tensor(u8):
+    return torch.from_numpy(u8).permute(2, 0, 1)[None]
+
+
+def test_the_restorer_starts_from_the_deconvolution_on_the_kernel_path():
+    model = random_tiny_model()
+    r = Restorer(model, CPU, tile=64, overlap=16)
+    k = line_kernel(7, 60)
+    y, _ = shaken(72, 90, k)
+    reports = []
+    out = r.restore(_tensor(y), SamplingOptions(steps=0), kernel=KernelChoice("given", k), on_kernel=reports.append)
+    assert reports[0].path == "kernel" and reports[0].kernel is k
+    expected = torch.from_numpy(deconvolve_photo(y, k)).permute(2, 0, 1)[None]
+    assert (out - expected).abs().max() < 1e-6  # 0 steps on the kernel path: the deconvolution itself
+    blind = r.restore(_tensor(y), SamplingOptions(steps=0))
+    none = r.restore(_tensor(y), SamplingOptions(steps=0), kernel=KernelChoice("none"), on_kernel=reports.append)
+    assert torch.equal(blind, none) and reports[1].path == "blind"
+    assert (blind - out).abs().max() > 1e-2
+    # Sampling starts from the deconvolution too; mirrored samples get it mirrored.
+    opts = SamplingOptions(steps=2, noise_ceiling=0.5, samples=2, flips=2)
+    s = r.restore(_tensor(y), opts, sample_generators(0, "a", 2, CPU), kernel=KernelChoice("given", k))
+    assert s.shape == (2, 3, 72, 90) and 0 <= s.min() and s.max() <= 1
+    again = r.restore(_tensor(y), opts, sample_generators(0, "a", 2, CPU), kernel=KernelChoice("given", k))
+    assert torch.equal(s, again)
+
+
+def test_the_guard_sends_a_photo_no_kernel_explains_to_the_blind_path(monkeypatch):
+    import deblurkit.kernel_path as kp
+
+    r = Restorer(random_tiny_model(), CPU, tile=64)
+    y, _ = shaken(72, 90, line_kernel(7, 0))
+    est = photo.KernelEstimate(line_kernel(7, 0), False, 9.0, 1.0, (0, 0, 90, 72))
+    monkeypatch.setattr(photo, "estimate_photo_kernel", lambda *a, **k: est)
+    reports = []
+    out = r.restore(_tensor(y), SamplingOptions(steps=0), kernel=KernelChoice("auto"), on_kernel=reports.append)
+    assert reports[0].path == "blind" and "no kernel explains" in reports[0].reason and reports[0].kernel is est.kernel
+    assert torch.equal(out, r.restore(_tensor(y), SamplingOptions(steps=0)))
+    tiny = np.zeros((20, 90, 3), np.uint8)
+    assert kp.decide(_tensor(tiny), KernelChoice("auto")).path == "blind"
+
+
+def test_a_model_without_a_predictor_keeps_the_blind_path():
+    r = Restorer(random_tiny_model("icdpm"), CPU, tile=64)
+    y, _ = shaken(48, 48, line_kernel(5, 0))
+    reports = []
+    r.restore(_tensor(y), SamplingOptions(steps=2, noise_ceiling=0.5), sample_generators(0, "a", 1, CPU),
+              kernel=KernelChoice("given", line_kernel(5, 0)), on_kernel=reports.append)
+    assert reports[0].path == "blind" and "no predictor" in reports[0].reason
+
+
+def test_api_reports_the_path_and_estimates_kernels(tiny_weights):
+    from deblurkit import Deblurrer
+    from deblurkit.errors import UsageError
+
+    d = Deblurrer(weights=tiny_weights, device="cpu", precision="fp32")
+    k = line_kernel(9, 30)
+    y, _ = shaken(120, 140, k)
+    res = d.restore(y, preset="fast", kernel=k, return_std=False, return_samples=True)
+    assert res.kernel.path == "kernel" and res.image.dtype == np.uint8 and res.image.shape == y.shape
+    assert d.restore(y, preset="fast", kernel="none", return_samples=True).kernel.path == "blind"
+    assert d.restore(y, preset="fast", return_samples=True).kernel.path == "blind"  # the default
+    assert d.restore(y, preset="fast", kernel_size=15, return_samples=True).kernel.path == "kernel"  # implies auto
+    est = d.estimate_kernel(y, size=15)
+    assert kernel_similarity(est.kernel, k) > 0.7
+    with pytest.raises(UsageError, match="region"):
+        d.estimate_kernel(y, region=(100, 100, 64, 64))
+    with pytest.raises(UsageError, match="no such file"):
+        d.restore(y, kernel="missing_kernel.png")
+
+
+@pytest.fixture
+def cli(tiny_weights, tmp_path, monkeypatch):
+    from deblurkit.cli.app import app
+
+    monkeypatch.chdir(tmp_path)
+
+    def invoke(*args):
+        return CliRunner().invoke(app, [*map(str, args), "--weights", str(tiny_weights), "--quiet"], catch_exceptions=False)
+
+    return invoke
+
+
+def test_cli_saves_the_kernel_and_reads_it_back(cli, tmp_path):
+    k = line_kernel(9, 30)
+    y, _ = shaken(120, 140, k)
+    Image.fromarray(y).save(tmp_path / "shake.png")
+    r = cli("shake.png", "--preset", "fast", "--kernel-size", "15", "--save-kernel", "--json")  # imply --kernel auto
+    assert r.exit_code == 0, r.output
+    info = json.loads(r.stdout)
+    assert info["kernel"] == "auto" and info["images"][0]["path"] == "kernel"
+    saved = tmp_path / "shake_deblurred_kernel.png"
+    assert Image.open(saved).mode.startswith("I") and kernel_similarity(read_kernel(saved), k) > 0.7
+    # A known kernel (the one just saved): no estimate, the same kernel path.
+    r = cli("shake.png", "--preset", "fast", "--kernel", saved, "-o", "given.png", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["images"][0]["path"] == "kernel"
+    r = cli("shake.png", "--preset", "fast", "-o", "blind.png", "--json")  # the default: no kernel step
+    assert json.loads(r.stdout)["kernel"] == "none" and json.loads(r.stdout)["images"][0].get("path") is None
+    assert not np.array_equal(np.asarray(Image.open(tmp_path / "blind.png")), np.asarray(Image.open(tmp_path / "given.png")))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--kernel", "nope.png"], "--kernel nope.png"),
+    (["--kernel", "none", "--save-kernel"], "--kernel none"),
+    (["--kernel-region", "1,2,3"], "--kernel-region 1,2,3"),
+    (["--kernel-region", "0,0,64,64", "--preview"], "--kernel-region with --region"),
+    (["--kernel-size", "2"], "at least 3"),
+])
+def test_cli_refuses_bad_kernel_flags_in_one_line(cli, tmp_path, args, message):
+    Image.fromarray(np.round(smooth_image(64, 64) * 255).astype(np.uint8)).save(tmp_path / "a.png")
+    r = cli("a.png", *args)
+    assert r.exit_code != 0 and message in r.output and "Traceback" not in r.output
+
+
+def test_cli_a_kernel_region_outside_the_photo_fails_that_photo(cli, tmp_path):
+    Image.fromarray(np.round(smooth_image(64, 64) * 255).astype(np.uint8)).save(tmp_path / "a.png")
+    (tmp_path / "bad.png").write_text("x")
+    r = cli("a.png", "--preset", "fast", "--kernel-region", "40,40,64,64", "--json")  # implies --kernel auto
+    assert r.exit_code != 0
+    img = json.loads(r.stdout)["images"][0]
+    assert img["status"] == "failed" and "a.png: --kernel-region" in img["error"] and "outside" in img["error"]
+    r = cli("a.png", "--kernel", "bad.png")
+    assert r.exit_code != 0 and "bad.png: not an image" in r.output
+
+
+def test_cli_video_frames_take_the_kernel_step(cli, tmp_path):
+    pytest.importorskip("av")
+    from conftest import make_clip
+
+    make_clip(tmp_path / "clip.mp4", frames=3, h=64, w=80, audio=False)
+    r = cli("clip.mp4", "--preset", "fast", "--kernel", "auto", "-o", "out.mp4")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "out.mp4").stat().st_size > 0
+    r = cli("clip.mp4", "--save-kernel")
+    assert r.exit_code != 0 and "--save-kernel: not available for videos" in r.output
