@@ -55,10 +55,14 @@ def test_usage_command_runs_with_the_bundled_default(command, tmp_path, monkeypa
     _photo(tmp_path / "shots" / "sub" / "two.png", 40, 56, 4)
     if "clip.mp4" in args:
         make_clip(tmp_path / "clip.mp4", frames=3)
+    if "psf.png" in args:  # a kernel image: any non-negative picture is one
+        _photo(tmp_path / "psf.png", 9, 9, 6)
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, f"{command}\n{r.output}"
     if "--std" in args:
         assert (tmp_path / "photo_deblurred_std.png").is_file()
+    if "--save-kernel" in args:
+        assert (tmp_path / "photo_deblurred_kernel.png").is_file()
     if "--save-trajectory" in args:
         assert any((tmp_path / "traj").iterdir())
     if re.search(r"\bdir/", command):

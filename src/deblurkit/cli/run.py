@@ -75,7 +75,6 @@ def _summary_table(results: list[ImageResult]) -> Table:
 
 
 _WHAT, _PD, _OUT, _PERF = "What to run", "Perception-distortion controls", "Output", "Performance and limits"
-_KER = "Blur kernel (camera shake)"
 _FLAG = ""  # no "<bool>" type column for on/off flags: they take no value
 
 
@@ -84,7 +83,7 @@ def _run_help() -> str:
     return (
         "Deblur photos and videos (files, folders). The default: `deblur photo.jpg`.\n\n"
         f"Presets (flags override; default: the model's in weights.toml, else {DEFAULT_PRESET}):\n{presets}\n\n"
-        "Noise schedule: see the README."
+        "Camera shake: --kernel auto (see the README)."
     )
 
 
@@ -96,7 +95,7 @@ def run(
                                                 show_default=False, metavar="NAME", rich_help_panel=_WHAT),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name from weights.toml.",
                                         rich_help_panel=_WHAT),
-    weights: Optional[str] = typer.Option(None, "--weights", help="Checkpoint file or hf://OWNER/REPO/FILE\\[@REV].",
+    weights: Optional[str] = typer.Option(None, "--weights", help="Checkpoint file or hf:// URI.",
                                           rich_help_panel=_WHAT),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders of folder inputs.",
                                    metavar=_FLAG, rich_help_panel=_WHAT),
@@ -104,23 +103,21 @@ def run(
                                          metavar="X,Y,W,H", rich_help_panel=_WHAT),
     preview: bool = typer.Option(False, "--preview", help="Restore only a 512 px centre crop.",
                                  metavar=_FLAG, rich_help_panel=_WHAT),
-    kernel: Optional[str] = typer.Option(None, "--kernel", help="auto: estimate the shake's kernel, deconvolve where it "
-                                         "explains the photo; none: the network alone; FILE: a known kernel image (PSF). "
-                                         "\\[default: none; auto with the flags below]",
-                                         show_default=False, metavar="auto|none|FILE", rich_help_panel=_KER),
-    kernel_size: Optional[int] = typer.Option(None, "--kernel-size", help="Largest kernel looked for, px. \\[default: 75 px at up to 1280 px]",
-                                              show_default=False, metavar="PX", rich_help_panel=_KER),
-    kernel_region: Optional[str] = typer.Option(None, "--kernel-region", help="Estimate the kernel here (strong edges). \\[default: centre]",
-                                                show_default=False, metavar="X,Y,W,H", rich_help_panel=_KER),
-    save_kernel: bool = typer.Option(False, "--save-kernel", help="Also write the kernel as <name>_kernel.png.",
-                                     metavar=_FLAG, rich_help_panel=_KER),
+    kernel: Optional[str] = typer.Option(None, "--kernel", help="auto, none (default) or a PSF file.",
+                                         show_default=False, metavar="MODE", rich_help_panel=_WHAT),
+    kernel_size: Optional[int] = typer.Option(None, "--kernel-size", help="Largest shake looked for (px).",
+                                              show_default=False, metavar="PX", rich_help_panel=_WHAT),
+    kernel_region: Optional[str] = typer.Option(None, "--kernel-region", help="Estimate the kernel on this crop.",
+                                                show_default=False, metavar="X,Y,W,H", rich_help_panel=_WHAT),
+    save_kernel: bool = typer.Option(False, "--save-kernel", help="Also write the kernel found (PNG).",
+                                     metavar=_FLAG, rich_help_panel=_WHAT),
     steps: Optional[int] = typer.Option(None, "--steps", help="Steps T; 0 = predictor only.",
                                         show_default=False, rich_help_panel=_PD),
     noise_ceiling: Optional[float] = typer.Option(None, "--noise-ceiling", help="Last beta B. \\[default: preset's or min(0.9, 10/T)]",
                                                   show_default=False, rich_help_panel=_PD),
-    sampler: Optional[SamplerName] = typer.Option(None, "--sampler", help="ddpm or ddim. \\[default: preset's]",
+    sampler: Optional[SamplerName] = typer.Option(None, "--sampler", help="ddpm or ddim.",
                                                   show_default=False, metavar="NAME", rich_help_panel=_PD),
-    samples: Optional[int] = typer.Option(None, "--samples", "-n", help="Samples per image. \\[default: preset's]",
+    samples: Optional[int] = typer.Option(None, "--samples", "-n", help="Samples per image.",
                                           show_default=False, rich_help_panel=_PD),
     average: Optional[bool] = typer.Option(None, "--average/--no-average", help="Write the samples' mean.",
                                            show_default=False, rich_help_panel=_PD),
@@ -149,9 +146,9 @@ def run(
     json_out: bool = typer.Option(False, "--json", help="Machine-readable summary on stdout.", metavar=_FLAG,
                                   rich_help_panel=_OUT),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary table.", metavar=_FLAG, rich_help_panel=_OUT),
-    device: DeviceName = typer.Option("auto", "--device", help="auto (cuda, mps, cpu), cpu, cuda, mps.",
+    device: DeviceName = typer.Option("auto", "--device", help="auto, cpu, cuda or mps.",
                                       metavar="NAME", rich_help_panel=_PERF),
-    precision: PrecisionName = typer.Option("auto", "--precision", help="auto (bf16 if native, else fp32), fp32, bf16.",
+    precision: PrecisionName = typer.Option("auto", "--precision", help="auto (native bf16), fp32, bf16.",
                                             metavar="NAME", rich_help_panel=_PERF),
     tile: Optional[int] = typer.Option(None, "--tile", help="Tile side. \\[default: from free memory]",
                                        show_default=False, rich_help_panel=_PERF),
