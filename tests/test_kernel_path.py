@@ -265,3 +265,11 @@ def test_cli_video_frames_take_the_kernel_step(cli, tmp_path):
     assert (tmp_path / "out.mp4").stat().st_size > 0
     r = cli("clip.mp4", "--save-kernel")
     assert r.exit_code != 0 and "--save-kernel: not available for videos" in r.output
+
+
+def test_a_video_manifest_tells_kernel_choices_apart():
+    a = KernelChoice("given", line_kernel(7, 0)).fingerprint()
+    b = KernelChoice("given", line_kernel(7, 90)).fingerprint()
+    assert a != b and a["mode"] == "given" and a["kernel_sha256"]
+    assert KernelChoice("auto", size=31).fingerprint() != KernelChoice("auto").fingerprint()
+    assert KernelChoice("auto", region=(0, 0, 64, 64)).fingerprint()["region"] == [0, 0, 64, 64]

@@ -24,6 +24,14 @@ class KernelChoice:
     size: int | None = None  # the largest kernel looked for, full-resolution px (auto; None: the estimator's default)
     region: tuple[int, int, int, int] | None = None  # x, y, w, h to estimate on (auto; None: the centre)
 
+    def fingerprint(self) -> dict:
+        """What changes the pixels, for a video's resume manifest (the kernel by its hash)."""
+        import hashlib
+
+        given = None if self.kernel is None else hashlib.sha256(np.ascontiguousarray(self.kernel).tobytes()).hexdigest()
+        return {"mode": self.mode, "kernel_sha256": given, "size": self.size,
+                "region": None if self.region is None else list(self.region)}
+
     def __post_init__(self):
         if self.mode not in KERNEL_MODES:
             raise ValueError(f"unknown kernel mode {self.mode!r} (expected {', '.join(KERNEL_MODES)})")
@@ -83,19 +91,13 @@ def kernel_choice(kernel="auto", size: int | None = None, region=None) -> Kernel
     with the reason (and the file) where it is none of these."""
     from pathlib import Path
 
-    from .deconv.photo import read_kernel
+    from .deconv.photo import as_kernel, read_kernel
 
     if isinstance(kernel, np.ndarray):
         k = np.asarray(kernel, np.float64)
         if k.ndim != 2 or not np.isfinite(k).all() or k.min() < 0 or k.sum() <= 0:
             raise ValueError("kernel: needs a 2-D array of non-negative values with a positive sum")
-        if k.shape[0] % 2 == 0 or k.shape[1] % 2 == 0 or k.shape[0] != k.shape[1]:
-            side = max(k.shape) | 1
-            out = np.zeros((side, side))
-            t, l = (side - k.shape[0]) // 2, (side - k.shape[1]) // 2
-            out[t:t + k.shape[0], l:l + k.shape[1]] = k
-            k = out
-        mode, given = "given", k / k.sum()
+        mode, given = "given", as_kernel(k)
     elif isinstance(kernel, str) and kernel in ("auto", "none"):
         mode, given = kernel, None
     elif isinstance(kernel, (str, Path)):
@@ -106,6 +108,4 @@ def kernel_choice(kernel="auto", size: int | None = None, region=None) -> Kernel
         mode = "given"
     else:
         raise ValueError(f"kernel: expected auto, none, an array or a kernel image's path, not {type(kernel).__name__}")
-    if size is not None and size < 3:
-        raise ValueError(f"kernel size {size}: must be at least 3 px")
     return KernelChoice(mode, given, size, None if region is None else tuple(int(v) for v in region))

@@ -272,7 +272,8 @@ def source_fingerprint(path: Path) -> dict:
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "head_sha256": head}
 
 
-def pixel_settings(deblurrer: "Deblurrer", settings: "Settings", seed: int, temporal_noise: str, kernel_mode: str = "none") -> dict:
+def pixel_settings(deblurrer: "Deblurrer", settings: "Settings", seed: int, temporal_noise: str,
+                   kernel: "KernelChoice | None" = None) -> dict:
     """Every setting that changes a restored frame's pixels."""
     w = deblurrer.weights.path
     st = w.stat()
@@ -282,7 +283,8 @@ def pixel_settings(deblurrer: "Deblurrer", settings: "Settings", seed: int, temp
     return {**chosen, "seed": seed if settings.steps > 0 else None, "temporal_noise": temporal_noise,
             "weights": str(w), "weights_size": st.st_size, "weights_mtime_ns": st.st_mtime_ns,
             "precision": r.precision, "device": str(r.device), "tile": r.tile, "overlap": r.overlap,
-            **({"kernel": kernel_mode} if kernel_mode != "none" else {})}  # (earlier clips' manifests stay valid)
+            # Without the kernel step the manifest is as before, so earlier clips' frames stay valid.
+            **({"kernel": kernel.fingerprint()} if kernel is not None and kernel.mode != "none" else {})}
 
 
 MANIFEST = "made_by.json"
@@ -422,8 +424,7 @@ def _process_locked(deblurrer, path, out, frames_dir, info, settings, seed, temp
     earlier = None if seed_given or settings.steps == 0 else _earlier_seed(frames_dir)
     if earlier is not None:
         seed = earlier  # no --seed: continue with the one the finished frames were drawn with
-    made_by = {"source": source_fingerprint(path), "settings": pixel_settings(deblurrer, settings, seed, temporal_noise,
-                                                                             kernel.mode if kernel is not None else "none")}
+    made_by = {"source": source_fingerprint(path), "settings": pixel_settings(deblurrer, settings, seed, temporal_noise, kernel)}
     why = _reusable_frames(frames_dir, made_by)
     if why:
         notes.append(f"{path.name}: started over: frames from an earlier run were not reused ({why})")

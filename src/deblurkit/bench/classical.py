@@ -1,7 +1,7 @@
 """Model-free rows of the kernel bench: the project's own deconvolution given the true
 kernel (the ceiling of any kernel-first method: its non-blind step with a perfect kernel)
-and given the kernel the project's blind estimator finds (what the kernel path starts
-from). Both use deblurkit.deconv with the kernel path's non-blind step
+and given the kernel the project's blind estimator finds, as the kernel path finds and
+uses it (deconv.photo: the photo-level estimate, the guard, the tiled deconvolution). Both use deblurkit.deconv with the kernel path's non-blind step
 (KERNEL_PATH_NONBLIND, TV), so the rows move when the library's estimator or non-blind
 step changes; the kernel bench scores each estimate against the truth."""
 
@@ -22,13 +22,16 @@ class ClassicalResult:
 
 
 def restore_classical(name: str, rgb: np.ndarray, true_kernel: np.ndarray | None) -> ClassicalResult:
-    from ..deconv import KERNEL_PATH_NONBLIND, blind_deconvolution, deconvolve_with_kernel
+    from ..deconv import KERNEL_PATH_NONBLIND, deconvolve_with_kernel
 
     if name == "true-kernel":
         if true_kernel is None:
             raise ValueError("true-kernel needs the pair's true kernel")
         return ClassicalResult(deconvolve_with_kernel(rgb, true_kernel, method=KERNEL_PATH_NONBLIND), None)
-    if name == "estimate":
-        d = blind_deconvolution(rgb, rule="guarded", method=KERNEL_PATH_NONBLIND)
-        return ClassicalResult(d.image, d.kernel, d.fell_back)
+    if name == "estimate":  # exactly the product's kernel path (`deblur --kernel auto`), without the networks
+        from ..deconv.photo import deconvolve_photo, estimate_photo_kernel
+
+        est = estimate_photo_kernel(rgb)
+        image = deconvolve_photo(rgb, est.kernel) if est.accepted else np.clip(rgb, 0, 1)
+        return ClassicalResult(np.asarray(image, np.float64), est.kernel, not est.accepted)
     raise ValueError(f"unknown classical method {name!r}")

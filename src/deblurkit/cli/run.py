@@ -201,9 +201,12 @@ def run(
             kregion = (r.x, r.y, r.width, r.height)
         if kernel is None:  # the kernel flags imply the kernel step
             kernel = "auto" if (kernel_size is not None or kernel_region is not None or save_kernel) else "none"
-        if kernel not in ("auto", "none") and not Path(kernel).exists():
-            raise UsageError(f"--kernel {kernel}: expected auto, none or a kernel image; no such file")
-        kernel_opts = Deblurrer.kernel_choice(kernel, kernel_size, kregion)
+        if kernel_size is not None and kernel_size < 3:
+            raise UsageError(f"--kernel-size {kernel_size}: must be at least 3 px")
+        try:
+            kernel_opts = Deblurrer.kernel_choice(kernel, kernel_size, kregion)
+        except UsageError as e:  # a kernel file that is not one: "--kernel FILE: why"
+            raise UsageError(f"--kernel {e}") from None
         if kregion is not None and crop is not None:
             raise UsageError("--kernel-region with --region/--preview: the kernel is estimated on the restored crop; "
                              "give one of them")

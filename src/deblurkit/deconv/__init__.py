@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .nonblind import tv_deconvolve
+from .photo import ESTIMATE_SIDE, MIN_SIDE
 from .similarity import kernel_similarity
 from .blind import (GUARD_RESIDUAL, WIENER_RULES, WIENER_WEIGHT, BlindConfig, estimate_kernel, residual_ratio, to_gray,
                     wiener, wiener_weight)
@@ -17,11 +18,10 @@ NONBLIND_METHODS = ("wiener", "tv")
 # +0.3 dB with estimated ones (training photos, our own kernels; docs/bench/estimator_loop.txt).
 KERNEL_PATH_NONBLIND = "tv"
 
-# Below MIN_SIDE there are too few edges to estimate a kernel from: the image is its own
-# "deconvolution" (the kernel-aware predictor then sees the input twice). The kernel is
-# estimated on the centre of at most ESTIMATE_SIDE (the cost grows with the area; a few
-# hundred pixels hold edges enough), then the whole image is deconvolved with it.
-from .photo import ESTIMATE_SIDE, MIN_SIDE  # noqa: E402
+# Below MIN_SIDE (deconv.photo) there are too few edges to estimate a kernel from: the image
+# is its own "deconvolution" (the kernel-aware predictor then sees the input twice). The
+# kernel is estimated on the centre of at most ESTIMATE_SIDE (the cost grows with the area;
+# a few hundred pixels hold edges enough), then the whole image is deconvolved with it.
 
 
 @dataclass(frozen=True)

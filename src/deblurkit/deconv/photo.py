@@ -15,12 +15,12 @@ photo needs a few tens of MB of FFT buffers, not a whole-photo float64 stack.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 
-from .blind import BlindConfig, GUARD_RESIDUAL, estimate_kernel, noise_sigma, residual_ratio, to_gray
+from .blind import BlindConfig, GUARD_RESIDUAL, _odd, estimate_kernel, noise_sigma, residual_ratio, to_gray
 from .nonblind import tv_deconvolve, tv_weight
 
 ESTIMATE_LONG_SIDE = 1280
@@ -73,11 +73,6 @@ def check_region(region: tuple[int, int, int, int], height: int, width: int) -> 
     return x, y, w, h
 
 
-def _odd(n: float) -> int:
-    n = max(int(round(n)), 3)
-    return n if n % 2 else n + 1
-
-
 def resize_kernel(k: np.ndarray, size: int) -> np.ndarray:
     """A kernel resampled to size x size (odd), non-negative, sum 1."""
     if k.shape == (size, size):
@@ -109,7 +104,7 @@ def estimate_photo_kernel(rgb: np.ndarray, size: int | None = None, region: tupl
         t, l = (window.shape[0] - side) // 2, (window.shape[1] - side) // 2
         window = window[t:t + side, l:l + side]
     small_size = cfg.kernel_size if size is None else _odd(size * scale)
-    k_small = estimate_kernel(window, BlindConfig(**{**cfg.__dict__, "kernel_size": small_size}))
+    k_small = estimate_kernel(window, replace(cfg, kernel_size=small_size))
     residual = residual_ratio(window, k_small)
     kernel = k_small if scale == 1 else resize_kernel(k_small, _odd(k_small.shape[0] / scale))
     return KernelEstimate(kernel, residual <= GUARD_RESIDUAL, float(residual), scale, (x, y, w, h))
@@ -154,7 +149,13 @@ def read_kernel(path) -> np.ndarray:
     if max(a.shape) > MAX_KERNEL_FILE_SIDE:
         raise ValueError(f"{a.shape[1]}x{a.shape[0]}: too large for a blur kernel (at most {MAX_KERNEL_FILE_SIDE} px a side)")
     if not np.isfinite(a).all() or a.min() < 0 or a.sum() <= 0:
-        raise ValueError("the kernel is empty (all pixels black)")
+        raise ValueError("the kernel is empty (no positive pixels)")
+    return as_kernel(a)
+
+
+def as_kernel(a: np.ndarray) -> np.ndarray:
+    """A 2-D non-negative array -> the kernel the deconvolution takes: odd and square
+    (zeros around it, centred), float64, sum 1."""
     side = _odd(max(a.shape))
     out = np.zeros((side, side))
     t, l = (side - a.shape[0]) // 2, (side - a.shape[1]) // 2
@@ -168,5 +169,5 @@ def kernel_image(kernel: np.ndarray) -> np.ndarray:
     return np.repeat((k / max(k.max(), 1e-12))[..., None], 3, axis=2).astype(np.float32)
 
 
-__all__ = ["DECONV_TILE", "ESTIMATE_LONG_SIDE", "KernelEstimate", "check_region", "deconvolve_photo", "estimate_photo_kernel",
+__all__ = ["DECONV_TILE", "as_kernel", "ESTIMATE_LONG_SIDE", "KernelEstimate", "check_region", "deconvolve_photo", "estimate_photo_kernel",
            "kernel_image", "noise_sigma", "read_kernel", "resize_kernel"]
