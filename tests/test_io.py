@@ -127,6 +127,18 @@ def test_pixel_limit(tmp_path):
         read_image(p, max_pixels=5000)
 
 
+def test_the_pixel_limit_is_ours_and_pillows_global_is_never_changed(tmp_path, monkeypatch):
+    # Pillow's module-wide bomb limit belongs to the process (a server's other threads, the
+    # caller): reading under our own limit neither changes it nor depends on it.
+    p = tmp_path / "big.png"
+    Image.fromarray(np.zeros((100, 100, 3), np.uint8)).save(p)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow alone would refuse 10,000 pixels
+    assert read_image(p, max_pixels=20000).size == (100, 100)
+    with pytest.raises(ImageReadError, match="pixel limit"):
+        read_image(p, max_pixels=5000)
+    assert Image.MAX_IMAGE_PIXELS == 1000
+
+
 def test_atomic_write_leaves_nothing_on_failure(tmp_path, monkeypatch):
     target = tmp_path / "out.png"
     write_atomic(target, b"first")

@@ -7,12 +7,14 @@ import os
 import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 import uuid
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -165,6 +167,8 @@ def test_preview_region_samples_and_std_map(server):
         status, _, body = request(f"{server.url}/api/jobs/{job['id']}/result?index={i}")
         assert status == 200 and Image.open(io.BytesIO(body)).size == (32, 24)
     assert request(f"{server.url}/api/jobs/{job['id']}/result?index=3")[0] == 404
+    status, _, body = request(f"{server.url}/api/jobs/{job['id']}/result?index=abc")
+    assert status == 400 and json.loads(body) == {"error": "index: Input should be a valid integer, unable to parse string as an integer"}
     assert request(f"{server.url}/api/jobs/{job['id']}/std")[0] == 200
     status, job = submit(server, {"preset": "fast", "region": "preview"})
     assert wait(server, job["id"])["results"] == ["photo_preview_fast.png"]
@@ -215,6 +219,31 @@ def test_upload_limit_is_413_declared_or_not(server):
     assert status == 413
 
 
+def png_header(w: int, h: int) -> bytes:
+    """A PNG that is only its header (IHDR, IEND): it claims w x h pixels in ~45 bytes."""
+    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))  # noqa: E731
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) + chunk(b"IEND", b"")
+
+
+def jpeg_header(w: int, h: int) -> bytes:
+    """A JPEG that is only its markers (SOF0 saying w x h, SOS, EOI)."""
+    sof = struct.pack(">BHHB", 8, h, w, 3) + b"".join(struct.pack(">BBB", i + 1, 0x11, 0) for i in range(3))
+    sos = b"\x03" + b"".join(struct.pack(">BB", i + 1, 0) for i in range(3)) + b"\x00\x3f\x00"
+    return (b"\xff\xd8\xff\xc0" + struct.pack(">H", len(sof) + 2) + sof + b"\xff\xda" + struct.pack(">H", len(sos) + 2) + sos
+            + b"\xff\xd9")
+
+
+def test_the_pixel_limit_holds_from_the_header_and_after_jobs_have_run(server):
+    # A job has read a photo first: the reader must not have changed Pillow's global bomb
+    # limit, which once made every upload over twice the limit slip through (202).
+    status, job = submit(server, {"preset": "fast"})
+    assert status == 202 and wait(server, job["id"])["status"] == "done"
+    for name, data in (("real.png", png_bytes(500, 500)),  # 2.5x --max-pixels 100000
+                       ("claims.png", png_header(65535, 65535)), ("claims.jpg", jpeg_header(60000, 60000))):
+        status, body = submit(server, {"preset": "fast"}, name=name, data=data)
+        assert status == 413 and name in body["error"] and "over the server's limit" in body["error"], (name, status, body)
+
+
 def test_other_client_inputs_are_never_a_500(server):
     u = server.url
     assert request(u + "/api/jobs/" + "0" * 32)[0] == 404
@@ -253,6 +282,57 @@ def test_a_stalled_upload_is_dropped_and_the_server_goes_on(server):
         assert answer.startswith(b"HTTP/1.1 408"), answer[:80]
         s.close()
     assert submit(server, {"preset": "fast"})[0] == 202
+
+
+def test_clients_that_never_finish_their_headers_are_dropped_and_free_their_slots(server):
+    # 70 connections (over the 64-connection limit) that send half a request line and
+    # headers: without a header deadline they lock everyone out (503) while they stay open.
+    slow = []
+    for _ in range(70):
+        s = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+        s.sendall(b"POST /api/restore HTTP/1.1\r\nHost: x\r\nContent-Ty")
+        slow.append(s)
+    time.sleep(3)  # --upload-timeout 1
+    for s in slow:
+        answer = s.recv(4096)
+        assert answer == b"" or answer.startswith(b"HTTP/1.1 408"), answer[:80]
+        s.close()
+    assert request(server.url + "/api/info")[0] == 200
+
+
+def test_the_queue_limit_holds_for_uploads_in_parallel(served_weights, tmp_path):
+    # 40 uploads whose bodies are all under way at once, while one long job runs: the
+    # queue's limit (32 queued or running) counts them as they start, not as they end.
+    srv = Server(served_weights, tmp_path, "--upload-timeout", "30")
+    try:
+        _, running = submit(srv, {"steps": "1000", "seed": "1"}, data=png_bytes(200, 240))
+        body, h = multipart({"preset": "fast"}, {"image": ("a.png", png_bytes())})
+        head = (f"POST /api/restore HTTP/1.1\r\nHost: x\r\nContent-Type: {h['Content-Type']}\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+        conns = []
+        for _ in range(40):
+            s = socket.create_connection(("127.0.0.1", srv.port), timeout=60)
+            s.sendall(head + body[: len(body) // 2])
+            conns.append(s)
+        time.sleep(1)  # every upload has started before any finishes
+        codes = []
+        for s in conns:
+            try:
+                s.sendall(body[len(body) // 2:])
+            except OSError:  # refused (429) before its body ended: the server may have closed it
+                pass
+            answer = b""
+            try:
+                while chunk := s.recv(65536):
+                    answer += chunk
+            except ConnectionResetError:
+                pass
+            codes.append(int(answer.split(b" ", 2)[1]))
+            s.close()
+        assert codes.count(202) == 31 and codes.count(429) == 9, codes  # 31 + the running one = 32
+        request(f"{srv.url}/api/jobs/{running['id']}", "DELETE")
+    finally:
+        srv.stop()
 
 
 def test_file_names_from_the_client_never_name_a_server_path(server):
@@ -416,3 +496,34 @@ def test_the_page_in_a_real_browser_uploads_previews_and_shows_the_result(server
             browser.save_screenshot(shot)
     finally:
         browser.quit()
+
+
+def test_the_page_works_with_a_token_in_a_real_browser(tiny_weights, tmp_path):
+    # Opened as /?token=...: its own style sheet and script are relative links without the
+    # query; they must load (the token comes back as a cookie), or the page is dead.
+    srv = Server(tiny_weights, tmp_path, "--token", "s3cret")
+    browser = _browser()
+    try:
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        browser.get(srv.url + "/?token=s3cret")
+        WebDriverWait(browser, 60).until(lambda b: "model" in b.find_element(By.ID, "model").text)  # app.js ran
+        loaded = browser.execute_script("return [...document.styleSheets].some(s => s.href && s.href.endsWith('static/style.css') && s.cssRules.length > 0)")
+        assert loaded
+        # Without the token the page's files stay closed.
+        assert request(srv.url + "/static/app.js")[0] == 401
+    finally:
+        browser.quit()
+        srv.stop()
+
+
+def test_sigterm_stops_as_ctrl_c_does_and_removes_the_uploads(tiny_weights, tmp_path):
+    srv = Server(tiny_weights, tmp_path)
+    status, job = submit(srv, {"preset": "fast"})
+    assert status == 202 and wait(srv, job["id"])["status"] == "done"
+    assert list(tmp_path.glob("deblur-serve-*"))  # the private folder holds the upload
+    srv.proc.send_signal(signal.SIGTERM)  # kill, systemd, docker stop
+    _, err = srv.proc.communicate(timeout=30)
+    assert srv.proc.returncode == 130 and err.strip().splitlines()[-1] == "interrupted", err
+    assert not list(tmp_path.glob("deblur-serve-*"))

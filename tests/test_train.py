@@ -366,3 +366,85 @@ def test_a_gate_started_open_predicts_the_deconvolution(data_dirs, tmp_path):
             "--sharp", str(data_dirs / "sharp"), "--deconv-gate-start", "1", "--out", str(tmp_path / "bad")]
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 2 and "add --deconv-gate" in r.output, r.output
+
+
+def test_deconv_pack_refuses_a_crop_mismatch_a_bad_seed_and_junk_shards(data_dirs, tmp_path):
+    args = ["deconv-pack", "--count", "2", "--sharp", str(data_dirs / "sharp"), "--seed", "4"]
+    assert CliRunner().invoke(app, [*args, "--crop", "48", str(tmp_path / "p")]).exit_code == 0
+    # Resumed with another --crop: refused, naming the shard (not mixed into the folder).
+    r = CliRunner().invoke(app, [*args, "--crop", "40", str(tmp_path / "p")])
+    assert r.exit_code == 2 and "made with --crop 48" in r.output and "deconv-000000" in r.output, r.output
+    r = CliRunner().invoke(app, [*args[:-2], "--seed", "-1", "--crop", "48", str(tmp_path / "q")])
+    assert r.exit_code == 2 and "--seed -1: must be in [0, 2^64)" in r.output and "Traceback" not in r.output, r.output
+    train_args = ["train", "--size", "tiny", "--steps", "1", "--batch", "2", "--crop", "32", "--device", "cpu",
+                  "--phase", "predictor", "--deconv-input"]
+    # Shards of two crop sizes in one folder (made by hand): the odd one is named.
+    assert CliRunner().invoke(app, [*args, "--crop", "40", str(tmp_path / "small")]).exit_code == 0
+    (tmp_path / "small" / "deconv-000000-of-2-seed4.npz").rename(tmp_path / "p" / "deconv-000009-small.npz")
+    r = CliRunner().invoke(app, [*train_args, "--deconv", str(tmp_path / "p"), "--out", str(tmp_path / "r1")])
+    assert r.exit_code == 1 and "deconv-000009-small.npz: crops of 40 px among shards of 48 px" in r.output, r.output
+    # A junk shard (pickled objects, or not a zip at all): one line naming the file.
+    (tmp_path / "junk").mkdir()
+    np.save(tmp_path / "junk" / "x.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    (tmp_path / "junk" / "x.npy").rename(tmp_path / "junk" / "deconv-000000-junk.npz")
+    r = CliRunner().invoke(app, [*train_args, "--deconv", str(tmp_path / "junk"), "--out", str(tmp_path / "r2")])
+    assert r.exit_code == 1 and "deconv-000000-junk.npz: not a deconvolved training shard" in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1
+
+
+def test_resume_refuses_other_options_and_gate_start_must_be_finite(data_dirs, tmp_path):
+    base = ["train", "--size", "tiny", "--steps", "2", "--batch", "2", "--device", "cpu", "--phase", "predictor",
+            "--sharp", str(data_dirs / "sharp"), "--ckpt-every", "1", "--out", str(tmp_path / "run")]
+    assert CliRunner().invoke(app, [*base, "--crop", "32", "--steps", "1"]).exit_code == 0
+    # Another --crop would no longer be the uninterrupted run: refused, naming the option.
+    r = CliRunner().invoke(app, [*base, "--crop", "48", "--resume"])
+    assert r.exit_code == 2 and "other --crop (32 there, 48 now)" in r.output and "Traceback" not in r.output, r.output
+    # A checkpoint of another shape (gated, resumed without the gate): exit 3, the option named.
+    pack = ["deconv-pack", "--count", "2", "--sharp", str(data_dirs / "sharp"), "--crop", "48", "--seed", "4", str(tmp_path / "dc")]
+    assert CliRunner().invoke(app, pack).exit_code == 0
+    gated = ["train", "--size", "tiny", "--steps", "1", "--batch", "2", "--crop", "32", "--device", "cpu", "--phase", "predictor",
+             "--deconv-input", "--deconv", str(tmp_path / "dc"), "--out", str(tmp_path / "gated")]
+    assert CliRunner().invoke(app, [*gated, "--deconv-gate"]).exit_code == 0
+    r = CliRunner().invoke(app, [*gated, "--steps", "2", "--resume"])
+    assert r.exit_code == 3 and "other --deconv-gate" in r.output and "size mismatch" not in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1
+    for bad in ("nan", "inf", "-inf"):
+        r = CliRunner().invoke(app, [*gated, "--deconv-gate", "--deconv-gate-start", bad, "--out", str(tmp_path / "nan")])
+        assert r.exit_code == 2 and "must be a finite number" in r.output and not (tmp_path / "nan").exists(), r.output
+
+
+def test_a_non_finite_first_step_claims_no_checkpoint(data_dirs, tmp_path, monkeypatch):
+    from deblurkit.train import NonFiniteLoss
+    from deblurkit.train import loop
+
+    real = loop.training_loss
+    monkeypatch.setattr(loop, "training_loss", lambda *a, **k: real(*a, **k) * float("nan"))
+    cfg = _cfg(data_dirs, tmp_path / "nan0", 3)
+    cfg.val = None
+    with pytest.warns(UserWarning):
+        with pytest.raises(NonFiniteLoss, match="no checkpoint was written yet") as e:
+            train(cfg)
+    assert "kept" not in str(e.value) and not (tmp_path / "nan0" / "state.pt").exists()
+
+
+def test_a_run_stopped_by_ctrl_c_exits_130_with_its_checkpoint(data_dirs, tmp_path):
+    import signal
+    import time
+
+    args = [sys.executable, "-m", "deblurkit", "train", "--size", "tiny", "--steps", "100000", "--batch", "2", "--crop", "32",
+            "--device", "cpu", "--phase", "predictor", "--sharp", str(data_dirs / "sharp"), "--log-every", "1",
+            "--out", str(tmp_path / "run")]
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        deadline = time.time() + 120
+        for line in proc.stderr:  # wait until training runs
+            if line.startswith("step 2/") or time.time() > deadline:
+                break
+        proc.send_signal(signal.SIGINT)
+        rest = proc.stderr.read()
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and "checkpoint saved" in rest, rest
+    assert (tmp_path / "run" / "state.pt").is_file()

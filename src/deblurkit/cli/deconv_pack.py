@@ -8,7 +8,7 @@ import typer
 
 from ..errors import DeblurError, UsageError
 from .app import app
-from .common import err_console, report
+from .common import check_seed, err_console, report
 from .train import _spec
 
 
@@ -30,9 +30,8 @@ def deconv_pack_cmd(
 ):
     from ..data.blur import blur_model as named_blur
     from ..data.datasets import PairedFolder, SharpFolder, Source
-    import numpy as np
 
-    from ..data.deconv_pack import shard_rule, write_shard
+    from ..data.deconv_pack import load_shard, shard_crop, shard_rule, write_shard
     from ..deconv.blind import WIENER_RULES
 
     try:
@@ -46,6 +45,7 @@ def deconv_pack_cmd(
             raise UsageError(f"--wiener {wiener}: expected {' or '.join(WIENER_RULES)}")
         if count < 1 or chunk < 1 or crop < 16:
             raise UsageError("--count and --chunk must be >= 1 and --crop >= 16")
+        check_seed(seed)
         try:
             blur = named_blur(blur_model)
         except ValueError as e:
@@ -61,10 +61,13 @@ def deconv_pack_cmd(
             part = mine[start:start + chunk]
             path = out / f"deconv-{part[0]:06d}-of-{count}-seed{seed}.npz"
             if path.exists():  # an earlier run made it: the same crops
-                with np.load(path) as made_before:
+                with load_shard(path) as made_before:
                     if shard_rule(made_before) != wiener:
                         raise UsageError(f"{path}: made with --wiener {shard_rule(made_before)}; "
                                          f"use another folder for --wiener {wiener}")
+                    if shard_crop(made_before) != crop:
+                        raise UsageError(f"{path}: made with --crop {shard_crop(made_before)}; "
+                                         f"use another folder for --crop {crop}")
                 kept += 1
                 continue
             write_shard(path, sources, seed, part, wiener)

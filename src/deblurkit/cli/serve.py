@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import shutil
+import signal
 import socket
 import tempfile
 import webbrowser
@@ -16,6 +17,10 @@ from ..errors import DeblurError, UsageError
 from ..io import DEFAULT_MAX_PIXELS
 from .app import app
 from .common import EXIT_INTERRUPTED, err_console, report
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _private_root() -> Path:
@@ -38,7 +43,7 @@ def serve_cmd(
     weights: Optional[str] = typer.Option(None, "--weights", help="Checkpoint file or hf://OWNER/REPO/FILE\\[@REV]."),
     max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", help="Largest photo accepted (413 beyond)."),
     max_upload_mb: int = typer.Option(256, "--max-upload-mb", help="Largest upload in MiB (413 beyond)."),
-    upload_timeout: float = typer.Option(20.0, "--upload-timeout", help="Seconds an upload may stall before it is dropped (408)."),
+    upload_timeout: float = typer.Option(20.0, "--upload-timeout", help="Seconds a request's headers or upload may stall before it is dropped (408)."),
     token: Optional[str] = typer.Option(None, "--token", help="Secret every request must carry (header X-Deblur-Token or ?token=)."),
     no_auth: bool = typer.Option(False, "--no-auth", help="Serve another --host without a token (anyone who reaches it can use it)."),
     open_browser: bool = typer.Option(False, "--open", help="Open the page in the browser."),
@@ -93,16 +98,25 @@ def serve_cmd(
     print(f"deblur serve: model {deblurrer.model_name} on {deblurrer.device}{at_once}; open {url}  (Ctrl-C stops)", flush=True)
     if open_browser:
         webbrowser.open(url)
-    # Bounded connections and header sizes: a flood of clients gets 503s, not the memory.
+    # Bounded connections and header sizes: a flood of clients gets 503s, not the memory;
+    # headers that never end are dropped after --upload-timeout too (serve.protocol).
+    from ..serve.protocol import with_header_deadline
+
     config = uvicorn.Config(web, host=host, port=port, log_level="warning", limit_concurrency=64,
-                            timeout_keep_alive=5, h11_max_incomplete_event_size=64 * 1024, access_log=False)
+                            timeout_keep_alive=5, h11_max_incomplete_event_size=64 * 1024, access_log=False,
+                            http=with_header_deadline(upload_timeout))
     server = uvicorn.Server(config)
+    # uvicorn stops cleanly on SIGTERM, then raises the signal again under the handler it
+    # found: Python's default would end the process (143) before the clean-up below and
+    # atexit run. SIGTERM (kill, systemd, docker stop) is taken as Ctrl-C instead.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         jobs.close()
-    # Here only after Ctrl-C or SIGTERM (uvicorn handles both and stops cleanly).
+    # Here only after Ctrl-C or SIGTERM.
     err_console.print("interrupted", soft_wrap=True)
     raise typer.Exit(EXIT_INTERRUPTED)

@@ -9,7 +9,7 @@ import typer
 
 from ..errors import DeblurError, UsageError
 from .app import app
-from .common import check_seed, err_console, fail, report
+from .common import EXIT_INTERRUPTED, check_seed, err_console, fail, report
 
 
 # TrainConfig's defaults, spelled out so that help needs no torch import (a test keeps them in sync).
@@ -168,3 +168,5 @@ def train_cmd(
         raise fail(str(e), 1)
     err_console.print(f"{'stopped' if result.stopped_early else 'finished'} at step {result.steps_done}; "
                       f"EMA weights: {result.out / 'ema.safetensors'} (slim copy: deblur export)", highlight=False, markup=False)
+    if result.stopped_early:  # Ctrl-C or SIGTERM: scripts tell a stopped run from a finished one
+        raise typer.Exit(EXIT_INTERRUPTED)

@@ -60,6 +60,23 @@ def write_shard(out: Path, sources: list[Source], seed: int, indices: list[int],
     return out
 
 
+def load_shard(path: Path):
+    """One shard, opened without pickles; ImageReadError naming the file where it is not one."""
+    try:
+        shard = np.load(path, allow_pickle=False)
+        if not {"sharp", "blurry", "deconv"} <= set(getattr(shard, "files", ())):
+            raise ValueError("no sharp, blurry and deconv arrays")
+        return shard
+    except Exception as e:  # noqa: BLE001 -- untrusted bytes: any reader failure is this file's fault
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ImageReadError(f"{path}: not a deconvolved training shard ({reason[:160]})") from None
+
+
+def shard_crop(shard) -> int:
+    """The crop side a loaded shard was drawn at."""
+    return int(shard["sharp"].shape[1])
+
+
 def shard_rule(shard) -> str:
     """The Wiener rule a loaded shard was deconvolved with (shards before the rule existed: fixed)."""
     return str(shard["wiener"]) if "wiener" in shard.files else "fixed"
@@ -74,7 +91,13 @@ class DeconvSamples:
         shards = sorted(self.root.glob(SHARD_GLOB))
         if not shards:
             raise ImageReadError(f"{self.root}: no deconvolved training shards ({SHARD_GLOB})")
-        parts = [np.load(p) for p in shards]
+        parts = [load_shard(p) for p in shards]
+        crops = {p: shard_crop(part) for p, part in zip(shards, parts)}
+        if len(set(crops.values())) > 1:
+            first = shard_crop(parts[0])
+            odd = next(p for p, c in crops.items() if c != first)
+            raise ImageReadError(f"{odd}: crops of {crops[odd]} px among shards of {first} px "
+                                 f"({shards[0].name}); one --crop per folder")
         rules = {shard_rule(p) for p in parts}
         if len(rules) > 1:
             raise ImageReadError(f"{self.root}: shards deconvolved with different Wiener rules ({', '.join(sorted(rules))})")

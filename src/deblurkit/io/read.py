@@ -18,6 +18,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import ImageReadError
 
+from .header import open_unchecked
 from .discover import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS  # noqa: F401 (re-exported)
 
 ORIENTATION_TAG = 0x0112
@@ -156,17 +157,16 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loaded
         raise ImageReadError(f"{path}: permission denied")
     if path.stat().st_size == 0:
         raise ImageReadError(f"{path}: empty file (0 bytes)")
-    Image.MAX_IMAGE_PIXELS = max_pixels
     notes: list[str] = []
     exif = Image.Exif()
     orientation, icc = 1, None
     try:
         with warnings.catch_warnings():
-            # Our own check below gives the message; Pillow's hard limit (2x) stays as a backstop.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # Our own limit (max_pixels) is checked below from the header; Pillow's global
+            # one is never touched (io.header says why).
             warnings.simplefilter("ignore", UserWarning)  # e.g. "Truncated File Read" is raised below instead
             try:
-                img = Image.open(path)
+                img = open_unchecked(path)
             except UnidentifiedImageError:
                 img = None
                 with open(path, "rb") as f:

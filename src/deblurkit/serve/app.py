@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.datastructures import UploadFile
 
@@ -24,19 +25,23 @@ from .. import __version__
 from ..errors import DeblurError
 from ..io import parse_region, preview_region
 from ..io.discover import sniff_image
+from ..io.header import header_size
 from ..presets import PRESETS, check_settings, resolve_settings
 from .jobs import Job, JobQueue
 
 TOKEN_HEADER = "x-deblur-token"
+# The page opened as /?token=... gets the token as a cookie too: the browser then sends it
+# with the page's own style sheet and script (relative links that drop the query).
+TOKEN_COOKIE = "deblur_token"
 FIELDS = ("preset", "steps", "noise_ceiling", "samples", "average", "seed", "region", "std", "sampler")
 MAX_NAME = 120
 CHUNK = 1 << 20
 
 
 class ClientError(Exception):
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, headers: dict | None = None):
         super().__init__(message)
-        self.status, self.message = status, message
+        self.status, self.message, self.headers = status, message, headers
 
 
 class BodyTooLarge(Exception):
@@ -128,10 +133,12 @@ def create_app(jobs: JobQueue, *, token: str | None = None, max_upload_bytes: in
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
-        # The token (when one is required) as a header or ?token=; then the body's size,
-        # by its declared length and, for a chunked upload, by counting what arrives.
+        # The token (when one is required) as a header, ?token= or the page's cookie; then
+        # the body's size, by its declared length and, for a chunked upload, by counting
+        # what arrives.
         if token is not None:
-            given = request.headers.get(TOKEN_HEADER) or request.query_params.get("token") or ""
+            given = (request.headers.get(TOKEN_HEADER) or request.query_params.get("token")
+                     or request.cookies.get(TOKEN_COOKIE) or "")
             if not hmac.compare_digest(given.encode(), token.encode()):
                 return JSONResponse({"error": "missing or wrong token (header X-Deblur-Token or ?token=)"}, 401)
         length = request.headers.get("content-length")
@@ -140,13 +147,23 @@ def create_app(jobs: JobQueue, *, token: str | None = None, max_upload_bytes: in
                                 headers={"Connection": "close"})
         return await call_next(request)
 
+    @app.exception_handler(RequestValidationError)
+    async def bad_parameter(request: Request, e: RequestValidationError):
+        # FastAPI's own 422 body for a query parameter of the wrong type: the project's 400.
+        first = (e.errors() or [{}])[0]
+        where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "request"
+        return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid value')}"[:200]}, 400)
+
     @app.exception_handler(ClientError)
     async def client_error(request: Request, e: ClientError):
-        return JSONResponse({"error": e.message}, e.status)
+        return JSONResponse({"error": e.message}, e.status, headers=e.headers)
 
     @app.get("/")
     async def page():
-        return Response((static / "index.html").read_bytes(), media_type="text/html; charset=utf-8")
+        response = Response((static / "index.html").read_bytes(), media_type="text/html; charset=utf-8")
+        if token is not None:  # the guard has checked it: the page's own files need it too
+            response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict", path="/")
+        return response
 
     @app.get("/static/{name}")
     async def static_file(name: str):
@@ -165,8 +182,18 @@ def create_app(jobs: JobQueue, *, token: str | None = None, max_upload_bytes: in
 
     @app.post("/api/restore", status_code=202)
     async def restore(request: Request):
-        if jobs.pending() >= jobs.max_queued:
+        if not jobs.reserve():  # a place in the queue before the upload is read, so parallel uploads count
             raise ClientError(429, f"{jobs.max_queued} jobs are waiting already; try again when some are done")
+        submitted = False
+        try:
+            answer = await _accept(request)
+            submitted = True
+            return answer
+        finally:
+            if not submitted:
+                jobs.release()
+
+    async def _accept(request: Request):
         if shutil.disk_usage(jobs.root).free < 2 * max_upload_bytes:
             raise ClientError(507, "the server's disk is nearly full; try again when older results have been removed")
         ctype = request.headers.get("content-type", "")
@@ -188,14 +215,13 @@ def create_app(jobs: JobQueue, *, token: str | None = None, max_upload_bytes: in
             _check_pixels(path, name, jobs.max_pixels)
         except BodyTooLarge:
             jobs.discard(folder)
-            return JSONResponse({"error": f"upload larger than {max_upload_bytes} bytes"}, 413,
-                                headers={"Connection": "close"})
+            raise ClientError(413, f"upload larger than {max_upload_bytes} bytes", {"Connection": "close"}) from None
         except BaseException:
             jobs.discard(folder)
             raise
         if seed is None:
             seed = secrets.randbelow(2**31 - 1)  # as the CLI: a fresh seed, reported back
-        job = jobs.submit(Job(job_id, name, folder, settings, seed, std=std, region=region))
+        job = jobs.submit(Job(job_id, name, folder, settings, seed, std=std, region=region), reserved=True)
         return {"id": job.id, "status": job.status, "seed": seed}
 
     def _job(job_id: str) -> Job:
@@ -280,13 +306,11 @@ async def _save(upload: UploadFile, path: Path, limit: int) -> None:
 
 
 def _check_pixels(path: Path, name: str, max_pixels: int) -> None:
-    """Refuse a photo over the pixel limit from its header, before anything decodes it."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-    except Exception:  # noqa: BLE001 -- Pillow cannot size it: the pipeline's reader says why
+    """Refuse a photo over the pixel limit from its header, before anything decodes it
+    (io.header: without Pillow's global bomb limit, which no request may depend on)."""
+    size = header_size(path)
+    if size is None:  # Pillow cannot size it: the pipeline's reader says why
         return
+    w, h = size
     if w * h > max_pixels:
         raise ClientError(413, f"{name}: {w}x{h} is {w * h} pixels, over the server's limit of {max_pixels}")

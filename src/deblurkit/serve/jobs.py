@@ -105,6 +105,7 @@ class JobQueue:
         self.keep_seconds = keep_seconds
         self.max_queued = max_queued
         self.jobs: dict[str, Job] = {}
+        self._reserved = 0  # uploads under way that were promised a place in the queue
         self._lock = threading.Lock()
         self._todo: queue.Queue[str | None] = queue.Queue()
         self.workers = workers
@@ -125,12 +126,31 @@ class JobQueue:
 
     def pending(self) -> int:
         with self._lock:
-            return sum(1 for j in self.jobs.values() if j.status in ("queued", "running"))
+            return self._pending()
 
-    def submit(self, job: Job) -> Job:
+    def _pending(self) -> int:
+        return sum(1 for j in self.jobs.values() if j.status in ("queued", "running"))
+
+    def reserve(self) -> bool:
+        """A place in the queue for an upload about to be read (False: the queue is full).
+        Counted with the queued jobs, so uploads in parallel cannot overfill it; the place
+        is taken by submit(reserved=True) or given back by release()."""
+        with self._lock:
+            if self._pending() + self._reserved >= self.max_queued:
+                return False
+            self._reserved += 1
+            return True
+
+    def release(self) -> None:
+        with self._lock:
+            self._reserved = max(0, self._reserved - 1)
+
+    def submit(self, job: Job, reserved: bool = False) -> Job:
         self.reap()
         with self._lock:
             self.jobs[job.id] = job
+            if reserved:
+                self._reserved = max(0, self._reserved - 1)
         self._todo.put(job.id)
         return job
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import sys
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -227,6 +229,8 @@ class TrainConfig:
                 raise UsageError("--deconv-input is for DvSR's predictor (--arch dvsr)")
             cfg = replace(cfg, deconv_input=True,
                           predictor=replace(cfg.predictor, in_channels=predictor_inputs(cfg.predictor_scales, True)))
+        if not math.isfinite(self.deconv_gate_start):
+            raise UsageError(f"--deconv-gate-start {self.deconv_gate_start}: must be a finite number")
         if self.deconv_gate:
             if not self.deconv_input:
                 raise UsageError("--deconv-gate weighs the deconvolution: add --deconv-input")

@@ -231,6 +231,34 @@ def _load_state(path: Path, device) -> dict:
                            "the weights next to it are intact: start a new run from them with --init") from None
 
 
+# What a resumed run must share with the run in --out. The model's shape: the checkpoint
+# would not load otherwise (exit 3). What decides each step's batch and noise: --resume
+# promises the uninterrupted run exactly, so a changed one is refused (exit 2), not mixed in.
+RESUME_SHAPE = ("arch", "size", "predictor_scales", "separate_scales", "fourier_levels", "deconv_input", "deconv_gate",
+                "guidance", "objective")
+RESUME_RUN = ("crop", "batch", "seed", "data", "blur_model", "blur_max_extent", "phase", "stage", "deconv_wiener")
+_DATA_FLAGS = "--sharp/--pairs/--pack/--deconv"
+
+
+def check_resume(cfg: TrainConfig, checkpoint: Path) -> None:
+    """Refuse to resume the run whose weights are `checkpoint` with options that differ."""
+    from ..weights.checkpoint import read_metadata
+
+    try:
+        made = json.loads(read_metadata(checkpoint).get("deblur.info", "{}")).get("train_config") or {}
+    except (OSError, ValueError, AttributeError):
+        return  # load_checkpoint reports a damaged file
+    now = json.loads(json.dumps(cfg.to_dict()))
+    for field in RESUME_SHAPE + RESUME_RUN:
+        if field not in made or made[field] == now.get(field):
+            continue
+        flag = _DATA_FLAGS if field == "data" else "--" + field.replace("_", "-")
+        shown = "" if field == "data" else f" ({made[field]} there, {now.get(field)} now)"
+        message = (f"{checkpoint.parent}: the run was made with other {flag}{shown}; resume with the run's own options, "
+                   "or start a new run (another --out, or --init from its weights)")
+        raise (WeightsError if field in RESUME_SHAPE else UsageError)(message)
+
+
 def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None, overwrite: bool = False) -> TrainResult:
     console = console or Console(stderr=True)
     world, rank, local_rank = _dist_info()
@@ -271,6 +299,7 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
     start = 0
     if resume and paths["state"].is_file():
+        check_resume(cfg, paths["model"])
         model.load_state_dict(load_checkpoint(paths["model"]).model.state_dict())
         ema.load_state_dict(load_checkpoint(paths["ema"]).model.state_dict())
         state = _load_state(paths["state"], device)
@@ -332,7 +361,9 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
                                      predictor_weight=cfg.predictor_loss_weight, fft_weight=cfg.fft_loss_weight,
                                      denoise_weight=guidance_ramp(step, cfg.guidance_ramp_steps()), stage=cfg.stage)
             if not torch.isfinite(loss):
-                raise NonFiniteLoss(f"non-finite loss at step {step}; stopped, last good checkpoint kept in {out}")
+                kept = (f"last good checkpoint kept in {out}" if paths["state"].is_file()
+                        else "no checkpoint was written yet")
+                raise NonFiniteLoss(f"non-finite loss at step {step}; stopped, {kept}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             # Each network is clipped on its own: the denoiser's gradients (an O(1) MSE) would
