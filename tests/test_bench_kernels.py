@@ -179,3 +179,21 @@ def test_an_alignment_window_too_large_for_the_photos_is_one_line(tmp_path):
     r = CliRunner().invoke(app, ["bench", "kernels", "--kernels", str(kdir), "--sharp", str(tmp_path / "sharp"),
                                  "--presets", "blurry", "--align-window", "20"])
     assert r.exit_code == 2 and "--align-window 20" in r.output and "Traceback" not in r.output
+
+
+def test_blur_seed_range_huge_values_and_oversized_kernels_or_crops(tmp_path):
+    kdir = tmp_path / "k"
+    kdir.mkdir()
+    np.save(kdir / "k1.npy", _streak(9) * 1e308)  # finite, but the sum overflows
+    _textured_photos(tmp_path / "sharp", n=1)
+    base = ["bench", "kernels", "--kernels", str(kdir), "--sharp", str(tmp_path / "sharp"), "--presets", "blurry", "--json"]
+    r = CliRunner().invoke(app, [*base, "--blur-seed", "-1"])
+    assert r.exit_code == 2 and "--blur-seed -1: must be in [0, 2^64)" in r.output, r.output
+    r = CliRunner().invoke(app, base)
+    assert r.exit_code == 0 and "Traceback" not in r.output, r.output
+    h, w = np.asarray(Image.open(next((tmp_path / "sharp").iterdir()))).shape[:2]
+    r = CliRunner().invoke(app, [*base, "--crop", str(max(h, w) + 8)])
+    assert r.exit_code == 0 and f"is larger than the {w}x{h} photo" in r.output, r.output
+    np.save(kdir / "k1.npy", _streak(min(h, w) + 6))  # a streak longer than the photo is wide
+    r = CliRunner().invoke(app, base)
+    assert r.exit_code == 0 and "k1.npy: the kernel" in r.output and "is larger than the" in r.output, r.output

@@ -1,6 +1,7 @@
 """End-to-end runs of the `deblur` command with a tiny random-initialised checkpoint."""
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -495,3 +496,19 @@ def test_alpha_dropped_by_jpeg_is_noted_and_format_conflicts_refused(run, tmp_pa
     assert "alpha channel is dropped" in r.output
     r = run("a.png", "-o", "b.png", "-f", "jpg", "--preset", "fast")
     assert r.exit_code == 2 and "different formats" in r.output and not (tmp_path / "b.png").exists()
+
+
+def test_preset_costs_in_help_and_readme_come_from_one_source():
+    import re
+
+    from deblurkit.presets import PRESETS
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    help_text = re.sub(r"\s+", "", CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "120"}).output.replace("\u2502", ""))
+    for name, preset in PRESETS.items():
+        assert re.sub(r"\s+", "", preset.help) in help_text, name
+        if preset.cost:
+            assert preset.cost in preset.help, name
+            row = next(line for line in readme.splitlines() if line.startswith(f"| `--preset {name}`"))
+            assert preset.cost in row, (name, row)
+    assert "fp16(GPU)" in help_text  # every --precision the README offers

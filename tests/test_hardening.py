@@ -473,3 +473,51 @@ def test_seed_keys_with_surrogates():
     g1 = sample_generators(0, "b\udcff.png", 1, torch.device("cpu"))[0]
     g2 = sample_generators(0, "b\udcfe.png", 1, torch.device("cpu"))[0]
     assert torch.randn(3, generator=g1).tolist() != torch.randn(3, generator=g2).tolist()
+
+
+def test_names_are_printed_as_they_are_never_as_emoji(cli, tmp_path):
+    # Rich turns :thumbs_up: into an emoji unless told not to: file names and folder
+    # specs must come out exactly as the user typed them, in progress, errors and summary.
+    good, bad = "x:thumbs_up:y.png", "bad:thumbs_down:.png"
+    (tmp_path / good).write_bytes(_png_bytes(_rgb()))
+    (tmp_path / bad).write_bytes(b"not an image at all")
+    r = cli(good, bad, "--steps", "1", "--seed", "0")
+    assert r.exit_code == 1 and good in r.output and bad in r.output, r.output
+    assert "\N{THUMBS UP SIGN}" not in r.output and "\N{THUMBS DOWN SIGN}" not in r.output
+    (tmp_path / "d").mkdir()
+    for spec, needle in (("nowhere:abc:", "nowhere:abc:"), ("d:-1", "d:-1: the mixing weight")):
+        r = CliRunner().invoke(app, ["train", "--sharp", spec, "--out", str(tmp_path / "run")])
+        assert r.exit_code == 2 and needle in r.output and "\N{INPUT SYMBOL FOR LATIN LETTERS}" not in r.output, r.output
+
+
+def _commands(group, prefix=()):
+    import click
+
+    for name, command in sorted(group.commands.items()):
+        if isinstance(command, click.Group):
+            yield from _commands(command, (*prefix, name))
+        else:
+            yield (*prefix, name), command
+
+
+def test_every_help_text_is_shown_as_its_source_gives_it():
+    # Square brackets are text, not markup: "pip install 'deblurkit[serve]'", "[seed, i]",
+    # "[default: ...]" must reach the reader as written.
+    import re
+
+    import typer
+
+    root = typer.main.get_command(app)
+    flat = lambda s: re.sub(r"\s+", "", s.replace("\u2502", ""))  # noqa: E731 (wrapping and the panels' borders out)
+    seen = 0
+    for path, command in _commands(root):
+        r = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "100", "TERMINAL_WIDTH": "100"})
+        assert r.exit_code == 0, (path, r.output)
+        shown = flat(r.output)
+        texts = [command.help or ""] + [p.help for p in command.params if getattr(p, "help", None) and not p.hidden]
+        for text in texts:
+            assert flat(text) in shown, (path, text)
+            seen += 1
+    assert seen > 100
+    serve = flat(CliRunner().invoke(app, ["serve", "--help"]).output)
+    assert flat("pip install 'deblurkit[serve]'") in serve and flat("[default: 1 on a CPU") in serve

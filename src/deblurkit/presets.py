@@ -22,14 +22,18 @@ class Preset:
     sampler: str = "ddpm"  # "ddim" is deterministic given the start noise
     noise_ceiling: float | None = None  # None: the 10 / T rule (also when --steps overrides)
     flips: int = 1  # samples cycle through this many mirror images of the input (1, 2, 4)
+    # What it costs in PSNR against `fast`, as measured for the shipped model (README's
+    # preset table says the same; tests/test_cli.py checks that the two agree).
+    cost: str = ""
 
 
 PRESETS: dict[str, Preset] = {
     "fast": Preset(0, 1, False, "the predictor alone: one network pass, highest PSNR, smooth"),
-    "balanced": Preset(3, 1, False, "3 ancestral steps: more natural texture for ~0.3 dB PSNR"),
+    "balanced": Preset(3, 1, False, "3 ancestral steps: more natural texture for ~0.3 dB PSNR", cost="~0.3 dB"),
     "distortion": Preset(1, 8, True, "8 one-step samples over 4 mirror images, averaged (MMSE)",
                          noise_ceiling=0.999, flips=4),
-    "perception": Preset(5, 1, False, "5 DDIM steps: the most natural texture, ~1 dB PSNR", sampler="ddim"),
+    "perception": Preset(5, 1, False, "5 DDIM steps: the most natural texture for ~0.6-0.9 dB PSNR", sampler="ddim",
+                         cost="~0.6-0.9 dB"),
 }
 DEFAULT_PRESET = "balanced"
 

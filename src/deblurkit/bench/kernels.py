@@ -84,7 +84,8 @@ def prepare_kernel(a: np.ndarray, name: str, threshold: float = 0.05, centre: bo
     a = np.clip(a, 0, None)
     if a.max() <= 0:
         raise UsageError(f"{name}: the kernel has no positive values")
-    a = np.where(a >= threshold * a.max(), a, 0.0)
+    a = a / a.max()  # values near the float limit would overflow the sum below
+    a = np.where(a >= threshold, a, 0.0)
     a = a / a.sum()
     if centre:  # the bounding box of what is left, then re-centred
         ys, xs = np.nonzero(a)

@@ -29,11 +29,11 @@ from .grid import parse_grid
 from .plot import pd_plot
 from .speed import measure_size, peak_memory_mb, preset_seconds
 
-out_console = Console(highlight=False)
+out_console = Console(highlight=False, emoji=False)
 
 # Progress and notes go to stderr (the record or table to stdout); the bench has its own
 # console so that nothing below cli/ imports from it.
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, emoji=False)
 
 
 def _load_model(c):
@@ -300,12 +300,24 @@ def kernels_bench(c, kernel_dir: Path, sharp: Path, noise: float, linear: bool, 
     kernels = load_kernels(kernel_dir, threshold, centre)
     chosen = _sharp_photos(sharp, c)
     loaded, true_kernels, groups = [], {}, {}
+    noted: set[tuple] = set()
     for i, f in chosen:
         k = kernels[i % len(kernels)]
         img = read_image(f).rgb
         u8 = np.round(img * 255).astype(np.uint8)
         blurry = blur_with_kernel(u8, k.array, noise, np.random.default_rng([blur_seed, i]), linear)
         name = str(f.relative_to(sharp))
+        h, w = img.shape[:2]
+        side = min(h, w, c.crop or max(h, w))
+        if c.crop and c.crop > min(h, w) and ("crop", name) not in noted:
+            noted.add(("crop", name))
+            err_console.print(f"note: {name}: --crop {c.crop} is larger than the {w}x{h} photo; "
+                              f"scored on {min(c.crop, w)}x{min(c.crop, h)}", markup=False, soft_wrap=True)
+        if max(k.array.shape) > side and (k.name, side) not in noted:
+            noted.add((k.name, side))
+            err_console.print(f"note: {k.name}: the kernel ({k.array.shape[1]}x{k.array.shape[0]}) is larger than the "
+                              f"{side} px scored on ({name}); its blur reaches past the scored region",
+                              markup=False, soft_wrap=True)
         loaded.append((name, _centre(blurry, c.crop), _centre(u8.astype(np.float32) / 255.0, c.crop)))
         true_kernels[name], groups[name] = k.array, k.name
     info = {k.name: {"size": f"{k.array.shape[1]}x{k.array.shape[0]}", "extent": k.extent, "centroid_offset": k.offset}

@@ -55,6 +55,7 @@ app = typer.Typer(
     cls=DefaultToRun,
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,  # help is plain text: "[serve]", "[default: ...]" are shown as written
     context_settings={"help_option_names": ["-h", "--help"]},
     help="Remove camera shake and motion blur from photos with a predict-and-refine diffusion model.\n\n"
     "deblur photo.jpg  (same as: deblur run photo.jpg) writes photo_deblurred.png beside the input.",

@@ -18,7 +18,7 @@ EXIT_USAGE = 2
 EXIT_WEIGHTS = 3
 EXIT_INTERRUPTED = 130
 
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, emoji=False)
 
 
 def shown(text) -> str:

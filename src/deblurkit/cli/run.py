@@ -113,7 +113,7 @@ def run(
                                      metavar=_FLAG, rich_help_panel=_WHAT),
     steps: Optional[int] = typer.Option(None, "--steps", help="Steps T; 0 = predictor only.",
                                         show_default=False, rich_help_panel=_PD),
-    noise_ceiling: Optional[float] = typer.Option(None, "--noise-ceiling", help="Last beta B. \\[default: preset's or min(0.9, 10/T)]",
+    noise_ceiling: Optional[float] = typer.Option(None, "--noise-ceiling", help="Last beta B. [default: preset's or min(0.9, 10/T)]",
                                                   show_default=False, rich_help_panel=_PD),
     sampler: Optional[SamplerName] = typer.Option(None, "--sampler", help="ddpm or ddim.",
                                                   show_default=False, metavar="NAME", rich_help_panel=_PD),
@@ -125,10 +125,10 @@ def run(
                                         show_default=False, rich_help_panel=_PD),
     std: bool = typer.Option(False, "--std", help="Also write the per-pixel std.",
                              metavar=_FLAG, rich_help_panel=_PD),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Same seed + flags: same output. \\[default: random]",
+    seed: Optional[int] = typer.Option(None, "--seed", help="Same seed + flags: same output. [default: random]",
                                        show_default=False, rich_help_panel=_PD),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file (one input) or folder.", rich_help_panel=_OUT),
-    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="png, jpg, tif, webp, bmp. \\[default: png or -o's]",
+    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="png, jpg, tif, webp, bmp. [default: png or -o's]",
                                       show_default=False, rich_help_panel=_OUT),
     quality: int = typer.Option(95, "--quality", help="JPEG/WebP quality 1..100.", rich_help_panel=_OUT),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (never inputs).", metavar=_FLAG,
@@ -148,9 +148,9 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary table.", metavar=_FLAG, rich_help_panel=_OUT),
     device: DeviceName = typer.Option("auto", "--device", help="auto, cpu, cuda or mps.",
                                       metavar="NAME", rich_help_panel=_PERF),
-    precision: PrecisionName = typer.Option("auto", "--precision", help="auto (native bf16), fp32, bf16.",
+    precision: PrecisionName = typer.Option("auto", "--precision", help="auto (bf16 where native), fp32, bf16 or fp16 (GPU).",
                                             metavar="NAME", rich_help_panel=_PERF),
-    tile: Optional[int] = typer.Option(None, "--tile", help="Tile side. \\[default: from free memory]",
+    tile: Optional[int] = typer.Option(None, "--tile", help="Tile side. [default: from free memory]",
                                        show_default=False, rich_help_panel=_PERF),
     overlap: int = typer.Option(32, "--overlap", help="Tile overlap (blended).", rich_help_panel=_PERF),
     max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", help="Refuse larger images.",
@@ -237,7 +237,7 @@ def run(
     ext = (fmt or "png").lower()
     n_files = files_per_image(settings)
 
-    console = Console(stderr=True, quiet=quiet)
+    console = Console(stderr=True, quiet=quiet, emoji=False)
     sampling_flags = list(settings.overridden_by)
     renamed = distinct_names([i for i in items if i.error is None], out_is_dir, output)
     tag = output_tag(settings, crop is not None)
@@ -257,7 +257,7 @@ def run(
         )
     previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
     progress = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),  # names as they are
         TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console, transient=False,
     )
     # A log file gets no live bars: plain lines per image, and every ~10% of a long chain.

@@ -40,7 +40,7 @@ def serve_cmd(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (anything but localhost needs --token or --no-auth)."),
     port: int = typer.Option(7860, "--port", help="Port to listen on."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name from weights.toml."),
-    weights: Optional[str] = typer.Option(None, "--weights", help="Checkpoint file or hf://OWNER/REPO/FILE\\[@REV]."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="Checkpoint file or hf://OWNER/REPO/FILE[@REV]."),
     max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", help="Largest photo accepted (413 beyond)."),
     max_upload_mb: int = typer.Option(256, "--max-upload-mb", help="Largest upload in MiB (413 beyond)."),
     upload_timeout: float = typer.Option(20.0, "--upload-timeout", help="Seconds a request's headers or upload may stall before it is dropped (408)."),

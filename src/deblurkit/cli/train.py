@@ -17,7 +17,7 @@ TRAIN_DEFAULTS = {"steps": 10000, "batch": 8, "crop": 128, "lr": 2e-4, "seed": 0
 
 
 def _default(name: str) -> str:
-    return f"\\[default: {TRAIN_DEFAULTS[name]:g}]" if isinstance(TRAIN_DEFAULTS[name], float) else f"\\[default: {TRAIN_DEFAULTS[name]}]"
+    return f"[default: {TRAIN_DEFAULTS[name]:g}]" if isinstance(TRAIN_DEFAULTS[name], float) else f"[default: {TRAIN_DEFAULTS[name]}]"
 
 
 def _levels(text: str) -> list[int]:
@@ -62,17 +62,17 @@ def train_cmd(
     stage: Optional[int] = typer.Option(None, "--stage", help="hidiff: 1 (latent encoder + transformer) or 2 (latent DM + transformer; needs --init STAGE1)."),
     guidance: bool = typer.Option(False, "--guidance", help="dvsr: add MSGD's multiscale structure guidance to the denoiser."),
     guidance_ramp: Optional[int] = typer.Option(
-        None, "--guidance-ramp", help="Guided models: steps over which the denoising loss ramps in from 0 (regression-only warm start). \\[default: 6% of --steps]"),
+        None, "--guidance-ramp", help="Guided models: steps over which the denoising loss ramps in from 0 (regression-only warm start). [default: 6% of --steps]"),
     objective: Optional[str] = typer.Option(
-        None, "--objective", help="Denoising objective: eps (DDPM noise estimate) or edm (preconditioned image estimate). \\[default: the size's]"),
+        None, "--objective", help="Denoising objective: eps (DDPM noise estimate) or edm (preconditioned image estimate). [default: the size's]"),
     blur_model: Optional[str] = typer.Option(
-        None, "--blur-model", help="Synthetic blur for --sharp: handheld (real hand shake: variable-speed rotation paths up to 120 px), handheld-large (the same, a third of the paths 60-120 px) or legacy (v1-v6's). \\[default: handheld]"),
+        None, "--blur-model", help="Synthetic blur for --sharp: handheld (real hand shake: variable-speed rotation paths up to 120 px), handheld-large (the same, a third of the paths 60-120 px) or legacy (v1-v6's). [default: handheld]"),
     blur_max_extent: Optional[float] = typer.Option(
-        None, "--blur-max-extent", help="handheld: largest shake in px (a curriculum: small shakes first). \\[default: 120]"),
+        None, "--blur-max-extent", help="handheld: largest shake in px (a curriculum: small shakes first). [default: 120]"),
     fourier_levels: Optional[str] = typer.Option(
-        None, "--fourier-levels", help="dvsr: predictor levels with a Fourier branch (global receptive field), e.g. 1,2,3 (0 = the stem's resolution). \\[default: none]"),
+        None, "--fourier-levels", help="dvsr: predictor levels with a Fourier branch (global receptive field), e.g. 1,2,3 (0 = the stem's resolution). [default: none]"),
     predictor_scales: Optional[int] = typer.Option(
-        None, "--predictor-scales", help="dvsr: coarse-to-fine prediction over N scales (the input halved N-1 times; 1 = plain). \\[default: 1]"),
+        None, "--predictor-scales", help="dvsr: coarse-to-fine prediction over N scales (the input halved N-1 times; 1 = plain). [default: 1]"),
     separate_scales: bool = typer.Option(
         False, "--separate-scales", help="dvsr, with --predictor-scales: a network of its own per scale instead of one shared (3x the predictor's weights, same cost per pixel)."),
     deconv_input: bool = typer.Option(
@@ -80,9 +80,9 @@ def train_cmd(
     deconv_gate: bool = typer.Option(
         False, "--deconv-gate", help="dvsr, with --deconv-input: the predictor also outputs a per-pixel weight a, g(y) = y + U + a (deconvolution - y)."),
     deconv_gate_start: Optional[float] = typer.Option(
-        None, "--deconv-gate-start", help="dvsr, with --deconv-gate: the gate's value when a run starts (0: the --init network unchanged; 1: the deconvolution plus its correction). \\[default: 0]"),
+        None, "--deconv-gate-start", help="dvsr, with --deconv-gate: the gate's value when a run starts (0: the --init network unchanged; 1: the deconvolution plus its correction). [default: 0]"),
     deconv_wiener: Optional[str] = typer.Option(
-        None, "--deconv-wiener", help="dvsr, with --deconv-input: the deconvolution's Wiener rule, fixed, noise or guarded (as the --deconv shards were made). \\[default: fixed]"),
+        None, "--deconv-wiener", help="dvsr, with --deconv-input: the deconvolution's Wiener rule, fixed, noise or guarded (as the --deconv shards were made). [default: fixed]"),
     size: Optional[str] = typer.Option(None, "--size", help="tiny, small (CPU, v1), medium (CPU, edm denoiser) or base (GPU)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Total optimiser steps. " + _default("steps")),
     batch: Optional[int] = typer.Option(None, "--batch", help="Crops per step (per process). " + _default("batch")),

@@ -260,7 +260,7 @@ def check_resume(cfg: TrainConfig, checkpoint: Path) -> None:
 
 
 def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None, overwrite: bool = False) -> TrainResult:
-    console = console or Console(stderr=True)
+    console = console or Console(stderr=True, emoji=False)
     world, rank, local_rank = _dist_info()
     device = resolve_device(cfg.device)
     if world > 1:
