@@ -62,7 +62,7 @@ class BlindConfig:
     lambda_decay: float = 1.1  # lambda /= decay each iteration, down to lambda_min
     lambda_min: float = 1e-4
     kernel_reg: float = 2.0  # Tikhonov weight of the kernel step (on the gradient energy scale)
-    prune: float = 0.2  # kernel pixels below this fraction of the maximum are zeroed (0.05-0.2 tried on training data)
+    prune: float = 0.1  # kernel pixels below this fraction of the maximum are zeroed (0.05-0.2 tried on training data; estimator_loop.txt)
     min_piece: float = 0.1  # connected kernel pieces with less than this weight are dropped
     cg_iterations: int = 20  # conjugate-gradient steps of the kernel solve
     threshold_decay: float = 1.1  # the salient-edge threshold is relaxed this much per iteration
