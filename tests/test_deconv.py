@@ -97,19 +97,25 @@ def test_salient_threshold_keeps_edges_of_every_orientation():
     assert 0 < t and kept.mean() < 0.5 and kept[gx != 0].any() and kept[gy != 0].any()
 
 
+# The toys below blur by a thin, clean 9 px line at noise 0.005: pruning at 0.1 of the
+# maximum (the default, chosen on photos with our hand-shake kernels) leaves a few noise
+# pixels around so thin a kernel; the toys prune at 0.2, as the estimator did before.
+TOY_PRUNE = 0.2
+
+
 def test_estimate_kernel_finds_a_motion_blur():
     x = blocks(128)
     k = line_kernel(9, 30)
     y = np.fft.irfft2(psf2otf(k, x.shape) * np.fft.rfft2(x), s=x.shape)
     y = y + np.random.default_rng(2).normal(0, 0.005, y.shape)
-    est = estimate_kernel(y, BlindConfig(kernel_size=15))
+    est = estimate_kernel(y, BlindConfig(kernel_size=15, prune=TOY_PRUNE))
     assert est.shape == (15, 15) and est.sum() == pytest.approx(1) and est.min() >= 0
     score = cv2.matchTemplate(np.pad(est, 4).astype(np.float32), k.astype(np.float32), cv2.TM_CCORR_NORMED).max()
     assert score > 0.8
     # ... and deconvolving with it beats the blurry input clearly (a wrong kernel would not).
     rgb, sharp = np.repeat(y[..., None], 3, 2).clip(0, 1), np.repeat(x[..., None], 3, 2)
     assert psnr(wiener(rgb, est), sharp) > psnr(rgb, sharp) + 2
-    assert psnr(blind_deconvolve(rgb, BlindConfig(kernel_size=15)), sharp) > psnr(rgb, sharp) + 2
+    assert psnr(blind_deconvolve(rgb, BlindConfig(kernel_size=15, prune=TOY_PRUNE)), sharp) > psnr(rgb, sharp) + 2
 
 
 def test_wiener_with_the_true_kernel_inverts_the_blur():
@@ -276,7 +282,7 @@ def test_every_estimator_variant_still_finds_a_motion_blur(change):
     k = line_kernel(9, 30)
     y = np.fft.irfft2(psf2otf(k, x.shape) * np.fft.rfft2(x), s=x.shape)
     y = y + np.random.default_rng(2).normal(0, 0.005, y.shape)
-    est = estimate_kernel(y, BlindConfig(kernel_size=15, **change))
+    est = estimate_kernel(y, BlindConfig(kernel_size=15, prune=TOY_PRUNE, **change))
     assert est.shape == (15, 15) and est.sum() == pytest.approx(1) and est.min() >= 0
     from deblurkit.deconv import kernel_similarity
 

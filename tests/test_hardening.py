@@ -516,7 +516,7 @@ def test_every_help_text_is_shown_as_its_source_gives_it():
         shown = flat(r.output)
         texts = [command.help or ""] + [p.help for p in command.params if getattr(p, "help", None) and not p.hidden]
         for text in texts:
-            assert flat(text) in shown, (path, text)
+            assert flat(text.replace("\\[", "[")) in shown, (path, text)  # escaped for Rich once, shown as written
             seen += 1
     assert seen > 100
     serve = flat(CliRunner().invoke(app, ["serve", "--help"]).output)

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from deblurkit.deconv import kernel_similarity, tv_deconvolve
 from deblurkit.deconv import photo
+from deblurkit.deconv.blind import BlindConfig
 from deblurkit.deconv.photo import deconvolve_photo, estimate_photo_kernel, kernel_image, read_kernel
 from deblurkit.kernel_path import KernelChoice, kernel_choice
 from deblurkit.restorer import Restorer, SamplingOptions, sample_generators
@@ -51,7 +52,7 @@ def shaken(h, w, k, noise=0.003, seed=0):
 def test_the_photo_kernel_is_found_and_accepted():
     k = line_kernel(9, 30)
     y, _ = shaken(200, 260, k)
-    est = estimate_photo_kernel(y, size=15)
+    est = estimate_photo_kernel(y, size=15, cfg=BlindConfig(prune=0.2))  # a thin toy line: tests/test_deconv.py TOY_PRUNE
     assert est.accepted and est.scale == 1 and est.kernel.shape == (15, 15)
     assert est.kernel.sum() == pytest.approx(1) and est.kernel.min() >= 0
     assert kernel_similarity(est.kernel, k) > 0.7

@@ -32,7 +32,7 @@ PRESETS: dict[str, Preset] = {
     "balanced": Preset(3, 1, False, "3 ancestral steps: more natural texture for ~0.3 dB PSNR", cost="~0.3 dB"),
     "distortion": Preset(1, 8, True, "8 one-step samples over 4 mirror images, averaged (MMSE)",
                          noise_ceiling=0.999, flips=4),
-    "perception": Preset(5, 1, False, "5 DDIM steps: the most natural texture for ~0.6-0.9 dB PSNR", sampler="ddim",
+    "perception": Preset(5, 1, False, "5 DDIM steps: most natural texture, ~0.6-0.9 dB PSNR", sampler="ddim",
                          cost="~0.6-0.9 dB"),
 }
 DEFAULT_PRESET = "balanced"

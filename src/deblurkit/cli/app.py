@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 
 import typer
 from typer.core import TyperGroup
 
 from .. import __version__
+from . import COMMANDS, REGISTER_ONLY
 
 
 def _flags_show_no_type() -> None:
@@ -38,7 +40,7 @@ class DefaultToRun(TyperGroup):
     """
 
     def parse_args(self, ctx, args):
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+        if args and args[0] not in COMMANDS and args[0] not in ("--help", "-h", "--version"):
             args = ["run", *args]
         return super().parse_args(ctx, args)
 
@@ -55,7 +57,6 @@ app = typer.Typer(
     cls=DefaultToRun,
     no_args_is_help=True,
     add_completion=False,
-    rich_markup_mode=None,  # help is plain text: "[serve]", "[default: ...]" are shown as written
     context_settings={"help_option_names": ["-h", "--help"]},
     help="Remove camera shake and motion blur from photos with a predict-and-refine diffusion model.\n\n"
     "deblur photo.jpg  (same as: deblur run photo.jpg) writes photo_deblurred.png beside the input.",
@@ -75,11 +76,42 @@ def root(
     pass
 
 
-def _register() -> None:
-    from . import bench, blur, deconv_pack, export, pack, run, serve, train, weights  # noqa: F401  (subcommands register themselves on `app`)
+def register(names: tuple[str, ...] | None = None) -> None:
+    """Import the modules of these subcommands (None: all); each registers itself on `app`."""
+    import importlib
+
+    for name in COMMANDS if names is None else names:
+        importlib.import_module(f"{__package__}.{COMMANDS[name]}")
+    _plain_help(app, _ESCAPED)
 
 
-_register()
+_ESCAPED: set[int] = set()  # help texts escaped already (register may run again)
+
+
+def _plain_help(typer_app: typer.Typer, done: set[int]) -> None:
+    """Help texts are plain text: Rich would take "[serve]" or "[default: 1 ...]" for
+    markup and drop it. Each text is escaped once (shared options are seen again)."""
+    from rich.markup import escape
+
+    from typer.models import ArgumentInfo, OptionInfo
+
+    def plain(owner) -> None:
+        if id(owner) not in done and isinstance(getattr(owner, "help", None), str):
+            done.add(id(owner))
+            owner.help = escape(owner.help)
+
+    plain(typer_app.info)
+    for command in typer_app.registered_commands:
+        plain(command)
+        for p in inspect.signature(command.callback).parameters.values():
+            if isinstance(p.default, (OptionInfo, ArgumentInfo)):
+                plain(p.default)
+    for group in typer_app.registered_groups:
+        plain(group)
+        _plain_help(group.typer_instance, done)
+
+
+register(REGISTER_ONLY)
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from .common import check_new_output, check_seed, report
 
 # The work (torch, OpenCV, metrics) lives in deblurkit.bench.runner, imported by each
 # command when it runs: `deblur --help` must stay instant.
-bench_app = typer.Typer(rich_markup_mode=None, help="Measure quality on paired benchmarks (PSNR/SSIM/NIQE per preset) and speed.", no_args_is_help=True)
+bench_app = typer.Typer(help="Measure quality on paired benchmarks (PSNR/SSIM/NIQE per preset) and speed.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 
 

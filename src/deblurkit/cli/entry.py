@@ -44,6 +44,9 @@ def main() -> None:
         if args and not _LIGHT & set(args):
             with _interrupt_after():
                 import torch  # noqa: F401  (the commands import it again, at no cost)
+        from .. import cli
+
+        cli.REGISTER_ONLY = cli.commands_for(args)
         from .app import main as run_app
 
         run_app()

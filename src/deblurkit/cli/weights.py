@@ -13,7 +13,7 @@ from ..weights import load_registry, resolve_entry, weights_status
 from .app import app
 from .common import report, shown
 
-weights_app = typer.Typer(rich_markup_mode=None, help="List, inspect and pre-download the models in weights.toml.", no_args_is_help=True)
+weights_app = typer.Typer(help="List, inspect and pre-download the models in weights.toml.", no_args_is_help=True)
 app.add_typer(weights_app, name="weights")
 console = Console(highlight=False, emoji=False)
 

@@ -299,10 +299,10 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
     start = 0
     if resume and paths["state"].is_file():
+        state = _load_state(paths["state"], device)  # a damaged run is said first
         check_resume(cfg, paths["model"])
         model.load_state_dict(load_checkpoint(paths["model"]).model.state_dict())
         ema.load_state_dict(load_checkpoint(paths["ema"]).model.state_dict())
-        state = _load_state(paths["state"], device)
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         start = int(state["step"])

@@ -138,7 +138,10 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
     try:
         # assign: the meta skeleton's tensors become the file's (every tensor of these models
         # is in the state dict; a test checks no parameter or buffer is left on meta).
-        model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True, assign=True)
+        # Convolution weights come out channels-last, as the restorer runs them on CPUs and
+        # GPUs: the fp32 copy is made once, in that layout (no second copy at start-up).
+        model.load_state_dict({k: v.to(torch.float32, memory_format=torch.channels_last) if v.ndim == 4 else v.float()
+                               for k, v in state.items()}, strict=True, assign=True)
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else "mismatch"
         raise WeightsError(f"{path}: weights do not match the architecture in its metadata ({first})") from None
