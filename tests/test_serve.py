@@ -269,17 +269,24 @@ def test_other_client_inputs_are_never_a_500(server):
     assert status == 200 and b"<title>deblur</title>" in page and b"http" not in page.replace(b"http-equiv", b"")
 
 
+def half_uploads(port: int, n: int, close: bool = False) -> tuple[list[socket.socket], bytes]:
+    """n connections, each having sent its headers and half of a photo upload's body."""
+    body, h = multipart({"preset": "fast"}, {"image": ("a.png", png_bytes())})
+    extra = "Connection: close\r\n" if close else ""
+    head = (f"POST /api/restore HTTP/1.1\r\nHost: x\r\nContent-Type: {h['Content-Type']}\r\n"
+            f"Content-Length: {len(body)}\r\n{extra}\r\n").encode()
+    conns = []
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", port), timeout=60)
+        s.sendall(head + body[: len(body) // 2])
+        conns.append(s)
+    return conns, body
+
+
 def test_a_stalled_upload_is_dropped_and_the_server_goes_on(server):
     # Slow clients: each holds a connection while it sends nothing; they are answered 408
     # after --upload-timeout, and a normal client is served meanwhile and after.
-    body, h = multipart({"preset": "fast"}, {"image": ("a.png", png_bytes())})
-    head = (f"POST /api/restore HTTP/1.1\r\nHost: x\r\nContent-Type: {h['Content-Type']}\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode()
-    slow = []
-    for _ in range(8):
-        s = socket.create_connection(("127.0.0.1", server.port), timeout=30)
-        s.sendall(head + body[: len(body) // 2])
-        slow.append(s)
+    slow, _ = half_uploads(server.port, 8)
     status, job = submit(server, {"preset": "fast"})
     assert status == 202 and wait(server, job["id"])["status"] == "done"
     for s in slow:
@@ -311,14 +318,7 @@ def test_the_queue_limit_holds_for_uploads_in_parallel(served_weights, tmp_path)
     srv = Server(served_weights, tmp_path, "--upload-timeout", "30")
     try:
         _, running = submit(srv, {"steps": "1000", "seed": "1"}, data=png_bytes(200, 240))
-        body, h = multipart({"preset": "fast"}, {"image": ("a.png", png_bytes())})
-        head = (f"POST /api/restore HTTP/1.1\r\nHost: x\r\nContent-Type: {h['Content-Type']}\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
-        conns = []
-        for _ in range(40):
-            s = socket.create_connection(("127.0.0.1", srv.port), timeout=60)
-            s.sendall(head + body[: len(body) // 2])
-            conns.append(s)
+        conns, body = half_uploads(srv.port, 40, close=True)
         time.sleep(1)  # every upload has started before any finishes
         codes = []
         for s in conns:
