@@ -38,6 +38,11 @@ def check_new_output(path: Path, overwrite: bool, flag: str, inputs: tuple[Path,
         raise UsageError(f"{flag} {path}: already exists (use --overwrite to replace it)")
 
 
+def raise_interrupt(signum, frame):
+    """A SIGTERM handler: the process stops as on Ctrl-C (clean-up runs, exit 130)."""
+    raise KeyboardInterrupt
+
+
 def check_seed(seed: int | None, flag: str = "--seed") -> None:
     """Seeds are taken as given, never wrapped: outside [0, 2^64) is an error."""
     if seed is not None and not 0 <= seed < 2**64:

@@ -23,7 +23,7 @@ from ..video import TEMPORAL_NOISE, WRITABLE_VIDEO, output_extension
 if TYPE_CHECKING:
     from ..pipeline import ImageResult
 from .app import app
-from .common import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, check_seed, err_console, fail, report, shown
+from .common import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, check_seed, err_console, fail, raise_interrupt, report, shown
 
 PresetName = Enum("PresetName", {k: k for k in PRESETS}, type=str)
 SamplerName = Enum("SamplerName", {"ddpm": "ddpm", "ddim": "ddim"}, type=str)
@@ -255,7 +255,7 @@ def run(
                + f", seed {seed}" if steps > 0 else "initial predictor only"),
             highlight=False, soft_wrap=True,
         )
-    previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+    previous_term = signal.signal(signal.SIGTERM, raise_interrupt)
     progress = Progress(
         TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),  # names as they are
         TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console, transient=False,
@@ -362,5 +362,3 @@ def run(
     raise typer.Exit(EXIT_SOME_FAILED if counts["failed"] else EXIT_OK)
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt

@@ -16,11 +16,7 @@ import typer
 from ..errors import DeblurError, UsageError
 from ..io import DEFAULT_MAX_PIXELS
 from .app import app
-from .common import EXIT_INTERRUPTED, err_console, report
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
+from .common import EXIT_INTERRUPTED, err_console, raise_interrupt, report
 
 
 def _private_root() -> Path:
@@ -109,7 +105,7 @@ def serve_cmd(
     # uvicorn stops cleanly on SIGTERM, then raises the signal again under the handler it
     # found: Python's default would end the process (143) before the clean-up below and
     # atexit run. SIGTERM (kill, systemd, docker stop) is taken as Ctrl-C instead.
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    previous = signal.signal(signal.SIGTERM, raise_interrupt)
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:

@@ -94,7 +94,7 @@ class DeconvSamples:
         parts = [load_shard(p) for p in shards]
         crops = {p: shard_crop(part) for p, part in zip(shards, parts)}
         if len(set(crops.values())) > 1:
-            first = shard_crop(parts[0])
+            first = crops[shards[0]]
             odd = next(p for p, c in crops.items() if c != first)
             raise ImageReadError(f"{odd}: crops of {crops[odd]} px among shards of {first} px "
                                  f"({shards[0].name}); one --crop per folder")

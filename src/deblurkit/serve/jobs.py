@@ -124,10 +124,6 @@ class JobQueue:
         (folder / "in").mkdir(parents=True)
         return job_id, folder
 
-    def pending(self) -> int:
-        with self._lock:
-            return self._pending()
-
     def _pending(self) -> int:
         return sum(1 for j in self.jobs.values() if j.status in ("queued", "running"))
 
