@@ -1,6 +1,7 @@
 """End-to-end runs of the `deblur` command with a tiny random-initialised checkpoint."""
 
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -242,14 +243,77 @@ def test_run_help_is_one_screen_grouped_and_flags_show_no_type(monkeypatch):
     assert r.exit_code == 0
     lines = r.output.splitlines()
     assert len(lines) <= 66, len(lines)  # about one screen
-    for panel in ("What to run", "Perception-distortion controls", "Output", "Performance and limits"):
+    for panel in ("What to run", "Output", "Performance and limits", "Advanced (sampler)"):
         assert panel in r.output
     for name in PRESETS:
         assert f"  {name}: " in r.output  # every preset described, one per line
     for flag in ("--recursive", "--std", "--overwrite", "--json", "--quiet", "--debug"):
         row = next(line for line in lines if flag + " " in line)
         assert "<bool>" not in row  # an on/off flag takes no value
-    assert "alpha_bar" not in r.output  # the schedule's formula lives in the README
+    assert "alpha_bar" not in r.output  # the schedule's formula lives in docs/cli.md
+
+
+# The research flags of `run`: the sampler, its schedule and what it can save. They live in
+# their own help panel; the default panels speak of the photo and the time.
+RUN_ADVANCED = ("--steps", "--noise-ceiling", "--sampler", "--samples", "--average", "--flips", "--std",
+                "--save-trajectory", "--save-guidance")
+SAMPLER_TERMS = r"\b(ancestral|ddim|mmse|beta)\b|P-D\b|perception-distortion"
+
+
+def _help(args, columns):
+    r = CliRunner().invoke(app, [*args, "--help"], env={"COLUMNS": str(columns), "TERMINAL_WIDTH": str(columns)})
+    assert r.exit_code == 0, r.output
+    return r.output
+
+
+def _split_panel(text, title):
+    """(the help outside the panel `title`, the panel's own lines)."""
+    lines = text.splitlines()
+    top = next(i for i, line in enumerate(lines) if line.startswith(f"\u256d\u2500 {title} "))
+    bottom = next(i for i in range(top, len(lines)) if lines[i].startswith("\u2570"))
+    return "\n".join(lines[:top] + lines[bottom + 1:]), "\n".join(lines[top:bottom + 1])
+
+
+def _flags_in(text):
+    return set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", text))
+
+
+@pytest.mark.parametrize("columns", [80, 100])
+def test_top_level_help_is_short_and_lists_every_command_on_one_line(columns):
+    from deblurkit.cli import COMMANDS
+
+    out = _help([], columns)
+    lines = out.splitlines()
+    assert len(lines) <= 40, len(lines)
+    _, box = _split_panel(out, "Commands")
+    rows = [line.strip("\u2502 ") for line in box.splitlines()[1:-1]]
+    assert sorted(row.split()[0] for row in rows) == sorted(COMMANDS), rows  # each command, one row each
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_run_help_default_panels_speak_of_the_photo_and_the_advanced_panel_holds_the_sampler(columns):
+    out = _help(["run"], columns)
+    default, advanced = _split_panel(out, "Advanced (sampler)")
+    flat = " ".join(default.replace("\u2502", " ").split())  # a term split by wrapping is still found
+    found = [m.group(0) for m in re.finditer(SAMPLER_TERMS, flat, re.IGNORECASE)]
+    assert not found, found
+    assert _flags_in(advanced) >= set(RUN_ADVANCED), set(RUN_ADVANCED) - _flags_in(advanced)
+    rows = [line for line in default.splitlines() if line.startswith("\u2502")]
+    assert not _flags_in("\n".join(row[:22] for row in rows)) & set(RUN_ADVANCED)  # none of them in a default panel
+    for name, p in PRESETS.items():  # each preset: what it does, what it costs (fidelity, time)
+        line = next(line for line in out.splitlines() if line.startswith(f"   {name}: "))
+        assert f"({p.passes} pass" in line and (p.cost in line if p.cost else True), line
+
+
+def test_every_option_of_run_is_in_its_help():
+    import typer
+
+    command = typer.main.get_command(app).commands["run"]
+    shown = _flags_in(_help(["run"], 200)) | set(re.findall(r"(?<![\w-])-[a-z](?![\w-])", _help(["run"], 200)))
+    names = [o for p in command.params if p.param_type_name == "option" for o in (*p.opts, *p.secondary_opts)]
+    assert len(names) > 40 and "--no-average" in names
+    missing = [o for o in names if o not in shown]
+    assert not missing, missing
 
 
 def test_model_recommended_preset_applies_unless_a_preset_is_given(tiny_weights, tmp_path, monkeypatch):

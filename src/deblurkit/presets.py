@@ -18,7 +18,7 @@ class Preset:
     steps: int
     samples: int
     average: bool
-    help: str
+    help: str  # what it does to the photo, in a photographer's words (run --help, the serve page)
     sampler: str = "ddpm"  # "ddim" is deterministic given the start noise
     noise_ceiling: float | None = None  # None: the 10 / T rule (also when --steps overrides)
     flips: int = 1  # samples cycle through this many mirror images of the input (1, 2, 4)
@@ -26,13 +26,21 @@ class Preset:
     # preset table says the same; tests/test_cli.py checks that the two agree).
     cost: str = ""
 
+    @property
+    def passes(self) -> int:
+        """Network passes per photo (its time cost): the predictor once per mirror image a
+        sample uses, and the refiner once per step of each sample."""
+        if self.steps == 0:
+            return 1
+        return min(self.flips, self.samples) + self.steps * self.samples
+
 
 PRESETS: dict[str, Preset] = {
-    "fast": Preset(0, 1, False, "the predictor alone: one network pass, highest PSNR, smooth"),
-    "balanced": Preset(3, 1, False, "3 ancestral steps: more natural texture for ~0.3 dB PSNR", cost="~0.3 dB"),
-    "distortion": Preset(1, 8, True, "8 one-step samples over 4 mirror images, averaged (MMSE)",
+    "fast": Preset(0, 1, False, "sharp edges, smooth surfaces, nothing invented"),
+    "balanced": Preset(3, 1, False, "natural texture, ~0.3 dB less faithful than fast", cost="~0.3 dB"),
+    "distortion": Preset(1, 8, True, "8 tries averaged: the most faithful, smooth",
                          noise_ceiling=0.999, flips=4),
-    "perception": Preset(5, 1, False, "5 DDIM steps: most natural texture, ~0.6-0.9 dB PSNR", sampler="ddim",
+    "perception": Preset(5, 1, False, "max detail and grain, may invent texture; ~0.6-0.9 dB", sampler="ddim",
                          cost="~0.6-0.9 dB"),
 }
 DEFAULT_PRESET = "balanced"

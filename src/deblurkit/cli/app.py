@@ -58,8 +58,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
-    help="Remove camera shake and motion blur from photos with a predict-and-refine diffusion model.\n\n"
-    "deblur photo.jpg  (same as: deblur run photo.jpg) writes photo_deblurred.png beside the input.",
+    help="Remove camera shake and motion blur from photos and videos.\n\n"
+    "deblur photo.jpg (= deblur run photo.jpg) -> photo_deblurred.png beside it.",
 )
 
 
@@ -89,16 +89,20 @@ _ESCAPED: set[int] = set()  # help texts escaped already (register may run again
 
 
 def _plain_help(typer_app: typer.Typer, done: set[int]) -> None:
-    """Help texts are plain text: Rich would take "[serve]" or "[default: 1 ...]" for
-    markup and drop it. Each text is escaped once (shared options are seen again)."""
+    """Help texts (and the short ones in command lists) are plain text: Rich would take
+    "[serve]" or "[default: 1 ...]" for markup and drop it. Each text is escaped once
+    (shared options are seen again)."""
     from rich.markup import escape
 
     from typer.models import ArgumentInfo, OptionInfo
 
     def plain(owner) -> None:
-        if id(owner) not in done and isinstance(getattr(owner, "help", None), str):
-            done.add(id(owner))
-            owner.help = escape(owner.help)
+        if id(owner) in done:
+            return
+        done.add(id(owner))
+        for attr in ("help", "short_help"):
+            if isinstance(getattr(owner, attr, None), str):
+                setattr(owner, attr, escape(getattr(owner, attr)))
 
     plain(typer_app.info)
     for command in typer_app.registered_commands:

@@ -13,12 +13,12 @@ import typer
 from ..errors import DeblurError, UsageError
 from ..presets import PRESETS
 from .app import app
-from .common import check_new_output, check_seed, report
+from .common import ADVANCED_PANEL, check_new_output, check_seed, report
 
 # The work (torch, OpenCV, metrics) lives in deblurkit.bench.runner, imported by each
 # command when it runs: `deblur --help` must stay instant.
 bench_app = typer.Typer(help="Measure quality on paired benchmarks (PSNR/SSIM/NIQE per preset) and speed.", no_args_is_help=True)
-app.add_typer(bench_app, name="bench")
+app.add_typer(bench_app, name="bench", short_help="Quality (PSNR/SSIM/NIQE per preset) and speed benchmarks.")
 
 
 @dataclass
@@ -80,12 +80,14 @@ COMMON_OPTIONS = [
     _P("y_channel", _P.KEYWORD_ONLY, annotation=bool, default=typer.Option(
         False, "--y-channel", help="PSNR/SSIM on the BT.601 Y channel (as most papers) instead of RGB.")),
     _P("sweep", _P.KEYWORD_ONLY, annotation=bool, default=typer.Option(
-        False, "--sweep", help="Perception-distortion sweep (steps, averaging, ceilings, DDIM) instead of --presets.")),
+        False, "--sweep", help="Perception-distortion sweep (steps, averaging, ceilings, DDIM) instead of --presets.",
+        rich_help_panel=ADVANCED_PANEL)),
     _P("grid", _P.KEYWORD_ONLY, annotation=Optional[str], default=typer.Option(
         None, "--grid", help="Steps x noise-ceiling grid instead of --presets: STEPS:CEILINGS (e.g. 20,50,200:0.02,0.1,0.5) "
-        "or table12 (MSGD's Table 12: 20-1000 steps x 0.01-0.5).")),
+        "or table12 (MSGD's Table 12: 20-1000 steps x 0.01-0.5).", rich_help_panel=ADVANCED_PANEL)),
     _P("plot", _P.KEYWORD_ONLY, annotation=Optional[Path], default=typer.Option(
-        None, "--plot", help="Write the P-D plane (PSNR vs NIQE, each point labelled) as a PNG.")),
+        None, "--plot", help="Write the P-D plane (PSNR vs NIQE, each point labelled) as a PNG.",
+        rich_help_panel=ADVANCED_PANEL)),
     _P("output", _P.KEYWORD_ONLY, annotation=Optional[Path], default=typer.Option(None, "--output", "-o", help="Write the JSON record here.")),
     _P("json_out", _P.KEYWORD_ONLY, annotation=bool, default=typer.Option(False, "--json", help="Print the JSON record on stdout.")),
     _P("overwrite", _P.KEYWORD_ONLY, annotation=bool, default=typer.Option(False, "--overwrite", help="Replace an existing -o file.")),

@@ -12,7 +12,8 @@ from .app import app
 from .common import check_new_output, check_seed, err_console, report
 
 
-@app.command("blur", help="Blur a sharp photo with the synthetic blur model: real hand shake by default (deterministic given --seed).")
+@app.command("blur", short_help="Blur a sharp photo with synthetic hand shake (test data).",
+             help="Blur a sharp photo with the synthetic blur model: real hand shake by default (deterministic given --seed).")
 def blur_cmd(
     sharp: Path = typer.Argument(..., help="A sharp photo."),
     output: Path = typer.Option(..., "-o", "--output", help="Where to write the blurry image."),

@@ -20,6 +20,10 @@ EXIT_INTERRUPTED = 130
 
 err_console = Console(stderr=True, highlight=False, emoji=False)
 
+# The help panel for the research flags (sampler, schedule, diagnostics): the default
+# panels describe the photo and the time, the sampler's own terms stay in this one.
+ADVANCED_PANEL = "Advanced (sampler)"
+
 
 def shown(text) -> str:
     """A user-provided string (file name, path, message quoting one) made safe to print

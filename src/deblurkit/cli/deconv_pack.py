@@ -12,9 +12,10 @@ from .common import check_seed, err_console, report
 from .train import _spec
 
 
-@app.command("deconv-pack", help="Draw training crops (synthetic blur on --sharp, real --pairs), deconvolve each with the "
-                                 "classical blind estimator, and write them as shards in OUT for a kernel-aware predictor "
-                                 "(`deblur train --deconv OUT --deconv-input`). Resumable; shards made in parallel with --shard agree.")
+@app.command("deconv-pack", short_help="Training crops with their classical deconvolution (resumable).",
+             help="Draw training crops (synthetic blur on --sharp, real --pairs), deconvolve each with the "
+             "classical blind estimator, and write them as shards in OUT for a kernel-aware predictor "
+             "(`deblur train --deconv OUT --deconv-input`). Resumable; shards made in parallel with --shard agree.")
 def deconv_pack_cmd(
     out: Path = typer.Argument(..., help="Folder for the shards (deconv-*.npz)."),
     count: int = typer.Option(..., "--count", help="Crops in all (over every shard)."),

@@ -24,7 +24,8 @@ def _probe_image():
     return torch.nn.functional.interpolate(base, size=(192, 192), mode="bicubic", align_corners=False).clamp(0, 1)
 
 
-@app.command("export", help="Write a slim checkpoint for shipping: the EMA weights of a run (fp16 where lossless).")
+@app.command("export", short_help="Write a slim checkpoint for shipping.",
+             help="Write a slim checkpoint for shipping: the EMA weights of a run (fp16 where lossless).")
 def export_cmd(
     checkpoint: Path = typer.Argument(..., help="A run folder (uses its ema.safetensors) or a checkpoint file."),
     output: Path = typer.Option(..., "-o", "--output", help="Destination .safetensors file."),

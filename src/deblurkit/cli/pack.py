@@ -12,7 +12,8 @@ from .common import err_console, report
 from .train import _spec
 
 
-@app.command("pack", help="Pack training data (--sharp / --pairs folders, with weights) into one file for `deblur train --pack`.")
+@app.command("pack", short_help="Pack training data into one file for `deblur train --pack`.",
+             help="Pack training data (--sharp / --pairs folders, with weights) into one file for `deblur train --pack`.")
 def pack_cmd(
     out: Path = typer.Argument(..., help="The pack file to write (.safetensors)."),
     sharp: list[str] = typer.Option([], "--sharp", help="Folder of sharp photos (repeatable, DIR[:WEIGHT])."),

@@ -23,13 +23,14 @@ from ..video import TEMPORAL_NOISE, WRITABLE_VIDEO, output_extension
 if TYPE_CHECKING:
     from ..pipeline import ImageResult
 from .app import app
-from .common import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, check_seed, err_console, fail, raise_interrupt, report, shown
+from .common import ADVANCED_PANEL, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, check_seed, err_console, fail, raise_interrupt, report, shown
 
 PresetName = Enum("PresetName", {k: k for k in PRESETS}, type=str)
 SamplerName = Enum("SamplerName", {"ddpm": "ddpm", "ddim": "ddim"}, type=str)
 DeviceName = Enum("DeviceName", {k: k for k in ("auto", "cpu", "cuda", "mps")}, type=str)
 TemporalNoise = Enum("TemporalNoise", {k: k for k in TEMPORAL_NOISE}, type=str)
 PrecisionName = Enum("PrecisionName", {k: k for k in ("auto", "fp32", "bf16", "fp16")}, type=str)
+_PRECISION_HELP = "Speed vs exactness: auto (the default: bf16 where native, else fp32), fp32, bf16, fp16 (GPU)."
 
 def _validate_output(quality, max_pixels):
     if not 1 <= quality <= 100:
@@ -74,12 +75,19 @@ def _summary_table(results: list[ImageResult]) -> Table:
     return table
 
 
-_WHAT, _PD, _OUT, _PERF = "What to run", "Perception-distortion controls", "Output", "Performance and limits"
+_WHAT, _OUT, _PERF, _ADV = "What to run", "Output", "Performance and limits", ADVANCED_PANEL
 _FLAG = ""  # no "<bool>" type column for on/off flags: they take no value
 
 
+def _preset_cost(p) -> str:
+    """A preset's time, in network passes (the sampler terms stay out of the default help)."""
+    fewest, most = min(q.passes for q in PRESETS.values()), max(q.passes for q in PRESETS.values())
+    tag = ", quickest" if p.passes == fewest else ", slowest" if p.passes == most else ""
+    return f"({p.passes} pass{tag})" if p.passes == 1 else f"({p.passes} passes{tag})"
+
+
 def _run_help() -> str:
-    presets = "\n".join(f"  {name}: {p.help}" for name, p in PRESETS.items())
+    presets = "\n".join(f"  {name}: {p.help} {_preset_cost(p)}" for name, p in PRESETS.items())
     return (
         "Deblur photos and videos (files, folders). The default: `deblur photo.jpg`.\n\n"
         f"Presets (flags override; default: the model's in weights.toml, else {DEFAULT_PRESET}):\n{presets}\n\n"
@@ -87,11 +95,11 @@ def _run_help() -> str:
     )
 
 
-@app.command("run", help=_run_help())
+@app.command("run", short_help="Deblur photos and videos (the default command).", help=_run_help())
 def run(
     # readable=False: an unreadable input is a per-file failure later, not a usage error that stops the batch.
     paths: list[Path] = typer.Argument(..., help="Photos, videos and/or folders.", show_default=False, readable=False),
-    preset: Optional[PresetName] = typer.Option(None, "--preset", help="Named point on the P-D curve (see above).",
+    preset: Optional[PresetName] = typer.Option(None, "--preset", help="The look: one of the presets above.",
                                                 show_default=False, metavar="NAME", rich_help_panel=_WHAT),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name from weights.toml.",
                                         rich_help_panel=_WHAT),
@@ -99,56 +107,38 @@ def run(
                                           rich_help_panel=_WHAT),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders of folder inputs.",
                                    metavar=_FLAG, rich_help_panel=_WHAT),
-    region: Optional[str] = typer.Option(None, "--region", help="Restore only this crop (pixels).",
+    region: Optional[str] = typer.Option(None, "--region", help="Restore only this crop (px): quick trials.",
                                          metavar="X,Y,W,H", rich_help_panel=_WHAT),
-    preview: bool = typer.Option(False, "--preview", help="Restore only a 512 px centre crop.",
+    preview: bool = typer.Option(False, "--preview", help="Restore a 512 px centre crop: seconds.",
                                  metavar=_FLAG, rich_help_panel=_WHAT),
-    kernel: Optional[str] = typer.Option(None, "--kernel", help="auto, none (default) or a PSF file.",
+    seed: Optional[int] = typer.Option(None, "--seed", help="Same seed, same result. [default: random]",
+                                       show_default=False, rich_help_panel=_WHAT),
+    kernel: Optional[str] = typer.Option(None, "--kernel", help="Shake: auto, none (default) or a PSF file.",
                                          show_default=False, metavar="MODE", rich_help_panel=_WHAT),
-    kernel_size: Optional[int] = typer.Option(None, "--kernel-size", help="Largest shake looked for (px).",
+    kernel_size: Optional[int] = typer.Option(None, "--kernel-size", help="Longest shake looked for (px).",
                                               show_default=False, metavar="PX", rich_help_panel=_WHAT),
-    kernel_region: Optional[str] = typer.Option(None, "--kernel-region", help="Estimate the kernel on this crop.",
+    kernel_region: Optional[str] = typer.Option(None, "--kernel-region", help="Estimate the shake on this crop.",
                                                 show_default=False, metavar="X,Y,W,H", rich_help_panel=_WHAT),
-    save_kernel: bool = typer.Option(False, "--save-kernel", help="Also write the kernel found (PNG).",
+    save_kernel: bool = typer.Option(False, "--save-kernel", help="Also write the shake found (PNG).",
                                      metavar=_FLAG, rich_help_panel=_WHAT),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Steps T; 0 = predictor only.",
-                                        show_default=False, rich_help_panel=_PD),
-    noise_ceiling: Optional[float] = typer.Option(None, "--noise-ceiling", help="Last beta B. [default: preset's or min(0.9, 10/T)]",
-                                                  show_default=False, rich_help_panel=_PD),
-    sampler: Optional[SamplerName] = typer.Option(None, "--sampler", help="ddpm or ddim.",
-                                                  show_default=False, metavar="NAME", rich_help_panel=_PD),
-    samples: Optional[int] = typer.Option(None, "--samples", "-n", help="Samples per image.",
-                                          show_default=False, rich_help_panel=_PD),
-    average: Optional[bool] = typer.Option(None, "--average/--no-average", help="Write the samples' mean.",
-                                           show_default=False, rich_help_panel=_PD),
-    flips: Optional[int] = typer.Option(None, "--flips", help="Mirror images: 1, 2 or 4.",
-                                        show_default=False, rich_help_panel=_PD),
-    std: bool = typer.Option(False, "--std", help="Also write the per-pixel std.",
-                             metavar=_FLAG, rich_help_panel=_PD),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Same seed + flags: same output. [default: random]",
-                                       show_default=False, rich_help_panel=_PD),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file (one input) or folder.", rich_help_panel=_OUT),
     fmt: Optional[str] = typer.Option(None, "--format", "-f", help="png, jpg, tif, webp, bmp. [default: png or -o's]",
                                       show_default=False, rich_help_panel=_OUT),
     quality: int = typer.Option(95, "--quality", help="JPEG/WebP quality 1..100.", rich_help_panel=_OUT),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (never inputs).", metavar=_FLAG,
                                    rich_help_panel=_OUT),
-    side_by_side: bool = typer.Option(False, "--side-by-side", help="Also write input | result | std in one.",
+    side_by_side: bool = typer.Option(False, "--side-by-side", help="Also write before | after in one image.",
                                       metavar=_FLAG, rich_help_panel=_OUT),
-    temporal_noise: TemporalNoise = typer.Option("fixed", "--temporal-noise", help="Videos: fixed or per-frame noise.",
+    temporal_noise: TemporalNoise = typer.Option("fixed", "--temporal-noise", help="Videos: fixed (less flicker), per-frame.",
                                                  metavar="MODE", show_default=False, rich_help_panel=_OUT),
     allow_truncated: bool = typer.Option(False, "--allow-truncated", help="Videos: write a cut-short clip.",
                                          metavar=_FLAG, rich_help_panel=_OUT),
-    save_trajectory: Optional[Path] = typer.Option(None, "--save-trajectory", help="Folder for ~10 intermediate estimates.",
-                                                   rich_help_panel=_OUT),
-    save_guidance: Optional[Path] = typer.Option(None, "--save-guidance", help="Folder for msgd guidance maps.",
-                                                 rich_help_panel=_OUT),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable summary on stdout.", metavar=_FLAG,
                                   rich_help_panel=_OUT),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary table.", metavar=_FLAG, rich_help_panel=_OUT),
     device: DeviceName = typer.Option("auto", "--device", help="auto, cpu, cuda or mps.",
                                       metavar="NAME", rich_help_panel=_PERF),
-    precision: PrecisionName = typer.Option("auto", "--precision", help="fp32, bf16, fp16 (GPU) or auto (the default).",
+    precision: PrecisionName = typer.Option("auto", "--precision", help=_PRECISION_HELP,
                                             metavar="NAME", show_default=False, rich_help_panel=_PERF),
     tile: Optional[int] = typer.Option(None, "--tile", help="Tile side. [default: from free memory]",
                                        show_default=False, rich_help_panel=_PERF),
@@ -156,6 +146,25 @@ def run(
     max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", help="Refuse larger images.",
                                    rich_help_panel=_PERF),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks.", metavar=_FLAG, rich_help_panel=_PERF),
+    # The research flags: each overrides the preset's value; their own panel, last.
+    steps: Optional[int] = typer.Option(None, "--steps", help="Steps T; 0 = predictor only.",
+                                        show_default=False, rich_help_panel=_ADV),
+    noise_ceiling: Optional[float] = typer.Option(None, "--noise-ceiling", help="Last beta B. [default: preset's or min(0.9, 10/T)]",
+                                                  show_default=False, rich_help_panel=_ADV),
+    sampler: Optional[SamplerName] = typer.Option(None, "--sampler", help="ddpm (ancestral) or ddim.",
+                                                  show_default=False, metavar="NAME", rich_help_panel=_ADV),
+    samples: Optional[int] = typer.Option(None, "--samples", "-n", help="Samples per image.",
+                                          show_default=False, rich_help_panel=_ADV),
+    average: Optional[bool] = typer.Option(None, "--average/--no-average", help="Write the samples' mean.",
+                                           show_default=False, rich_help_panel=_ADV),
+    flips: Optional[int] = typer.Option(None, "--flips", help="Mirror images: 1, 2 or 4.",
+                                        show_default=False, rich_help_panel=_ADV),
+    std: bool = typer.Option(False, "--std", help="Also write a per-pixel std.",
+                             metavar=_FLAG, rich_help_panel=_ADV),
+    save_trajectory: Optional[Path] = typer.Option(None, "--save-trajectory", help="Folder: ~10 partial results.",
+                                                   rich_help_panel=_ADV),
+    save_guidance: Optional[Path] = typer.Option(None, "--save-guidance", help="Folder: msgd guidance maps.",
+                                                 rich_help_panel=_ADV),
 ):
     # The model stack is imported here, not at start-up: `deblur --help` stays instant.
     import torch

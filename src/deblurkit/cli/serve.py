@@ -30,7 +30,8 @@ def _private_root() -> Path:
     return root
 
 
-@app.command("serve", help="A local web page to restore photos by looking, with the HTTP API it uses "
+@app.command("serve", short_help="Restore photos in a local web page (needs deblurkit[serve]).",
+             help="A local web page to restore photos by looking, with the HTTP API it uses "
              "(needs: pip install 'deblurkit[serve]').")
 def serve_cmd(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (anything but localhost needs --token or --no-auth)."),

@@ -48,7 +48,12 @@ def _spec(text: str, kind: str) -> dict:
     return {"path": path, "kind": kind, "weight": weight}
 
 
-@app.command("train", help="Train a model. Data: --sharp DIR[:WEIGHT] (synthetic blur) and/or --pairs DIR[:WEIGHT] "
+# Research knobs of the networks and the loss: a panel of their own, after the everyday options.
+_MODEL = "Advanced (model and loss)"
+
+
+@app.command("train", short_help="Train a model on sharp photos and/or blurry/sharp pairs.",
+             help="Train a model. Data: --sharp DIR[:WEIGHT] (synthetic blur) and/or --pairs DIR[:WEIGHT] "
              "(GoPro layout or blur/ + sharp/). Multi-GPU / multi-node: launch with `torchrun ... -m deblurkit train ...`.")
 def train_cmd(
     sharp: list[str] = typer.Option([], "--sharp", help="Folder of sharp photos, blurred on the fly (repeatable, DIR[:WEIGHT])."),
@@ -62,27 +67,27 @@ def train_cmd(
     stage: Optional[int] = typer.Option(None, "--stage", help="hidiff: 1 (latent encoder + transformer) or 2 (latent DM + transformer; needs --init STAGE1)."),
     guidance: bool = typer.Option(False, "--guidance", help="dvsr: add MSGD's multiscale structure guidance to the denoiser."),
     guidance_ramp: Optional[int] = typer.Option(
-        None, "--guidance-ramp", help="Guided models: steps over which the denoising loss ramps in from 0 (regression-only warm start). [default: 6% of --steps]"),
+        None, "--guidance-ramp", help="Guided models: steps over which the denoising loss ramps in from 0 (regression-only warm start). [default: 6% of --steps]", rich_help_panel=_MODEL),
     objective: Optional[str] = typer.Option(
-        None, "--objective", help="Denoising objective: eps (DDPM noise estimate) or edm (preconditioned image estimate). [default: the size's]"),
+        None, "--objective", help="Denoising objective: eps (DDPM noise estimate) or edm (preconditioned image estimate). [default: the size's]", rich_help_panel=_MODEL),
     blur_model: Optional[str] = typer.Option(
         None, "--blur-model", help="Synthetic blur for --sharp: handheld (real hand shake: variable-speed rotation paths up to 120 px), handheld-large (the same, a third of the paths 60-120 px) or legacy (v1-v6's). [default: handheld]"),
     blur_max_extent: Optional[float] = typer.Option(
         None, "--blur-max-extent", help="handheld: largest shake in px (a curriculum: small shakes first). [default: 120]"),
     fourier_levels: Optional[str] = typer.Option(
-        None, "--fourier-levels", help="dvsr: predictor levels with a Fourier branch (global receptive field), e.g. 1,2,3 (0 = the stem's resolution). [default: none]"),
+        None, "--fourier-levels", help="dvsr: predictor levels with a Fourier branch (global receptive field), e.g. 1,2,3 (0 = the stem's resolution). [default: none]", rich_help_panel=_MODEL),
     predictor_scales: Optional[int] = typer.Option(
-        None, "--predictor-scales", help="dvsr: coarse-to-fine prediction over N scales (the input halved N-1 times; 1 = plain). [default: 1]"),
+        None, "--predictor-scales", help="dvsr: coarse-to-fine prediction over N scales (the input halved N-1 times; 1 = plain). [default: 1]", rich_help_panel=_MODEL),
     separate_scales: bool = typer.Option(
-        False, "--separate-scales", help="dvsr, with --predictor-scales: a network of its own per scale instead of one shared (3x the predictor's weights, same cost per pixel)."),
+        False, "--separate-scales", help="dvsr, with --predictor-scales: a network of its own per scale instead of one shared (3x the predictor's weights, same cost per pixel).", rich_help_panel=_MODEL),
     deconv_input: bool = typer.Option(
         False, "--deconv-input", help="dvsr: a kernel-aware predictor that also sees the input's classical blind deconvolution (trains on --deconv data)."),
     deconv_gate: bool = typer.Option(
-        False, "--deconv-gate", help="dvsr, with --deconv-input: the predictor also outputs a per-pixel weight a, g(y) = y + U + a (deconvolution - y)."),
+        False, "--deconv-gate", help="dvsr, with --deconv-input: the predictor also outputs a per-pixel weight a, g(y) = y + U + a (deconvolution - y).", rich_help_panel=_MODEL),
     deconv_gate_start: Optional[float] = typer.Option(
-        None, "--deconv-gate-start", help="dvsr, with --deconv-gate: the gate's value when a run starts (0: the --init network unchanged; 1: the deconvolution plus its correction). [default: 0]"),
+        None, "--deconv-gate-start", help="dvsr, with --deconv-gate: the gate's value when a run starts (0: the --init network unchanged; 1: the deconvolution plus its correction). [default: 0]", rich_help_panel=_MODEL),
     deconv_wiener: Optional[str] = typer.Option(
-        None, "--deconv-wiener", help="dvsr, with --deconv-input: the deconvolution's Wiener rule, fixed, noise or guarded (as the --deconv shards were made). [default: fixed]"),
+        None, "--deconv-wiener", help="dvsr, with --deconv-input: the deconvolution's Wiener rule, fixed, noise or guarded (as the --deconv shards were made). [default: fixed]", rich_help_panel=_MODEL),
     size: Optional[str] = typer.Option(None, "--size", help="tiny, small (CPU, v1), medium (CPU, edm denoiser) or base (GPU)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Total optimiser steps. " + _default("steps")),
     batch: Optional[int] = typer.Option(None, "--batch", help="Crops per step (per process). " + _default("batch")),
@@ -90,11 +95,11 @@ def train_cmd(
     lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (AdamW). " + _default("lr")),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for weights, data order and noise. " + _default("seed")),
     predictor_loss_weight: Optional[float] = typer.Option(
-        None, "--predictor-loss-weight", help="Direct L1 loss on g(y) (default 1.0; 0 = pure DvSR Eq. 6)."),
+        None, "--predictor-loss-weight", help="Direct L1 loss on g(y) (default 1.0; 0 = pure DvSR Eq. 6).", rich_help_panel=_MODEL),
     phase: Optional[str] = typer.Option(None, "--phase", help="What to train: joint (default), predictor (alone) or denoiser (predictor frozen)."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from this checkpoint's weights (tensors whose names and shapes match)."),
     fft_loss_weight: Optional[float] = typer.Option(
-        None, "--fft-loss-weight", help="Frequency-domain L1 on g(y) (default 0; edm objective or --phase predictor)."),
+        None, "--fft-loss-weight", help="Frequency-domain L1 on g(y) (default 0; edm objective or --phase predictor).", rich_help_panel=_MODEL),
     val_every: Optional[int] = typer.Option(None, "--val-every", help="Validate (PSNR, NIQE) every N steps. " + _default("val_every")),
     ckpt_every: Optional[int] = typer.Option(None, "--ckpt-every", help="Checkpoint every N steps (what a stop can lose). " + _default("ckpt_every")),
     log_every: Optional[int] = typer.Option(None, "--log-every", help="Log loss and speed every N steps. " + _default("log_every")),
