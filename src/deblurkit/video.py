@@ -14,7 +14,7 @@ and starts over otherwise. A frame file that does not decode is restored again. 
 file beside the output keeps a second run on the same clip out (it skips it as busy).
 
 The encoder is run so that the same frames give the same bytes (one x264 thread, no
-encoder or time tags in the container): the README promises byte-identical output.
+encoder or time tags in the container): docs/video.md promises byte-identical output.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ __all__ = ["VIDEO_EXTENSIONS", "process_video", "probe", "read_frames"]
 # Output containers: the input's where it can hold H.264, else MP4.
 _CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 WRITABLE_VIDEO = tuple(_CONTAINERS)  # what -o may name for a video
-TEMPORAL_NOISE = ("fixed", "per-frame")  # fixed: measured to add half the flicker (README)
+TEMPORAL_NOISE = ("fixed", "per-frame")  # fixed: measured to add half the flicker (docs/video.md)
 DEFAULT_RATE = Fraction(30)
 
 
@@ -177,7 +177,7 @@ def encode_video(frames_dir: Path, count: int, info: VideoInfo, source: Path, ou
         # Disk full, a folder made read-only mid-run, ...: one line, and no half-written file.
         raise VideoError(f"{out}: cannot write the video ({_reason(e)})") from None
     finally:
-        partial.unlink(missing_ok=True)  # also on Ctrl-C: the README promises no temporary files
+        partial.unlink(missing_ok=True)  # also on Ctrl-C: docs/video.md promises no temporary files
     return notes
 
 
@@ -186,7 +186,7 @@ def _encode_in_child(frames_dir: Path, count: int, info: VideoInfo, source: Path
     """Run the encoder in a fresh process. In the process that has just restored the
     frames (torch's thread pools, a busy heap), libx264 gave different bitstreams from
     identical frames in about one run in three; a fresh process gives the same bytes every
-    time, which the README promises for the same seed."""
+    time, which docs/video.md promises for the same seed."""
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")

@@ -2,7 +2,7 @@
 
 Why a classical estimator in a learned tool: on real hand-shake kernels the learned
 predictor gains +0.1 to +0.5 dB, while a plain Wiener filter *given the true kernel*
-gains +4 dB on the same pairs (docs/bench/nonblind_probe.txt). The network fails to
+gains +4 dB on the same pairs (docs/experiments/probes/nonblind_probe.txt). The network fails to
 find the kernel, not to invert it. An estimator that models no particular shake (it
 only assumes the sharp image has few, strong edges) has nothing of our blur model to
 overfit, which is what a real photo needs.
@@ -36,7 +36,7 @@ WIENER_WEIGHT = 0.03
 # 0.03 was chosen at the bench's noise (0.01); the training blur is often far noisier, and
 # there the fixed weight made the deconvolution worse than its input (-0.92 dB mean on the
 # pack's own crops, -0.09 with this rule, the bench protocol unchanged;
-# docs/bench/deconv_training_probe.py, training photos only).
+# docs/experiments/probes/deconv_training_probe.py, training photos only).
 NOISE_WEIGHT_PER_VARIANCE = 1000.0
 # The "guarded" rule is "noise" plus a check that the kernel explains the input: the input
 # is deconvolved with a light weight (GUARD_WEIGHT, so the regularisation leaves little of
@@ -45,7 +45,7 @@ NOISE_WEIGHT_PER_VARIANCE = 1000.0
 # least GUARD_NOISE_FLOOR, so 8-bit steps and tiny model errors on clean photos do not
 # count), the estimate failed (a wrong kernel on a flat or low-contrast crop: such crops
 # lost 2-14 dB) and the input comes back unchanged. Chosen on training data only
-# (docs/bench/deconv_guard_probe.py): the pack's own handheld draws +0.03 -> +0.43 dB mean,
+# (docs/experiments/probes/deconv_guard_probe.py): the pack's own handheld draws +0.03 -> +0.43 dB mean,
 # the bench protocol with our own kernels +0.21 -> +0.35. 1.2 scored a little higher on
 # the draws (+0.55) but rejected a right kernel on a clean GoPro crop with noise 0.005.
 GUARD_WEIGHT = 0.01

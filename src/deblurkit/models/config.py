@@ -188,7 +188,7 @@ class ModelConfig:
     # Kernel-aware prediction: the predictor also sees the input's classical blind
     # deconvolution (deblurkit.deconv: an L0-prior kernel estimate, then Wiener), three more
     # channels at every scale. On real shake the estimator finds kernels the network does
-    # not (docs/bench/blind_kohler.txt); the network learns where to trust it.
+    # not (docs/experiments/probes/blind_kohler.txt); the network learns where to trust it.
     deconv_input: bool = False
     # Kernel-aware with a gate: the predictor also outputs a per-pixel weight a (a fourth
     # channel) and g(y) = y + U + a (deconv - y), so "take the deconvolution here" is one
