@@ -83,6 +83,45 @@ def test_the_region_is_where_the_kernel_is_estimated():
             estimate_photo_kernel(flat, size=15, region=bad)
 
 
+def test_a_second_longer_estimate_only_where_the_first_fails_or_fills_its_window(monkeypatch):
+    """The largest kernel looked for comes from the photo: a 141 px estimate only where the
+    75 px one is refused or nearly fills its window, taken where the guard accepts it."""
+    line = {75: line_kernel(31, 0), 141: line_kernel(101, 0)}
+    residual = {}
+    calls = []
+
+    def fake_estimate(gray, cfg):
+        calls.append(cfg.kernel_size)
+        k = np.zeros((cfg.kernel_size, cfg.kernel_size))
+        src = line[cfg.kernel_size]
+        t = (cfg.kernel_size - src.shape[0]) // 2
+        k[t:t + src.shape[0], t:t + src.shape[0]] = src
+        return k
+
+    monkeypatch.setattr(photo, "estimate_kernel", fake_estimate)
+    monkeypatch.setattr(photo, "residual_ratio", lambda gray, k: residual[k.shape[0]])
+    y = np.zeros((400, 400, 3), np.uint8)
+
+    residual.update({75: 1.1, 141: 1.0})  # a short kernel, accepted: no second estimate
+    est = estimate_photo_kernel(y)
+    assert calls == [75] and est.accepted and est.size == 75
+
+    calls.clear(); residual.update({75: 2.0, 141: 1.2})  # refused: the long one is tried and taken
+    est = estimate_photo_kernel(y)
+    assert calls == [75, 141] and est.accepted and est.size == 141 and est.residual == 1.2
+
+    calls.clear(); line[75] = line_kernel(73, 0); residual.update({75: 1.1, 141: 2.5})  # fills its window
+    est = estimate_photo_kernel(y)
+    assert calls == [75, 141] and not est.accepted  # neither is trusted
+
+    calls.clear()
+    est = estimate_photo_kernel(y, size=75)  # a size the user gave: one estimate, as asked
+    assert calls == [75] and est.accepted
+    calls.clear()
+    est = estimate_photo_kernel(y[:200, :200])  # no room for a 141 px kernel: one estimate
+    assert calls == [75]
+
+
 def test_tiled_deconvolution_matches_the_whole_photo_and_takes_integer_pixels(monkeypatch):
     k = line_kernel(7, 45)
     y, _ = shaken(150, 170, k)

@@ -2,7 +2,9 @@
 largest kernel looked for, 75 px against 141 px (and 141 estimated at 75 px on a shrunk
 image), each unguarded, TV, aligned; per-photo rows to JSON for selection rules.
 
-    python docs/bench/kernel_size_probe.py 48 small,large,huge OUT.json
+    python docs/bench/kernel_size_probe.py 48 small,large,huge OUT.json [SEED [k75,k141]]
+
+SEED shifts which of our kernels each photo gets (a second draw of the same classes).
 """
 import os, sys, json
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -16,6 +18,7 @@ from deblurkit.deconv import BlindConfig, estimate_kernel, residual_ratio, to_gr
 from deblurkit.io import IMAGE_EXTENSIONS, read_image
 
 CANDS = {"k75": BlindConfig(), "k141": replace(BlindConfig(), kernel_size=141), "k141f": replace(BlindConfig(), kernel_size=141, finest_size=75)}
+ONLY = sys.argv[5].split(",") if len(sys.argv) > 5 else list(CANDS)
 def ext(k):
     ys, xs = np.nonzero(k > 0.05 * k.max()); return int(max(np.ptp(ys), np.ptp(xs)) + 1)
 def one(job):
@@ -30,12 +33,14 @@ def one(job):
     gray = to_gray(y[t:t+ch, l:l+cw])
     row = dict(i=i, ext=ext(k))
     for name, cfg in CANDS.items():
+        if name not in ONLY: continue
         ke = estimate_kernel(gray, cfg)
         row[name] = dict(gain=L.score(tv_deconvolve(y, ke), x) - base, sim=kernel_similarity(ke, k), res=residual_ratio(gray, ke), ext=ext(ke))
     return row
 if __name__ == "__main__":
     n = int(sys.argv[1]); active = sys.argv[2].split(","); out = sys.argv[3]
+    seed = int(sys.argv[4]) if len(sys.argv) > 4 else None
     files = sorted(p for p in L.SHARP.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)[:n]
     with Pool(2) as pool:
-        rows = pool.map(one, [(i, f, active, None) for i, f in enumerate(files)], chunksize=1)
+        rows = pool.map(one, [(i, f, active, seed) for i, f in enumerate(files)], chunksize=1)
     json.dump(rows, open(out, "w"), indent=1)

@@ -8,6 +8,14 @@ pixels there (the centre, or a region the caller names), and the kernel is enlar
 to full resolution. The guard (blind.residual_ratio) decides whether the kernel explains
 the photo; the restorer takes the kernel path only where it does.
 
+The largest kernel looked for is chosen from the photo: a first estimate looks for
+kernels up to the estimator's kernel_size (75 px at the estimation scale); where the guard
+refuses it, or its kernel nearly fills that window (the blur may be longer than the
+window), a second estimate looks for kernels up to LONG_KERNEL_SIZE and is taken where the
+guard accepts it. A fixed longer window costs short kernels 1.2-1.4 dB (more unknowns for
+the same edges); the second estimate runs only where the first failed
+(docs/bench/estimator_loop.txt, session of 2026-12-06).
+
 The non-blind step runs on tiles of DECONV_TILE pixels with a margin of twice the
 kernel on each side (the periodic pad's wrap-around stays in the margin), so a 24 MP
 photo needs a few tens of MB of FFT buffers, not a whole-photo float64 stack.
@@ -27,6 +35,8 @@ ESTIMATE_LONG_SIDE = 1280
 ESTIMATE_SIDE = 384
 MIN_SIDE = 32
 DECONV_TILE = 1024
+LONG_KERNEL_SIZE = 141  # the second estimate's window, at the estimation scale
+FILL_MARGIN = 5  # a kernel spanning more than its window less this many pixels "fills" it
 MAX_KERNEL_FILE_SIDE = 1025  # a kernel file larger than this is not a blur kernel
 
 
@@ -83,12 +93,18 @@ def resize_kernel(k: np.ndarray, size: int) -> np.ndarray:
     return out / out.sum()
 
 
+def kernel_extent(k: np.ndarray, level: float = 0.05) -> int:
+    """The longest side, in pixels, of the box holding the kernel's pixels above level x its maximum."""
+    ys, xs = np.nonzero(k > level * k.max())
+    return int(max(np.ptp(ys), np.ptp(xs)) + 1)
+
+
 def estimate_photo_kernel(rgb: np.ndarray, size: int | None = None, region: tuple[int, int, int, int] | None = None,
                           cfg: BlindConfig = BlindConfig()) -> KernelEstimate:
     """(H, W, 3) photo (uint8, uint16 or float in [0, 1]) -> its kernel.
 
-    size: the largest kernel looked for, in full-resolution pixels (default: the
-    estimator's kernel_size at the estimation scale). region: x, y, w, h of the window to
+    size: the largest kernel looked for, in full-resolution pixels (default: chosen from
+    the photo, see the module's docstring). region: x, y, w, h of the window to
     estimate on (default: the centre)."""
     H, W = rgb.shape[:2]
     if min(H, W) < MIN_SIDE:
@@ -106,8 +122,16 @@ def estimate_photo_kernel(rgb: np.ndarray, size: int | None = None, region: tupl
     small_size = cfg.kernel_size if size is None else _odd(size * scale)
     k_small = estimate_kernel(window, replace(cfg, kernel_size=small_size))
     residual = residual_ratio(window, k_small)
+    accepted = residual <= GUARD_RESIDUAL
+    fills = kernel_extent(k_small) > small_size - FILL_MARGIN
+    if size is None and (not accepted or fills) and min(window.shape) >= 2 * LONG_KERNEL_SIZE:
+        # the first estimate failed or may be cut off: look for a longer kernel; where that
+        # fails too, neither is trusted (a kernel filling its window was wrong more often than right)
+        k_small = estimate_kernel(window, replace(cfg, kernel_size=LONG_KERNEL_SIZE))
+        residual = residual_ratio(window, k_small)
+        accepted = residual <= GUARD_RESIDUAL
     kernel = k_small if scale == 1 else resize_kernel(k_small, _odd(k_small.shape[0] / scale))
-    return KernelEstimate(kernel, residual <= GUARD_RESIDUAL, float(residual), scale, (x, y, w, h))
+    return KernelEstimate(kernel, accepted, float(residual), scale, (x, y, w, h))
 
 
 def deconvolve_photo(rgb: np.ndarray, kernel: np.ndarray, weight: float | None = None) -> np.ndarray:
@@ -170,4 +194,4 @@ def kernel_image(kernel: np.ndarray) -> np.ndarray:
 
 
 __all__ = ["DECONV_TILE", "as_kernel", "ESTIMATE_LONG_SIDE", "KernelEstimate", "check_region", "deconvolve_photo", "estimate_photo_kernel",
-           "kernel_image", "noise_sigma", "read_kernel", "resize_kernel"]
+           "kernel_extent", "kernel_image", "LONG_KERNEL_SIZE", "noise_sigma", "read_kernel", "resize_kernel"]
