@@ -124,8 +124,25 @@ def _diff_otf(shape: tuple[int, int], axis: int) -> np.ndarray:
 
 
 def _grad(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Forward differences with wrap-around (matching the FFT's periodic model)."""
-    return np.roll(x, -1, axis=1) - x, np.roll(x, -1, axis=0) - x
+    """Forward differences with wrap-around (matching the FFT's periodic model); slices,
+    not np.roll, which copies the image first."""
+    gx, gy = np.empty_like(x), np.empty_like(x)
+    np.subtract(x[:, 1:], x[:, :-1], out=gx[:, :-1])
+    np.subtract(x[:, :1], x[:, -1:], out=gx[:, -1:])
+    np.subtract(x[1:], x[:-1], out=gy[:-1])
+    np.subtract(x[:1], x[-1:], out=gy[-1:])
+    return gx, gy
+
+
+def _grad_adjoint(gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
+    """The adjoint of _grad: roll(gx, 1, axis=1) - gx + roll(gy, 1, axis=0) - gy."""
+    out = np.empty_like(gx)
+    np.subtract(gx[:, :-1], gx[:, 1:], out=out[:, 1:])
+    np.subtract(gx[:, -1:], gx[:, :1], out=out[:, :1])
+    out[1:] += gy[:-1]  # in the order np.roll's expression rounds: ((a - b) + c) - d
+    out[:1] += gy[-1:]
+    out -= gy
+    return out
 
 
 def l0_latent(y: np.ndarray, K: np.ndarray, lam: float, cfg: BlindConfig) -> np.ndarray:
@@ -142,9 +159,8 @@ def l0_latent(y: np.ndarray, K: np.ndarray, lam: float, cfg: BlindConfig) -> np.
         keep = (gx ** 2 + gy ** 2) >= lam / beta
         gx, gy = gx * keep, gy * keep
         # The adjoint of the forward difference applied in space (one FFT, not two):
-        # conj(Dx) F(gx) + conj(Dy) F(gy) = F(roll(gx, 1) - gx + roll(gy, 1) - gy).
-        div = np.roll(gx, 1, axis=1) - gx + np.roll(gy, 1, axis=0) - gy
-        x = irfft2((num_y + beta * rfft2(div)) / (den_k + beta * den_d), s=shape)
+        # conj(Dx) F(gx) + conj(Dy) F(gy) = F(_grad_adjoint(gx, gy)).
+        x = irfft2((num_y + beta * rfft2(_grad_adjoint(gx, gy))) / (den_k + beta * den_d), s=shape)
         beta *= cfg.kappa
     return x
 
