@@ -183,6 +183,7 @@ def test_preview_region_samples_and_std_map(server):
     ({"seed": str(2**64)}, "a.png", None, 400, "seed"),
     ({"region": "1,2,3"}, "a.png", None, 400, "X,Y,W,H"),
     ({"average": "maybe"}, "a.png", None, 400, "true or false"),
+    ({"kernel": "maybe"}, "a.png", None, 400, "expected auto or none"),
     ({"path": "/etc/passwd"}, "a.png", None, 400, "unknown field"),
     ({"preset": "fast", "steps": "0", "samples": "4"}, "a.png", None, 400, "samples"),
     ({}, "notes.txt", b"hello, not a photo", 415, "not a photo"),
@@ -200,6 +201,79 @@ def test_bad_requests_get_a_4xx_with_the_reason(server, fields, name, data, code
     else:  # a truncated PNG is accepted, then fails as a job with the reader's reason
         job = wait(server, body["id"])
         assert job["status"] == "failed" and "broken.png" in job["error"] and "/" not in job["error"].split(":")[0]
+
+
+def test_a_thumbnail_for_photos_browsers_cannot_show(server):
+    # A 16-bit TIFF (no browser shows TIFF) comes back as an 8-bit PNG, its longest side at
+    # most 1024 px, with the photo's own size; nothing is kept on the server.
+    buf = io.BytesIO()
+    Image.fromarray(np.round(smooth_image(40, 1300, 3) * 65535).astype(np.uint16)[..., 0]).save(buf, "TIFF")
+    body, h = multipart({}, {"image": ("wide.tif", buf.getvalue())})
+    status, headers, out = request(server.url + "/api/thumbnail", "POST", body, h)
+    assert status == 200 and headers["content-type"] == "image/png", out[:200]
+    assert (headers["x-image-width"], headers["x-image-height"]) == ("1300", "40")
+    thumb = Image.open(io.BytesIO(out))
+    assert thumb.size == (1024, 32) and thumb.mode in ("RGB", "L")
+    for fields, name, data, code in (({}, "notes.txt", b"not a photo", 415), ({"preset": "fast"}, "a.png", png_bytes(), 400),
+                                     ({}, "big.png", png_bytes(400, 400), 413)):
+        body, h = multipart(fields, {"image": (name, data)})
+        assert request(server.url + "/api/thumbnail", "POST", body, h)[0] == code, name
+    assert not [p for p in server.tmp.glob("deblur-serve-*/jobs/*") if (p / "in" / "wide.tif").exists()]
+
+
+def test_a_job_tells_its_phase_and_the_kernel_it_found(server):
+    import cv2
+
+    # kernel=auto, as `deblur --kernel auto`: the path taken, why, and the kernel as a PNG.
+    shaken = cv2.filter2D(np.round(smooth_image(96, 128, 11) * 255).astype(np.uint8), -1, np.full((1, 9), 1 / 9))
+    buf = io.BytesIO()
+    Image.fromarray(shaken).save(buf, "PNG")
+    status, job = submit(server, {"preset": "fast", "kernel": "auto"}, data=buf.getvalue())
+    assert status == 202
+    phases = []
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        state = json.loads(request(f"{server.url}/api/jobs/{job['id']}")[2])
+        phases.append(state["phase"])
+        if state["status"] in ("done", "failed", "cancelled"):
+            break
+    assert state["status"] == "done" and phases[-1] == "done", state
+    assert set(phases) <= {"queued", "reading", "first pass", "done"}, phases  # a fast job: no steps
+    assert state["settings"]["kernel"] == "auto"
+    kernel = state["kernel"]
+    assert kernel["path"] in ("kernel", "blind") and kernel["reason"] and kernel["image"], kernel
+    status, headers, body = request(f"{server.url}/api/jobs/{job['id']}/kernel")
+    assert status == 200 and headers["content-type"] == "image/png"
+    k = Image.open(io.BytesIO(body))
+    assert k.size[0] == k.size[1] >= 3
+    # Without kernel=auto: none asked for, none served.
+    status, job = submit(server, {"preset": "fast"})
+    done = wait(server, job["id"])
+    assert done["kernel"] is None and done["settings"]["kernel"] == "none"
+    assert request(f"{server.url}/api/jobs/{job['id']}/kernel")[0] == 404
+
+
+def test_progress_and_time_left_from_the_first_moment():
+    # Job.estimate with made-up times: the first pass counts as one step of the fraction;
+    # its time comes from earlier jobs (seconds per pixel), the steps' from the job itself
+    # once two have come.
+    from deblurkit.presets import resolve_settings
+    from deblurkit.serve.jobs import Job
+
+    now = 1000.0
+    job = Job("0" * 32, "a.png", Path("."), resolve_settings(preset="balanced"), 0, status="running", steps=3,
+              phase="first pass", pixels=100, t_read=now - 1)
+    assert job.estimate(now) == (0.0, None)  # nothing to go by yet: the page shows a moving bar
+    job.rates = {"pass": 0.02, "step": 0.01}  # 2 s for the pass, 1 s a step, at 100 px
+    assert job.estimate(now) == (0.5 / 4, 1.0 + 3 * 1.0)
+    job.phase, job.step, job.first_step, job.t_first_step, job.t_step = "refining", 1, 1, now - 0.5, now - 0.5
+    assert job.estimate(now) == (2 / 4, 1.0 * 2 - 0.5)  # one step in: the earlier jobs' pace
+    job.step, job.t_step = 2, now
+    assert job.estimate(now) == (3 / 4, 0.5 * 1)  # two: its own pace
+    fast = Job("1" * 32, "a.png", Path("."), resolve_settings(preset="fast"), 0, status="running",
+               phase="first pass", pixels=100, t_read=now - 1, rates={"pass": 0.04})
+    assert fast.estimate(now) == (0.25, 3.0)
+    assert fast.to_dict()["phase"] == "first pass"
 
 
 def test_upload_limit_is_413_declared_or_not(server):
@@ -462,33 +536,101 @@ def _browser():
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = chrome
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1200,1400"):
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1300,1100",
+                 "--force-device-scale-factor=1"):
         opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console: errors and failed loads
     return webdriver.Chrome(service=Service(driver), options=opts)
+
+
+def _console_errors(browser) -> list[str]:
+    return [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def _open_page(browser, url, *photos):
+    """The page, loaded, with `photos` added through its file input; the shown panel."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(url)
+    WebDriverWait(browser, 60).until(lambda b: "model" in b.find_element(By.ID, "model").text)
+    if photos:
+        browser.find_element(By.ID, "files").send_keys("\n".join(str(p) for p in photos))
+        WebDriverWait(browser, 30).until(lambda b: _shown_panel(b) is not None)
+    return _shown_panel(browser)
+
+
+def _shown_panel(browser):
+    from selenium.webdriver.common.by import By
+
+    shown = [p for p in browser.find_elements(By.CSS_SELECTOR, ".panel") if p.is_displayed()]
+    return shown[0] if len(shown) == 1 else None
+
+
+def _restore_in_page(browser, panel, preset="fast", timeout=60, **fields):
+    """Start a full-size restore from the shown panel; the job's row in the list once the
+    server has taken it (its id in data-job)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    Select(panel.find_element(By.CSS_SELECTOR, "select.preset")).select_by_value(preset)
+    if fields:
+        details = panel.find_element(By.CSS_SELECTOR, "details.advanced")
+        if not details.get_attribute("open"):
+            details.find_element(By.CSS_SELECTOR, "summary").click()
+    for k, v in fields.items():
+        box = panel.find_element(By.CSS_SELECTOR, "." + k)
+        box.clear()
+        box.send_keys(str(v))
+    ids = lambda: {r.get_attribute("data-job"): r for r in browser.find_elements(By.CSS_SELECTOR, ".job-row[data-job]")}  # noqa: E731
+    known = set(ids())
+    panel.find_element(By.CSS_SELECTOR, "button.full").click()
+    new = WebDriverWait(browser, timeout).until(lambda b: [r for i, r in ids().items() if i not in known])
+    return new[0]
+
+
+def _job_state(server, job_id):
+    return json.loads(request(f"{server.url}/api/jobs/{job_id}")[2])
 
 
 def test_the_page_in_a_real_browser_uploads_previews_and_shows_the_result(server, tmp_path):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
     photo = tmp_path / "street.png"
     photo.write_bytes(png_bytes(96, 128, seed=4))
     browser = _browser()
     try:
-        browser.get(server.url + "/")
+        card = _open_page(browser, server.url + "/", photo)
         wait = WebDriverWait(browser, 60)
-        wait.until(lambda b: "model" in b.find_element(By.ID, "model").text)
-        browser.find_element(By.ID, "files").send_keys(str(photo))
-        card = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, ".card")))
         assert card.find_element(By.CSS_SELECTOR, ".name").text == "street.png"
         card.find_element(By.CSS_SELECTOR, "button.preview").click()
-        # The input and one labelled preview per preset, each image loaded.
-        wait.until(lambda b: len(card.find_elements(By.CSS_SELECTOR, ".previews figure img[src*='/result']")) == 4)
-        captions = [f.text for f in card.find_elements(By.CSS_SELECTOR, ".previews figcaption")]
-        assert captions[0] == "input" and [c.split(" ")[0] for c in captions[1:]] == ["fast", "balanced", "distortion", "perception"]
+        # The input and one labelled preview per preset, each image loaded, at 1:1 (one
+        # photo pixel per CSS pixel at this window's scale factor 1).
+        wait.until(lambda b: b.execute_script(
+            "return [...arguments[0].querySelectorAll('.pv img')].filter(i => i.complete && i.naturalWidth).length", card) == 5)
+        captions = [f.find_element(By.CSS_SELECTOR, "b").text for f in card.find_elements(By.CSS_SELECTOR, ".previews figure")]
+        assert captions == ["input", "fast", "balanced", "distortion", "perception"]
+        sizes = browser.execute_script("return [...arguments[0].querySelectorAll('.pv img')].map(i => "
+                                       "[i.getBoundingClientRect().width, i.naturalWidth])", card)
+        assert all(abs(shown - natural) < 0.5 for shown, natural in sizes), sizes
+        # The recommended preset is marked; clicking another marks it instead, chooses it
+        # and shows its preview beside the input in the compare view.
+        pressed = lambda: [f.get_attribute("data-preset") for f in card.find_elements(  # noqa: E731
+            By.CSS_SELECTOR, ".pv[aria-pressed='true']")]
+        assert pressed() == ["balanced"]
+        card.find_element(By.CSS_SELECTOR, ".pv[data-preset='perception']").click()
+        assert pressed() == ["perception"]
+        assert card.find_element(By.CSS_SELECTOR, "select.preset").get_attribute("value") == "perception"
+        chosen = card.find_element(By.CSS_SELECTOR, ".pv[data-preset='perception']")
+        assert chosen.value_of_css_property("border-top-color") != "rgba(0, 0, 0, 0)"  # the visible outline
+        wait.until(lambda b: "perception" in card.find_element(By.CSS_SELECTOR, ".viewer-title").text)
+        shown = card.find_element(By.CSS_SELECTOR, "img.after").get_attribute("src")
+        assert "/api/jobs/" in shown and "/result" in shown
+        browser.save_screenshot(str(tmp_path / "previews.png"))
+
         card.find_element(By.CSS_SELECTOR, "button.full").click()
-        wait.until(lambda b: card.find_element(By.CSS_SELECTOR, ".result").is_displayed())
+        wait.until(lambda b: "full size" in card.find_element(By.CSS_SELECTOR, ".viewer-title").text)
         after = card.find_element(By.CSS_SELECTOR, "img.after")
         wait.until(lambda b: b.execute_script("return arguments[0].complete && arguments[0].naturalWidth", after) == 128)
         link = card.find_element(By.CSS_SELECTOR, "a.download")
@@ -496,9 +638,173 @@ def test_the_page_in_a_real_browser_uploads_previews_and_shows_the_result(server
         body = request(link.get_attribute("href"))[2]
         assert Image.open(io.BytesIO(body)).size == (128, 96)
         assert not card.find_element(By.CSS_SELECTOR, ".error").is_displayed()
+        # The two sides are labelled where they show.
+        assert card.find_element(By.CSS_SELECTOR, ".tag-before").text == "input"
+        assert card.find_element(By.CSS_SELECTOR, ".tag-after").text == "restored"
+        # The favicon: linked, served (200, SVG), and nothing on the page failed to load.
+        icon = browser.find_element(By.CSS_SELECTOR, "link[rel='icon']").get_attribute("href")
+        status, headers, _ = request(icon)
+        assert status == 200 and headers["content-type"].startswith("image/svg+xml")
+        assert request(server.url + "/favicon.ico")[0] == 200
+        assert _console_errors(browser) == []
+        browser.save_screenshot(str(tmp_path / "result.png"))
         shot = os.environ.get("DEBLUR_SCREENSHOT")
         if shot:  # a screenshot: DEBLUR_SCREENSHOT=shot.png pytest tests/test_serve.py -k browser
             browser.save_screenshot(shot)
+    finally:
+        browser.quit()
+
+
+def test_the_compare_view_has_a_divider_and_one_zoom_for_both_sides_in_a_real_browser(server, tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.actions.wheel_input import ScrollOrigin
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    photo = tmp_path / "wall.png"
+    photo.write_bytes(png_bytes(200, 240, seed=6))
+    browser = _browser()
+    try:
+        card = _open_page(browser, server.url + "/", photo)
+        _restore_in_page(browser, card, "fast")
+        wait = WebDriverWait(browser, 60)
+        wait.until(lambda b: b.execute_script("const i = arguments[0].querySelector('img.after'); "
+                                              "return i && i.complete && i.naturalWidth", card) == 240)
+        view = card.find_element(By.CSS_SELECTOR, ".view")
+        divider = card.find_element(By.CSS_SELECTOR, ".divider")
+        layer = card.find_element(By.CSS_SELECTOR, ".after-layer")
+        # The divider: at the middle, dragged left, the restored side's clip follows it.
+        assert divider.get_attribute("role") == "slider" and divider.get_attribute("aria-valuenow") == "50"
+        clip = layer.value_of_css_property("clip-path")
+        x0 = divider.rect["x"]
+        ActionChains(browser).click_and_hold(divider).move_by_offset(-200, 0).release().perform()
+        moved = int(divider.get_attribute("aria-valuenow"))
+        width = view.rect["width"]
+        assert abs(moved - (50 - 100 * 200 / width)) <= 1, (moved, width)
+        assert layer.value_of_css_property("clip-path") != clip
+        assert abs(divider.rect["x"] - (x0 - 200)) <= 2
+        # ... and by the keyboard (the slider's arrow keys).
+        divider.send_keys(Keys.ARROW_RIGHT)
+        assert int(divider.get_attribute("aria-valuenow")) == moved + 2
+        assert card.find_element(By.CSS_SELECTOR, ".tag-before").is_displayed()
+        assert card.find_element(By.CSS_SELECTOR, ".tag-after").is_displayed()
+        browser.save_screenshot(str(tmp_path / "divider.png"))
+
+        def view_state():
+            return browser.execute_script("""
+                const c = arguments[0], b = c.querySelector('img.before'), a = c.querySelector('img.after');
+                const r = (i) => { const q = i.getBoundingClientRect(); return [q.x, q.y, q.width, q.height]; };
+                return {scale: Number(c.querySelector('.view').dataset.scale), before: r(b), after: r(a),
+                        tb: getComputedStyle(b).transform, ta: getComputedStyle(a).transform, natural: b.naturalWidth};""", card)
+
+        # Zoom: +, the wheel, 1:1 and fit; both sides always under the same transform.
+        start = view_state()
+        card.find_element(By.CSS_SELECTOR, ".zoom-in").click()
+        zoomed = view_state()
+        assert zoomed["scale"] > start["scale"] and zoomed["tb"] == zoomed["ta"] and zoomed["before"] == zoomed["after"]
+        ActionChains(browser).scroll_from_origin(ScrollOrigin.from_element(view), 0, -300).perform()
+        wheeled = view_state()
+        assert wheeled["scale"] > zoomed["scale"] and wheeled["before"] == wheeled["after"]
+        # Dragging the view pans both sides together.
+        ActionChains(browser).move_to_element_with_offset(view, 100, 0).click_and_hold() \
+            .move_by_offset(-60, -40).release().perform()
+        panned = view_state()
+        assert panned["before"] == panned["after"] and panned["before"][:2] != wheeled["before"][:2]
+        card.find_element(By.CSS_SELECTOR, ".zoom-1").click()
+        one = view_state()
+        assert one["scale"] == 1 and one["tb"] == one["ta"] and one["tb"].startswith("matrix(1, 0, 0, 1,")
+        assert abs(one["before"][2] - one["natural"]) < 0.5 and one["before"] == one["after"]
+        assert card.find_element(By.CSS_SELECTOR, ".zoom-level").text == "100%"
+        browser.save_screenshot(str(tmp_path / "one_to_one.png"))
+        card.find_element(By.CSS_SELECTOR, ".zoom-fit").click()
+        fit = view_state()
+        rect = view.rect
+        assert fit["before"] == fit["after"]
+        assert abs(fit["before"][3] - rect["height"]) < 1 or abs(fit["before"][2] - rect["width"]) < 1
+        view.send_keys("1")  # the keyboard's 1:1
+        assert view_state()["scale"] == 1
+        assert _console_errors(browser) == []
+    finally:
+        browser.quit()
+
+
+def test_a_running_job_is_cancelled_from_the_page(server, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    photo = tmp_path / "long.png"
+    photo.write_bytes(png_bytes(200, 240, seed=7))
+    browser = _browser()
+    try:
+        card = _open_page(browser, server.url + "/", photo)
+        row = _restore_in_page(browser, card, "balanced", steps=400, seed=1)
+        job_id = row.get_attribute("data-job")
+        wait = WebDriverWait(browser, 60)
+        state = card.find_element(By.CSS_SELECTOR, ".state")
+        # Progress in words from the first moment, then the steps and the time left.
+        wait.until(lambda b: "refining, step" in state.text and "left" in state.text)
+        assert _job_state(server, job_id)["status"] == "running"
+        browser.save_screenshot(str(tmp_path / "running.png"))
+        card.find_element(By.CSS_SELECTOR, "button.cancel").click()
+        wait.until(lambda b: _job_state(server, job_id)["status"] == "cancelled")
+        wait.until(lambda b: "cancelled" in state.text)
+        assert "cancelled" in row.text and not card.find_element(By.CSS_SELECTOR, "button.cancel").is_displayed()
+        assert _job_state(server, job_id)["step"] < 400
+        browser.save_screenshot(str(tmp_path / "cancelled.png"))
+    finally:
+        browser.quit()
+
+
+def test_several_photos_in_one_visit_each_with_its_jobs(server, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    first = tmp_path / "first.png"
+    first.write_bytes(png_bytes(96, 128, seed=8))
+    second = tmp_path / "second.tif"  # 16-bit TIFF: no browser shows it, the server's PNG is the thumbnail
+    Image.fromarray(np.round(smooth_image(120, 150, 9) * 65535).astype(np.uint16)[..., 0]).save(second)
+    browser = _browser()
+    try:
+        _open_page(browser, server.url + "/", first, second)
+        wait = WebDriverWait(browser, 60)
+        names = lambda: [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".photo-row .pname")]  # noqa: E731
+        assert names() == ["first.png", "second.tif"]
+        thumbs = lambda: browser.execute_script(  # noqa: E731
+            "return [...document.querySelectorAll('.panel .thumb')].map(i => i.complete ? i.naturalWidth : 0)")
+        wait.until(lambda b: thumbs() == [128, 150])
+        rows = browser.find_elements(By.CSS_SELECTOR, ".photo-row")
+        card1 = _shown_panel(browser)
+        job1 = _restore_in_page(browser, card1, "fast").get_attribute("data-job")
+        rows[1].click()
+        card2 = _shown_panel(browser)
+        assert card2.find_element(By.CSS_SELECTOR, ".name").text == "second.tif" and not card1.is_displayed()
+        card2.find_element(By.CSS_SELECTOR, "input.kernel").click()  # and the blur kernel, shown when found
+        job2 = _restore_in_page(browser, card2, "balanced").get_attribute("data-job")
+        # Both jobs are listed under their photos, each with its state.
+        entries = browser.find_elements(By.CSS_SELECTOR, ".photo-entry")
+        listed = [[r.get_attribute("data-job") for r in e.find_elements(By.CSS_SELECTOR, ".job-row")] for e in entries]
+        assert listed == [[job1], [job2]]
+        states = lambda: [e.find_element(By.CSS_SELECTOR, ".job-row .jstate").text for e in entries]  # noqa: E731
+        assert all(s for s in states())
+        wait.until(lambda b: all(s.startswith("done") for s in states()))
+        assert {_job_state(server, j)["status"] for j in (job1, job2)} == {"done"}
+        wait.until(lambda b: card2.find_element(By.CSS_SELECTOR, ".kernelfig").is_displayed())
+        kernel = _job_state(server, job2)["kernel"]
+        assert kernel["reason"] and card2.find_element(By.CSS_SELECTOR, ".kernelfig figcaption").text
+        if kernel["image"]:
+            kernel_img = card2.find_element(By.CSS_SELECTOR, ".kernel-img")
+            wait.until(lambda b: b.execute_script("return arguments[0].naturalWidth", kernel_img) > 0)
+        browser.save_screenshot(str(tmp_path / "second.png"))
+        # Selecting a job shows its photo and its result.
+        browser.find_element(By.CSS_SELECTOR, f".job-row[data-job='{job1}']").click()
+        assert _shown_panel(browser) == card1
+        wait.until(lambda b: job1 in card1.find_element(By.CSS_SELECTOR, "img.after").get_attribute("src"))
+        browser.find_element(By.CSS_SELECTOR, f".job-row[data-job='{job2}']").click()
+        assert _shown_panel(browser) == card2
+        wait.until(lambda b: job2 in card2.find_element(By.CSS_SELECTOR, "img.after").get_attribute("src"))
+        browser.save_screenshot(str(tmp_path / "several.png"))
+        assert _console_errors(browser) == []
     finally:
         browser.quit()
 
@@ -512,10 +818,18 @@ def test_the_page_works_with_a_token_in_a_real_browser(tiny_weights, tmp_path):
         from selenium.webdriver.common.by import By
         from selenium.webdriver.support.ui import WebDriverWait
 
-        browser.get(srv.url + "/?token=s3cret")
-        WebDriverWait(browser, 60).until(lambda b: "model" in b.find_element(By.ID, "model").text)  # app.js ran
+        photo = tmp_path / "grey.tif"  # the thumbnail comes from the server: the token goes with that request too
+        Image.fromarray(np.round(smooth_image(60, 80, 2) * 65535).astype(np.uint16)[..., 0]).save(photo)
+        card = _open_page(browser, srv.url + "/?token=s3cret", photo)
         loaded = browser.execute_script("return [...document.styleSheets].some(s => s.href && s.href.endsWith('static/style.css') && s.cssRules.length > 0)")
         assert loaded
+        wait = WebDriverWait(browser, 60)
+        thumb = card.find_element(By.CSS_SELECTOR, ".thumb")
+        wait.until(lambda b: b.execute_script("return arguments[0].naturalWidth", thumb) == 80)
+        _restore_in_page(browser, card, "fast")
+        wait.until(lambda b: b.execute_script("const i = arguments[0].querySelector('img.after'); "
+                                              "return i && i.complete && i.naturalWidth", card) == 80)
+        assert _console_errors(browser) == []
         # Without the token the page's files stay closed.
         assert request(srv.url + "/static/app.js")[0] == 401
     finally:

@@ -33,9 +33,10 @@ TOKEN_HEADER = "x-deblur-token"
 # The page opened as /?token=... gets the token as a cookie too: the browser then sends it
 # with the page's own style sheet and script (relative links that drop the query).
 TOKEN_COOKIE = "deblur_token"
-FIELDS = ("preset", "steps", "noise_ceiling", "samples", "average", "seed", "region", "std", "sampler")
+FIELDS = ("preset", "steps", "noise_ceiling", "samples", "average", "seed", "region", "std", "sampler", "kernel")
 MAX_NAME = 120
 CHUNK = 1 << 20
+THUMB_SIDE = 1024  # the longest side of /api/thumbnail's picture
 
 
 class ClientError(Exception):
@@ -122,7 +123,10 @@ def _job_settings(form, recommended: str, max_steps: int, max_samples: int):
     except (DeblurError, ValueError) as e:
         raise ClientError(400, str(e).replace("--", "").replace("_", " ")) from None
     seed = _int(form, "seed", 0, 2**64 - 1)
-    return settings, std, region, seed
+    kernel = form.get("kernel") or "none"
+    if kernel not in ("auto", "none"):
+        raise ClientError(400, f"kernel {str(kernel)[:40]!r}: expected auto or none")
+    return settings, std, region, seed, kernel == "auto"
 
 
 def create_app(jobs: JobQueue, *, token: str | None = None, max_upload_bytes: int = 256 << 20,
@@ -165,6 +169,10 @@ def create_app(jobs: JobQueue, *, token: str | None = None, max_upload_bytes: in
             response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict", path="/")
         return response
 
+    @app.get("/favicon.ico")
+    async def favicon():  # what browsers ask for by themselves; the page links the same picture
+        return Response((static / "favicon.svg").read_bytes(), media_type="image/svg+xml")
+
     @app.get("/static/{name}")
     async def static_file(name: str):
         kinds = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
@@ -205,7 +213,7 @@ def create_app(jobs: JobQueue, *, token: str | None = None, max_upload_bytes: in
             upload = form.get("image")
             if not isinstance(upload, UploadFile):
                 raise ClientError(400, "no photo: send it in the multipart field 'image'")
-            settings, std, region, seed = _job_settings(form, recommended, max_steps, max_samples)
+            settings, std, region, seed, kernel = _job_settings(form, recommended, max_steps, max_samples)
             name = safe_name(upload.filename)
             path = folder / "in" / name
             await _save(upload, path, max_upload_bytes)
@@ -221,7 +229,8 @@ def create_app(jobs: JobQueue, *, token: str | None = None, max_upload_bytes: in
             raise
         if seed is None:
             seed = secrets.randbelow(2**31 - 1)  # as the CLI: a fresh seed, reported back
-        job = jobs.submit(Job(job_id, name, folder, settings, seed, std=std, region=region), reserved=True)
+        job = jobs.submit(Job(job_id, name, folder, settings, seed, std=std, region=region, kernel=kernel),
+                          reserved=True)
         return {"id": job.id, "status": job.status, "seed": seed}
 
     def _job(job_id: str) -> Job:
@@ -258,6 +267,49 @@ def create_app(jobs: JobQueue, *, token: str | None = None, max_upload_bytes: in
     async def before(job_id: str):
         job = _job(job_id)
         return _file(job, job.folder / "before.png", "input preview")
+
+    @app.get("/api/jobs/{job_id}/kernel")
+    async def kernel_image(job_id: str):
+        job = _job(job_id)
+        return _file(job, job.kernel_image, "kernel (ask for kernel=auto; a photo too small or too flat has none)")
+
+    thumbnails = asyncio.Semaphore(1)  # decoding a large photo takes memory: one at a time
+
+    @app.post("/api/thumbnail")
+    async def thumbnail(request: Request):
+        """The photo as the page can show it before any job (browsers show no TIFF): an
+        upright 8-bit PNG, THUMB_SIDE px at most a side, with the photo's own size in
+        X-Image-Width and X-Image-Height. Nothing is kept."""
+        if shutil.disk_usage(jobs.root).free < 2 * max_upload_bytes:
+            raise ClientError(507, "the server's disk is nearly full; try again when older results have been removed")
+        ctype = request.headers.get("content-type", "")
+        if not ctype.startswith("multipart/form-data"):
+            raise ClientError(415, "send multipart/form-data with the photo in the field 'image'")
+        _, folder = jobs.new_folder()
+        try:
+            form = await _read_form(request, max_upload_bytes, upload_timeout)
+            upload = form.get("image")
+            if not isinstance(upload, UploadFile):
+                raise ClientError(400, "no photo: send it in the multipart field 'image'")
+            if set(form.keys()) != {"image"}:
+                raise ClientError(400, "a thumbnail takes the field 'image' alone")
+            name = safe_name(upload.filename)
+            path = folder / "in" / name
+            await _save(upload, path, max_upload_bytes)
+            if sniff_image(path) is None:
+                raise ClientError(415, f"{name}: not a photo this tool reads (PNG, JPEG, TIFF, WebP, BMP)")
+            _check_pixels(path, name, jobs.max_pixels)
+            async with thumbnails:
+                try:
+                    data, (w, h) = await asyncio.to_thread(_thumbnail, path, jobs.max_pixels, THUMB_SIDE)
+                except DeblurError as e:
+                    raise ClientError(415, str(e).replace(str(folder / "in") + "/", "")) from None
+        except BodyTooLarge:
+            raise ClientError(413, f"upload larger than {max_upload_bytes} bytes", {"Connection": "close"}) from None
+        finally:
+            jobs.discard(folder)
+        return Response(data, media_type="image/png", headers={"X-Image-Width": str(w), "X-Image-Height": str(h),
+                                                               "Cache-Control": "no-store"})
 
     @app.delete("/api/jobs/{job_id}")
     async def cancel(job_id: str):
@@ -303,6 +355,23 @@ async def _save(upload: UploadFile, path: Path, limit: int) -> None:
             f.write(chunk)
     if total == 0:
         raise ClientError(400, f"{path.name}: the uploaded file is empty")
+
+
+def _thumbnail(path: Path, max_pixels: int, side: int) -> tuple[bytes, tuple[int, int]]:
+    """The photo, upright, shrunk to `side` px at most (from its compact pixels: no
+    full-size float copy), as an 8-bit PNG; and its own size."""
+    import cv2
+
+    from ..io import encode_image, read_image
+    from ..io.read import pixels_to_unit
+
+    image = read_image(path, max_pixels)
+    w, h = image.size
+    pixels = image.pixels
+    f = side / max(w, h)
+    if f < 1:
+        pixels = cv2.resize(pixels, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+    return encode_image(pixels_to_unit(pixels), "PNG"), (w, h)
 
 
 def _check_pixels(path: Path, name: str, max_pixels: int) -> None:

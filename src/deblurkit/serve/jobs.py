@@ -44,6 +44,12 @@ class JobCancelled(Exception):
     """Raised from the progress callback to stop a running chain between steps."""
 
 
+# What a running job is doing (its `phase`): reading the upload, the first network pass
+# (the predictor; with kernel=auto the blur kernel's estimate before it), the refining
+# steps, then writing. The page shows it from the first moment, fast jobs included.
+PHASES = ("queued", "reading", "first pass", "refining", "writing")
+
+
 @dataclass
 class Job:
     id: str
@@ -66,24 +72,66 @@ class Job:
     started: float | None = None
     finished: float | None = None
     cancel_requested: bool = False
+    kernel: bool = False  # the kernel step asked for (kernel=auto): estimate the blur kernel first
+    kernel_path: str | None = None  # then the path taken, "kernel" or "blind", and why
+    kernel_reason: str | None = None
+    kernel_image: Path | None = None  # the kernel found, as the CLI's --save-kernel writes it
+    phase: str = "queued"  # one of PHASES while queued or running, then the status
+    pixels: int = 0  # the pixels restored (the region's), known once the input is read
+    # When the first pass began and the steps came (monotonic s), for the time left.
+    t_read: float | None = None
+    t_first_step: float | None = None
+    t_step: float | None = None
+    first_step: int = 0
+    samples_per_step: float = 1.0  # samples one on_step covers (several passes share the count)
+    rates: dict = field(default_factory=dict)  # earlier jobs' seconds per pixel: "pass", "step" (per sample)
 
     @property
     def input_path(self) -> Path:
         return self.folder / "in" / self.name
 
+    def estimate(self, now: float) -> tuple[float, float | None]:
+        """(fraction done, seconds left or None) of a running job. The fraction counts the
+        first network pass as one step; the time left comes from this job's own steps once
+        two have come, and before that from earlier jobs on this server (per pixel)."""
+        units = 1 + self.steps
+        per_step = None
+        if self.t_first_step is not None and self.step > self.first_step:
+            per_step = (self.t_step - self.t_first_step) / (self.step - self.first_step)
+        elif "step" in self.rates and self.pixels:
+            per_step = self.rates["step"] * self.pixels * self.samples_per_step
+        if self.phase == "first pass" and self.t_read is not None:
+            first = self.rates.get("pass", 0.0) * self.pixels
+            spent = now - self.t_read
+            fraction = min(0.95, spent / first) / units if first > 0 else 0.0
+            if first <= 0 or (self.steps and per_step is None):
+                return fraction, None
+            return fraction, max(0.0, first - spent) + self.steps * (per_step or 0.0)
+        if self.phase in ("refining", "writing") and self.t_step is not None:
+            left = None if per_step is None else max(0.0, per_step * (self.steps - self.step) - (now - self.t_step))
+            return min(0.999, (1 + self.step) / units), left
+        return 0.0, None
+
     def to_dict(self) -> dict:
         now = time.monotonic()
         elapsed = (self.finished or now) - self.started if self.started else 0.0
-        eta = elapsed * (1 - self.progress) / self.progress if self.status == "running" and self.progress > 0 else None
+        progress, eta = self.estimate(now) if self.status == "running" else (self.progress, None)
         s = self.settings
+        kernel = None
+        if self.kernel:
+            kernel = {"path": self.kernel_path, "reason": self.kernel_reason,
+                      "image": self.kernel_image.name if self.kernel_image else None}
         return {
-            "id": self.id, "name": self.name, "status": self.status, "progress": round(self.progress, 4),
+            "id": self.id, "name": self.name, "status": self.status,
+            "phase": self.phase if self.status in ("queued", "running") else self.status, "progress": round(progress, 4),
             "step": self.step, "steps": self.steps, "error": self.error, "notes": self.notes,
             "seconds": round(elapsed, 3), "eta_seconds": None if eta is None else round(eta, 1),
             "seed": self.seed, "size": list(self.size) if self.size else None,
             "settings": {"preset": s.preset, "steps": s.steps, "samples": s.samples, "average": s.average,
-                         "noise_ceiling": s.noise_ceiling, "sampler": s.sampler, "flips": s.flips},
+                         "noise_ceiling": s.noise_ceiling, "sampler": s.sampler, "flips": s.flips,
+                         "kernel": "auto" if self.kernel else "none"},
             "results": [p.name for p in self.outputs], "std": self.std_map.name if self.std_map else None,
+            "kernel": kernel,
         }
 
 
@@ -105,6 +153,7 @@ class JobQueue:
         self.keep_seconds = keep_seconds
         self.max_queued = max_queued
         self.jobs: dict[str, Job] = {}
+        self.rates: dict[str, float] = {}  # the last finished job's seconds per pixel (Job.rates)
         self._reserved = 0  # uploads under way that were promised a place in the queue
         self._lock = threading.Lock()
         self._todo: queue.Queue[str | None] = queue.Queue()
@@ -216,7 +265,8 @@ class JobQueue:
                 job = self.jobs.get(job_id)
                 if job is None or job.status != "queued":
                     continue
-                job.status, job.started = "running", time.monotonic()
+                job.status, job.started, job.phase = "running", time.monotonic(), "reading"
+                job.rates = dict(self.rates)
             try:
                 self._run(job)
             except JobCancelled:
@@ -233,28 +283,47 @@ class JobQueue:
         from ..pipeline import RunOptions, files_per_image, output_tag, process_image
 
         s = job.settings
+        # kernel=auto as `deblur --kernel auto`: estimate the blur kernel, deconvolve where it explains the photo.
+        kernel = None
+        if job.kernel:
+            from ..kernel_path import KernelChoice
+
+            kernel = KernelChoice("auto")
         opts = RunOptions(settings=s, std=job.std, seed=job.seed, max_pixels=self.max_pixels, region=job.region,
-                          overwrite=True)
+                          overwrite=True, kernel=kernel)
         item = InputItem(job.input_path)
         plan = plan_outputs(item, job.folder / "out", True, "png", files_per_image(s), job.std and s.steps > 0,
-                            tag=output_tag(s, job.region is not None))
+                            tag=output_tag(s, job.region is not None), with_kernel=job.kernel)
         job.steps = s.steps
 
         def on_step(n: int, total: int) -> None:
             if job.cancel_requested:
                 raise JobCancelled()
-            job.step, job.steps = n, total
-            job.progress = min(0.999, n / total) if total else 0.0
+            now = time.monotonic()
+            if job.t_first_step is None:
+                job.t_first_step, job.first_step = now, n
+                job.samples_per_step = (s.samples * s.steps / total) if total else 1.0
+            job.step, job.steps, job.t_step = n, total, now
+            job.phase = "writing" if n >= total else "refining"
+            job.progress = min(0.999, (1 + n) / (1 + total))
 
         loaded = []  # the decoded input, kept for the page's "before" picture (read once)
 
         def load():
             loaded.append(read_image(job.input_path, self.max_pixels))
+            w, h = loaded[0].size if job.region is None else job.region.box(*loaded[0].size)[2:]
+            job.pixels = w * h
+            job.phase, job.t_read = "first pass", time.monotonic()
             return loaded[0]
 
         result = process_image(self.deblurrer, item, plan, opts, on_step=on_step, load=load)
         job.size = result.size
         job.notes = [n.replace(str(job.folder), "") for n in (result.notes or [])]
+        if job.kernel:
+            job.kernel_path = result.path
+            said = f"{result.path} path: "
+            job.kernel_reason = next((n[len(said):] for n in job.notes if n.startswith(said)), None)
+            job.kernel_image = plan.kernel if plan.kernel is not None and plan.kernel.is_file() else None
         if result.status != "done":
             job.status = "failed"
             job.error = (result.error or "failed").replace(str(job.folder / "in") + "/", "")
@@ -262,8 +331,22 @@ class JobQueue:
         job.outputs = list(plan.main)
         job.std_map = plan.std
         _write_before(job, loaded[0])
+        self._learn(job, time.monotonic())
         job.progress = 1.0
         job.status = "done"
+
+    def _learn(self, job: Job, end: float) -> None:
+        """Seconds per pixel of the first pass and of a step (per sample), from a finished
+        job, for the next jobs' time left (a kernel estimate would count as first pass: not
+        taken)."""
+        if not job.pixels or job.t_read is None or job.kernel:
+            return
+        per_step = None
+        if job.t_first_step is not None and job.step > job.first_step:
+            per_step = (job.t_step - job.t_first_step) / (job.step - job.first_step)
+            self.rates["step"] = per_step / (job.pixels * job.samples_per_step)
+        first = (job.t_first_step if job.t_first_step is not None else end) - job.t_read - (per_step or 0.0)
+        self.rates["pass"] = max(0.0, first) / job.pixels
 
 
 def _write_before(job: Job, image) -> None:
