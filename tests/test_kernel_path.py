@@ -211,6 +211,41 @@ def test_the_guard_sends_a_photo_no_kernel_explains_to_the_blind_path(monkeypatc
     assert kp.decide(_tensor(tiny), KernelChoice("auto")).path == "blind"
 
 
+def test_a_blur_the_predictor_recognises_takes_the_blind_path(monkeypatch):
+    """An accepted kernel is still refused where the blind predictor changes the photo at
+    least RECOGNISED_RATIO times as much as the deconvolution (scene motion it was trained on)."""
+    import deblurkit.kernel_path as kp
+
+    k = line_kernel(7, 0)
+    y, _ = shaken(72, 90, k)
+    est = photo.KernelEstimate(k, True, 1.0, 1.0, (0, 0, 90, 72))
+    monkeypatch.setattr(photo, "estimate_photo_kernel", lambda *a, **kw: est)
+    seen = []
+
+    def unchanged(x):  # a predictor that leaves the photo as it is: it does not know this blur
+        seen.append(tuple(x.shape))
+        return x.clone()
+
+    report = kp.decide(_tensor(y), KernelChoice("auto"), predictor=unchanged)
+    assert report.path == "kernel" and seen == [(1, 3, 72, 90)]  # smaller than the check's square: all of it
+    d = deconvolve_photo(y, k)
+    change_d = float(np.sqrt(np.mean((d - y / 255.0)[7:-7, 7:-7] ** 2)))
+
+    def moves_by(amount):  # a predictor that changes every pixel by `amount`
+        return lambda x: (x + amount).clamp(0, 1)
+
+    flat = np.full((72, 90, 3), 128, np.uint8)  # mid-grey: + amount is not clipped
+    flat_d = deconvolve_photo(flat, k)
+    assert np.abs(flat_d - 128 / 255).max() < 1e-3  # a flat photo's deconvolution is flat: only the predictor moves it
+    assert kp.decide(_tensor(flat), KernelChoice("auto"), predictor=moves_by(0.1)).path == "blind"
+    lots = kp.decide(_tensor(y), KernelChoice("auto"), predictor=moves_by(2 * change_d))
+    assert lots.path == "blind" and "recognises" in lots.reason and lots.kernel is k
+    little = kp.decide(_tensor(y), KernelChoice("auto"), predictor=moves_by(0.3 * change_d))
+    assert little.path == "kernel"
+    # A kernel the user gives is taken as it is.
+    assert kp.decide(_tensor(y), KernelChoice("given", k), predictor=moves_by(0.5)).path == "kernel"
+
+
 def test_a_model_without_a_predictor_keeps_the_blind_path():
     r = Restorer(random_tiny_model("icdpm"), CPU, tile=64)
     y, _ = shaken(48, 48, line_kernel(5, 0))
@@ -220,7 +255,16 @@ def test_a_model_without_a_predictor_keeps_the_blind_path():
     assert reports[0].path == "blind" and "no predictor" in reports[0].reason
 
 
-def test_api_reports_the_path_and_estimates_kernels(tiny_weights):
+@pytest.fixture
+def random_predictor_trusts_kernels(monkeypatch):
+    """The tiny models' predictors are random: they change every photo a lot, which the
+    recognised-blur check reads as a blur they know. These tests are about the kernel path."""
+    import deblurkit.kernel_path as kp
+
+    monkeypatch.setattr(kp, "RECOGNISED_RATIO", float("inf"))
+
+
+def test_api_reports_the_path_and_estimates_kernels(tiny_weights, random_predictor_trusts_kernels):
     from deblurkit import Deblurrer
     from deblurkit.errors import UsageError
 
@@ -241,7 +285,7 @@ def test_api_reports_the_path_and_estimates_kernels(tiny_weights):
 
 
 @pytest.fixture
-def cli(tiny_weights, tmp_path, monkeypatch):
+def cli(tiny_weights, tmp_path, monkeypatch, random_predictor_trusts_kernels):
     from deblurkit.cli.app import app
 
     monkeypatch.chdir(tmp_path)

@@ -4,6 +4,18 @@ networks that deconvolution as their starting estimate. Where the estimated kern
 not explain the photo (the guard: moving objects, scene motion, defocus the estimator
 does not find) the photo takes the blind path, the predictor alone, as before.
 
+A second check sends scene motion (GoPro-style: people walking, parallax) to the blind
+path although a kernel passes the guard: the blind predictor, trained on such blur, changes
+a photo it recognises a lot, and a camera shake it does not recognise hardly at all
+(+0.1 to +0.5 dB). Where the predictor changes the photo's centre at least
+RECOGNISED_RATIO times as much as the deconvolution does, the predictor is trusted. Chosen
+on training data only (docs/bench/predictor_on_deconv_probe.py, record
+docs/bench/kernel-first/predictor_on_deconv_probe.txt): on 72 training photos (ImageNet
+samples, Sun80) blurred by our own kernels the kernel path's mean gain is +1.24 dB with
+0.9 (+0.93 with 0.7, +1.23 with 1.0 to 1.5: above 0.9 the deconvolution changed nothing
+worth keeping); on the 18 GoPro training frames 0.9 sends 7 of the 9 frames the guard
+accepted to the blind path.
+
 Shared by every front end through `Restorer.restore(..., kernel=KernelChoice(...))`.
 """
 
@@ -15,6 +27,8 @@ import numpy as np
 import torch
 
 KERNEL_MODES = ("auto", "none", "given")
+RECOGNISED_RATIO = 0.9  # the predictor's change over the deconvolution's, at which the predictor is trusted
+CHECK_SIDE = 384  # the centre the check runs on, full-resolution pixels (plus a margin of the kernel)
 
 
 @dataclass(frozen=True)
@@ -56,8 +70,32 @@ def _pixels_hwc(image: torch.Tensor) -> np.ndarray:
     return image[0].detach().cpu().permute(1, 2, 0).numpy()
 
 
-def decide(image: torch.Tensor, choice: KernelChoice, supported: bool = True) -> KernelReport:
-    """The path for this photo and its kernel."""
+def recognised_ratio(image: torch.Tensor, kernel: np.ndarray, predictor) -> float:
+    """How much the blind predictor changes the photo's centre (RMS), over how much the
+    deconvolution with `kernel` does; both on a CHECK_SIDE square with a margin of the
+    kernel's size, which is cut off before measuring. `predictor`: (1, 3, h, w) float32 in
+    [0, 1] -> the same, the restorer's deterministic network."""
+    from .deconv.photo import deconvolve_photo, unit
+
+    H, W = image.shape[-2:]
+    m = int(kernel.shape[0])
+    side_h, side_w = min(H, CHECK_SIDE + 2 * m), min(W, CHECK_SIDE + 2 * m)
+    t, l = (H - side_h) // 2, (W - side_w) // 2
+    crop = _pixels_hwc(image)[t:t + side_h, l:l + side_w]
+    y = unit(crop).astype(np.float32)
+    d = deconvolve_photo(crop, kernel)
+    p = predictor(torch.from_numpy(y).permute(2, 0, 1)[None].contiguous())[0].permute(1, 2, 0).cpu().numpy()
+    mh, mw = min(m, (side_h - 1) // 4), min(m, (side_w - 1) // 4)  # keep an inside on small photos
+    inside = (slice(mh, side_h - mh), slice(mw, side_w - mw))
+    change_p = float(np.sqrt(np.mean((p[inside] - y[inside]) ** 2)))
+    change_d = float(np.sqrt(np.mean((d[inside] - y[inside]) ** 2)))
+    return change_p / max(change_d, 1e-6)
+
+
+def decide(image: torch.Tensor, choice: KernelChoice, supported: bool = True, predictor=None) -> KernelReport:
+    """The path for this photo and its kernel. `predictor` (the restorer's blind network,
+    as recognised_ratio takes it): where given, an estimated kernel's photo whose blur the
+    predictor recognises takes the blind path."""
     from .deconv.photo import GUARD_RESIDUAL, MIN_SIDE, estimate_photo_kernel
 
     if choice.mode == "none":
@@ -73,6 +111,12 @@ def decide(image: torch.Tensor, choice: KernelChoice, supported: bool = True) ->
     if not est.accepted:
         return KernelReport("blind", est.kernel, f"no kernel explains the photo (residual {est.residual:.2f} x noise, "
                             f"limit {GUARD_RESIDUAL}): blind path", est.residual)
+    if predictor is not None:
+        ratio = recognised_ratio(image, est.kernel, predictor)
+        if ratio >= RECOGNISED_RATIO:
+            return KernelReport("blind", est.kernel, f"the predictor recognises this blur (it changes the photo {ratio:.2f} x as "
+                                f"much as the {est.size}x{est.size} kernel's deconvolution, limit {RECOGNISED_RATIO}): blind path",
+                                est.residual)
     return KernelReport("kernel", est.kernel, f"estimated {est.size}x{est.size} kernel (residual {est.residual:.2f} x noise)",
                         est.residual)
 

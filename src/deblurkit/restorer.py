@@ -178,6 +178,16 @@ class Restorer:
         with autocast(self.device, self.precision):
             return self.model.predict(self._cl(y))
 
+    @torch.inference_mode()
+    def _predict_whole(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(1, 3, h, w) float32 in [0, 1] (a small crop, one pass) -> the predictor's estimate,
+        the same in [0, 1], on the CPU (the kernel path's recognised-blur check)."""
+        h, w = pixels.shape[-2:]
+        ph, pw = -h % self.multiple, -w % self.multiple
+        x = pad_image(pixels.to(self.device), ph, pw)
+        out = self._predict_tiles([x]).float()[..., :h, :w]
+        return out.add(1.0).div(2.0).clamp(0.0, 1.0).cpu()
+
     def _guide_tiles(self, pixels: torch.Tensor) -> Guidance:
         y = self._signed(pixels)
         with autocast(self.device, self.precision):
@@ -277,7 +287,8 @@ class Restorer:
         n_flips = min(options.flips, S)
         deconv = None
         if kernel is not None:
-            report = decide(image, kernel, supported=self.model.diffuses_pixels and self.model.has_deterministic_path)
+            report = decide(image, kernel, supported=self.model.diffuses_pixels and self.model.has_deterministic_path,
+                            predictor=self._predict_whole)
             if on_kernel is not None:
                 on_kernel(report)
             if report.path == "kernel":
