@@ -15,7 +15,7 @@ from deblurkit.io import IMAGE_EXTENSIONS, read_image
 from deblurkit.weights import load_checkpoint
 from deblurkit.restorer import Restorer, SamplingOptions
 torch.set_num_threads(2)
-nets = {n: Restorer(load_checkpoint(p).model.eval(), "cpu") for n, p in [("c2f", "docs/training/dvsr-medium-v7-c2f/ema_step3762.safetensors"), ("ka", "docs/training/dvsr-medium-v7-ka/ema_step2500.safetensors")]}
+nets = {n: Restorer(load_checkpoint(p).model.eval(), "cpu") for n, p in [("c2f", "docs/experiments/candidates/dvsr-medium-v7-c2f/training/ema_step3762.safetensors"), ("ka", "docs/experiments/candidates/dvsr-medium-v7-ka/training/ema_step2500.safetensors")]}
 files = sorted(p for p in Path("../shared/data/train/sun80").rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)[::3][:24]
 psnr = lambda a, b: float(10 * np.log10(1 / np.mean((np.clip(a, 0, 1) - b) ** 2)))
 rows = []
