@@ -42,8 +42,8 @@ def side_by_side(panels, kernel, height=360):
 def main(out_dir: Path):
     out_dir.mkdir(parents=True, exist_ok=True)
     d = Deblurrer()
-    print("| photo | size | path taken | kernel | guard residual | s (blind) | s (kernel path) |")
-    print("|---|---|---|---|---|---|---|")
+    print("| photo | size | path taken | why | kernel | guard residual | s (blind) | s (kernel path) |")
+    print("|---|---|---|---|---|---|---|---|")
     for path in sorted(p for p in PHOTOS.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg")):
         rgb = read_image(path).rgb
         t0 = time.perf_counter()
@@ -56,7 +56,9 @@ def main(out_dir: Path):
         side_by_side([rgb, blind, r.image], kernel).save(out_dir / f"{path.stem}_side.png")
         ksize = f"{kernel.shape[1]}x{kernel.shape[0]}" if kernel is not None else "-"
         resid = f"{rep.residual:.2f}" if rep is not None and rep.residual is not None else "-"
-        print(f"| {path.name} | {rgb.shape[1]}x{rgb.shape[0]} | {rep.path if rep else 'blind'} | {ksize} | {resid} | "
+        why = ("kernel explains it" if rep.path == "kernel" else "predictor recognises the blur" if "recognises" in rep.reason
+               else "no kernel explains it") if rep is not None else "-"
+        print(f"| {path.name} | {rgb.shape[1]}x{rgb.shape[0]} | {rep.path if rep else 'blind'} | {why} | {ksize} | {resid} | "
               f"{t1 - t0:.1f} | {t2 - t1:.1f} |", flush=True)
 
 
