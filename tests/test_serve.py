@@ -543,6 +543,14 @@ def _browser():
     return webdriver.Chrome(service=Service(driver), options=opts)
 
 
+@pytest.fixture
+def browser():
+    """A headless Chromium for one test (closed after it), or a skip that says what is missing."""
+    b = _browser()
+    yield b
+    b.quit()
+
+
 def _console_errors(browser) -> list[str]:
     return [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
 
@@ -593,69 +601,65 @@ def _job_state(server, job_id):
     return json.loads(request(f"{server.url}/api/jobs/{job_id}")[2])
 
 
-def test_the_page_in_a_real_browser_uploads_previews_and_shows_the_result(server, tmp_path):
+def test_the_page_in_a_real_browser_uploads_previews_and_shows_the_result(server, tmp_path, browser):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     photo = tmp_path / "street.png"
     photo.write_bytes(png_bytes(96, 128, seed=4))
-    browser = _browser()
-    try:
-        card = _open_page(browser, server.url + "/", photo)
-        wait = WebDriverWait(browser, 60)
-        assert card.find_element(By.CSS_SELECTOR, ".name").text == "street.png"
-        card.find_element(By.CSS_SELECTOR, "button.preview").click()
-        # The input and one labelled preview per preset, each image loaded, at 1:1 (one
-        # photo pixel per CSS pixel at this window's scale factor 1).
-        wait.until(lambda b: b.execute_script(
-            "return [...arguments[0].querySelectorAll('.pv img')].filter(i => i.complete && i.naturalWidth).length", card) == 5)
-        captions = [f.find_element(By.CSS_SELECTOR, "b").text for f in card.find_elements(By.CSS_SELECTOR, ".previews figure")]
-        assert captions == ["input", "fast", "balanced", "distortion", "perception"]
-        sizes = browser.execute_script("return [...arguments[0].querySelectorAll('.pv img')].map(i => "
-                                       "[i.getBoundingClientRect().width, i.naturalWidth])", card)
-        assert all(abs(shown - natural) < 0.5 for shown, natural in sizes), sizes
-        # The recommended preset is marked; clicking another marks it instead, chooses it
-        # and shows its preview beside the input in the compare view.
-        pressed = lambda: [f.get_attribute("data-preset") for f in card.find_elements(  # noqa: E731
-            By.CSS_SELECTOR, ".pv[aria-pressed='true']")]
-        assert pressed() == ["balanced"]
-        card.find_element(By.CSS_SELECTOR, ".pv[data-preset='perception']").click()
-        assert pressed() == ["perception"]
-        assert card.find_element(By.CSS_SELECTOR, "select.preset").get_attribute("value") == "perception"
-        chosen = card.find_element(By.CSS_SELECTOR, ".pv[data-preset='perception']")
-        assert chosen.value_of_css_property("border-top-color") != "rgba(0, 0, 0, 0)"  # the visible outline
-        wait.until(lambda b: "perception" in card.find_element(By.CSS_SELECTOR, ".viewer-title").text)
-        shown = card.find_element(By.CSS_SELECTOR, "img.after").get_attribute("src")
-        assert "/api/jobs/" in shown and "/result" in shown
-        browser.save_screenshot(str(tmp_path / "previews.png"))
+    card = _open_page(browser, server.url + "/", photo)
+    wait = WebDriverWait(browser, 60)
+    assert card.find_element(By.CSS_SELECTOR, ".name").text == "street.png"
+    card.find_element(By.CSS_SELECTOR, "button.preview").click()
+    # The input and one labelled preview per preset, each image loaded, at 1:1 (one
+    # photo pixel per CSS pixel at this window's scale factor 1).
+    wait.until(lambda b: b.execute_script(
+        "return [...arguments[0].querySelectorAll('.pv img')].filter(i => i.complete && i.naturalWidth).length", card) == 5)
+    captions = [f.find_element(By.CSS_SELECTOR, "b").text for f in card.find_elements(By.CSS_SELECTOR, ".previews figure")]
+    assert captions == ["input", "fast", "balanced", "distortion", "perception"]
+    sizes = browser.execute_script("return [...arguments[0].querySelectorAll('.pv img')].map(i => "
+                                   "[i.getBoundingClientRect().width, i.naturalWidth])", card)
+    assert all(abs(shown - natural) < 0.5 for shown, natural in sizes), sizes
+    # The recommended preset is marked; clicking another marks it instead, chooses it
+    # and shows its preview beside the input in the compare view.
+    pressed = lambda: [f.get_attribute("data-preset") for f in card.find_elements(  # noqa: E731
+        By.CSS_SELECTOR, ".pv[aria-pressed='true']")]
+    assert pressed() == ["balanced"]
+    card.find_element(By.CSS_SELECTOR, ".pv[data-preset='perception']").click()
+    assert pressed() == ["perception"]
+    assert card.find_element(By.CSS_SELECTOR, "select.preset").get_attribute("value") == "perception"
+    chosen = card.find_element(By.CSS_SELECTOR, ".pv[data-preset='perception']")
+    assert chosen.value_of_css_property("border-top-color") != "rgba(0, 0, 0, 0)"  # the visible outline
+    wait.until(lambda b: "perception" in card.find_element(By.CSS_SELECTOR, ".viewer-title").text)
+    shown = card.find_element(By.CSS_SELECTOR, "img.after").get_attribute("src")
+    assert "/api/jobs/" in shown and "/result" in shown
+    browser.save_screenshot(str(tmp_path / "previews.png"))
 
-        card.find_element(By.CSS_SELECTOR, "button.full").click()
-        wait.until(lambda b: "full size" in card.find_element(By.CSS_SELECTOR, ".viewer-title").text)
-        after = card.find_element(By.CSS_SELECTOR, "img.after")
-        wait.until(lambda b: b.execute_script("return arguments[0].complete && arguments[0].naturalWidth", after) == 128)
-        link = card.find_element(By.CSS_SELECTOR, "a.download")
-        assert link.get_attribute("download") == "street_deblurred.png"
-        body = request(link.get_attribute("href"))[2]
-        assert Image.open(io.BytesIO(body)).size == (128, 96)
-        assert not card.find_element(By.CSS_SELECTOR, ".error").is_displayed()
-        # The two sides are labelled where they show.
-        assert card.find_element(By.CSS_SELECTOR, ".tag-before").text == "input"
-        assert card.find_element(By.CSS_SELECTOR, ".tag-after").text == "restored"
-        # The favicon: linked, served (200, SVG), and nothing on the page failed to load.
-        icon = browser.find_element(By.CSS_SELECTOR, "link[rel='icon']").get_attribute("href")
-        status, headers, _ = request(icon)
-        assert status == 200 and headers["content-type"].startswith("image/svg+xml")
-        assert request(server.url + "/favicon.ico")[0] == 200
-        assert _console_errors(browser) == []
-        browser.save_screenshot(str(tmp_path / "result.png"))
-        shot = os.environ.get("DEBLUR_SCREENSHOT")
-        if shot:  # a screenshot: DEBLUR_SCREENSHOT=shot.png pytest tests/test_serve.py -k browser
-            browser.save_screenshot(shot)
-    finally:
-        browser.quit()
+    card.find_element(By.CSS_SELECTOR, "button.full").click()
+    wait.until(lambda b: "full size" in card.find_element(By.CSS_SELECTOR, ".viewer-title").text)
+    after = card.find_element(By.CSS_SELECTOR, "img.after")
+    wait.until(lambda b: b.execute_script("return arguments[0].complete && arguments[0].naturalWidth", after) == 128)
+    link = card.find_element(By.CSS_SELECTOR, "a.download")
+    assert link.get_attribute("download") == "street_deblurred.png"
+    body = request(link.get_attribute("href"))[2]
+    assert Image.open(io.BytesIO(body)).size == (128, 96)
+    assert not card.find_element(By.CSS_SELECTOR, ".error").is_displayed()
+    # The two sides are labelled where they show.
+    assert card.find_element(By.CSS_SELECTOR, ".tag-before").text == "input"
+    assert card.find_element(By.CSS_SELECTOR, ".tag-after").text == "restored"
+    # The favicon: linked, served (200, SVG), and nothing on the page failed to load.
+    icon = browser.find_element(By.CSS_SELECTOR, "link[rel='icon']").get_attribute("href")
+    status, headers, _ = request(icon)
+    assert status == 200 and headers["content-type"].startswith("image/svg+xml")
+    assert request(server.url + "/favicon.ico")[0] == 200
+    assert _console_errors(browser) == []
+    browser.save_screenshot(str(tmp_path / "result.png"))
+    shot = os.environ.get("DEBLUR_SCREENSHOT")
+    if shot:  # a screenshot: DEBLUR_SCREENSHOT=shot.png pytest tests/test_serve.py -k browser
+        browser.save_screenshot(shot)
 
 
-def test_the_compare_view_has_a_divider_and_one_zoom_for_both_sides_in_a_real_browser(server, tmp_path):
+def test_the_compare_view_has_a_divider_and_one_zoom_for_both_sides_in_a_real_browser(server, tmp_path, browser):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.actions.wheel_input import ScrollOrigin
     from selenium.webdriver.common.by import By
@@ -664,99 +668,91 @@ def test_the_compare_view_has_a_divider_and_one_zoom_for_both_sides_in_a_real_br
 
     photo = tmp_path / "wall.png"
     photo.write_bytes(png_bytes(200, 240, seed=6))
-    browser = _browser()
-    try:
-        card = _open_page(browser, server.url + "/", photo)
-        _restore_in_page(browser, card, "fast")
-        wait = WebDriverWait(browser, 60)
-        wait.until(lambda b: b.execute_script("const i = arguments[0].querySelector('img.after'); "
-                                              "return i && i.complete && i.naturalWidth", card) == 240)
-        view = card.find_element(By.CSS_SELECTOR, ".view")
-        divider = card.find_element(By.CSS_SELECTOR, ".divider")
-        layer = card.find_element(By.CSS_SELECTOR, ".after-layer")
-        # The divider: at the middle, dragged left, the restored side's clip follows it.
-        assert divider.get_attribute("role") == "slider" and divider.get_attribute("aria-valuenow") == "50"
-        clip = layer.value_of_css_property("clip-path")
-        x0 = divider.rect["x"]
-        ActionChains(browser).click_and_hold(divider).move_by_offset(-200, 0).release().perform()
-        moved = int(divider.get_attribute("aria-valuenow"))
-        width = view.rect["width"]
-        assert abs(moved - (50 - 100 * 200 / width)) <= 1, (moved, width)
-        assert layer.value_of_css_property("clip-path") != clip
-        assert abs(divider.rect["x"] - (x0 - 200)) <= 2
-        # ... and by the keyboard (the slider's arrow keys).
-        divider.send_keys(Keys.ARROW_RIGHT)
-        assert int(divider.get_attribute("aria-valuenow")) == moved + 2
-        assert card.find_element(By.CSS_SELECTOR, ".tag-before").is_displayed()
-        assert card.find_element(By.CSS_SELECTOR, ".tag-after").is_displayed()
-        browser.save_screenshot(str(tmp_path / "divider.png"))
+    card = _open_page(browser, server.url + "/", photo)
+    _restore_in_page(browser, card, "fast")
+    wait = WebDriverWait(browser, 60)
+    wait.until(lambda b: b.execute_script("const i = arguments[0].querySelector('img.after'); "
+                                          "return i && i.complete && i.naturalWidth", card) == 240)
+    view = card.find_element(By.CSS_SELECTOR, ".view")
+    divider = card.find_element(By.CSS_SELECTOR, ".divider")
+    layer = card.find_element(By.CSS_SELECTOR, ".after-layer")
+    # The divider: at the middle, dragged left, the restored side's clip follows it.
+    assert divider.get_attribute("role") == "slider" and divider.get_attribute("aria-valuenow") == "50"
+    clip = layer.value_of_css_property("clip-path")
+    x0 = divider.rect["x"]
+    ActionChains(browser).click_and_hold(divider).move_by_offset(-200, 0).release().perform()
+    moved = int(divider.get_attribute("aria-valuenow"))
+    width = view.rect["width"]
+    assert abs(moved - (50 - 100 * 200 / width)) <= 1, (moved, width)
+    assert layer.value_of_css_property("clip-path") != clip
+    assert abs(divider.rect["x"] - (x0 - 200)) <= 2
+    # ... and by the keyboard (the slider's arrow keys).
+    divider.send_keys(Keys.ARROW_RIGHT)
+    assert int(divider.get_attribute("aria-valuenow")) == moved + 2
+    assert card.find_element(By.CSS_SELECTOR, ".tag-before").is_displayed()
+    assert card.find_element(By.CSS_SELECTOR, ".tag-after").is_displayed()
+    browser.save_screenshot(str(tmp_path / "divider.png"))
 
-        def view_state():
-            return browser.execute_script("""
-                const c = arguments[0], b = c.querySelector('img.before'), a = c.querySelector('img.after');
-                const r = (i) => { const q = i.getBoundingClientRect(); return [q.x, q.y, q.width, q.height]; };
-                return {scale: Number(c.querySelector('.view').dataset.scale), before: r(b), after: r(a),
-                        tb: getComputedStyle(b).transform, ta: getComputedStyle(a).transform, natural: b.naturalWidth};""", card)
+    def view_state():
+        return browser.execute_script("""
+            const c = arguments[0], b = c.querySelector('img.before'), a = c.querySelector('img.after');
+            const r = (i) => { const q = i.getBoundingClientRect(); return [q.x, q.y, q.width, q.height]; };
+            return {scale: Number(c.querySelector('.view').dataset.scale), before: r(b), after: r(a),
+                    tb: getComputedStyle(b).transform, ta: getComputedStyle(a).transform, natural: b.naturalWidth};""", card)
 
-        # Zoom: +, the wheel, 1:1 and fit; both sides always under the same transform.
-        start = view_state()
-        card.find_element(By.CSS_SELECTOR, ".zoom-in").click()
-        zoomed = view_state()
-        assert zoomed["scale"] > start["scale"] and zoomed["tb"] == zoomed["ta"] and zoomed["before"] == zoomed["after"]
-        ActionChains(browser).scroll_from_origin(ScrollOrigin.from_element(view), 0, -300).perform()
-        wheeled = view_state()
-        assert wheeled["scale"] > zoomed["scale"] and wheeled["before"] == wheeled["after"]
-        # Dragging the view pans both sides together.
-        ActionChains(browser).move_to_element_with_offset(view, 100, 0).click_and_hold() \
-            .move_by_offset(-60, -40).release().perform()
-        panned = view_state()
-        assert panned["before"] == panned["after"] and panned["before"][:2] != wheeled["before"][:2]
-        card.find_element(By.CSS_SELECTOR, ".zoom-1").click()
-        one = view_state()
-        assert one["scale"] == 1 and one["tb"] == one["ta"] and one["tb"].startswith("matrix(1, 0, 0, 1,")
-        assert abs(one["before"][2] - one["natural"]) < 0.5 and one["before"] == one["after"]
-        assert card.find_element(By.CSS_SELECTOR, ".zoom-level").text == "100%"
-        browser.save_screenshot(str(tmp_path / "one_to_one.png"))
-        card.find_element(By.CSS_SELECTOR, ".zoom-fit").click()
-        fit = view_state()
-        rect = view.rect
-        assert fit["before"] == fit["after"]
-        assert abs(fit["before"][3] - rect["height"]) < 1 or abs(fit["before"][2] - rect["width"]) < 1
-        view.send_keys("1")  # the keyboard's 1:1
-        assert view_state()["scale"] == 1
-        assert _console_errors(browser) == []
-    finally:
-        browser.quit()
+    # Zoom: +, the wheel, 1:1 and fit; both sides always under the same transform.
+    start = view_state()
+    card.find_element(By.CSS_SELECTOR, ".zoom-in").click()
+    zoomed = view_state()
+    assert zoomed["scale"] > start["scale"] and zoomed["tb"] == zoomed["ta"] and zoomed["before"] == zoomed["after"]
+    ActionChains(browser).scroll_from_origin(ScrollOrigin.from_element(view), 0, -300).perform()
+    wheeled = view_state()
+    assert wheeled["scale"] > zoomed["scale"] and wheeled["before"] == wheeled["after"]
+    # Dragging the view pans both sides together.
+    ActionChains(browser).move_to_element_with_offset(view, 100, 0).click_and_hold() \
+        .move_by_offset(-60, -40).release().perform()
+    panned = view_state()
+    assert panned["before"] == panned["after"] and panned["before"][:2] != wheeled["before"][:2]
+    card.find_element(By.CSS_SELECTOR, ".zoom-1").click()
+    one = view_state()
+    assert one["scale"] == 1 and one["tb"] == one["ta"] and one["tb"].startswith("matrix(1, 0, 0, 1,")
+    assert abs(one["before"][2] - one["natural"]) < 0.5 and one["before"] == one["after"]
+    assert card.find_element(By.CSS_SELECTOR, ".zoom-level").text == "100%"
+    browser.save_screenshot(str(tmp_path / "one_to_one.png"))
+    card.find_element(By.CSS_SELECTOR, ".zoom-fit").click()
+    fit = view_state()
+    rect = view.rect
+    assert fit["before"] == fit["after"]
+    assert abs(fit["before"][3] - rect["height"]) < 1 or abs(fit["before"][2] - rect["width"]) < 1
+    view.send_keys("1")  # the keyboard's 1:1
+    assert view_state()["scale"] == 1
+    assert _console_errors(browser) == []
 
 
-def test_a_running_job_is_cancelled_from_the_page(server, tmp_path):
+def test_a_running_job_is_cancelled_from_the_page(server, tmp_path, browser):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     photo = tmp_path / "long.png"
     photo.write_bytes(png_bytes(200, 240, seed=7))
-    browser = _browser()
-    try:
-        card = _open_page(browser, server.url + "/", photo)
-        row = _restore_in_page(browser, card, "balanced", steps=400, seed=1)
-        job_id = row.get_attribute("data-job")
-        wait = WebDriverWait(browser, 60)
-        state = card.find_element(By.CSS_SELECTOR, ".state")
-        # Progress in words from the first moment, then the steps and the time left.
-        wait.until(lambda b: "refining, step" in state.text and "left" in state.text)
-        assert _job_state(server, job_id)["status"] == "running"
-        browser.save_screenshot(str(tmp_path / "running.png"))
-        card.find_element(By.CSS_SELECTOR, "button.cancel").click()
-        wait.until(lambda b: _job_state(server, job_id)["status"] == "cancelled")
-        wait.until(lambda b: "cancelled" in state.text)
-        assert "cancelled" in row.text and not card.find_element(By.CSS_SELECTOR, "button.cancel").is_displayed()
-        assert _job_state(server, job_id)["step"] < 400
-        browser.save_screenshot(str(tmp_path / "cancelled.png"))
-    finally:
-        browser.quit()
+    card = _open_page(browser, server.url + "/", photo)
+    row = _restore_in_page(browser, card, "balanced", steps=400, seed=1)
+    job_id = row.get_attribute("data-job")
+    wait = WebDriverWait(browser, 60)
+    state = card.find_element(By.CSS_SELECTOR, ".state")
+    # Progress in words from the first moment, then the steps and the time left.
+    wait.until(lambda b: "refining, step" in state.text and "left" in state.text)
+    assert _job_state(server, job_id)["status"] == "running"
+    browser.save_screenshot(str(tmp_path / "running.png"))
+    card.find_element(By.CSS_SELECTOR, "button.cancel").click()
+    wait.until(lambda b: _job_state(server, job_id)["status"] == "cancelled")
+    wait.until(lambda b: "cancelled" in state.text)
+    assert "cancelled" in row.text and not card.find_element(By.CSS_SELECTOR, "button.cancel").is_displayed()
+    assert _job_state(server, job_id)["step"] < 400
+    browser.save_screenshot(str(tmp_path / "cancelled.png"))
 
 
-def test_several_photos_in_one_visit_each_with_its_jobs(server, tmp_path):
+def test_several_photos_in_one_visit_each_with_its_jobs(server, tmp_path, browser):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -764,56 +760,51 @@ def test_several_photos_in_one_visit_each_with_its_jobs(server, tmp_path):
     first.write_bytes(png_bytes(96, 128, seed=8))
     second = tmp_path / "second.tif"  # 16-bit TIFF: no browser shows it, the server's PNG is the thumbnail
     Image.fromarray(np.round(smooth_image(120, 150, 9) * 65535).astype(np.uint16)[..., 0]).save(second)
-    browser = _browser()
-    try:
-        _open_page(browser, server.url + "/", first, second)
-        wait = WebDriverWait(browser, 60)
-        names = lambda: [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".photo-row .pname")]  # noqa: E731
-        assert names() == ["first.png", "second.tif"]
-        thumbs = lambda: browser.execute_script(  # noqa: E731
-            "return [...document.querySelectorAll('.panel .thumb')].map(i => i.complete ? i.naturalWidth : 0)")
-        wait.until(lambda b: thumbs() == [128, 150])
-        rows = browser.find_elements(By.CSS_SELECTOR, ".photo-row")
-        card1 = _shown_panel(browser)
-        job1 = _restore_in_page(browser, card1, "fast").get_attribute("data-job")
-        rows[1].click()
-        card2 = _shown_panel(browser)
-        assert card2.find_element(By.CSS_SELECTOR, ".name").text == "second.tif" and not card1.is_displayed()
-        card2.find_element(By.CSS_SELECTOR, "input.kernel").click()  # and the blur kernel, shown when found
-        job2 = _restore_in_page(browser, card2, "balanced").get_attribute("data-job")
-        # Both jobs are listed under their photos, each with its state.
-        entries = browser.find_elements(By.CSS_SELECTOR, ".photo-entry")
-        listed = [[r.get_attribute("data-job") for r in e.find_elements(By.CSS_SELECTOR, ".job-row")] for e in entries]
-        assert listed == [[job1], [job2]]
-        states = lambda: [e.find_element(By.CSS_SELECTOR, ".job-row .jstate").text for e in entries]  # noqa: E731
-        assert all(s for s in states())
-        wait.until(lambda b: all(s.startswith("done") for s in states()))
-        assert {_job_state(server, j)["status"] for j in (job1, job2)} == {"done"}
-        wait.until(lambda b: card2.find_element(By.CSS_SELECTOR, ".kernelfig").is_displayed())
-        kernel = _job_state(server, job2)["kernel"]
-        assert kernel["reason"] and card2.find_element(By.CSS_SELECTOR, ".kernelfig figcaption").text
-        if kernel["image"]:
-            kernel_img = card2.find_element(By.CSS_SELECTOR, ".kernel-img")
-            wait.until(lambda b: b.execute_script("return arguments[0].naturalWidth", kernel_img) > 0)
-        browser.save_screenshot(str(tmp_path / "second.png"))
-        # Selecting a job shows its photo and its result.
-        browser.find_element(By.CSS_SELECTOR, f".job-row[data-job='{job1}']").click()
-        assert _shown_panel(browser) == card1
-        wait.until(lambda b: job1 in card1.find_element(By.CSS_SELECTOR, "img.after").get_attribute("src"))
-        browser.find_element(By.CSS_SELECTOR, f".job-row[data-job='{job2}']").click()
-        assert _shown_panel(browser) == card2
-        wait.until(lambda b: job2 in card2.find_element(By.CSS_SELECTOR, "img.after").get_attribute("src"))
-        browser.save_screenshot(str(tmp_path / "several.png"))
-        assert _console_errors(browser) == []
-    finally:
-        browser.quit()
+    _open_page(browser, server.url + "/", first, second)
+    wait = WebDriverWait(browser, 60)
+    names = lambda: [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".photo-row .pname")]  # noqa: E731
+    assert names() == ["first.png", "second.tif"]
+    thumbs = lambda: browser.execute_script(  # noqa: E731
+        "return [...document.querySelectorAll('.panel .thumb')].map(i => i.complete ? i.naturalWidth : 0)")
+    wait.until(lambda b: thumbs() == [128, 150])
+    rows = browser.find_elements(By.CSS_SELECTOR, ".photo-row")
+    card1 = _shown_panel(browser)
+    job1 = _restore_in_page(browser, card1, "fast").get_attribute("data-job")
+    rows[1].click()
+    card2 = _shown_panel(browser)
+    assert card2.find_element(By.CSS_SELECTOR, ".name").text == "second.tif" and not card1.is_displayed()
+    card2.find_element(By.CSS_SELECTOR, "input.kernel").click()  # and the blur kernel, shown when found
+    job2 = _restore_in_page(browser, card2, "balanced").get_attribute("data-job")
+    # Both jobs are listed under their photos, each with its state.
+    entries = browser.find_elements(By.CSS_SELECTOR, ".photo-entry")
+    listed = [[r.get_attribute("data-job") for r in e.find_elements(By.CSS_SELECTOR, ".job-row")] for e in entries]
+    assert listed == [[job1], [job2]]
+    states = lambda: [e.find_element(By.CSS_SELECTOR, ".job-row .jstate").text for e in entries]  # noqa: E731
+    assert all(s for s in states())
+    wait.until(lambda b: all(s.startswith("done") for s in states()))
+    assert {_job_state(server, j)["status"] for j in (job1, job2)} == {"done"}
+    wait.until(lambda b: card2.find_element(By.CSS_SELECTOR, ".kernelfig").is_displayed())
+    kernel = _job_state(server, job2)["kernel"]
+    assert kernel["reason"] and card2.find_element(By.CSS_SELECTOR, ".kernelfig figcaption").text
+    if kernel["image"]:
+        kernel_img = card2.find_element(By.CSS_SELECTOR, ".kernel-img")
+        wait.until(lambda b: b.execute_script("return arguments[0].naturalWidth", kernel_img) > 0)
+    browser.save_screenshot(str(tmp_path / "second.png"))
+    # Selecting a job shows its photo and its result.
+    browser.find_element(By.CSS_SELECTOR, f".job-row[data-job='{job1}']").click()
+    assert _shown_panel(browser) == card1
+    wait.until(lambda b: job1 in card1.find_element(By.CSS_SELECTOR, "img.after").get_attribute("src"))
+    browser.find_element(By.CSS_SELECTOR, f".job-row[data-job='{job2}']").click()
+    assert _shown_panel(browser) == card2
+    wait.until(lambda b: job2 in card2.find_element(By.CSS_SELECTOR, "img.after").get_attribute("src"))
+    browser.save_screenshot(str(tmp_path / "several.png"))
+    assert _console_errors(browser) == []
 
 
-def test_the_page_works_with_a_token_in_a_real_browser(tiny_weights, tmp_path):
+def test_the_page_works_with_a_token_in_a_real_browser(tiny_weights, tmp_path, browser):
     # Opened as /?token=...: its own style sheet and script are relative links without the
     # query; they must load (the token comes back as a cookie), or the page is dead.
     srv = Server(tiny_weights, tmp_path, "--token", "s3cret")
-    browser = _browser()
     try:
         from selenium.webdriver.common.by import By
         from selenium.webdriver.support.ui import WebDriverWait
@@ -833,7 +824,6 @@ def test_the_page_works_with_a_token_in_a_real_browser(tiny_weights, tmp_path):
         # Without the token the page's files stay closed.
         assert request(srv.url + "/static/app.js")[0] == 401
     finally:
-        browser.quit()
         srv.stop()
 
 

@@ -201,26 +201,39 @@ def create_app(jobs: JobQueue, *, token: str | None = None, max_upload_bytes: in
             if not submitted:
                 jobs.release()
 
-    async def _accept(request: Request):
+    def _check_request(request: Request) -> None:
+        """Before reading a body: room on disk, and a multipart form."""
         if shutil.disk_usage(jobs.root).free < 2 * max_upload_bytes:
             raise ClientError(507, "the server's disk is nearly full; try again when older results have been removed")
         ctype = request.headers.get("content-type", "")
         if not ctype.startswith("multipart/form-data"):
             raise ClientError(415, "send multipart/form-data with the photo in the field 'image'")
+
+    async def _read_photo_form(request: Request):
+        """The form and its photo field (not saved yet: the caller checks the other fields first)."""
+        form = await _read_form(request, max_upload_bytes, upload_timeout)
+        upload = form.get("image")
+        if not isinstance(upload, UploadFile):
+            raise ClientError(400, "no photo: send it in the multipart field 'image'")
+        return form, upload
+
+    async def _save_photo(upload: UploadFile, folder: Path) -> tuple[str, Path]:
+        """The photo saved under folder/in, checked to be one this tool reads, within the pixel limit."""
+        name = safe_name(upload.filename)
+        path = folder / "in" / name
+        await _save(upload, path, max_upload_bytes)
+        if sniff_image(path) is None:
+            raise ClientError(415, f"{name}: not a photo this tool reads (PNG, JPEG, TIFF, WebP, BMP)")
+        _check_pixels(path, name, jobs.max_pixels)
+        return name, path
+
+    async def _accept(request: Request):
+        _check_request(request)
         job_id, folder = jobs.new_folder()
         try:
-            form = await _read_form(request, max_upload_bytes, upload_timeout)
-            upload = form.get("image")
-            if not isinstance(upload, UploadFile):
-                raise ClientError(400, "no photo: send it in the multipart field 'image'")
+            form, upload = await _read_photo_form(request)
             settings, std, region, seed, kernel = _job_settings(form, recommended, max_steps, max_samples)
-            name = safe_name(upload.filename)
-            path = folder / "in" / name
-            await _save(upload, path, max_upload_bytes)
-            kind = sniff_image(path)
-            if kind is None:
-                raise ClientError(415, f"{name}: not a photo this tool reads (PNG, JPEG, TIFF, WebP, BMP)")
-            _check_pixels(path, name, jobs.max_pixels)
+            name, _ = await _save_photo(upload, folder)
         except BodyTooLarge:
             jobs.discard(folder)
             raise ClientError(413, f"upload larger than {max_upload_bytes} bytes", {"Connection": "close"}) from None
@@ -280,25 +293,13 @@ def create_app(jobs: JobQueue, *, token: str | None = None, max_upload_bytes: in
         """The photo as the page can show it before any job (browsers show no TIFF): an
         upright 8-bit PNG, THUMB_SIDE px at most a side, with the photo's own size in
         X-Image-Width and X-Image-Height. Nothing is kept."""
-        if shutil.disk_usage(jobs.root).free < 2 * max_upload_bytes:
-            raise ClientError(507, "the server's disk is nearly full; try again when older results have been removed")
-        ctype = request.headers.get("content-type", "")
-        if not ctype.startswith("multipart/form-data"):
-            raise ClientError(415, "send multipart/form-data with the photo in the field 'image'")
+        _check_request(request)
         _, folder = jobs.new_folder()
         try:
-            form = await _read_form(request, max_upload_bytes, upload_timeout)
-            upload = form.get("image")
-            if not isinstance(upload, UploadFile):
-                raise ClientError(400, "no photo: send it in the multipart field 'image'")
+            form, upload = await _read_photo_form(request)
             if set(form.keys()) != {"image"}:
                 raise ClientError(400, "a thumbnail takes the field 'image' alone")
-            name = safe_name(upload.filename)
-            path = folder / "in" / name
-            await _save(upload, path, max_upload_bytes)
-            if sniff_image(path) is None:
-                raise ClientError(415, f"{name}: not a photo this tool reads (PNG, JPEG, TIFF, WebP, BMP)")
-            _check_pixels(path, name, jobs.max_pixels)
+            _, path = await _save_photo(upload, folder)
             async with thumbnails:
                 try:
                     data, (w, h) = await asyncio.to_thread(_thumbnail, path, jobs.max_pixels, THUMB_SIDE)
