@@ -246,6 +246,40 @@ def test_a_blur_the_predictor_recognises_takes_the_blind_path(monkeypatch):
     assert kp.decide(_tensor(y), KernelChoice("given", k), predictor=moves_by(0.5)).path == "kernel"
 
 
+def test_the_recognised_blur_check_looks_where_the_kernel_was_estimated_at_its_scale(monkeypatch):
+    import deblurkit.kernel_path as kp
+
+    monkeypatch.setattr(kp, "CHECK_SIDE", 40)
+    k = line_kernel(5, 0)
+    y, _ = shaken(120, 400, k)
+    y[:, :200] = 128  # a flat left half: nothing for either to change there
+    seen = []
+
+    def unchanged(x):
+        seen.append(x.clone())
+        return x.clone()
+
+    right = photo.KernelEstimate(k, True, 1.0, 1.0, (250, 20, 100, 80))
+    kp.recognised_ratio(_tensor(y), right, unchanged)
+    crop = seen[-1][0].permute(1, 2, 0).numpy()
+    assert crop.shape == (50, 50, 3)  # CHECK_SIDE + twice the kernel, around the region's centre
+    np.testing.assert_allclose(crop, y[35:85, 275:325] / 255.0, atol=1e-6)
+    # Shrunk for the estimate (scale 0.5, a 9 px kernel at full resolution): the crop is taken
+    # around the region at twice the size and shrunk, the kernel with it.
+    half = photo.KernelEstimate(line_kernel(9, 0), True, 1.0, 0.5, (200, 0, 200, 120))
+    kp.recognised_ratio(_tensor(y), half, unchanged)
+    assert tuple(seen[-1].shape[-2:]) == (50, 50)
+
+
+def test_the_predictor_pass_of_the_check_is_the_restorers_fast_output():
+    r = Restorer(random_tiny_model(), CPU, tile=64, overlap=16)
+    y, _ = shaken(40, 48, line_kernel(5, 0))
+    x = _tensor(y)
+    whole = r._predict_whole(x.float() / 255.0)
+    assert whole.shape == (1, 3, 40, 48) and whole.device.type == "cpu"
+    assert (whole - r.restore(x, SamplingOptions(steps=0))).abs().max() < 1e-5
+
+
 def test_a_model_without_a_predictor_keeps_the_blind_path():
     r = Restorer(random_tiny_model("icdpm"), CPU, tile=64)
     y, _ = shaken(48, 48, line_kernel(5, 0))

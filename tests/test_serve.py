@@ -218,7 +218,21 @@ def test_a_thumbnail_for_photos_browsers_cannot_show(server):
                                      ({}, "big.png", png_bytes(400, 400), 413)):
         body, h = multipart(fields, {"image": (name, data)})
         assert request(server.url + "/api/thumbnail", "POST", body, h)[0] == code, name
-    assert not [p for p in server.tmp.glob("deblur-serve-*/jobs/*") if (p / "in" / "wide.tif").exists()]
+    assert not [p for p in server.tmp.glob("deblur-serve-*/jobs/*") if (p / "in").exists()]  # nothing kept, failures included
+
+
+def test_thumbnail_uploads_in_flight_are_bounded(server):
+    # Each thumbnail upload may hold its body on disk twice: at most 4 at once (429 beyond),
+    # and their places come back when they end (here: stalled, answered 408).
+    slow, _ = half_uploads(server.port, 4, path="/api/thumbnail", fields={})
+    time.sleep(0.3)
+    body, h = multipart({}, {"image": ("a.png", png_bytes())})
+    status, _, out = request(server.url + "/api/thumbnail", "POST", body, h)
+    assert status == 429 and b"thumbnails" in out, out[:200]
+    for s in slow:
+        assert s.recv(4096).startswith(b"HTTP/1.1 408")
+        s.close()
+    assert request(server.url + "/api/thumbnail", "POST", body, h)[0] == 200
 
 
 def test_a_job_tells_its_phase_and_the_kernel_it_found(server):
@@ -343,11 +357,12 @@ def test_other_client_inputs_are_never_a_500(server):
     assert status == 200 and b"<title>deblur</title>" in page and b"http" not in page.replace(b"http-equiv", b"")
 
 
-def half_uploads(port: int, n: int, close: bool = False) -> tuple[list[socket.socket], bytes]:
+def half_uploads(port: int, n: int, close: bool = False, path: str = "/api/restore",
+                 fields: dict | None = None) -> tuple[list[socket.socket], bytes]:
     """n connections, each having sent its headers and half of a photo upload's body."""
-    body, h = multipart({"preset": "fast"}, {"image": ("a.png", png_bytes())})
+    body, h = multipart({"preset": "fast"} if fields is None else fields, {"image": ("a.png", png_bytes())})
     extra = "Connection: close\r\n" if close else ""
-    head = (f"POST /api/restore HTTP/1.1\r\nHost: x\r\nContent-Type: {h['Content-Type']}\r\n"
+    head = (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {h['Content-Type']}\r\n"
             f"Content-Length: {len(body)}\r\n{extra}\r\n").encode()
     conns = []
     for _ in range(n):

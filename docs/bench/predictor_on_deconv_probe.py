@@ -51,7 +51,7 @@ def main(out, extra=()):
             row["d_raw"] = L.score(deconvolve_photo(y, est.kernel).astype(np.float64), x) - base
             row["d"] = row["d_raw"] if est.accepted else row["Py"]
             yt = torch.from_numpy(np.ascontiguousarray(y.astype(np.float32))).permute(2, 0, 1)[None]
-            row["ratio"] = recognised_ratio(yt, est.kernel, model.restorer._predict_whole)
+            row["ratio"] = recognised_ratio(yt, est, model.restorer._predict_whole)
             rows.append(row)
             print(row, flush=True)
         json.dump(rows, open(out, "w"), indent=1)

@@ -7,8 +7,9 @@ does not find) the photo takes the blind path, the predictor alone, as before.
 A second check sends scene motion (GoPro-style: people walking, parallax) to the blind
 path although a kernel passes the guard: the blind predictor, trained on such blur, changes
 a photo it recognises a lot, and a camera shake it does not recognise hardly at all
-(+0.1 to +0.5 dB). Where the predictor changes the photo's centre at least
-RECOGNISED_RATIO times as much as the deconvolution does, the predictor is trusted. Chosen
+(+0.1 to +0.5 dB). Where the predictor changes the photo at least RECOGNISED_RATIO times
+as much as the deconvolution does (around the estimation window, at the estimation's
+scale), the predictor is trusted. Chosen
 on training data only (docs/bench/predictor_on_deconv_probe.py, record
 docs/bench/kernel-first/predictor_on_deconv_probe.txt): on 72 training photos (ImageNet
 samples, Sun80) blurred by our own kernels the kernel path's mean gain is +1.24 dB with
@@ -70,23 +71,35 @@ def _pixels_hwc(image: torch.Tensor) -> np.ndarray:
     return image[0].detach().cpu().permute(1, 2, 0).numpy()
 
 
-def recognised_ratio(image: torch.Tensor, kernel: np.ndarray, predictor) -> float:
-    """How much the blind predictor changes the photo's centre (RMS), over how much the
-    deconvolution with `kernel` does; both on a CHECK_SIDE square with a margin of the
-    kernel's size, which is cut off before measuring. `predictor`: (1, 3, h, w) float32 in
-    [0, 1] -> the same, the restorer's deterministic network."""
-    from .deconv.photo import deconvolve_photo, unit
+def recognised_ratio(image: torch.Tensor, est, predictor) -> float:
+    """How much the blind predictor changes the photo (RMS), over how much the deconvolution
+    with the estimated kernel does: at the estimation's scale (the predictor sees the blur as
+    the estimator did, and a 12 MP photo costs no more than a 1280 px one), on a CHECK_SIDE
+    square centred on the window the kernel was estimated on, with a margin of the kernel's
+    size that is cut off before measuring. `est`: deconv.photo.KernelEstimate. `predictor`:
+    (1, 3, h, w) float32 in [0, 1] -> the same, the restorer's deterministic network."""
+    import cv2
+
+    from .deconv.blind import _odd
+    from .deconv.photo import deconvolve_photo, resize_kernel, unit
 
     H, W = image.shape[-2:]
+    s = est.scale
+    kernel = est.kernel if s == 1 else resize_kernel(est.kernel, _odd(est.kernel.shape[0] * s))
     m = int(kernel.shape[0])
-    side_h, side_w = min(H, CHECK_SIDE + 2 * m), min(W, CHECK_SIDE + 2 * m)
-    t, l = (H - side_h) // 2, (W - side_w) // 2
-    crop = _pixels_hwc(image)[t:t + side_h, l:l + side_w]
-    y = unit(crop).astype(np.float32)
-    d = deconvolve_photo(crop, kernel)
-    p = predictor(torch.from_numpy(y).permute(2, 0, 1)[None].contiguous())[0].permute(1, 2, 0).cpu().numpy()
-    mh, mw = min(m, (side_h - 1) // 4), min(m, (side_w - 1) // 4)  # keep an inside on small photos
-    inside = (slice(mh, side_h - mh), slice(mw, side_w - mw))
+    side = int(round((CHECK_SIDE + 2 * m) / s))  # in full-resolution pixels
+    side_h, side_w = min(H, side), min(W, side)
+    x, y0, w, h = est.region
+    t = min(max(y0 + h // 2 - side_h // 2, 0), H - side_h)
+    l = min(max(x + w // 2 - side_w // 2, 0), W - side_w)
+    y = unit(_pixels_hwc(image)[t:t + side_h, l:l + side_w]).astype(np.float32)
+    if s < 1:
+        y = cv2.resize(y, (max(int(round(side_w * s)), 1), max(int(round(side_h * s)), 1)), interpolation=cv2.INTER_AREA)
+    d = deconvolve_photo(y, kernel)
+    p = predictor(torch.from_numpy(np.ascontiguousarray(y)).permute(2, 0, 1)[None].contiguous())[0].permute(1, 2, 0).cpu().numpy()
+    hh, ww = y.shape[:2]
+    mh, mw = min(m, (hh - 1) // 4), min(m, (ww - 1) // 4)  # keep an inside on small photos
+    inside = (slice(mh, hh - mh), slice(mw, ww - mw))
     change_p = float(np.sqrt(np.mean((p[inside] - y[inside]) ** 2)))
     change_d = float(np.sqrt(np.mean((d[inside] - y[inside]) ** 2)))
     return change_p / max(change_d, 1e-6)
@@ -112,7 +125,7 @@ def decide(image: torch.Tensor, choice: KernelChoice, supported: bool = True, pr
         return KernelReport("blind", est.kernel, f"no kernel explains the photo (residual {est.residual:.2f} x noise, "
                             f"limit {GUARD_RESIDUAL}): blind path", est.residual)
     if predictor is not None:
-        ratio = recognised_ratio(image, est.kernel, predictor)
+        ratio = recognised_ratio(image, est, predictor)
         if ratio >= RECOGNISED_RATIO:
             return KernelReport("blind", est.kernel, f"the predictor recognises this blur (it changes the photo {ratio:.2f} x as "
                                 f"much as the {est.size}x{est.size} kernel's deconvolution, limit {RECOGNISED_RATIO}): blind path",

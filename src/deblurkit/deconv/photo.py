@@ -12,7 +12,8 @@ The largest kernel looked for is chosen from the photo: a first estimate looks f
 kernels up to the estimator's kernel_size (75 px at the estimation scale); where the guard
 refuses it, or its kernel nearly fills that window (the blur may be longer than the
 window), a second estimate looks for kernels up to LONG_KERNEL_SIZE and is taken where the
-guard accepts it. A fixed longer window costs short kernels 1.2-1.4 dB (more unknowns for
+guard accepts it; where it does not, neither is trusted (a first kernel that filled its
+window was wrong more often than right on the tuning loop). A fixed longer window costs short kernels 1.2-1.4 dB (more unknowns for
 the same edges); the second estimate runs only where the first failed
 (docs/bench/estimator_loop.txt, session of 2026-12-06).
 
@@ -124,7 +125,7 @@ def estimate_photo_kernel(rgb: np.ndarray, size: int | None = None, region: tupl
     residual = residual_ratio(window, k_small)
     accepted = residual <= GUARD_RESIDUAL
     fills = kernel_extent(k_small) > small_size - FILL_MARGIN
-    if size is None and (not accepted or fills) and min(window.shape) >= 2 * LONG_KERNEL_SIZE:
+    if size is None and (not accepted or fills) and small_size < LONG_KERNEL_SIZE and min(window.shape) >= 2 * LONG_KERNEL_SIZE:
         # the first estimate failed or may be cut off: look for a longer kernel; where that
         # fails too, neither is trusted (a kernel filling its window was wrong more often than right)
         k_small = estimate_kernel(window, replace(cfg, kernel_size=LONG_KERNEL_SIZE))

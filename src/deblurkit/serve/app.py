@@ -287,6 +287,9 @@ def create_app(jobs: JobQueue, *, token: str | None = None, max_upload_bytes: in
         return _file(job, job.kernel_image, "kernel (ask for kernel=auto; a photo too small or too flat has none)")
 
     thumbnails = asyncio.Semaphore(1)  # decoding a large photo takes memory: one at a time
+    # Uploads for thumbnails in flight, bounded as the job queue bounds restores: each may
+    # hold up to max_upload_bytes on disk twice (the spooled body and its saved copy).
+    thumbnail_uploads = {"in_flight": 0, "limit": 4}
 
     @app.post("/api/thumbnail")
     async def thumbnail(request: Request):
@@ -294,6 +297,9 @@ def create_app(jobs: JobQueue, *, token: str | None = None, max_upload_bytes: in
         upright 8-bit PNG, THUMB_SIDE px at most a side, with the photo's own size in
         X-Image-Width and X-Image-Height. Nothing is kept."""
         _check_request(request)
+        if thumbnail_uploads["in_flight"] >= thumbnail_uploads["limit"]:
+            raise ClientError(429, f"{thumbnail_uploads['limit']} thumbnails are being made already; try again in a moment")
+        thumbnail_uploads["in_flight"] += 1
         _, folder = jobs.new_folder()
         try:
             form, upload = await _read_photo_form(request)
@@ -308,6 +314,7 @@ def create_app(jobs: JobQueue, *, token: str | None = None, max_upload_bytes: in
         except BodyTooLarge:
             raise ClientError(413, f"upload larger than {max_upload_bytes} bytes", {"Connection": "close"}) from None
         finally:
+            thumbnail_uploads["in_flight"] -= 1
             jobs.discard(folder)
         return Response(data, media_type="image/png", headers={"X-Image-Width": str(w), "X-Image-Height": str(h),
                                                                "Cache-Control": "no-store"})

@@ -139,7 +139,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
     sums = torch.stack([t.sum(dtype=torch.float64 if t.dtype == torch.float64 else torch.float32) for t in state.values()]) if state else None
     if sums is not None and not bool(torch.isfinite(sums).all()):
         for name, t in state.items():
-            if not bool(torch.isfinite(t).all()):
+            if not bool(torch.isfinite(t.float()).all()):
                 raise WeightsError(f"{path}: tensor {name} holds NaN or infinite values")
     try:
         # assign: the meta skeleton's tensors become the file's (every tensor of these models
