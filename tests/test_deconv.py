@@ -277,7 +277,7 @@ def test_blind_deconvolution_with_tv_keeps_the_estimated_kernel():
 @pytest.mark.parametrize("change", [dict(finest_size=11), dict(cg_start="uniform"), dict(cg_start="previous"),
                                     dict(level_clean=False), dict(noise_lambda_floor=0.5), dict(edges_per_direction=20.0)])
 def test_every_estimator_variant_still_finds_a_motion_blur(change):
-    """The variants the tuning loop measured (docs/bench/estimator_loop.txt) are estimators too."""
+    """The variants the tuning loop measured (docs/bench/kernel-first/estimator_loop.txt) are estimators too."""
     x = blocks(128)
     k = line_kernel(9, 30)
     y = np.fft.irfft2(psf2otf(k, x.shape) * np.fft.rfft2(x), s=x.shape)

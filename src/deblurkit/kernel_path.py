@@ -10,7 +10,7 @@ a photo it recognises a lot, and a camera shake it does not recognise hardly at 
 (+0.1 to +0.5 dB). Where the predictor changes the photo at least RECOGNISED_RATIO times
 as much as the deconvolution does (around the estimation window, at the estimation's
 scale), the predictor is trusted. Chosen
-on training data only (docs/bench/predictor_on_deconv_probe.py, record
+on training data only (docs/bench/kernel-first/predictor_on_deconv_probe.py, record
 docs/bench/kernel-first/predictor_on_deconv_probe.txt): on 72 training photos (ImageNet
 samples, Sun80) blurred by our own kernels the kernel path's mean gain is +1.24 dB with
 0.9 (+0.93 with 0.7, +1.23 with 1.0 to 1.5: above 0.9 the deconvolution changed nothing

@@ -15,7 +15,7 @@ from .blind import (GUARD_RESIDUAL, WIENER_RULES, WIENER_WEIGHT, BlindConfig, es
 
 NONBLIND_METHODS = ("wiener", "tv")
 # The kernel path's non-blind step: TV gains 1.5-1.7 dB over Wiener with the true kernel and
-# +0.3 dB with estimated ones (training photos, our own kernels; docs/bench/estimator_loop.txt).
+# +0.3 dB with estimated ones (training photos, our own kernels; docs/bench/kernel-first/estimator_loop.txt).
 KERNEL_PATH_NONBLIND = "tv"
 
 # Below MIN_SIDE (deconv.photo) there are too few edges to estimate a kernel from: the image

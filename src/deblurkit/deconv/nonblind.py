@@ -22,7 +22,7 @@ from numpy.fft import irfft2, rfft2
 from .blind import _diff_otf, _grad, noise_sigma, periodic_pad, psf2otf, to_gray
 
 # weight = TV_PER_SIGMA x the input's estimated noise (at least TV_FLOOR): chosen on training
-# photos with our own hand-shake kernels (docs/bench/estimator_loop.txt), never on the bench's.
+# photos with our own hand-shake kernels (docs/bench/kernel-first/estimator_loop.txt), never on the bench's.
 # The floor stands in for the estimated kernel's own error on clean photos: 0.001 -> 0.003
 # gave -0.47 -> -0.08 dB on the 18 GoPro training frames (384 px, estimated kernels) and
 # +1.79 -> +1.81 / +1.09 -> +1.14 on our hand-shake loop at noise 0.01 / 0.003; 0.01 helps

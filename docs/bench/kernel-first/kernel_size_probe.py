@@ -2,7 +2,7 @@
 largest kernel looked for, 75 px against 141 px (and 141 estimated at 75 px on a shrunk
 image), each unguarded, TV, aligned; per-photo rows to JSON for selection rules.
 
-    python docs/bench/kernel_size_probe.py 48 small,large,huge OUT.json [SEED [k75,k141]]
+    python docs/bench/kernel-first/kernel_size_probe.py 48 small,large,huge OUT.json [SEED [k75,k141]]
 
 SEED shifts which of our kernels each photo gets (a second draw of the same classes).
 """

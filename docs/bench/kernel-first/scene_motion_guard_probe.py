@@ -7,12 +7,12 @@ residual and the residuals of the same kernel on the window's four quadrants (on
 must explain each part, not only their sum), with the TV deconvolution's gain:
 
 - shake: the tuning loop's training photos blurred by our own hand-shake kernels (as
-  docs/bench/estimator_loop.py makes them), where the kernel path should be taken;
+  docs/bench/kernel-first/estimator_loop.py makes them), where the kernel path should be taken;
 - motion: the 18 GoPro *training* frames (GOPR0372_07_00 47-98), 384 px centres as the
   held-out bench crops them, where the blind predictor gains about +1.2 dB and the kernel
   path should be taken only where it does better.
 
-    python docs/bench/scene_motion_guard_probe.py 48 OUT.json [--halves]
+    python docs/bench/kernel-first/scene_motion_guard_probe.py 48 OUT.json [--halves]
 """
 import os, sys, json
 os.environ.setdefault("OMP_NUM_THREADS", "1")

@@ -2,14 +2,14 @@
 path's deconvolution when it is given d instead of y?  x = P(d), against d and P(y).
 
 - shake: the tuning loop's 48 training photos blurred by our own hand-shake kernels
-  (docs/bench/estimator_loop.py, draw 0), whole, aligned;
+  (docs/bench/kernel-first/estimator_loop.py, draw 0), whole, aligned;
 - motion: the 18 GoPro *training* frames (GOPR0372_07_00 47-98), 384 px centres.
 The product's steps: estimate_photo_kernel (two windows, the guard), deconvolve_photo (TV);
 refused photos get P(y) in every column but d's. Also how much each changes the photo (RMS):
 a predictor that changes y a lot has recognised its blur (GoPro-like), one that leaves it
 nearly as it is has not (the hand shake it gains +0.1 to +0.5 dB on).
 
-    python docs/bench/predictor_on_deconv_probe.py OUT.json [FOLDER:N:OFFSET ...]
+    python docs/bench/kernel-first/predictor_on_deconv_probe.py OUT.json [FOLDER:N:OFFSET ...]
 
 FOLDER:N:OFFSET: N more training photos from ../shared/data/train/FOLDER, each blurred by
 our kernel number OFFSET + its index (a second set to check a rule chosen on the first;

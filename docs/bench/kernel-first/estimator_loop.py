@@ -5,7 +5,7 @@ bench's protocol otherwise (8-bit-value convolution, noise 0.01, 8 bits), scored
 bench scores (aligned within 10 px, deblurkit.metrics.align). The Köhler kernels and
 ../shared/data/val are never used here (`deblur bench kernels` measures on them).
 
-    python docs/bench/estimator_loop.py [N] [method=wiener|tv] [key=value ...]   # BlindConfig fields
+    python docs/bench/kernel-first/estimator_loop.py [N] [method=wiener|tv] [key=value ...]   # BlindConfig fields
 
 Prints one line per photo (extent, gain of the estimate, of the true kernel, similarity)
 and the means per size class. Two worker processes of one thread each.

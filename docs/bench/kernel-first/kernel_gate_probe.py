@@ -7,8 +7,8 @@ gains +1.2. If a gate g(y, d, P(y)) in [0, 1] learns to keep d where it explains
 photo and P(y) where it does not, x = P(y) + g (d - P(y)) could make the kernel path the
 default. This script measures that before any of it enters the product.
 
-    python docs/bench/kernel_gate_probe.py prep    # samples -> /tmp/kernel_gate/*.npz
-    python docs/bench/kernel_gate_probe.py train   # trains the gate, scores it
+    python docs/bench/kernel-first/kernel_gate_probe.py prep    # samples -> /tmp/kernel_gate/*.npz
+    python docs/bench/kernel-first/kernel_gate_probe.py train   # trains the gate, scores it
 
 Training samples (training data only): ../shared/data/train/bsds500_train photos blurred
 by our own hand-shake kernels (13-141 px), the same photos with two kernels blended by a

@@ -2,7 +2,7 @@
 kernel path (`deblur PHOTO --preset fast --kernel auto --save-kernel`, through the same
 `Deblurrer`), with the path each photo took, its kernel and the time.
 
-    python docs/bench/real_photos.py OUT_DIR [--kernel auto|none]
+    python docs/bench/kernel-first/real_photos.py OUT_DIR [--kernel auto|none]
 
 Writes OUT_DIR/<stem>_side.png (input | blind `fast` | `fast --kernel auto` | the kernel,
 enlarged), and prints a Markdown table for docs/bench/kernel-first/real_photos.md. The
