@@ -130,7 +130,7 @@ def test_tiled_deconvolution_matches_the_whole_photo_and_takes_integer_pixels(mo
     np.testing.assert_allclose(whole, tv_deconvolve(y / 255.0, k, 0.004), atol=1e-6)
     monkeypatch.setattr(photo, "DECONV_TILE", 64)
     tiled = deconvolve_photo(y, k, weight=0.004)
-    # Each tile has a margin of twice the kernel: the insides agree closely.
+    # Each tile has a margin of a kernel size: the insides agree closely.
     assert np.abs(tiled - whole)[10:-10, 10:-10].max() < 0.02
     assert np.abs(tiled - whole).mean() < 2e-3
 
