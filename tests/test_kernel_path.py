@@ -112,7 +112,7 @@ def test_a_second_longer_estimate_only_where_the_first_fails_or_fills_its_window
 
     calls.clear(); line[75] = line_kernel(73, 0); residual.update({75: 1.1, 141: 2.5})  # fills its window
     est = estimate_photo_kernel(y)
-    assert calls == [75, 141] and not est.accepted  # neither is trusted
+    assert calls == [75, 141] and not est.accepted and est.size == 141 and est.residual == 2.5  # neither is trusted
 
     calls.clear()
     est = estimate_photo_kernel(y, size=75)  # a size the user gave: one estimate, as asked
@@ -337,7 +337,7 @@ def test_cli_saves_the_kernel_and_reads_it_back(cli, tmp_path):
     r = cli("shake.png", "--preset", "fast", "--kernel-size", "15", "--save-kernel", "--json")  # imply --kernel auto
     assert r.exit_code == 0, r.output
     info = json.loads(r.stdout)
-    assert info["kernel"] == "auto" and info["images"][0]["path"] == "kernel"
+    assert info["kernel"] == "auto" and info["images"][0]["path"] == "kernel" and info["images"][0]["path_reason"]
     saved = tmp_path / "shake_deblurred_kernel.png"
     assert Image.open(saved).mode.startswith("I") and kernel_similarity(read_kernel(saved), k) > 0.7
     # A known kernel (the one just saved): no estimate, the same kernel path.

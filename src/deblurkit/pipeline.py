@@ -71,6 +71,7 @@ class ImageResult:
     std_mean: float | None = None
     notes: list[str] | None = None
     path: str | None = None  # "kernel" (deconvolved with a kernel, then refined) or "blind" (the predictor alone)
+    path_reason: str | None = None  # why that path (kernel_path.KernelReport.reason)
     pending: Future | None = None  # a deferred write still running (see finish)
 
     def to_dict(self) -> dict:
@@ -240,7 +241,7 @@ def process_image(
             on_kernel=reports.append,
         ).cpu()
         if reports and opts.kernel is not None and opts.kernel.mode != "none":
-            result.path = reports[0].path
+            result.path, result.path_reason = reports[0].path, reports[0].reason
             notes.append(f"{reports[0].path} path: {reports[0].reason}")
         result.notes = notes or None
         if trajectory is not None:

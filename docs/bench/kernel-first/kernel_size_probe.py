@@ -15,12 +15,12 @@ import numpy as np, torch
 import estimator_loop as L
 from deblurkit.bench.kernels import blur_with_kernel
 from deblurkit.deconv import BlindConfig, estimate_kernel, residual_ratio, to_gray, tv_deconvolve, kernel_similarity
+from deblurkit.deconv.photo import kernel_extent
 from deblurkit.io import IMAGE_EXTENSIONS, read_image
 
 CANDS = {"k75": BlindConfig(), "k141": replace(BlindConfig(), kernel_size=141), "k141f": replace(BlindConfig(), kernel_size=141, finest_size=75)}
 ONLY = sys.argv[5].split(",") if len(sys.argv) > 5 else list(CANDS)
-def ext(k):
-    ys, xs = np.nonzero(k > 0.05 * k.max()); return int(max(np.ptp(ys), np.ptp(xs)) + 1)
+ext = kernel_extent  # the span the estimator's own fill test uses
 def one(job):
     i, path, active, seed = job
     torch.set_num_threads(1)

@@ -13,9 +13,9 @@ kernels up to the estimator's kernel_size (75 px at the estimation scale); where
 refuses it, or its kernel nearly fills that window (the blur may be longer than the
 window), a second estimate looks for kernels up to LONG_KERNEL_SIZE and is taken where the
 guard accepts it; where it does not, neither is trusted (a first kernel that filled its
-window was wrong more often than right on the tuning loop). A fixed longer window costs short kernels 1.2-1.4 dB (more unknowns for
-the same edges); the second estimate runs only where the first failed
-(docs/bench/kernel-first/estimator_loop.txt, session of 2026-12-06).
+window was wrong more often than right on the tuning loop). A fixed longer window costs
+short kernels 1.2-1.4 dB (more unknowns for the same edges); the second estimate runs only
+where the first failed (docs/bench/kernel-first/estimator_loop.txt, session of 2026-12-06).
 
 The non-blind step runs on tiles of DECONV_TILE pixels with a margin of one kernel size
 on each side (the periodic pad's wrap-around stays in the margin), so memory follows the

@@ -320,9 +320,7 @@ class JobQueue:
         job.size = result.size
         job.notes = [n.replace(str(job.folder), "") for n in (result.notes or [])]
         if job.kernel:
-            job.kernel_path = result.path
-            said = f"{result.path} path: "
-            job.kernel_reason = next((n[len(said):] for n in job.notes if n.startswith(said)), None)
+            job.kernel_path, job.kernel_reason = result.path, result.path_reason
             job.kernel_image = plan.kernel if plan.kernel is not None and plan.kernel.is_file() else None
         if result.status != "done":
             job.status = "failed"
