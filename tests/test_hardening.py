@@ -24,7 +24,7 @@ from deblurkit.errors import ImageReadError
 from deblurkit.io import read_image
 from deblurkit.tiling import TileGrid
 
-from conftest import smooth_image
+from conftest import save_photo, smooth_image
 
 
 def _rgb(h=24, w=32, seed=0):
@@ -388,6 +388,21 @@ def test_version_imports_nothing_heavy():
     assert r.returncode == 0, r.stderr
     version_line, modules = r.stdout.strip().splitlines()
     assert version_line.startswith("deblur ") and modules == "[]"
+
+
+def test_start_up_freezes_its_objects_and_the_collector_runs_again(tmp_path, tiny_weights):
+    """Start-up imports with the garbage collector off (its full passes over torch's objects
+    cost a few hundred ms), then freezes them: the command itself runs with it on again."""
+    photo = save_photo(tmp_path / "p.png", 24, 24)
+    code = ("import atexit, gc, sys\n"
+            "atexit.register(lambda: print('GC', gc.isenabled(), gc.get_freeze_count(), file=sys.stderr))\n"
+            f"sys.argv = ['deblur', {str(photo)!r}, '--weights', {str(tiny_weights)!r}, '--steps', '0', '-q']\n"
+            "from deblurkit.cli.entry import main\nmain()\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    enabled, frozen = r.stderr.strip().splitlines()[-1].split()[1:]
+    assert enabled == "True"
+    assert int(frozen) > 100_000  # torch and the CLI, frozen out of later passes
 
 
 HEAVY = ("torch", "cv2", "PIL", "av", "safetensors", "torchmetrics", "numpy")
