@@ -138,8 +138,7 @@ def deconvolution(image: torch.Tensor, kernel: np.ndarray) -> torch.Tensor:
     """(1, 3, H, W) photo -> its deconvolution with `kernel`, (1, 3, H, W) float32 in [0, 1]."""
     from .deconv.photo import deconvolve_photo
 
-    d = deconvolve_photo(_pixels_hwc(image), kernel)
-    return torch.from_numpy(d).permute(2, 0, 1)[None].contiguous()
+    return torch.from_numpy(deconvolve_photo(_pixels_hwc(image), kernel, channels_first=True))[None]
 
 
 def kernel_choice(kernel="auto", size: int | None = None, region=None) -> KernelChoice:

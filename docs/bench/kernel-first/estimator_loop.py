@@ -5,13 +5,16 @@ bench's protocol otherwise (8-bit-value convolution, noise 0.01, 8 bits), scored
 bench scores (aligned within 10 px, deblurkit.metrics.align). The Köhler kernels and
 ../shared/data/val are never used here (`deblur bench kernels` measures on them).
 
-    python docs/bench/kernel-first/estimator_loop.py [N] [method=wiener|tv] [key=value ...]   # BlindConfig fields
+    python docs/bench/kernel-first/estimator_loop.py [N] [method=wiener|tv] [path=photo] [key=value ...]   # BlindConfig fields
 
 Prints one line per photo (extent, gain of the estimate, of the true kernel, similarity)
-and the means per size class. Two worker processes of one thread each.
+and the means per size class. Two worker processes of one thread each. path=photo: the
+product's own steps instead of one estimate (deconv.photo: both windows, the guard, the
+tiled TV deconvolution; a refused photo scores 0) and the seconds its estimate took.
 """
 import os
 import sys
+import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -24,7 +27,8 @@ import torch  # noqa: E402
 
 from deblurkit.bench.kernels import blur_with_kernel  # noqa: E402
 from deblurkit.data.shake import handheld_kernel  # noqa: E402
-from deblurkit.deconv import BlindConfig, blind_deconvolution, deconvolve_with_kernel, kernel_similarity  # noqa: E402
+from deblurkit.deconv import BlindConfig, Deconvolution, blind_deconvolution, deconvolve_with_kernel, kernel_similarity  # noqa: E402
+from deblurkit.deconv.photo import deconvolve_photo, estimate_photo_kernel  # noqa: E402
 from deblurkit.io import IMAGE_EXTENSIONS, read_image  # noqa: E402
 from deblurkit.metrics import psnr  # noqa: E402
 from deblurkit.metrics.align import aligned  # noqa: E402
@@ -50,19 +54,28 @@ def score(out, sharp):
 
 
 def one(job):
-    i, path, cfg, method, active = job
+    i, path, cfg, method, active, product = job
     torch.set_num_threads(1)
     k = our_kernel(i, active)
     u8 = np.round(read_image(path).rgb * 255).astype(np.uint8)
     y = blur_with_kernel(u8, k.astype(np.float32), 0.01, np.random.default_rng([1234, i])).astype(np.float64)
     x = u8 / 255.0
     base = score(y, x)
-    d = blind_deconvolution(y, cfg, rule="guarded", method=method)
+    if product:
+        start = time.perf_counter()
+        est = estimate_photo_kernel(y, cfg=cfg)
+        seconds = time.perf_counter() - start
+        image = deconvolve_photo(y, est.kernel) if est.accepted else y
+        d = Deconvolution(image, est.kernel, not est.accepted)
+    else:
+        start = time.perf_counter()
+        d = blind_deconvolution(y, cfg, rule="guarded", method=method)
+        seconds = time.perf_counter() - start
     g_est = score(d.image, x) - base
     g_true = score(deconvolve_with_kernel(y, k, method=method), x) - base
     ys, xs = np.nonzero(k > 0.05 * k.max())
     ext = int(max(np.ptp(ys), np.ptp(xs)) + 1)
-    return i, ext, g_est, g_true, kernel_similarity(d.kernel, k), d.fell_back
+    return i, ext, g_est, g_true, kernel_similarity(d.kernel, k), d.fell_back, seconds
 
 
 def parse(default, text: str):
@@ -79,15 +92,17 @@ if __name__ == "__main__":
     kw = dict(a.split("=", 1) for a in sys.argv[1:] if "=" in a)
     method = kw.pop("method", "wiener")  # the non-blind step: wiener or tv
     active = kw.pop("classes", ",".join(ACTIVE)).split(",")
+    product = kw.pop("path", "") == "photo"
     cfg = replace(BlindConfig(), **{k: parse(getattr(BlindConfig, k), v) for k, v in kw.items()})
     files = sorted(p for p in SHARP.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)[:n]
     with Pool(2) as pool:
-        rows = sorted(pool.map(one, [(i, f, cfg, method, active) for i, f in enumerate(files)], chunksize=1))
-    for i, ext, ge, gt, sim, fb in rows:
-        print(f"{i:3d} {ext:3d}px est {ge:+.2f} true {gt:+.2f} sim {sim:.2f}{' fell back' if fb else ''}")
+        rows = sorted(pool.map(one, [(i, f, cfg, method, active, product) for i, f in enumerate(files)], chunksize=1))
+    for i, ext, ge, gt, sim, fb, sec in rows:
+        print(f"{i:3d} {ext:3d}px est {ge:+.2f} true {gt:+.2f} sim {sim:.2f} {sec:5.2f} s{' fell back' if fb else ''}")
     for label, lo, hi in (("13-27", 0, 29), ("31-79", 29, 80), ("80+", 80, 999)):
         sel = [r for r in rows if lo <= r[1] < hi]
         if sel:
             print(f"{label} px: n={len(sel)} est {np.mean([r[2] for r in sel]):+.2f} true {np.mean([r[3] for r in sel]):+.2f} "
                   f"sim {np.mean([r[4] for r in sel]):.3f} refused {sum(r[5] for r in sel)}")
-    print(f"all: est {np.mean([r[2] for r in rows]):+.3f} sim {np.mean([r[4] for r in rows]):.3f} | {method} {cfg}")
+    print(f"all: est {np.mean([r[2] for r in rows]):+.3f} sim {np.mean([r[4] for r in rows]):.3f} "
+          f"estimate {np.mean([r[6] for r in rows]):.2f} s/photo | {method}{' path=photo' if product else ''} {cfg}")

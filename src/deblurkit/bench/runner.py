@@ -27,7 +27,7 @@ from .classical import CLASSICAL
 from .evaluate import BASELINES, Method, environment, evaluate, for_model, grid_methods, preset_methods, sweep_methods
 from .grid import parse_grid
 from .plot import pd_plot
-from .speed import measure_size, peak_memory_mb, preset_seconds
+from .speed import measure_kernel_path, measure_size, peak_memory_mb, preset_seconds
 
 out_console = Console(highlight=False, emoji=False)
 
@@ -374,6 +374,12 @@ def speed(c, sizes: str, steps: int, preset_size: str | None) -> None:
         rows.append(measure_size(restorer, h, w, steps))
     err_console.print(f"timing presets at {pw}x{ph}: {', '.join(names)} ...", highlight=False)
     per_preset = preset_seconds(restorer, ph, pw, names)
+    peak = peak_memory_mb(restorer.device)  # the process's so far (the kernel rows reset the counter)
+    kernel_rows = []
+    if c.kernel == "auto":
+        for w, h in size_list:
+            err_console.print(f"timing the kernel path at {w}x{h} (a made-up shake photo, fast) ...", highlight=False)
+            kernel_rows.append(measure_kernel_path(restorer, h, w))
     table = Table(title=f"speed on {restorer.device} ({c.precision})")
     for col in ("size", "predictor s", "denoiser s/step", "GFLOP pred", "GFLOP/step", "GFLOP/s pred", "GFLOP/s step"):
         table.add_column(col)
@@ -388,7 +394,18 @@ def speed(c, sizes: str, steps: int, preset_size: str | None) -> None:
     con = err_console if c.json_out else out_console
     con.print(table)
     con.print(ptable)
-    record = {"sizes": rows, "presets": per_preset, "preset_size": preset_size, "peak_memory_mb": round(peak_memory_mb(restorer.device), 1),
+    if kernel_rows:
+        ktable = Table(title="--kernel auto on a made-up shake photo (shake: its kernel, px), fast: the kernel path "
+                       "(deciding: estimation and checks) against the blind path on it; peak memory of each")
+        for col in ("size", "shake", "path", "blind s", "kernel s", "deciding s", "x blind", "MB blind", "MB kernel"):
+            ktable.add_column(col)
+        for r in kernel_rows:
+            ktable.add_row(r["size"], str(r["true_kernel_px"]), r["path"], f"{r['blind_s']:.2f}", f"{r['kernel_path_s']:.2f}",
+                           f"{r['decide_s']:.2f}", f"{r['ratio_to_blind']:.2f}", f"{r['peak_memory_mb_blind']:.0f}",
+                           f"{r['peak_memory_mb_kernel']:.0f}")
+        con.print(ktable)
+    record = {"sizes": rows, "presets": per_preset, "preset_size": preset_size, "kernel": c.kernel, "kernel_path": kernel_rows,
+              "peak_memory_mb": round(max([peak, *(max(r["peak_memory_mb_blind"], r["peak_memory_mb_kernel"]) for r in kernel_rows)]), 1),
               "model": resolved.entry.name if resolved.entry else None, "weights_sha256": sha256_of(resolved.path),
               "precision": c.precision, "tile": restorer.tile, "environment": environment(restorer.device)}
     con.print(f"peak memory: {record['peak_memory_mb']:.0f} MB", highlight=False)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import resource
 import time
 
+import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -93,7 +95,117 @@ def preset_seconds(restorer: Restorer, height: int, width: int, presets: list[st
     return out
 
 
+# A shake long enough to matter and short enough for the first window at every size:
+# about 2% of the long side (25 px on 1280x720, 80 px on 4000x3000).
+SHAKE_FRACTION = 0.02
+
+
+def shake_photo(height: int, width: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A made-up camera-shake photo of this size: a scene of flat shapes and lines (edges in
+    every direction, as the kernel estimator needs) over a gradient with fine grain, blurred
+    by one of the project's own hand-shake kernels, 1% noise, 8 bits. Returns the (H, W, 3)
+    uint8 photo and its kernel. Made here so the bench needs no photo and is the same
+    everywhere."""
+    import cv2
+
+    from ..data.shake import handheld_kernel
+    from .kernels import blur_with_kernel
+
+    rng = np.random.default_rng([seed, height, width])
+    yy, xx = np.mgrid[:height, :width].astype(np.float32)
+    base = 0.3 + 0.4 * (xx / max(width - 1, 1))[..., None] * rng.uniform(0.5, 1, 3) + 0.2 * (yy / max(height - 1, 1))[..., None]
+    scene = (np.clip(base, 0, 1) * 255).astype(np.uint8)
+    side = min(height, width)
+    for _ in range(int(60 * height * width / 1e6) + 40):  # shapes per megapixel, at least 40
+        colour = tuple(int(v) for v in rng.integers(0, 256, 3))
+        cx, cy = int(rng.integers(0, width)), int(rng.integers(0, height))
+        r = int(rng.uniform(0.01, 0.08) * side) + 2
+        kind = rng.integers(0, 3)
+        if kind == 0:
+            cv2.circle(scene, (cx, cy), r, colour, -1, cv2.LINE_AA)
+        elif kind == 1:
+            box = cv2.boxPoints(((cx, cy), (2 * r, r), float(rng.uniform(0, 180)))).astype(np.int32)
+            cv2.fillPoly(scene, [box], colour, cv2.LINE_AA)
+        else:
+            end = (cx + int(rng.integers(-3 * r, 3 * r)), cy + int(rng.integers(-3 * r, 3 * r)))
+            cv2.line(scene, (cx, cy), end, colour, max(1, r // 6), cv2.LINE_AA)
+    grain = rng.normal(0, 4, scene.shape)
+    scene = np.clip(scene + grain, 0, 255).astype(np.uint8)
+    kernel = handheld_kernel(rng, extent=max(9.0, SHAKE_FRACTION * max(height, width))).astype(np.float32)
+    blurry = blur_with_kernel(scene, kernel, 0.01, rng)
+    return np.round(np.clip(blurry, 0, 1) * 255).astype(np.uint8), kernel
+
+
+def measure_kernel_path(restorer: Restorer, height: int, width: int, preset: str = "fast") -> dict:
+    """The kernel path's time on a shake_photo of this size against the blind path's on the
+    same photo, both with `preset`; where the kernel step's decision was made (estimation and
+    checks) and the peak memory of the process so far."""
+    from ..kernel_path import KernelChoice
+
+    photo, kernel = shake_photo(height, width)
+    x = torch.from_numpy(photo).permute(2, 0, 1)[None].contiguous()  # uint8: kept compact, as the CLI keeps photos
+    p = PRESETS[preset]
+    opts = SamplingOptions(p.steps, p.noise_ceiling or default_noise_ceiling(p.steps), p.sampler, p.samples, p.flips)
+    gens = sample_generators(0, "speed", opts.samples, restorer.device) if opts.steps > 0 else None
+    reset_peak_memory(restorer.device)
+    t_blind = _timed(restorer, x, opts)
+    peak_blind = peak_memory_mb(restorer.device)
+    decided = []
+    reset_peak_memory(restorer.device)
+    _sync(restorer.device)
+    t0 = time.perf_counter()
+    restorer.restore(x, opts, gens, kernel=KernelChoice("auto"),
+                     on_kernel=lambda report: decided.append((time.perf_counter() - t0, report)))
+    _sync(restorer.device)
+    t_kernel = time.perf_counter() - t0
+    peak_kernel = peak_memory_mb(restorer.device)
+    t_decide, report = decided[0]
+    return {
+        "size": f"{width}x{height}",
+        "preset": preset,
+        "true_kernel_px": int(kernel.shape[0]),
+        "path": report.path,
+        "reason": report.reason,
+        "blind_s": round(t_blind, 2),
+        "kernel_path_s": round(t_kernel, 2),
+        "decide_s": round(t_decide, 2),
+        "ratio_to_blind": round(t_kernel / t_blind, 2),
+        # Each path's own peak where the platform can reset the counter (Linux, CUDA); else
+        # the process's peak so far, which includes everything timed before.
+        "peak_memory_mb_blind": round(peak_blind, 1),
+        "peak_memory_mb_kernel": round(peak_kernel, 1),
+        "peak_memory_per_path": PEAK_RESETTABLE or restorer.device.type == "cuda",
+    }
+
+
+_STATUS, _CLEAR_REFS = "/proc/self/status", "/proc/self/clear_refs"
+PEAK_RESETTABLE = os.access(_CLEAR_REFS, os.W_OK)
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    """Start peak_memory_mb counting afresh (CUDA; on Linux, the process's peak resident
+    size, VmHWM, which writing 5 to /proc/self/clear_refs resets to what is resident now;
+    memory freed by earlier work is first handed back to the system, as a fresh process
+    would not hold it; elsewhere a no-op)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    elif PEAK_RESETTABLE:
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc: the peak may include freed memory
+            pass
+        with open(_CLEAR_REFS, "w") as f:
+            f.write("5")
+
+
 def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
+    if PEAK_RESETTABLE:
+        with open(_STATUS) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB

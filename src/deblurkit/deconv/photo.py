@@ -139,10 +139,12 @@ def estimate_photo_kernel(rgb: np.ndarray, size: int | None = None, region: tupl
     return KernelEstimate(kernel, accepted, float(residual), scale, (x, y, w, h))
 
 
-def deconvolve_photo(rgb: np.ndarray, kernel: np.ndarray, weight: float | None = None) -> np.ndarray:
+def deconvolve_photo(rgb: np.ndarray, kernel: np.ndarray, weight: float | None = None,
+                     channels_first: bool = False) -> np.ndarray:
     """(H, W, 3) photo (as estimate_photo_kernel takes it) and its kernel -> the TV deconvolution, float32 in [0, 1],
     tile by tile (each with a margin of MARGIN_KERNELS kernel sizes, only its inside kept). The TV
-    weight comes from the noise of the photo's centre (one weight for all tiles)."""
+    weight comes from the noise of the photo's centre (one weight for all tiles).
+    channels_first: returned as (3, H, W), the networks' layout (no second copy of the photo)."""
     H, W = rgb.shape[:2]
     k = np.asarray(kernel, np.float64)
     k = k / k.sum()
@@ -150,14 +152,15 @@ def deconvolve_photo(rgb: np.ndarray, kernel: np.ndarray, weight: float | None =
         x, y, w, h = centre_region(H, W, 1.0)
         weight = tv_weight(to_gray(unit(rgb[y:y + h, x:x + w])))
     margin = MARGIN_KERNELS * max(k.shape) + 16
-    out = np.empty((H, W, 3), np.float32)
+    out = np.empty((3, H, W) if channels_first else (H, W, 3), np.float32)
+    view = out.transpose(1, 2, 0) if channels_first else out
     for top in range(0, H, DECONV_TILE):
         for left in range(0, W, DECONV_TILE):
             bottom, right = min(top + DECONV_TILE, H), min(left + DECONV_TILE, W)
             t0, l0 = max(top - margin, 0), max(left - margin, 0)
             b0, r0 = min(bottom + margin, H), min(right + margin, W)
             piece = tv_deconvolve(unit(rgb[t0:b0, l0:r0]), k, weight)
-            out[top:bottom, left:right] = piece[top - t0:bottom - t0, left - l0:right - l0]
+            view[top:bottom, left:right] = piece[top - t0:bottom - t0, left - l0:right - l0]
     return out
 
 
