@@ -126,7 +126,6 @@ def test_bench_speed_reports_gflops(tiny_weights, tmp_path):
     assert rec["presets"]["fast"]["images_per_hour"] > 0 and rec["peak_memory_mb"] > 0
 
 
-
 def test_bench_speed_times_the_kernel_path_with_kernel_auto(tiny_weights, tmp_path):
     """--kernel auto adds the kernel path's time on a made-up shake photo (its kernel passes
     the guard) beside the blind path's on the same photo; without it, no row. (Which path
@@ -138,7 +137,7 @@ def test_bench_speed_times_the_kernel_path_with_kernel_auto(tiny_weights, tmp_pa
     assert r.exit_code == 0, r.output
     rec = json.loads(out.read_text())
     row, = rec["kernel_path"]
-    assert row["size"] == "320x240" and row["path"] in ("kernel", "blind"), row
+    assert row["size"] == "320x240", row
     assert row["reason"].startswith(("estimated", "the predictor recognises")), row  # the guard accepted its kernel
     assert 0 < row["decide_s"] <= row["kernel_path_s"] and row["blind_s"] > 0
     assert row["peak_memory_mb_blind"] > 0 and row["peak_memory_mb_kernel"] > 0
@@ -150,16 +149,17 @@ def test_bench_speed_times_the_kernel_path_with_kernel_auto(tiny_weights, tmp_pa
 def test_shake_photo_is_the_same_every_time_and_blurred_by_its_kernel():
     import cv2
 
-    from deblurkit.bench.speed import shake_photo
+    from deblurkit.bench.speed import shake_photo, shake_scene
 
     a, k = shake_photo(120, 160)
     b, k2 = shake_photo(120, 160)
     assert a.dtype == np.uint8 and a.shape == (120, 160, 3) and (a == b).all() and (k == k2).all()
     assert abs(float(k.sum()) - 1) < 1e-5 and k.shape[0] >= 9
-    # blurred: its gradients are weaker than a sharp scene's edges would be (none at full contrast)
-    g = np.abs(np.diff(a.astype(int), axis=1)).max()
-    assert g < 255
-    assert cv2.Laplacian(a.astype(np.float64), cv2.CV_64F).std() < 40
+    # The photo is its scene blurred: far fewer fine details than the sharp scene has.
+    scene = shake_scene(120, 160, np.random.default_rng([0, 120, 160]))
+    detail = lambda im: cv2.Laplacian(im.astype(np.float64), cv2.CV_64F).std()  # noqa: E731
+    assert detail(a) < 0.5 * detail(scene)
+
 
 def test_sweep_writes_table_json_and_plot(tmp_path, tiny_weights):
     for i in range(2):

@@ -392,17 +392,23 @@ def test_version_imports_nothing_heavy():
 
 def test_start_up_freezes_its_objects_and_the_collector_runs_again(tmp_path, tiny_weights):
     """Start-up imports with the garbage collector off (its full passes over torch's objects
-    cost a few hundred ms), then freezes them: the command itself runs with it on again."""
+    cost a few hundred ms): no full pass runs before its objects are frozen, and the
+    command itself runs with the collector on again."""
     photo = save_photo(tmp_path / "p.png", 24, 24)
     code = ("import atexit, gc, sys\n"
-            "atexit.register(lambda: print('GC', gc.isenabled(), gc.get_freeze_count(), file=sys.stderr))\n"
+            "full = []\n"
+            "atexit.register(lambda: print('GC', gc.isenabled(), gc.get_freeze_count(), len(full), file=sys.stderr))\n"
             f"sys.argv = ['deblur', {str(photo)!r}, '--weights', {str(tiny_weights)!r}, '--steps', '0', '-q']\n"
-            "from deblurkit.cli.entry import main\nmain()\n")
+            "from deblurkit.cli.entry import main\n"
+            "gc.callbacks.append(lambda phase, info: phase == 'start' and info['generation'] == 2\n"
+            "                    and gc.get_freeze_count() == 0 and full.append(1))\n"
+            "main()\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    enabled, frozen = r.stderr.strip().splitlines()[-1].split()[1:]
+    enabled, frozen, full_passes = r.stderr.strip().splitlines()[-1].split()[1:]
     assert enabled == "True"
     assert int(frozen) > 100_000  # torch and the CLI, frozen out of later passes
+    assert full_passes == "0"  # none over them while they were being made
 
 
 HEAVY = ("torch", "cv2", "PIL", "av", "safetensors", "torchmetrics", "numpy")

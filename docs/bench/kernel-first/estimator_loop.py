@@ -10,7 +10,8 @@ bench scores (aligned within 10 px, deblurkit.metrics.align). The Köhler kernel
 Prints one line per photo (extent, gain of the estimate, of the true kernel, similarity)
 and the means per size class. Two worker processes of one thread each. path=photo: the
 product's own steps instead of one estimate (deconv.photo: both windows, the guard, the
-tiled TV deconvolution; a refused photo scores 0) and the seconds its estimate took.
+tiled TV deconvolution; a refused photo scores 0; method=tv) and the seconds its estimate
+took (without path=photo: the estimate and the non-blind step).
 """
 import os
 import sys
@@ -93,6 +94,8 @@ if __name__ == "__main__":
     method = kw.pop("method", "wiener")  # the non-blind step: wiener or tv
     active = kw.pop("classes", ",".join(ACTIVE)).split(",")
     product = kw.pop("path", "") == "photo"
+    if product and method != "tv":
+        sys.exit("path=photo: the product's non-blind step is TV; give method=tv so the true-kernel column uses it too")
     cfg = replace(BlindConfig(), **{k: parse(getattr(BlindConfig, k), v) for k, v in kw.items()})
     files = sorted(p for p in SHARP.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)[:n]
     with Pool(2) as pool:

@@ -396,7 +396,10 @@ def speed(c, sizes: str, steps: int, preset_size: str | None) -> None:
     con.print(ptable)
     if kernel_rows:
         ktable = Table(title="--kernel auto on a made-up shake photo (shake: its kernel, px), fast: the kernel path "
-                       "(deciding: estimation and checks) against the blind path on it; peak memory of each")
+                       "(deciding: estimation and checks) against the blind path on it; peak memory of each"
+                       + (" (GPU memory)" if restorer.device.type == "cuda" else "")
+                       + ("" if all(r["peak_memory_per_path"] for r in kernel_rows) else " (the process's peak so far: "
+                          "this platform cannot reset it)"))
         for col in ("size", "shake", "path", "blind s", "kernel s", "deciding s", "x blind", "MB blind", "MB kernel"):
             ktable.add_column(col)
         for r in kernel_rows:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import resource
 import time
 
@@ -80,17 +79,21 @@ def measure_size(restorer: Restorer, height: int, width: int, steps: int = 3) ->
     }
 
 
+def preset_options(restorer: Restorer, name: str) -> SamplingOptions:
+    """A preset's sampling options as `deblur --preset NAME` runs them on this model."""
+    p = PRESETS[name]
+    steps = p.steps
+    if not restorer.model.diffuses_pixels and steps > 0:
+        steps = restorer.model.config.latent_steps  # a preset's steps mean a latent-prior model's own T
+    return SamplingOptions(steps, p.noise_ceiling or default_noise_ceiling(p.steps), p.sampler, p.samples, p.flips)
+
+
 def preset_seconds(restorer: Restorer, height: int, width: int, presets: list[str]) -> dict:
     x = torch.rand(1, 3, height, width)
     _timed(restorer, x, SamplingOptions(steps=1, noise_ceiling=0.5, samples=1))
     out = {}
     for name in presets:
-        p = PRESETS[name]
-        steps = p.steps
-        if not restorer.model.diffuses_pixels and steps > 0:
-            steps = restorer.model.config.latent_steps  # a preset's steps mean a latent-prior model's own T
-        opts = SamplingOptions(steps, p.noise_ceiling or default_noise_ceiling(p.steps), p.sampler, p.samples, p.flips)
-        s = _timed(restorer, x, opts)
+        s = _timed(restorer, x, preset_options(restorer, name))
         out[name] = {"seconds_per_image": round(s, 2), "images_per_hour": round(3600 / s, 1)}
     return out
 
@@ -100,18 +103,11 @@ def preset_seconds(restorer: Restorer, height: int, width: int, presets: list[st
 SHAKE_FRACTION = 0.02
 
 
-def shake_photo(height: int, width: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """A made-up camera-shake photo of this size: a scene of flat shapes and lines (edges in
-    every direction, as the kernel estimator needs) over a gradient with fine grain, blurred
-    by one of the project's own hand-shake kernels, 1% noise, 8 bits. Returns the (H, W, 3)
-    uint8 photo and its kernel. Made here so the bench needs no photo and is the same
-    everywhere."""
+def shake_scene(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """A sharp made-up scene, (H, W, 3) uint8: flat shapes and lines (edges in every
+    direction, as the kernel estimator needs) over a gradient, with fine grain."""
     import cv2
 
-    from ..data.shake import handheld_kernel
-    from .kernels import blur_with_kernel
-
-    rng = np.random.default_rng([seed, height, width])
     yy, xx = np.mgrid[:height, :width].astype(np.float32)
     base = 0.3 + 0.4 * (xx / max(width - 1, 1))[..., None] * rng.uniform(0.5, 1, 3) + 0.2 * (yy / max(height - 1, 1))[..., None]
     scene = (np.clip(base, 0, 1) * 255).astype(np.uint8)
@@ -129,8 +125,19 @@ def shake_photo(height: int, width: int, seed: int = 0) -> tuple[np.ndarray, np.
         else:
             end = (cx + int(rng.integers(-3 * r, 3 * r)), cy + int(rng.integers(-3 * r, 3 * r)))
             cv2.line(scene, (cx, cy), end, colour, max(1, r // 6), cv2.LINE_AA)
-    grain = rng.normal(0, 4, scene.shape)
-    scene = np.clip(scene + grain, 0, 255).astype(np.uint8)
+    return np.clip(scene + rng.normal(0, 4, scene.shape), 0, 255).astype(np.uint8)
+
+
+def shake_photo(height: int, width: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A made-up camera-shake photo of this size: a shake_scene blurred by one of the
+    project's own hand-shake kernels (SHAKE_FRACTION of the long side), 1% noise, 8 bits.
+    Returns the (H, W, 3) uint8 photo and its kernel. Made here so the bench needs no photo
+    and is the same everywhere."""
+    from ..data.shake import handheld_kernel
+    from .kernels import blur_with_kernel
+
+    rng = np.random.default_rng([seed, height, width])
+    scene = shake_scene(height, width, rng)
     kernel = handheld_kernel(rng, extent=max(9.0, SHAKE_FRACTION * max(height, width))).astype(np.float32)
     blurry = blur_with_kernel(scene, kernel, 0.01, rng)
     return np.round(np.clip(blurry, 0, 1) * 255).astype(np.uint8), kernel
@@ -138,20 +145,23 @@ def shake_photo(height: int, width: int, seed: int = 0) -> tuple[np.ndarray, np.
 
 def measure_kernel_path(restorer: Restorer, height: int, width: int, preset: str = "fast") -> dict:
     """The kernel path's time on a shake_photo of this size against the blind path's on the
-    same photo, both with `preset`; where the kernel step's decision was made (estimation and
-    checks) and the peak memory of the process so far."""
+    same photo, both with `preset`; how long the kernel step took to decide (estimation and
+    checks); each path's peak memory (see reset_peak_memory: where the counter cannot be
+    reset, both read the process's peak so far; on CUDA, GPU memory only)."""
     from ..kernel_path import KernelChoice
 
     photo, kernel = shake_photo(height, width)
     x = torch.from_numpy(photo).permute(2, 0, 1)[None].contiguous()  # uint8: kept compact, as the CLI keeps photos
-    p = PRESETS[preset]
-    opts = SamplingOptions(p.steps, p.noise_ceiling or default_noise_ceiling(p.steps), p.sampler, p.samples, p.flips)
+    del photo
+    opts = preset_options(restorer, preset)
     gens = sample_generators(0, "speed", opts.samples, restorer.device) if opts.steps > 0 else None
-    reset_peak_memory(restorer.device)
+    small = x[..., : min(height, 96), : min(width, 96)].contiguous()
+    restorer.restore(small, opts, gens, kernel=KernelChoice("auto"))  # warm-up: the kernel step's imports and first calls
+    per_path = reset_peak_memory(restorer.device)
     t_blind = _timed(restorer, x, opts)
     peak_blind = peak_memory_mb(restorer.device)
     decided = []
-    reset_peak_memory(restorer.device)
+    per_path = reset_peak_memory(restorer.device) and per_path
     _sync(restorer.device)
     t0 = time.perf_counter()
     restorer.restore(x, opts, gens, kernel=KernelChoice("auto"),
@@ -170,42 +180,47 @@ def measure_kernel_path(restorer: Restorer, height: int, width: int, preset: str
         "kernel_path_s": round(t_kernel, 2),
         "decide_s": round(t_decide, 2),
         "ratio_to_blind": round(t_kernel / t_blind, 2),
-        # Each path's own peak where the platform can reset the counter (Linux, CUDA); else
-        # the process's peak so far, which includes everything timed before.
         "peak_memory_mb_blind": round(peak_blind, 1),
         "peak_memory_mb_kernel": round(peak_kernel, 1),
-        "peak_memory_per_path": PEAK_RESETTABLE or restorer.device.type == "cuda",
+        "peak_memory_per_path": per_path,
+        "peak_memory_of": "gpu" if restorer.device.type == "cuda" else "process",
     }
 
 
 _STATUS, _CLEAR_REFS = "/proc/self/status", "/proc/self/clear_refs"
-PEAK_RESETTABLE = os.access(_CLEAR_REFS, os.W_OK)
 
 
-def reset_peak_memory(device: torch.device) -> None:
-    """Start peak_memory_mb counting afresh (CUDA; on Linux, the process's peak resident
-    size, VmHWM, which writing 5 to /proc/self/clear_refs resets to what is resident now;
-    memory freed by earlier work is first handed back to the system, as a fresh process
-    would not hold it; elsewhere a no-op)."""
+def reset_peak_memory(device: torch.device) -> bool:
+    """Start peak_memory_mb counting afresh; True where that worked. CUDA: the allocator's
+    peak. Linux: the process's peak resident size (VmHWM), which writing 5 to
+    /proc/self/clear_refs resets to what is resident now; memory freed by earlier work is
+    first handed back to the system (glibc's malloc_trim), as a fresh process would not
+    hold it. Elsewhere, or where the kernel refuses: False, and the peak runs on."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    elif PEAK_RESETTABLE:
-        try:
-            import ctypes
+        return True
+    try:
+        import ctypes
 
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-        except (OSError, AttributeError):  # not glibc: the peak may include freed memory
-            pass
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: the peak may include freed memory
+        pass
+    try:
         with open(_CLEAR_REFS, "w") as f:
             f.write("5")
+        return True
+    except OSError:  # not Linux, a kernel before 4.0, or a sandbox that refuses it
+        return False
 
 
 def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
-    if PEAK_RESETTABLE:
+    try:
         with open(_STATUS) as f:
             for line in f:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB

@@ -124,24 +124,23 @@ def _diff_otf(shape: tuple[int, int], axis: int) -> np.ndarray:
 
 
 def _grad(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Forward differences with wrap-around (matching the FFT's periodic model) along the
-    last two axes (a stack of images: each on its own); slices, not np.roll, which copies
-    the image first."""
+    """Forward differences with wrap-around (matching the FFT's periodic model); slices,
+    not np.roll, which copies the image first."""
     gx, gy = np.empty_like(x), np.empty_like(x)
-    np.subtract(x[..., 1:], x[..., :-1], out=gx[..., :-1])
-    np.subtract(x[..., :1], x[..., -1:], out=gx[..., -1:])
-    np.subtract(x[..., 1:, :], x[..., :-1, :], out=gy[..., :-1, :])
-    np.subtract(x[..., :1, :], x[..., -1:, :], out=gy[..., -1:, :])
+    np.subtract(x[:, 1:], x[:, :-1], out=gx[:, :-1])
+    np.subtract(x[:, :1], x[:, -1:], out=gx[:, -1:])
+    np.subtract(x[1:], x[:-1], out=gy[:-1])
+    np.subtract(x[:1], x[-1:], out=gy[-1:])
     return gx, gy
 
 
 def _grad_adjoint(gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
-    """The adjoint of _grad: roll(gx, 1, axis=-1) - gx + roll(gy, 1, axis=-2) - gy."""
+    """The adjoint of _grad: roll(gx, 1, axis=1) - gx + roll(gy, 1, axis=0) - gy."""
     out = np.empty_like(gx)
-    np.subtract(gx[..., :-1], gx[..., 1:], out=out[..., 1:])
-    np.subtract(gx[..., -1:], gx[..., :1], out=out[..., :1])
-    out[..., 1:, :] += gy[..., :-1, :]  # in the order np.roll's expression rounds: ((a - b) + c) - d
-    out[..., :1, :] += gy[..., -1:, :]
+    np.subtract(gx[:, :-1], gx[:, 1:], out=out[:, 1:])
+    np.subtract(gx[:, -1:], gx[:, :1], out=out[:, :1])
+    out[1:] += gy[:-1]  # in the order np.roll's expression rounds: ((a - b) + c) - d
+    out[:1] += gy[-1:]
     out -= gy
     return out
 

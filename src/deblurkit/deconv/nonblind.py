@@ -45,7 +45,8 @@ def tv_deconvolve(rgb: np.ndarray, k: np.ndarray, weight: float | None = None) -
 
     The channels are solved together as one stack, in torch: its FFTs and element-wise
     steps use every thread the process has (numpy's use one), and the adjoint of the
-    differences is applied in space (one forward FFT per step, not two). Returns float64."""
+    differences is applied in space (one forward FFT per step, not two). Returns a
+    C-contiguous float64 (H, W, 3) array."""
     rgb = np.asarray(rgb, np.float64)
     k = np.asarray(k, np.float64)
     k = k / k.sum()
@@ -69,7 +70,7 @@ def tv_deconvolve(rgb: np.ndarray, k: np.ndarray, weight: float | None = None) -
             spectrum = torch.fft.rfft2(adjoint).mul_(beta).add_(kty).div_(kk + beta * dd)  # in place: no copies of the stack
             x = torch.fft.irfft2(spectrum, s=shape)
             beta *= BETA_RATE
-    return x[:, :h, :w].clamp(0, 1).permute(1, 2, 0).double().numpy()
+    return x[:, :h, :w].clamp(0, 1).permute(1, 2, 0).contiguous().double().numpy()
 
 
 def _kernel_at_origin(k: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
