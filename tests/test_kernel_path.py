@@ -246,6 +246,29 @@ def test_a_blur_the_predictor_recognises_takes_the_blind_path(monkeypatch):
     assert kp.decide(_tensor(y), KernelChoice("given", k), predictor=moves_by(0.5)).path == "kernel"
 
 
+def test_a_predictor_that_deblurs_along_the_kernel_takes_the_blind_path(monkeypatch):
+    """The second sign: the predictor's output, blurred by the kernel, gives the photo back
+    better than the photo blurred again (it deblurred it along this kernel), although it
+    changes the photo less than the deconvolution does."""
+    import deblurkit.kernel_path as kp
+
+    k = line_kernel(7, 0)
+    y, x = shaken(72, 90, k)
+    est = photo.KernelEstimate(k, True, 1.0, 1.0, (0, 0, 90, 72))
+    monkeypatch.setattr(photo, "estimate_photo_kernel", lambda *a, **kw: est)
+    sharp = _tensor(np.round(x * 255).astype(np.uint8)).float() / 255
+
+    def halfway(t):  # half of the way to the sharp photo
+        return (t + sharp) / 2
+
+    check = kp.predictor_check(_tensor(y), est, halfway)
+    assert check.ratio < kp.RECOGNISED_RATIO and check.deblurred < 0.6
+    report = kp.decide(_tensor(y), KernelChoice("auto"), predictor=halfway)
+    assert report.path == "blind" and "fits the photo" in report.reason
+    # One that leaves the photo as it is scores 1: the kernel path.
+    assert kp.predictor_check(_tensor(y), est, lambda t: t.clone()).deblurred == pytest.approx(1.0)
+
+
 def test_the_recognised_blur_check_looks_where_the_kernel_was_estimated_at_its_scale(monkeypatch):
     import deblurkit.kernel_path as kp
 
@@ -260,14 +283,14 @@ def test_the_recognised_blur_check_looks_where_the_kernel_was_estimated_at_its_s
         return x.clone()
 
     right = photo.KernelEstimate(k, True, 1.0, 1.0, (250, 20, 100, 80))
-    kp.recognised_ratio(_tensor(y), right, unchanged)
+    kp.predictor_check(_tensor(y), right, unchanged)
     crop = seen[-1][0].permute(1, 2, 0).numpy()
     assert crop.shape == (50, 50, 3)  # CHECK_SIDE + twice the kernel, around the region's centre
     np.testing.assert_allclose(crop, y[35:85, 275:325] / 255.0, atol=1e-6)
     # Shrunk for the estimate (scale 0.5, a 9 px kernel at full resolution): the crop is taken
     # around the region at twice the size and shrunk, the kernel with it.
     half = photo.KernelEstimate(line_kernel(9, 0), True, 1.0, 0.5, (200, 0, 200, 120))
-    kp.recognised_ratio(_tensor(y), half, unchanged)
+    kp.predictor_check(_tensor(y), half, unchanged)
     assert tuple(seen[-1].shape[-2:]) == (50, 50)
 
 
@@ -296,6 +319,7 @@ def random_predictor_trusts_kernels(monkeypatch):
     import deblurkit.kernel_path as kp
 
     monkeypatch.setattr(kp, "RECOGNISED_RATIO", float("inf"))
+    monkeypatch.setattr(kp, "DEBLURRED_RATIO", float("-inf"))
 
 
 def test_api_reports_the_path_and_estimates_kernels(tiny_weights, random_predictor_trusts_kernels):

@@ -239,7 +239,7 @@ class Deblurrer:
         """The photo's blur kernel as the kernel path estimates it (deconv.photo.KernelEstimate:
         the kernel at full resolution, sum 1, and whether the guard accepts it). `restore`
         may still take the blind path for an accepted kernel, where the predictor recognises
-        the blur (kernel_path.recognised_ratio); its `Restoration.kernel` says which path."""
+        the blur (kernel_path.predictor_check); its `Restoration.kernel` says which path."""
         from .deconv.photo import estimate_photo_kernel
 
         self.kernel_choice("auto", size, region)

@@ -9,13 +9,17 @@ path although a kernel passes the guard: the blind predictor, trained on such bl
 a photo it recognises a lot, and a camera shake it does not recognise hardly at all
 (+0.1 to +0.5 dB). Where the predictor changes the photo at least RECOGNISED_RATIO times
 as much as the deconvolution does (around the estimation window, at the estimation's
-scale), the predictor is trusted. Chosen
-on training data only (docs/bench/kernel-first/predictor_on_deconv_probe.py, record
+scale), the predictor is trusted. Chosen on training data only
+(docs/bench/kernel-first/predictor_on_deconv_probe.py, record
 docs/bench/kernel-first/predictor_on_deconv_probe.txt): on 72 training photos (ImageNet
 samples, Sun80) blurred by our own kernels the kernel path's mean gain is +1.24 dB with
 0.9 (+0.93 with 0.7, +1.23 with 1.0 to 1.5: above 0.9 the deconvolution changed nothing
 worth keeping); on the 18 GoPro training frames 0.9 sends 7 of the 9 frames the guard
-accepted to the blind path.
+accepted to the blind path. The predictor is trusted too where its result, blurred by
+the kernel, fits the photo at most DEBLURRED_RATIO times as closely as the photo blurred
+again (it deblurred the photo along this kernel): the two GoPro training frames left
+scored 0.72 and 0.78, 119 training photos with our hand-shake kernels 0.86 or more
+(docs/bench/kernel-first/deblurred_check_probe.py).
 
 Shared by every front end through `Restorer.restore(..., kernel=KernelChoice(...))`.
 """
@@ -29,6 +33,7 @@ import torch
 
 KERNEL_MODES = ("auto", "none", "given")
 RECOGNISED_RATIO = 0.9  # the predictor's change over the deconvolution's, at which the predictor is trusted
+DEBLURRED_RATIO = 0.82  # the predictor's output re-blurred by the kernel fits the photo this much better than the photo re-blurred: it deblurred it
 CHECK_SIDE = 384  # the centre the check runs on, full-resolution pixels (plus a margin of the kernel)
 
 
@@ -71,13 +76,32 @@ def _pixels_hwc(image: torch.Tensor) -> np.ndarray:
     return image[0].detach().cpu().permute(1, 2, 0).numpy()
 
 
-def recognised_ratio(image: torch.Tensor, est, predictor) -> float:
-    """How much the blind predictor changes the photo (RMS), over how much the deconvolution
-    with the estimated kernel does: at the estimation's scale (the predictor sees the blur as
-    the estimator did, and a 12 MP photo costs no more than a 1280 px one), on a CHECK_SIDE
-    square centred on the window the kernel was estimated on, with a margin of the kernel's
-    size that is cut off before measuring. `est`: deconv.photo.KernelEstimate. `predictor`:
-    (1, 3, h, w) float32 in [0, 1] -> the same, the restorer's deterministic network."""
+@dataclass(frozen=True)
+class PredictorCheck:
+    """What the blind predictor does to the photo, measured against the kernel (see
+    predictor_check)."""
+
+    ratio: float  # the predictor's RMS change of the photo over the deconvolution's
+    deblurred: float  # RMS(k * P(y) - y) / RMS(k * y - y): below 1, P(y) is a sharper photo this kernel explains
+
+    @property
+    def recognised(self) -> bool:
+        return self.ratio >= RECOGNISED_RATIO or self.deblurred <= DEBLURRED_RATIO
+
+
+def predictor_check(image: torch.Tensor, est, predictor) -> PredictorCheck:
+    """The blind predictor on the photo against the estimated kernel: at the estimation's
+    scale (the predictor sees the blur as the estimator did, and a 12 MP photo costs no more
+    than a 1280 px one), on a CHECK_SIDE square centred on the window the kernel was
+    estimated on, with a margin of the kernel's size that is cut off before measuring.
+    `est`: deconv.photo.KernelEstimate. `predictor`: (1, 3, h, w) float32 in [0, 1] -> the
+    same, the restorer's deterministic network.
+
+    Two signs that the predictor knows this blur: it changes the photo about as much as the
+    deconvolution does or more (scene motion it was trained on; camera shake it hardly
+    touches), or its output, blurred by the kernel, gives the photo back better than the
+    photo blurred again does (it deblurred the photo along this very kernel; a predictor
+    that leaves the photo as it is scores 1)."""
     import cv2
 
     from .deconv.blind import _odd
@@ -100,14 +124,19 @@ def recognised_ratio(image: torch.Tensor, est, predictor) -> float:
     hh, ww = y.shape[:2]
     mh, mw = min(m, (hh - 1) // 4), min(m, (ww - 1) // 4)  # keep an inside on small photos
     inside = (slice(mh, hh - mh), slice(mw, ww - mw))
-    change_p = float(np.sqrt(np.mean((p[inside] - y[inside]) ** 2)))
-    change_d = float(np.sqrt(np.mean((d[inside] - y[inside]) ** 2)))
-    return change_p / max(change_d, 1e-6)
+
+    def rms(a, b) -> float:
+        return float(np.sqrt(np.mean((a[inside] - b[inside]) ** 2, dtype=np.float64)))
+
+    def blur(a):
+        return cv2.filter2D(a, -1, kernel[::-1, ::-1].astype(np.float32), borderType=cv2.BORDER_REFLECT)
+
+    return PredictorCheck(rms(p, y) / max(rms(d, y), 1e-6), rms(blur(p), y) / max(rms(blur(y), y), 1e-6))
 
 
 def decide(image: torch.Tensor, choice: KernelChoice, supported: bool = True, predictor=None) -> KernelReport:
     """The path for this photo and its kernel. `predictor` (the restorer's blind network,
-    as recognised_ratio takes it): where given, an estimated kernel's photo whose blur the
+    as predictor_check takes it): where given, an estimated kernel's photo whose blur the
     predictor recognises takes the blind path."""
     from .deconv.photo import GUARD_RESIDUAL, MIN_SIDE, estimate_photo_kernel
 
@@ -125,11 +154,15 @@ def decide(image: torch.Tensor, choice: KernelChoice, supported: bool = True, pr
         return KernelReport("blind", est.kernel, f"no kernel explains the photo (residual {est.residual:.2f} x noise, "
                             f"limit {GUARD_RESIDUAL}): blind path", est.residual)
     if predictor is not None:
-        ratio = recognised_ratio(image, est, predictor)
-        if ratio >= RECOGNISED_RATIO:
-            return KernelReport("blind", est.kernel, f"the predictor recognises this blur (it changes the photo {ratio:.2f} x as "
+        check = predictor_check(image, est, predictor)
+        if check.ratio >= RECOGNISED_RATIO:
+            return KernelReport("blind", est.kernel, f"the predictor recognises this blur (it changes the photo {check.ratio:.2f} x as "
                                 f"much as the {est.size}x{est.size} kernel's deconvolution, limit {RECOGNISED_RATIO}): blind path",
                                 est.residual)
+        if check.deblurred <= DEBLURRED_RATIO:
+            return KernelReport("blind", est.kernel, f"the predictor recognises this blur (its result, blurred by the "
+                                f"{est.size}x{est.size} kernel, fits the photo {check.deblurred:.2f} x as closely as the photo "
+                                f"blurred again, limit {DEBLURRED_RATIO}): blind path", est.residual)
     return KernelReport("kernel", est.kernel, f"estimated {est.size}x{est.size} kernel (residual {est.residual:.2f} x noise)",
                         est.residual)
 

@@ -13,7 +13,7 @@ nearly as it is has not (the hand shake it gains +0.1 to +0.5 dB on).
 
 FOLDER:N:OFFSET: N more training photos from ../shared/data/train/FOLDER, each blurred by
 our kernel number OFFSET + its index (a second set to check a rule chosen on the first;
-no P(d), the product's own recognised_ratio recorded).
+no P(d), the product's own check's ratio recorded).
 """
 import os, sys, json
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -28,7 +28,7 @@ from deblurkit.io import IMAGE_EXTENSIONS, read_image
 
 def main(out, extra=()):
     from pathlib import Path
-    from deblurkit.kernel_path import recognised_ratio
+    from deblurkit.kernel_path import predictor_check
 
     torch.set_num_threads(2)
     model = Deblurrer()
@@ -51,7 +51,7 @@ def main(out, extra=()):
             row["d_raw"] = L.score(deconvolve_photo(y, est.kernel).astype(np.float64), x) - base
             row["d"] = row["d_raw"] if est.accepted else row["Py"]
             yt = torch.from_numpy(np.ascontiguousarray(y.astype(np.float32))).permute(2, 0, 1)[None]
-            row["ratio"] = recognised_ratio(yt, est, model.restorer._predict_whole)
+            row["ratio"] = predictor_check(yt, est, model.restorer._predict_whole).ratio
             rows.append(row)
             print(row, flush=True)
         json.dump(rows, open(out, "w"), indent=1)
