@@ -33,7 +33,7 @@ import torch
 
 KERNEL_MODES = ("auto", "none", "given")
 RECOGNISED_RATIO = 0.9  # the predictor's change over the deconvolution's, at which the predictor is trusted
-DEBLURRED_RATIO = 0.82  # the predictor's output re-blurred by the kernel fits the photo this much better than the photo re-blurred: it deblurred it
+DEBLURRED_RATIO = 0.82  # at most this: the predictor's output blurred by the kernel misses the photo by this fraction of what the photo blurred again does (it deblurred it)
 CHECK_SIDE = 384  # the centre the check runs on, full-resolution pixels (plus a margin of the kernel)
 
 
