@@ -17,19 +17,16 @@ import sys, json
 sys.path.insert(0, "docs/bench/kernel-first")  # run from the project root, as estimator_loop
 import numpy as np, torch, cv2
 import estimator_loop as L
-from scene_motion_guard_probe import CROP, GOPRO, TRAIN_FRAMES, centre
+from predictor_on_deconv_probe import first_set_jobs, training_pair
 from deblurkit.api import Deblurrer
-from deblurkit.bench.kernels import blur_with_kernel
 from deblurkit.deconv.photo import deconvolve_photo, estimate_photo_kernel
-from deblurkit.io import IMAGE_EXTENSIONS, read_image
+from deblurkit.io import IMAGE_EXTENSIONS
 torch.set_num_threads(2)
 model = Deblurrer()
 P = lambda a: model.restore(np.clip(a, 0, 1).astype(np.float32), "fast", kernel="none").astype(np.float64)
 from pathlib import Path
 if sys.argv[1] == "1":
-    files = sorted(p for p in L.SHARP.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)[:48]
-    jobs = [("shake", i, f) for i, f in enumerate(files)]
-    jobs += [("motion", j, f"{f:06d}.png") for j, f in enumerate(TRAIN_FRAMES) if (GOPRO / "blur" / f"{f:06d}.png").exists()]
+    jobs = first_set_jobs()
 else:
     jobs = []
     for folder, n, offset in (("imagenet_samples_240", 48, 1000), ("sun80", 24, 2000)):
@@ -37,14 +34,7 @@ else:
         jobs += [("shake", offset + i, f) for i, f in enumerate(fs)]
 rows = []
 for kind, i, path in jobs:
-    if kind == "shake":
-        k = L.our_kernel(i, ["small", "large", "huge"])
-        u8 = np.round(read_image(path).rgb * 255).astype(np.uint8)
-        y = blur_with_kernel(u8, k.astype(np.float32), 0.01, np.random.default_rng([1234, i])).astype(np.float64)
-        x = u8 / 255.0
-    else:
-        y = centre(read_image(GOPRO / "blur" / path).rgb.astype(np.float64), CROP)
-        x = centre(read_image(GOPRO / "sharp" / path).rgb.astype(np.float64), CROP)
+    y, x = training_pair(kind, i, path)
     est = estimate_photo_kernel(y)
     if not est.accepted: continue
     ke = est.kernel

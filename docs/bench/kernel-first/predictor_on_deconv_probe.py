@@ -26,6 +26,25 @@ from deblurkit.deconv.photo import deconvolve_photo, estimate_photo_kernel
 from deblurkit.io import IMAGE_EXTENSIONS, read_image
 
 
+def first_set_jobs():
+    """The loop's 48 training photos (with our kernels) and the 18 GoPro training frames."""
+    files = sorted(p for p in L.SHARP.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)[:48]
+    jobs = [("shake", i, f) for i, f in enumerate(files)]
+    return jobs + [("motion", j, f"{f:06d}.png") for j, f in enumerate(TRAIN_FRAMES) if (GOPRO / "blur" / f"{f:06d}.png").exists()]
+
+
+def training_pair(kind, i, path):
+    """(blurry, sharp) float64: a photo blurred by our kernel number i (the kernel bench's
+    protocol), or a GoPro training frame's 384 px centre."""
+    if kind == "shake":
+        k = L.our_kernel(i, ["small", "large", "huge"])
+        u8 = np.round(read_image(path).rgb * 255).astype(np.uint8)
+        y = blur_with_kernel(u8, k.astype(np.float32), 0.01, np.random.default_rng([1234, i])).astype(np.float64)
+        return y, u8 / 255.0
+    return (centre(read_image(GOPRO / "blur" / path).rgb.astype(np.float64), CROP),
+            centre(read_image(GOPRO / "sharp" / path).rgb.astype(np.float64), CROP))
+
+
 def main(out, extra=()):
     from pathlib import Path
     from deblurkit.kernel_path import predictor_check
@@ -56,19 +75,9 @@ def main(out, extra=()):
             print(row, flush=True)
         json.dump(rows, open(out, "w"), indent=1)
         return
-    files = sorted(p for p in L.SHARP.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)[:48]
-    jobs = [("shake", i, f) for i, f in enumerate(files)]
-    jobs += [("motion", j, f"{f:06d}.png") for j, f in enumerate(TRAIN_FRAMES) if (GOPRO / "blur" / f"{f:06d}.png").exists()]
     rows = []
-    for kind, i, path in jobs:
-        if kind == "shake":
-            k = L.our_kernel(i, ["small", "large", "huge"])
-            u8 = np.round(read_image(path).rgb * 255).astype(np.uint8)
-            y = blur_with_kernel(u8, k.astype(np.float32), 0.01, np.random.default_rng([1234, i])).astype(np.float64)
-            x = u8 / 255.0
-        else:
-            y = centre(read_image(GOPRO / "blur" / path).rgb.astype(np.float64), CROP)
-            x = centre(read_image(GOPRO / "sharp" / path).rgb.astype(np.float64), CROP)
+    for kind, i, path in first_set_jobs():
+        y, x = training_pair(kind, i, path)
         est = estimate_photo_kernel(y)
         base = L.score(y, x)
         py = P(y)
