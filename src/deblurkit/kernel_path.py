@@ -84,10 +84,6 @@ class PredictorCheck:
     ratio: float  # the predictor's RMS change of the photo over the deconvolution's
     deblurred: float  # RMS(k * P(y) - y) / RMS(k * y - y): below 1, P(y) is a sharper photo this kernel explains
 
-    @property
-    def recognised(self) -> bool:
-        return self.ratio >= RECOGNISED_RATIO or self.deblurred <= DEBLURRED_RATIO
-
 
 def predictor_check(image: torch.Tensor, est, predictor) -> PredictorCheck:
     """The blind predictor on the photo against the estimated kernel: at the estimation's

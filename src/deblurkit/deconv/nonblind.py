@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .blind import noise_sigma, periodic_pad, to_gray
+from .blind import noise_sigma, periodic_pad, psf2otf, to_gray
 
 # weight = TV_PER_SIGMA x the input's estimated noise (at least TV_FLOOR): chosen on training
 # photos with our own hand-shake kernels (docs/bench/kernel-first/estimator_loop.txt), never on the bench's.
@@ -54,7 +54,7 @@ def tv_deconvolve(rgb: np.ndarray, k: np.ndarray, weight: float | None = None) -
     h, w = rgb.shape[:2]
     yp = torch.from_numpy(np.stack([periodic_pad(rgb[..., c], max(k.shape)) for c in range(rgb.shape[2])])).to(DTYPE)  # (C, h', w')
     shape = tuple(yp.shape[1:])
-    K = torch.fft.rfft2(_kernel_at_origin(torch.from_numpy(k).to(DTYPE), shape))
+    K = torch.from_numpy(psf2otf(k, shape)).to(DTYPE.to_complex())
     lam = 2.0 / weight
     kty = lam * K.conj() * torch.fft.rfft2(yp)
     kk, dd = lam * K.abs() ** 2, _difference_energy(shape, DTYPE)
@@ -71,14 +71,6 @@ def tv_deconvolve(rgb: np.ndarray, k: np.ndarray, weight: float | None = None) -
             x = torch.fft.irfft2(spectrum, s=shape)
             beta *= BETA_RATE
     return x[:, :h, :w].clamp(0, 1).permute(1, 2, 0).contiguous().double().numpy()
-
-
-def _kernel_at_origin(k: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    """The kernel on a zero image of `shape`, its centre at the origin (as blind.psf2otf)."""
-    pad = torch.zeros(shape, dtype=k.dtype)
-    kh, kw = k.shape
-    pad[:kh, :kw] = k
-    return pad.roll((-(kh // 2), -(kw // 2)), dims=(0, 1))
 
 
 def _difference_energy(shape: tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
