@@ -122,6 +122,43 @@ def test_a_second_longer_estimate_only_where_the_first_fails_or_fills_its_window
     assert calls == [75]
 
 
+def test_a_long_first_kernel_is_looked_for_again_at_half_the_scale(monkeypatch):
+    """A first kernel longer than HALF_LOOK_EXTENT that fits its window is estimated again on
+    the photo at half the scale; that kernel, enlarged twice, replaces it only where its guard
+    residual is at most HALF_LOOK_RESIDUAL and it is at least as long."""
+    found = {}  # window side -> (kernel length, residual)
+    calls = []
+
+    def fake_estimate(gray, cfg):
+        calls.append(gray.shape[0])
+        k = np.zeros((cfg.kernel_size, cfg.kernel_size))
+        n = found[gray.shape[0]][0]
+        t = (cfg.kernel_size - n) // 2
+        k[cfg.kernel_size // 2, t:t + n] = 1.0 / n
+        return k
+
+    monkeypatch.setattr(photo, "estimate_kernel", fake_estimate)
+    monkeypatch.setattr(photo, "residual_ratio", lambda gray, k: found[gray.shape[0]][1])
+    y = np.zeros((400, 400, 3), np.uint8)  # full scale: a 384 px window; at half the scale, 200 px
+
+    found.update({384: (31, 1.1)})  # a short first kernel: one estimate
+    assert estimate_photo_kernel(y).size == 75 and calls == [384]
+
+    calls.clear(); found.update({384: (51, 1.1), 200: (41, 0.9)})  # long: looked for again, taken
+    est = estimate_photo_kernel(y)
+    assert calls == [384, 200] and est.accepted and est.size == 151 and est.residual == 0.9
+    assert photo.kernel_extent(est.kernel) >= 80 and est.region == (0, 0, 400, 400)
+
+    calls.clear(); found.update({200: (41, 1.2)})  # the half-scale kernel explains less: kept
+    est = estimate_photo_kernel(y)
+    assert calls == [384, 200] and est.size == 75 and est.residual == 1.1
+
+    calls.clear(); found.update({200: (15, 0.9)})  # shorter than the first: kept
+    assert estimate_photo_kernel(y).size == 75
+    calls.clear()
+    assert estimate_photo_kernel(y, size=75).size == 75 and calls == [384]  # a size the user gave: as asked
+
+
 def test_tiled_deconvolution_matches_the_whole_photo_and_takes_integer_pixels(monkeypatch):
     k = line_kernel(7, 45)
     y, _ = shaken(150, 170, k)

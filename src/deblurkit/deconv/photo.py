@@ -16,6 +16,11 @@ guard accepts it; where it does not, neither is trusted (a first kernel that fil
 window was wrong more often than right on the tuning loop). A fixed longer window costs
 short kernels 1.2-1.4 dB (more unknowns for the same edges); the second estimate runs only
 where the first failed (docs/bench/kernel-first/estimator_loop.txt, session of 2026-12-06).
+A first kernel that is accepted and long (over HALF_LOOK_EXTENT px) without filling its
+window may be part of a longer blur: the photo is estimated again at half the scale (the
+same window reaches twice as far), and that kernel, enlarged, is taken where its guard
+residual is at most HALF_LOOK_RESIDUAL and it is at least as long (chosen on training
+photos: docs/bench/kernel-first/kernel_extent_probe.py).
 
 The non-blind step runs on tiles of DECONV_TILE pixels with a margin of one kernel size
 on each side (the periodic pad's wrap-around stays in the margin), so memory follows the
@@ -42,6 +47,8 @@ DECONV_TILE = 1024
 MARGIN_KERNELS = 1  # each tile is deconvolved with a margin of one kernel size (its inside kept; 2: the same within 0.016 on a 75 px kernel, at twice the margin)
 LONG_KERNEL_SIZE = 141  # the second estimate's window, at the estimation scale
 FILL_MARGIN = 5  # a kernel spanning more than its window less this many pixels "fills" it
+HALF_LOOK_EXTENT = 40  # a first kernel longer than this (at the estimation scale) is looked for again at half the scale
+HALF_LOOK_RESIDUAL = 1.0  # ... and replaced where that look's kernel explains its window at least this well
 MAX_KERNEL_FILE_SIDE = 1025  # a kernel file larger than this is not a blur kernel
 
 
@@ -104,6 +111,20 @@ def kernel_extent(k: np.ndarray, level: float = 0.05) -> int:
     return int(max(np.ptp(ys), np.ptp(xs)) + 1)
 
 
+def _gray_window(rgb: np.ndarray, region: tuple[int, int, int, int], scale: float) -> np.ndarray:
+    """The region in grey at `scale`, its centre ESTIMATE_SIDE square where larger."""
+    x, y, w, h = region
+    window = to_gray(unit(rgb[y:y + h, x:x + w]))
+    if scale < 1:
+        window = cv2.resize(window, (max(int(round(w * scale)), MIN_SIDE), max(int(round(h * scale)), MIN_SIDE)),
+                            interpolation=cv2.INTER_AREA)
+    side = ESTIMATE_SIDE
+    if min(window.shape) > side:  # a named region larger than the window: its centre
+        t, l = (window.shape[0] - side) // 2, (window.shape[1] - side) // 2
+        window = window[t:t + side, l:l + side]
+    return window
+
+
 def estimate_photo_kernel(rgb: np.ndarray, size: int | None = None, region: tuple[int, int, int, int] | None = None,
                           cfg: BlindConfig = BlindConfig()) -> KernelEstimate:
     """(H, W, 3) photo (uint8, uint16 or float in [0, 1]) -> its kernel.
@@ -116,14 +137,7 @@ def estimate_photo_kernel(rgb: np.ndarray, size: int | None = None, region: tupl
         raise ValueError(f"{W}x{H}: too small to estimate a kernel (at least {MIN_SIDE} px a side)")
     scale = estimation_scale(H, W)
     x, y, w, h = check_region(region, H, W) if region is not None else centre_region(H, W, scale)
-    window = to_gray(unit(rgb[y:y + h, x:x + w]))
-    if scale < 1:
-        window = cv2.resize(window, (max(int(round(w * scale)), MIN_SIDE), max(int(round(h * scale)), MIN_SIDE)),
-                            interpolation=cv2.INTER_AREA)
-    side = ESTIMATE_SIDE
-    if min(window.shape) > side:  # a named region larger than the window: its centre
-        t, l = (window.shape[0] - side) // 2, (window.shape[1] - side) // 2
-        window = window[t:t + side, l:l + side]
+    window = _gray_window(rgb, (x, y, w, h), scale)
     small_size = cfg.kernel_size if size is None else _odd(size * scale)
     k_small = estimate_kernel(window, replace(cfg, kernel_size=small_size))
     residual = residual_ratio(window, k_small)
@@ -135,6 +149,15 @@ def estimate_photo_kernel(rgb: np.ndarray, size: int | None = None, region: tupl
         k_small = estimate_kernel(window, replace(cfg, kernel_size=LONG_KERNEL_SIZE))
         residual = residual_ratio(window, k_small)
         accepted = residual <= GUARD_RESIDUAL
+    elif size is None and accepted and not fills and kernel_extent(k_small) > HALF_LOOK_EXTENT:
+        # a long kernel that fits its window: the blur may be longer still and the estimator
+        # settled on part of it; the same window at half the scale reaches twice as far
+        half = centre_region(H, W, scale / 2) if region is None else (x, y, w, h)
+        gray = _gray_window(rgb, half, scale / 2)
+        k_half = estimate_kernel(gray, replace(cfg, kernel_size=small_size))
+        r_half = residual_ratio(gray, k_half)
+        if r_half <= HALF_LOOK_RESIDUAL and 2 * kernel_extent(k_half) >= kernel_extent(k_small):
+            k_small, residual, (x, y, w, h) = resize_kernel(k_half, 2 * k_half.shape[0] + 1), r_half, half
     kernel = k_small if scale == 1 else resize_kernel(k_small, _odd(k_small.shape[0] / scale))
     return KernelEstimate(kernel, accepted, float(residual), scale, (x, y, w, h))
 
