@@ -248,6 +248,26 @@ def test_the_guard_sends_a_photo_no_kernel_explains_to_the_blind_path(monkeypatc
     assert kp.decide(_tensor(tiny), KernelChoice("auto")).path == "blind"
 
 
+def test_a_near_dot_kernel_takes_the_blind_path(monkeypatch):
+    """An accepted kernel no longer than NEAR_DOT_EXTENT (at the estimation scale) leaves the
+    deconvolution nothing to undo: the blind path, before the predictor is asked."""
+    import deblurkit.kernel_path as kp
+
+    y, _ = shaken(72, 90, line_kernel(7, 0))
+    asked = []
+    assert kp.NEAR_DOT_EXTENT == 6  # the kernels below are odd: 5 px is near a dot, 7 px is not
+    for n, path in ((5, "blind"), (7, "kernel")):
+        est = photo.KernelEstimate(line_kernel(n, 0), True, 1.0, 1.0, (0, 0, 90, 72))
+        monkeypatch.setattr(photo, "estimate_photo_kernel", lambda *a, **kw: est)
+        report = kp.decide(_tensor(y), KernelChoice("auto"), predictor=lambda x: asked.append(n) or x.clone())
+        assert report.path == path and (("near a dot" in report.reason) == (path == "blind"))
+    assert asked == [7]
+    # at a scale of 1/4 (a large photo), a 23 px full-resolution kernel spans under 6 px where it was estimated
+    est = photo.KernelEstimate(line_kernel(23, 0), True, 1.0, 0.25, (0, 0, 90, 72))
+    monkeypatch.setattr(photo, "estimate_photo_kernel", lambda *a, **kw: est)
+    assert kp.decide(_tensor(y), KernelChoice("auto")).path == "blind"
+
+
 def test_a_blur_the_predictor_recognises_takes_the_blind_path(monkeypatch):
     """An accepted kernel is still refused where the blind predictor changes the photo at
     least RECOGNISED_RATIO times as much as the deconvolution (scene motion it was trained on)."""

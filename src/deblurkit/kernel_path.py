@@ -34,6 +34,7 @@ import torch
 KERNEL_MODES = ("auto", "none", "given")
 RECOGNISED_RATIO = 0.9  # the predictor's change over the deconvolution's, at which the predictor is trusted
 DEBLURRED_RATIO = 0.82  # at most this: the predictor's output blurred by the kernel misses the photo by this fraction of what the photo blurred again does (it deblurred it)
+NEAR_DOT_EXTENT = 6  # a kernel at most this long (px at the estimation scale) is near a dot: nothing for a deconvolution to undo
 CHECK_SIDE = 384  # the centre the check runs on, full-resolution pixels (plus a margin of the kernel)
 
 
@@ -134,7 +135,7 @@ def decide(image: torch.Tensor, choice: KernelChoice, supported: bool = True, pr
     """The path for this photo and its kernel. `predictor` (the restorer's blind network,
     as predictor_check takes it): where given, an estimated kernel's photo whose blur the
     predictor recognises takes the blind path."""
-    from .deconv.photo import GUARD_RESIDUAL, MIN_SIDE, estimate_photo_kernel
+    from .deconv.photo import GUARD_RESIDUAL, MIN_SIDE, estimate_photo_kernel, kernel_extent
 
     if choice.mode == "none":
         return KernelReport("blind", None, "kernel path off")
@@ -149,6 +150,12 @@ def decide(image: torch.Tensor, choice: KernelChoice, supported: bool = True, pr
     if not est.accepted:
         return KernelReport("blind", est.kernel, f"no kernel explains the photo (residual {est.residual:.2f} x noise, "
                             f"limit {GUARD_RESIDUAL}): blind path", est.residual)
+    extent = kernel_extent(est.kernel) * est.scale
+    if extent <= NEAR_DOT_EXTENT:
+        # the TV step's smoothing then costs more than the kernel gives back (GoPro frame 110:
+        # a 6 px kernel, -0.7 dB against the input); the predictor handles such small blur
+        return KernelReport("blind", est.kernel, f"the estimated kernel is near a dot ({extent:.0f} px, limit "
+                            f"{NEAR_DOT_EXTENT}): blind path", est.residual)
     if predictor is not None:
         check = predictor_check(image, est, predictor)
         if check.ratio >= RECOGNISED_RATIO:

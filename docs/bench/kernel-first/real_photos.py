@@ -57,6 +57,7 @@ def main(out_dir: Path):
         ksize = f"{kernel.shape[1]}x{kernel.shape[0]}" if kernel is not None else "-"
         resid = f"{rep.residual:.2f}" if rep is not None and rep.residual is not None else "-"
         why = ("kernel explains it" if rep.path == "kernel" else "predictor recognises the blur" if "recognises" in rep.reason
+               else "kernel near a dot" if "near a dot" in rep.reason
                else "no kernel explains it") if rep is not None else "-"
         print(f"| {path.name} | {rgb.shape[1]}x{rgb.shape[0]} | {rep.path if rep else 'blind'} | {why} | {ksize} | {resid} | "
               f"{t1 - t0:.1f} | {t2 - t1:.1f} |", flush=True)
