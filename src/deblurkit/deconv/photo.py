@@ -142,21 +142,22 @@ def estimate_photo_kernel(rgb: np.ndarray, size: int | None = None, region: tupl
     k_small = estimate_kernel(window, replace(cfg, kernel_size=small_size))
     residual = residual_ratio(window, k_small)
     accepted = residual <= GUARD_RESIDUAL
-    fills = kernel_extent(k_small) > small_size - FILL_MARGIN
+    extent = kernel_extent(k_small)
+    fills = extent > small_size - FILL_MARGIN
     if size is None and (not accepted or fills) and small_size < LONG_KERNEL_SIZE and min(window.shape) >= 2 * LONG_KERNEL_SIZE:
         # the first estimate failed or may be cut off: look for a longer kernel; where that
         # fails too, neither is trusted (a kernel filling its window was wrong more often than right)
         k_small = estimate_kernel(window, replace(cfg, kernel_size=LONG_KERNEL_SIZE))
         residual = residual_ratio(window, k_small)
         accepted = residual <= GUARD_RESIDUAL
-    elif size is None and accepted and not fills and kernel_extent(k_small) > HALF_LOOK_EXTENT:
+    elif size is None and accepted and not fills and extent > HALF_LOOK_EXTENT:
         # a long kernel that fits its window: the blur may be longer still and the estimator
         # settled on part of it; the same window at half the scale reaches twice as far
         half = centre_region(H, W, scale / 2) if region is None else (x, y, w, h)
         gray = _gray_window(rgb, half, scale / 2)
         k_half = estimate_kernel(gray, replace(cfg, kernel_size=small_size))
         r_half = residual_ratio(gray, k_half)
-        if r_half <= HALF_LOOK_RESIDUAL and 2 * kernel_extent(k_half) >= kernel_extent(k_small):
+        if r_half <= HALF_LOOK_RESIDUAL and 2 * kernel_extent(k_half) >= extent:
             k_small, residual, (x, y, w, h) = resize_kernel(k_half, 2 * k_half.shape[0] + 1), r_half, half
     kernel = k_small if scale == 1 else resize_kernel(k_small, _odd(k_small.shape[0] / scale))
     return KernelEstimate(kernel, accepted, float(residual), scale, (x, y, w, h))
