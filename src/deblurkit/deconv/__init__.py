@@ -52,7 +52,7 @@ def blind_deconvolution(rgb: np.ndarray, cfg: BlindConfig = BlindConfig(), weigh
     if rule == "guarded" and residual_ratio(gray, k) > GUARD_RESIDUAL:
         return Deconvolution(np.clip(rgb, 0, 1), k, True)
     if method == "tv":
-        return Deconvolution(tv_deconvolve(rgb, k), k, False)
+        return Deconvolution(tv_deconvolve(rgb, k).astype(np.float64), k, False)
     return Deconvolution(wiener(rgb, k, weight), k, False)
 
 
@@ -63,7 +63,7 @@ def deconvolve_with_kernel(rgb: np.ndarray, kernel: np.ndarray, rule: str = "noi
     rgb = np.asarray(rgb, np.float64)
     k = np.asarray(kernel, np.float64)
     if method == "tv":
-        return tv_deconvolve(rgb, k)
+        return tv_deconvolve(rgb, k).astype(np.float64)
     if method != "wiener":
         raise ValueError(f"unknown non-blind method {method!r} (expected {' or '.join(NONBLIND_METHODS)})")
     return wiener(rgb, k / k.sum(), wiener_weight("noise" if rule == "guarded" else rule, to_gray(rgb)))

@@ -45,32 +45,70 @@ def tv_deconvolve(rgb: np.ndarray, k: np.ndarray, weight: float | None = None) -
 
     The channels are solved together as one stack, in torch: its FFTs and element-wise
     steps use every thread the process has (numpy's use one), and the adjoint of the
-    differences is applied in space (one forward FFT per step, not two). Returns a
-    C-contiguous float64 (H, W, 3) array."""
-    rgb = np.asarray(rgb, np.float64)
+    differences is applied in space (one forward FFT per step, not two). Every step writes
+    into the same five stack-sized buffers, so a 12 MP photo's tiles with a long kernel's
+    margins stay within the photo's memory budget. Returns a
+    C-contiguous float32 (H, W, 3) array."""
     k = np.asarray(k, np.float64)
     k = k / k.sum()
-    weight = tv_weight(to_gray(rgb)) if weight is None else weight
+    weight = tv_weight(to_gray(np.asarray(rgb, np.float64))) if weight is None else weight
     h, w = rgb.shape[:2]
-    yp = torch.from_numpy(np.stack([periodic_pad(rgb[..., c], max(k.shape)) for c in range(rgb.shape[2])])).to(DTYPE)  # (C, h', w')
-    shape = tuple(yp.shape[1:])
-    K = torch.from_numpy(psf2otf(k, shape)).to(DTYPE.to_complex())
-    lam = 2.0 / weight
-    kty = lam * K.conj() * torch.fft.rfft2(yp)
-    kk, dd = lam * K.abs() ** 2, _difference_energy(shape, DTYPE)
-    x = yp
-    beta = BETA_START
     with torch.inference_mode():
+        x = torch.from_numpy(np.stack([periodic_pad(np.asarray(rgb[..., c], np.float64), max(k.shape)).astype(np.float32)
+                                       for c in range(rgb.shape[2])])).to(DTYPE)  # (C, h', w'), starts at the input
+        shape = tuple(x.shape[1:])
+        K = torch.from_numpy(psf2otf(k, shape)).to(DTYPE.to_complex())
+        lam = 2.0 / weight
+        kty = torch.mul(lam * K.conj(), torch.fft.rfft2(x))
+        kk, dd = lam * K.abs() ** 2, _difference_energy(shape, DTYPE)
+        del K
+        # Five stack-sized buffers: x, one difference image at a time, the adjoint and the two spectra
+        g, adjoint = torch.empty_like(x), torch.empty_like(x)
+        spectrum = torch.empty_like(kty)
+        beta = BETA_START
         while beta <= BETA_MAX * (1 + 1e-9):
-            # w = shrink(grad x, 1 / beta); then conj(Dx) F(wx) + conj(Dy) F(wy) = F(grad^T w)
-            wx = torch.nn.functional.softshrink(x.roll(-1, -1) - x, 1 / beta)
-            wy = torch.nn.functional.softshrink(x.roll(-1, -2) - x, 1 / beta)
-            adjoint = wx.roll(1, -1) - wx + wy.roll(1, -2) - wy
-            del wx, wy
-            spectrum = torch.fft.rfft2(adjoint).mul_(beta).add_(kty).div_(kk + beta * dd)  # in place: no copies of the stack
-            x = torch.fft.irfft2(spectrum, s=shape)
+            # w = shrink(grad x, 1 / beta) (g: its x part, then its y part); then conj(Dx) F(wx) + conj(Dy) F(wy)
+            # = F(grad^T w), grad^T w = wx(i-1) - wx(i) + wy(j-1) - wy(j), summed in that order
+            _forward_difference(x, -1, g)
+            _shrink_(g, 1 / beta, scratch=adjoint)
+            _backward_difference(g, -1, adjoint)
+            _forward_difference(x, -2, g)
+            _shrink_(g, 1 / beta, scratch=x)  # x is not read again before the solve overwrites it
+            _add_shifted_(adjoint, g, -2)
+            adjoint.sub_(g)
+            torch.fft.rfft2(adjoint, out=spectrum)
+            spectrum.mul_(beta).add_(kty).div_(kk + beta * dd)
+            torch.fft.irfft2(spectrum, s=shape, out=x)
             beta *= BETA_RATE
-    return x[:, :h, :w].clamp(0, 1).permute(1, 2, 0).contiguous().double().numpy()
+        del g, adjoint, spectrum, kty
+        return x[:, :h, :w].clamp_(0, 1).permute(1, 2, 0).contiguous().numpy()
+
+
+def _forward_difference(x: torch.Tensor, dim: int, out: torch.Tensor) -> None:
+    """out = x(i+1) - x(i) along dim, periodic (x.roll(-1, dim) - x, without the roll's copy)."""
+    n = x.shape[dim]
+    torch.sub(x.narrow(dim, 1, n - 1), x.narrow(dim, 0, n - 1), out=out.narrow(dim, 0, n - 1))
+    torch.sub(x.narrow(dim, 0, 1), x.narrow(dim, n - 1, 1), out=out.narrow(dim, n - 1, 1))
+
+
+def _backward_difference(x: torch.Tensor, dim: int, out: torch.Tensor) -> None:
+    """out = x(i-1) - x(i) along dim, periodic (x.roll(1, dim) - x)."""
+    n = x.shape[dim]
+    torch.sub(x.narrow(dim, 0, n - 1), x.narrow(dim, 1, n - 1), out=out.narrow(dim, 1, n - 1))
+    torch.sub(x.narrow(dim, n - 1, 1), x.narrow(dim, 0, 1), out=out.narrow(dim, 0, 1))
+
+
+def _add_shifted_(out: torch.Tensor, x: torch.Tensor, dim: int) -> None:
+    """out += x(i-1) along dim, periodic (x.roll(1, dim))."""
+    n = x.shape[dim]
+    out.narrow(dim, 1, n - 1).add_(x.narrow(dim, 0, n - 1))
+    out.narrow(dim, 0, 1).add_(x.narrow(dim, n - 1, 1))
+
+
+def _shrink_(v: torch.Tensor, t: float, scratch: torch.Tensor) -> None:
+    """v = softshrink(v, t) in place: v - clamp(v, -t, t) is the same numbers (scratch: overwritten)."""
+    torch.clamp(v, -t, t, out=scratch)
+    v.sub_(scratch)
 
 
 def _difference_energy(shape: tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
