@@ -125,7 +125,8 @@ def test_a_second_longer_estimate_only_where_the_first_fails_or_fills_its_window
 def test_a_long_first_kernel_is_looked_for_again_at_half_the_scale(monkeypatch):
     """A first kernel longer than HALF_LOOK_EXTENT that fits its window is estimated again on
     the photo at half the scale; that kernel, enlarged twice, replaces it only where its guard
-    residual is at most HALF_LOOK_RESIDUAL and it is at least as long."""
+    residual is at most HALF_LOOK_RESIDUAL and it is at least as long, or where the guard
+    accepts it and it deconvolves the window sharper."""
     found = {}  # window side -> (kernel length, residual)
     calls = []
 
@@ -149,14 +150,37 @@ def test_a_long_first_kernel_is_looked_for_again_at_half_the_scale(monkeypatch):
     assert calls == [384, 200] and est.accepted and est.size == 151 and est.residual == 0.9
     assert photo.kernel_extent(est.kernel) >= 80 and est.region == (0, 0, 400, 400)
 
-    calls.clear(); found.update({200: (41, 1.2)})  # the half-scale kernel explains less: kept
+    sharper = []  # what sharper_deconvolution answers (the half-scale kernel's deconvolution the sharper one?)
+    monkeypatch.setattr(photo, "sharper_deconvolution", lambda gray, k_a, k_b: sharper[0])
+    sharper[:] = [False]
+    calls.clear(); found.update({200: (41, 1.2)})  # the half-scale kernel explains less, deconvolves no sharper: kept
     est = estimate_photo_kernel(y)
     assert calls == [384, 200] and est.size == 75 and est.residual == 1.1
+    sharper[:] = [True]  # ... but its deconvolution is sharper and the guard accepts it: taken
+    est = estimate_photo_kernel(y)
+    assert est.size == 151 and est.residual == 1.2 and photo.kernel_extent(est.kernel) >= 80
+    found.update({200: (41, 1.6)})  # sharper, but the guard refuses it: kept
+    assert estimate_photo_kernel(y).size == 75
+    sharper[:] = [False]
 
     calls.clear(); found.update({200: (15, 0.9)})  # shorter than the first: kept
     assert estimate_photo_kernel(y).size == 75
     calls.clear()
     assert estimate_photo_kernel(y, size=75).size == 75 and calls == [384]  # a size the user gave: as asked
+
+
+def test_sparsity_prefers_the_sharp_image_and_the_kernel_that_removes_the_whole_blur():
+    """gradient_sparsity: a blurred image scores higher than its sharp original, whatever the
+    contrast; sharper_deconvolution: the true kernel's deconvolution beats a kernel that
+    covers only part of the shake (both explain the photo about as well)."""
+    x = blocks(160, 160)
+    k = line_kernel(21, 30)
+    y = cv2.filter2D(x, -1, k[::-1, ::-1], borderType=cv2.BORDER_REPLICATE)
+    assert photo.gradient_sparsity(x) < photo.gradient_sparsity(y)
+    assert photo.gradient_sparsity(0.3 * x) == pytest.approx(photo.gradient_sparsity(x))
+    y = np.clip(y + np.random.default_rng(0).normal(0, 0.003, y.shape), 0, 1)
+    part = line_kernel(9, 30)
+    assert photo.sharper_deconvolution(y, k, part) and not photo.sharper_deconvolution(y, part, k)
 
 
 def test_tiled_deconvolution_matches_the_whole_photo_and_takes_integer_pixels(monkeypatch):

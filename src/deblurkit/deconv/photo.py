@@ -20,7 +20,11 @@ A first kernel that is accepted and long (over HALF_LOOK_EXTENT px) without fill
 window may be part of a longer blur: the photo is estimated again at half the scale (the
 same window reaches twice as far), and that kernel, enlarged, is taken where its guard
 residual is at most HALF_LOOK_RESIDUAL and it is at least as long (chosen on training
-photos: docs/bench/kernel-first/kernel_extent_probe.py).
+photos: docs/bench/kernel-first/kernel_extent_probe.py), or where the guard accepts it and
+the window deconvolved with it is sharper than with the first kernel (the gradients'
+L1/L2 ratio, sharper_deconvolution: the guard's residual prefers the shorter kernel even
+where it is the wrong one; chosen on training photos:
+docs/bench/kernel-first/two_looks_probe.py).
 
 The non-blind step runs on tiles of DECONV_TILE pixels with a margin of one kernel size
 on each side (the periodic pad's wrap-around stays in the margin), so memory follows the
@@ -111,6 +115,29 @@ def kernel_extent(k: np.ndarray, level: float = 0.05) -> int:
     return int(max(np.ptp(ys), np.ptp(xs)) + 1)
 
 
+def gradient_sparsity(gray: np.ndarray) -> float:
+    """||grad||_1 / ||grad||_2 of an image, over the square root of its pixel count: lower is
+    sharper. Scale-invariant (Krishnan, Tay & Fergus 2011): a blurred image scores higher than
+    its sharp original, where the L1 norm alone prefers the blurred one."""
+    gx, gy = np.diff(gray, axis=1)[:-1], np.diff(gray, axis=0)[:, :-1]
+    m = np.hypot(gx, gy)
+    norm = float(np.sqrt((m * m).sum()))
+    return float(m.sum()) / max(norm, 1e-12) / np.sqrt(m.size)
+
+
+def sharper_deconvolution(gray: np.ndarray, k_a: np.ndarray, k_b: np.ndarray) -> bool:
+    """Whether the grey window deconvolved with k_a is sharper (gradient_sparsity) than with
+    k_b: of two kernels that both explain the window, the one that is too short leaves blur
+    the other removes, where the guard's residual cannot tell them apart (it prefers the
+    shorter kernel, as MAP estimates do)."""
+    weight = tv_weight(gray)
+
+    def sparsity(k):
+        return gradient_sparsity(tv_deconvolve(gray[..., None], k, weight)[..., 0].astype(np.float64))
+
+    return sparsity(k_a) < sparsity(k_b)
+
+
 def _gray_window(rgb: np.ndarray, region: tuple[int, int, int, int], scale: float) -> np.ndarray:
     """The region in grey at `scale`, its centre ESTIMATE_SIDE square where larger."""
     x, y, w, h = region
@@ -157,8 +184,10 @@ def estimate_photo_kernel(rgb: np.ndarray, size: int | None = None, region: tupl
         gray = _gray_window(rgb, half, scale / 2)
         k_half = estimate_kernel(gray, replace(cfg, kernel_size=small_size))
         r_half = residual_ratio(gray, k_half)
-        if r_half <= HALF_LOOK_RESIDUAL and 2 * kernel_extent(k_half) >= extent:
-            k_small, residual, (x, y, w, h) = resize_kernel(k_half, 2 * k_half.shape[0] + 1), r_half, half
+        k_long = resize_kernel(k_half, 2 * k_half.shape[0] + 1)
+        if (r_half <= HALF_LOOK_RESIDUAL and 2 * kernel_extent(k_half) >= extent) or (
+                r_half <= GUARD_RESIDUAL and sharper_deconvolution(window, k_long, k_small)):
+            k_small, residual, (x, y, w, h) = k_long, r_half, half
     kernel = k_small if scale == 1 else resize_kernel(k_small, _odd(k_small.shape[0] / scale))
     return KernelEstimate(kernel, accepted, float(residual), scale, (x, y, w, h))
 
