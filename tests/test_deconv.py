@@ -270,21 +270,56 @@ def _tv_reference(rgb, k, weight):
     return np.clip(out, 0, 1)
 
 
-@pytest.mark.parametrize("h, w, kh, kw", [(37, 50, 7, 7), (40, 41, 6, 9), (33, 33, 5, 8)])
-def test_tv_deconvolution_solves_the_reference_problem(h, w, kh, kw):
+@pytest.mark.parametrize("h, w, kh, kw, c", [(37, 50, 7, 7, 3), (40, 41, 6, 9, 3), (33, 33, 5, 8, 3), (36, 45, 7, 5, 1)])
+def test_tv_deconvolution_solves_the_reference_problem(h, w, kh, kw, c):
     """The stacked float32 solver against the textbook float64 one: odd and even sizes,
     kernels that are not square or not odd (where the kernel's centre and the FFT layout
-    could be off by one)."""
+    could be off by one), one channel (the kernel estimate's grey windows)."""
     from deblurkit.deconv import tv_deconvolve
 
     rng = np.random.default_rng(h * w)
-    x = cv2.resize(rng.random((h // 4 + 2, w // 4 + 2, 3)), (w, h), interpolation=cv2.INTER_NEAREST)
+    x = cv2.resize(rng.random((h // 4 + 2, w // 4 + 2, 3)), (w, h), interpolation=cv2.INTER_NEAREST)[..., :c]
     k = rng.random((kh, kw)) ** 4
     k /= k.sum()
-    y = np.clip(convolve(x.astype(np.float32), k.astype(np.float32)) + rng.normal(0, 0.01, x.shape), 0, 1)
+    blurred = convolve(x.astype(np.float32), k.astype(np.float32)).reshape(x.shape)  # (OpenCV drops a single channel)
+    y = np.clip(blurred + rng.normal(0, 0.01, x.shape), 0, 1)
     got = tv_deconvolve(y, k, weight=0.01)
     assert got.dtype == np.float32 and got.flags["C_CONTIGUOUS"] and got.shape == y.shape
     np.testing.assert_allclose(got, _tv_reference(y.astype(np.float64), k, 0.01), atol=2e-5)
+
+
+def _tv_stacked_with_rolls(rgb, k, weight):
+    """The float32 stacked solver as it was written before its buffers were reused (np.roll-style
+    differences, a new array per step): what the in-place solver must match bit for bit."""
+    import torch
+
+    from deblurkit.deconv.nonblind import BETA_MAX, BETA_RATE, BETA_START, _difference_energy
+
+    k = k / k.sum()
+    h, w = rgb.shape[:2]
+    yp = torch.from_numpy(np.stack([periodic_pad(rgb[..., c], max(k.shape)) for c in range(rgb.shape[2])])).float()
+    shape = tuple(yp.shape[1:])
+    K = torch.from_numpy(psf2otf(k, shape)).to(torch.complex64)
+    lam = 2.0 / weight
+    kty = lam * K.conj() * torch.fft.rfft2(yp)
+    kk, dd = lam * K.abs() ** 2, _difference_energy(shape, torch.float32)
+    x, beta = yp, BETA_START
+    while beta <= BETA_MAX * (1 + 1e-9):
+        wx = torch.nn.functional.softshrink(x.roll(-1, -1) - x, 1 / beta)
+        wy = torch.nn.functional.softshrink(x.roll(-1, -2) - x, 1 / beta)
+        adjoint = wx.roll(1, -1) - wx + wy.roll(1, -2) - wy
+        x = torch.fft.irfft2(torch.fft.rfft2(adjoint).mul_(beta).add_(kty).div_(kk + beta * dd), s=shape)
+        beta *= BETA_RATE
+    return x[:, :h, :w].clamp(0, 1).permute(1, 2, 0).numpy()
+
+
+@pytest.mark.parametrize("h, w, ks", [(64, 80, 9), (57, 43, 15)])
+def test_tv_solver_in_reused_buffers_gives_the_same_numbers(h, w, ks):
+    from deblurkit.deconv import tv_deconvolve
+
+    rng = np.random.default_rng(ks)
+    y, k = rng.random((h, w, 3)), rng.random((ks, ks)) ** 4
+    np.testing.assert_array_equal(tv_deconvolve(y, k, 0.01), _tv_stacked_with_rolls(y, k, 0.01))
 
 
 def test_tv_weight_follows_the_noise():

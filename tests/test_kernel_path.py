@@ -151,7 +151,12 @@ def test_a_long_first_kernel_is_looked_for_again_at_half_the_scale(monkeypatch):
     assert photo.kernel_extent(est.kernel) >= 80 and est.region == (0, 0, 400, 400)
 
     sharper = []  # what sharper_deconvolution answers (the half-scale kernel's deconvolution the sharper one?)
-    monkeypatch.setattr(photo, "sharper_deconvolution", lambda gray, k_a, k_b: sharper[0])
+
+    def sharper_answer(gray, k_a, k_b):  # asked about the first window, half-scale kernel (enlarged) first
+        assert gray.shape == (384, 384) and k_a.shape[0] > k_b.shape[0] == 75
+        return sharper[0]
+
+    monkeypatch.setattr(photo, "sharper_deconvolution", sharper_answer)
     sharper[:] = [False]
     calls.clear(); found.update({200: (41, 1.2)})  # the half-scale kernel explains less, deconvolves no sharper: kept
     est = estimate_photo_kernel(y)
@@ -163,8 +168,11 @@ def test_a_long_first_kernel_is_looked_for_again_at_half_the_scale(monkeypatch):
     assert estimate_photo_kernel(y).size == 75
     sharper[:] = [False]
 
-    calls.clear(); found.update({200: (15, 0.9)})  # shorter than the first: kept
+    calls.clear(); found.update({200: (15, 0.9)})  # shorter than the first, deconvolves no sharper: kept
     assert estimate_photo_kernel(y).size == 75
+    sharper[:] = [True]  # shorter but sharper (the sharper rule asks for no length): taken
+    assert estimate_photo_kernel(y).size == 151
+    sharper[:] = [False]
     calls.clear()
     assert estimate_photo_kernel(y, size=75).size == 75 and calls == [384]  # a size the user gave: as asked
 
@@ -180,7 +188,7 @@ def test_sparsity_prefers_the_sharp_image_and_the_kernel_that_removes_the_whole_
     assert photo.gradient_sparsity(0.3 * x) == pytest.approx(photo.gradient_sparsity(x))
     y = np.clip(y + np.random.default_rng(0).normal(0, 0.003, y.shape), 0, 1)
     part = line_kernel(9, 30)
-    assert photo.sharper_deconvolution(y, k, part) and not photo.sharper_deconvolution(y, part, k)
+    assert photo.sharper_deconvolution(y, k, part)
 
 
 def test_tiled_deconvolution_matches_the_whole_photo_and_takes_integer_pixels(monkeypatch):

@@ -41,14 +41,16 @@ def tv_weight(gray: np.ndarray) -> float:
 
 
 def tv_deconvolve(rgb: np.ndarray, k: np.ndarray, weight: float | None = None) -> np.ndarray:
-    """(H, W, 3) blurry image in [0, 1] and its kernel -> the TV deconvolution in [0, 1].
+    """(H, W, C) blurry image (an array) in [0, 1] and its kernel -> the TV deconvolution in
+    [0, 1]. C is 3 for a photo; with another C (a grey window: 1) give `weight`, which is
+    otherwise measured on the photo's grey.
 
     The channels are solved together as one stack, in torch: its FFTs and element-wise
     steps use every thread the process has (numpy's use one), and the adjoint of the
     differences is applied in space (one forward FFT per step, not two). Every step writes
     into the same five stack-sized buffers, so a 12 MP photo's tiles with a long kernel's
     margins stay within the photo's memory budget. Returns a
-    C-contiguous float32 (H, W, 3) array."""
+    C-contiguous float32 (H, W, C) array."""
     k = np.asarray(k, np.float64)
     k = k / k.sum()
     weight = tv_weight(to_gray(np.asarray(rgb, np.float64))) if weight is None else weight

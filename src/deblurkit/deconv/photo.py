@@ -52,7 +52,9 @@ MARGIN_KERNELS = 1  # each tile is deconvolved with a margin of one kernel size 
 LONG_KERNEL_SIZE = 141  # the second estimate's window, at the estimation scale
 FILL_MARGIN = 5  # a kernel spanning more than its window less this many pixels "fills" it
 HALF_LOOK_EXTENT = 40  # a first kernel longer than this (at the estimation scale) is looked for again at half the scale
-HALF_LOOK_RESIDUAL = 1.0  # ... and replaced where that look's kernel explains its window at least this well
+# ... and replaced where that look's kernel explains its window at least this well and is as long
+# (or where the guard accepts it and it deconvolves the window sharper: sharper_deconvolution)
+HALF_LOOK_RESIDUAL = 1.0
 MAX_KERNEL_FILE_SIDE = 1025  # a kernel file larger than this is not a blur kernel
 
 
@@ -116,9 +118,10 @@ def kernel_extent(k: np.ndarray, level: float = 0.05) -> int:
 
 
 def gradient_sparsity(gray: np.ndarray) -> float:
-    """||grad||_1 / ||grad||_2 of an image, over the square root of its pixel count: lower is
-    sharper. Scale-invariant (Krishnan, Tay & Fergus 2011): a blurred image scores higher than
-    its sharp original, where the L1 norm alone prefers the blurred one."""
+    """||grad||_1 / ||grad||_2 of an image's gradient magnitudes, over the square root of
+    their count: lower is sharper. Scale-invariant, after Krishnan, Tay & Fergus 2011 (who
+    take the x and y gradients apart): a blurred image scores higher than its sharp
+    original, where the L1 norm alone prefers the blurred one."""
     gx, gy = np.diff(gray, axis=1)[:-1], np.diff(gray, axis=0)[:, :-1]
     m = np.hypot(gx, gy)
     norm = float(np.sqrt((m * m).sum()))
