@@ -191,6 +191,53 @@ def test_sparsity_prefers_the_sharp_image_and_the_kernel_that_removes_the_whole_
     assert photo.sharper_deconvolution(y, k, part)
 
 
+def test_a_noisy_window_is_denoised_for_the_estimator_and_a_quiet_one_is_left_as_it_is():
+    k = line_kernel(9, 30)
+    clean = cv2.filter2D(blocks(160, 160), -1, k[::-1, ::-1], borderType=cv2.BORDER_REPLICATE)
+    rng = np.random.default_rng(1)
+    quiet = np.clip(clean + rng.normal(0, 0.003, clean.shape), 0, 1)
+    assert photo.denoised_for_estimation(quiet) is quiet  # under DENOISE_FROM_SIGMA: untouched
+    noisy = np.clip(clean + rng.normal(0, 0.03, clean.shape), 0, 1)
+    assert photo.denoised_for_estimation(noisy, 0.0) is noisy  # strength 0: off
+    seen = photo.denoised_for_estimation(noisy)
+    assert seen.shape == noisy.shape and seen.dtype == np.float64 and 0 <= seen.min() and seen.max() <= 1
+
+    def rms(a):
+        return float(np.sqrt(np.mean((a - clean) ** 2)))
+
+    assert rms(seen) < 0.6 * rms(noisy)
+
+
+def test_the_estimator_reads_the_denoised_window_and_the_guard_the_window_as_it_is(monkeypatch):
+    seen = {}  # the first window each one was given
+
+    def fake_estimate(gray, cfg):
+        seen.setdefault("estimator", gray)
+        return line_kernel(9, 0)
+
+    def fake_guard(gray, k):
+        seen.setdefault("guard", gray)
+        return 1.0
+
+    monkeypatch.setattr(photo, "estimate_kernel", fake_estimate)
+    monkeypatch.setattr(photo, "residual_ratio", fake_guard)
+    y, _ = shaken(200, 200, line_kernel(9, 0), noise=0.03)
+    estimate_photo_kernel(y)
+    assert photo.noise_sigma(seen["estimator"]) < 0.6 * photo.noise_sigma(seen["guard"])
+    seen.clear()
+    estimate_photo_kernel(y, denoise=0.0)
+    assert seen["estimator"] is seen["guard"]
+
+
+def test_denoising_the_window_finds_the_kernel_of_a_noisy_photo_better():
+    k = line_kernel(13, 30)
+    y, _ = shaken(256, 256, k, noise=0.03, seed=3)
+    cfg = BlindConfig(prune=0.2)  # a thin toy line: tests/test_deconv.py TOY_PRUNE
+    with_denoising = kernel_similarity(estimate_photo_kernel(y, size=21, cfg=cfg).kernel, k)
+    without = kernel_similarity(estimate_photo_kernel(y, size=21, cfg=cfg, denoise=0.0).kernel, k)
+    assert with_denoising > without + 0.05, (with_denoising, without)
+
+
 def test_tiled_deconvolution_matches_the_whole_photo_and_takes_integer_pixels(monkeypatch):
     k = line_kernel(7, 45)
     y, _ = shaken(150, 170, k)
