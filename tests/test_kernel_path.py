@@ -244,6 +244,8 @@ def test_tiled_deconvolution_matches_the_whole_photo_and_takes_integer_pixels(mo
     whole = deconvolve_photo(y, k, weight=0.004)
     assert whole.dtype == np.float32 and whole.shape == y.shape
     np.testing.assert_allclose(whole, tv_deconvolve(y / 255.0, k, 0.004), atol=1e-6)
+    # up to DECONV_TILE a side the photo is solved whole, written straight into the networks' layout
+    np.testing.assert_array_equal(deconvolve_photo(y, k, weight=0.004, channels_first=True), whole.transpose(2, 0, 1))
     monkeypatch.setattr(photo, "DECONV_TILE", 64)
     tiled = deconvolve_photo(y, k, weight=0.004)
     # Each tile has a margin of a kernel size: the insides agree closely.

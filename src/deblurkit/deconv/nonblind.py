@@ -36,54 +36,74 @@ BETA_START, BETA_MAX, BETA_RATE = 1.0, 256.0, 2.0 * np.sqrt(2.0)
 DTYPE = torch.float32
 
 
+def unit(a: np.ndarray, dtype=np.float64) -> np.ndarray:
+    """Pixels (uint8, uint16 or float in [0, 1]; a slice of the photo) as floats in [0, 1]
+    (float64, or `dtype`): the photo stays in its compact form and only the part in use is
+    converted."""
+    if a.dtype == np.uint8:
+        return a.astype(dtype) / dtype(255.0)
+    if a.dtype == np.uint16:
+        return a.astype(dtype) / dtype(65535.0)
+    return np.asarray(a, dtype)
+
+
 def tv_weight(gray: np.ndarray) -> float:
     return max(TV_PER_SIGMA * noise_sigma(gray), TV_FLOOR)
 
 
-def tv_deconvolve(rgb: np.ndarray, k: np.ndarray, weight: float | None = None) -> np.ndarray:
-    """(H, W, C) blurry image (an array) in [0, 1] and its kernel -> the TV deconvolution in
-    [0, 1]. C is 3 for a photo; with another C (a grey window: 1) give `weight`, which is
-    otherwise measured on the photo's grey.
+def tv_deconvolve(rgb: np.ndarray, k: np.ndarray, weight: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    """(H, W, C) blurry image (uint8, uint16 or float in [0, 1]: each channel is converted
+    as it is solved) and its kernel -> the TV deconvolution in [0, 1]. C is 3 for a photo;
+    with another C (a grey window: 1) give `weight`, which is otherwise measured on the
+    photo's grey.
 
-    The channels are solved together as one stack, in torch: its FFTs and element-wise
-    steps use every thread the process has (numpy's use one), and the adjoint of the
-    differences is applied in space (one forward FFT per step, not two). Every step writes
-    into the same five stack-sized buffers, so a 12 MP photo's tiles with a long kernel's
-    margins stay within the photo's memory budget. Returns a
-    C-contiguous float32 (H, W, C) array."""
+    Solved in torch, one channel at a time (its FFTs and element-wise steps use every
+    thread the process has; numpy's use one), the adjoint of the differences applied in
+    space (one forward FFT per step, not two). Every step of every channel writes into the
+    same five buffers of one channel's size, so a whole 12 MP photo with a long kernel fits
+    the photo's memory budget: the deconvolution needs no tiles, whose seams the solver's
+    long-reaching early steps would leave. Returns a C-contiguous float32 (H, W, C) array, or
+    writes into `out` (a float32 (H, W, C) array or view, e.g. of a channels-first photo)."""
     k = np.asarray(k, np.float64)
     k = k / k.sum()
-    weight = tv_weight(to_gray(np.asarray(rgb, np.float64))) if weight is None else weight
-    h, w = rgb.shape[:2]
+    weight = tv_weight(to_gray(unit(rgb))) if weight is None else weight
+    h, w, channels = rgb.shape
+    out = np.empty((h, w, channels), np.float32) if out is None else out
     with torch.inference_mode():
-        x = torch.from_numpy(np.stack([periodic_pad(np.asarray(rgb[..., c], np.float64), max(k.shape)).astype(np.float32)
-                                       for c in range(rgb.shape[2])])).to(DTYPE)  # (C, h', w'), starts at the input
+        x = torch.from_numpy(periodic_pad(unit(rgb[..., 0], np.float32), max(k.shape))).to(DTYPE)[None]
         shape = tuple(x.shape[1:])
         K = torch.from_numpy(psf2otf(k, shape)).to(DTYPE.to_complex())
         lam = 2.0 / weight
-        kty = torch.mul(lam * K.conj(), torch.fft.rfft2(x))
+        lam_k_conj = lam * K.conj()
         kk, dd = lam * K.abs() ** 2, _difference_energy(shape, DTYPE)
         del K
-        # Five stack-sized buffers: x, one difference image at a time, the adjoint and the two spectra
+        # Five buffers of one channel: x, one difference image at a time, the adjoint and the two spectra
         g, adjoint = torch.empty_like(x), torch.empty_like(x)
-        spectrum = torch.empty_like(kty)
-        beta = BETA_START
-        while beta <= BETA_MAX * (1 + 1e-9):
-            # w = shrink(grad x, 1 / beta) (g: its x part, then its y part); then conj(Dx) F(wx) + conj(Dy) F(wy)
-            # = F(grad^T w), grad^T w = wx(i-1) - wx(i) + wy(j-1) - wy(j), summed in that order
-            _forward_difference(x, -1, g)
-            _shrink_(g, 1 / beta, scratch=adjoint)
-            _backward_difference(g, -1, adjoint)
-            _forward_difference(x, -2, g)
-            _shrink_(g, 1 / beta, scratch=x)  # x is not read again before the solve overwrites it
-            _add_shifted_(adjoint, g, -2)
-            adjoint.sub_(g)
-            torch.fft.rfft2(adjoint, out=spectrum)
-            spectrum.mul_(beta).add_(kty).div_(kk + beta * dd)
-            torch.fft.irfft2(spectrum, s=shape, out=x)
-            beta *= BETA_RATE
-        del g, adjoint, spectrum, kty
-        return x[:, :h, :w].clamp_(0, 1).permute(1, 2, 0).contiguous().numpy()
+        kty, spectrum = torch.empty_like(lam_k_conj[None]), torch.empty_like(lam_k_conj[None])
+        denominator = torch.empty_like(kk)  # kk + beta dd, one step at a time
+        for c in range(channels):
+            if c:  # the channel starts at the input
+                x.copy_(torch.from_numpy(periodic_pad(unit(rgb[..., c], np.float32), max(k.shape)))[None])
+            torch.fft.rfft2(x, out=kty)
+            kty.mul_(lam_k_conj)
+            beta = BETA_START
+            while beta <= BETA_MAX * (1 + 1e-9):
+                # w = shrink(grad x, 1 / beta) (g: its x part, then its y part); then conj(Dx) F(wx) + conj(Dy) F(wy)
+                # = F(grad^T w), grad^T w = wx(i-1) - wx(i) + wy(j-1) - wy(j), summed in that order
+                _forward_difference(x, -1, g)
+                _shrink_(g, 1 / beta, scratch=adjoint)
+                _backward_difference(g, -1, adjoint)
+                _forward_difference(x, -2, g)
+                _shrink_(g, 1 / beta, scratch=x)  # x is not read again before the solve overwrites it
+                _add_shifted_(adjoint, g, -2)
+                adjoint.sub_(g)
+                torch.fft.rfft2(adjoint, out=spectrum)
+                torch.add(kk, dd, alpha=beta, out=denominator)
+                spectrum.mul_(beta).add_(kty).div_(denominator)
+                torch.fft.irfft2(spectrum, s=shape, out=x)
+                beta *= BETA_RATE
+            out[..., c] = x[0, :h, :w].clamp_(0, 1).numpy()
+        return out
 
 
 def _forward_difference(x: torch.Tensor, dim: int, out: torch.Tensor) -> None:

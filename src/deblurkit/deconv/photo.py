@@ -28,12 +28,15 @@ docs/bench/kernel-first/two_looks_probe.py). A noisy window (grey noise at least
 DENOISE_FROM_SIGMA) is denoised before the estimator reads it (denoised_for_estimation);
 the guard judges the kernel on the window as it is.
 
-The non-blind step runs on tiles of DECONV_TILE pixels with a margin of one kernel size
-on each side (the periodic pad's wrap-around stays in the margin), so memory follows the
-tile and the kernel, not the photo: no whole-photo float64 stack. Kernels of several
-hundred pixels (a long shake on a 12 MP photo) make each tile's piece large: with a 455 px
-kernel a 12 MP photo peaked at 1.55 GB here (2.5 GB with a margin of two kernel sizes, which
-agreed with one within 0.016, mean 4e-4, on a 75 px kernel).
+The non-blind step solves a photo of up to DECONV_TILE pixels a side whole, one channel at
+a time in float32 (nonblind.tv_deconvolve: a 12 MP photo with a 235 px kernel peaks below
+1 GB), because tiles leave seams: the solver's early steps, under little regularisation,
+reach far beyond one kernel size. On the speed bench's made-up 12 MP shake photo (a 125 px
+kernel in a 235 px estimate) the whole solve scores 30.37 dB where tiles of 1024 px with a
+kernel-size margin scored 26.83, and takes less time (5.8 against 7.8 s;
+docs/bench/kernel-first/tv_tiles_probe.txt). Larger photos are cut into tiles of
+DECONV_TILE with a margin of one kernel size on each side (the periodic pad's wrap-around
+stays in the margin), so memory follows the tile and the kernel, not the photo.
 """
 
 from __future__ import annotations
@@ -44,12 +47,12 @@ import cv2
 import numpy as np
 
 from .blind import BlindConfig, GUARD_RESIDUAL, _odd, estimate_kernel, noise_sigma, residual_ratio, to_gray
-from .nonblind import tv_deconvolve, tv_weight
+from .nonblind import tv_deconvolve, tv_weight, unit
 
 ESTIMATE_LONG_SIDE = 1280
 ESTIMATE_SIDE = 384
 MIN_SIDE = 32
-DECONV_TILE = 1024
+DECONV_TILE = 4096  # photos up to this a side are deconvolved whole (tiles leave seams; docs/bench/kernel-first/tv_tiles_probe.py)
 MARGIN_KERNELS = 1  # each tile is deconvolved with a margin of one kernel size (its inside kept; 2: the same within 0.016 on a 75 px kernel, at twice the margin)
 LONG_KERNEL_SIZE = 141  # the second estimate's window, at the estimation scale
 FILL_MARGIN = 5  # a kernel spanning more than its window less this many pixels "fills" it
@@ -82,16 +85,6 @@ class KernelEstimate:
     @property
     def size(self) -> int:
         return int(self.kernel.shape[0])
-
-
-def unit(a: np.ndarray) -> np.ndarray:
-    """Pixels (uint8, uint16 or float in [0, 1]; a slice of the photo) as float64 in [0, 1]:
-    the photo stays in its compact form and only the part in use is converted."""
-    if a.dtype == np.uint8:
-        return a.astype(np.float64) / 255.0
-    if a.dtype == np.uint16:
-        return a.astype(np.float64) / 65535.0
-    return np.asarray(a, np.float64)
 
 
 def estimation_scale(height: int, width: int) -> float:
@@ -225,9 +218,10 @@ def estimate_photo_kernel(rgb: np.ndarray, size: int | None = None, region: tupl
 
 def deconvolve_photo(rgb: np.ndarray, kernel: np.ndarray, weight: float | None = None,
                      channels_first: bool = False) -> np.ndarray:
-    """(H, W, 3) photo (as estimate_photo_kernel takes it) and its kernel -> the TV deconvolution, float32 in [0, 1],
-    tile by tile (each with a margin of MARGIN_KERNELS kernel sizes, only its inside kept). The TV
-    weight comes from the noise of the photo's centre (one weight for all tiles).
+    """(H, W, 3) photo (as estimate_photo_kernel takes it) and its kernel -> the TV deconvolution, float32 in [0, 1]:
+    whole where the photo's sides are at most DECONV_TILE, else tile by tile (each with a margin
+    of MARGIN_KERNELS kernel sizes, only its inside kept). The TV weight comes from the noise of
+    the photo's centre (one weight for the whole photo).
     channels_first: returned as (3, H, W), the networks' layout (no second copy of the photo)."""
     H, W = rgb.shape[:2]
     k = np.asarray(kernel, np.float64)
@@ -238,12 +232,15 @@ def deconvolve_photo(rgb: np.ndarray, kernel: np.ndarray, weight: float | None =
     margin = MARGIN_KERNELS * max(k.shape) + 16
     out = np.empty((3, H, W) if channels_first else (H, W, 3), np.float32)
     view = out.transpose(1, 2, 0) if channels_first else out
+    if H <= DECONV_TILE and W <= DECONV_TILE:  # solved in place, no tiles and no seams
+        tv_deconvolve(rgb, k, weight, out=view)
+        return out
     for top in range(0, H, DECONV_TILE):
         for left in range(0, W, DECONV_TILE):
             bottom, right = min(top + DECONV_TILE, H), min(left + DECONV_TILE, W)
             t0, l0 = max(top - margin, 0), max(left - margin, 0)
             b0, r0 = min(bottom + margin, H), min(right + margin, W)
-            piece = tv_deconvolve(unit(rgb[t0:b0, l0:r0]), k, weight)
+            piece = tv_deconvolve(rgb[t0:b0, l0:r0], k, weight)
             view[top:bottom, left:right] = piece[top - t0:bottom - t0, left - l0:right - l0]
     return out
 
