@@ -333,6 +333,17 @@ def test_tv_weight_follows_the_noise():
     assert tv_weight(clean[..., 0]) == TV_FLOOR
 
 
+def test_an_estimated_kernel_on_a_noisy_photo_gets_the_stronger_tv_weight():
+    from deblurkit.deconv.nonblind import NOISY_TV_FACTOR, TV_PER_SIGMA, noise_sigma, tv_weight
+
+    noisy, _, _ = _blurred_blocks(noise=0.03)
+    quiet, _, _ = _blurred_blocks(noise=0.005)
+    sigma = noise_sigma(noisy[..., 0])
+    assert tv_weight(noisy[..., 0]) == pytest.approx(TV_PER_SIGMA * sigma)  # a given kernel: the plain weight
+    assert tv_weight(noisy[..., 0], estimated_kernel=True) == pytest.approx(NOISY_TV_FACTOR * TV_PER_SIGMA * sigma)
+    assert tv_weight(quiet[..., 0], estimated_kernel=True) == tv_weight(quiet[..., 0])  # a quiet photo: the same
+
+
 def test_unknown_nonblind_method_is_refused():
     from deblurkit.deconv import deconvolve_with_kernel
 

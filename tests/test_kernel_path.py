@@ -302,6 +302,10 @@ def test_the_restorer_starts_from_the_deconvolution_on_the_kernel_path():
     assert reports[0].path == "kernel" and reports[0].kernel is k
     expected = torch.from_numpy(deconvolve_photo(y, k)).permute(2, 0, 1)[None]
     assert (out - expected).abs().max() < 1e-6  # 0 steps on the kernel path: the deconvolution itself
+    noisy, _ = shaken(72, 90, k, noise=0.03)  # a given kernel keeps the plain TV weight on a noisy photo too
+    out = r.restore(_tensor(noisy), SamplingOptions(steps=0), kernel=KernelChoice("given", k))
+    assert (out - torch.from_numpy(deconvolve_photo(noisy, k)).permute(2, 0, 1)[None]).abs().max() < 1e-6
+    assert np.abs(deconvolve_photo(noisy, k) - deconvolve_photo(noisy, k, estimated=True)).max() > 1e-2
     blind = r.restore(_tensor(y), SamplingOptions(steps=0))
     none = r.restore(_tensor(y), SamplingOptions(steps=0), kernel=KernelChoice("none"), on_kernel=reports.append)
     assert torch.equal(blind, none) and reports[1].path == "blind"

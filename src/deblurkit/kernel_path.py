@@ -70,6 +70,7 @@ class KernelReport:
     kernel: np.ndarray | None  # the kernel estimated or given (None: none was looked for)
     reason: str  # one line for the user
     residual: float | None = None  # the guard's measure (estimated kernels)
+    estimated: bool = True  # the kernel was estimated (False: the user's; its deconvolution takes the plain TV weight)
 
 
 def _pixels_hwc(image: torch.Tensor) -> np.ndarray:
@@ -116,7 +117,7 @@ def predictor_check(image: torch.Tensor, est, predictor) -> PredictorCheck:
     y = unit(_pixels_hwc(image)[t:t + side_h, l:l + side_w]).astype(np.float32)
     if s < 1:
         y = cv2.resize(y, (max(int(round(side_w * s)), 1), max(int(round(side_h * s)), 1)), interpolation=cv2.INTER_AREA)
-    d = deconvolve_photo(y, kernel)
+    d = deconvolve_photo(y, kernel, estimated=True)
     p = predictor(torch.from_numpy(np.ascontiguousarray(y)).permute(2, 0, 1)[None].contiguous())[0].permute(1, 2, 0).cpu().numpy()
     hh, ww = y.shape[:2]
     mh, mw = min(m, (hh - 1) // 4), min(m, (ww - 1) // 4)  # keep an inside on small photos
@@ -142,7 +143,7 @@ def decide(image: torch.Tensor, choice: KernelChoice, supported: bool = True, pr
     if not supported:
         return KernelReport("blind", None, "this model has no predictor to refine a deconvolution: blind path")
     if choice.mode == "given":
-        return KernelReport("kernel", choice.kernel, "the given kernel")
+        return KernelReport("kernel", choice.kernel, "the given kernel", estimated=False)
     H, W = image.shape[-2:]
     if min(H, W) < MIN_SIDE:
         return KernelReport("blind", None, f"too small to estimate a kernel (under {MIN_SIDE} px a side): blind path")
@@ -170,11 +171,12 @@ def decide(image: torch.Tensor, choice: KernelChoice, supported: bool = True, pr
                         est.residual)
 
 
-def deconvolution(image: torch.Tensor, kernel: np.ndarray) -> torch.Tensor:
-    """(1, 3, H, W) photo -> its deconvolution with `kernel`, (1, 3, H, W) float32 in [0, 1]."""
+def deconvolution(image: torch.Tensor, kernel: np.ndarray, estimated: bool = True) -> torch.Tensor:
+    """(1, 3, H, W) photo -> its deconvolution with `kernel` (`estimated` or given: see
+    nonblind.tv_weight), (1, 3, H, W) float32 in [0, 1]."""
     from .deconv.photo import deconvolve_photo
 
-    return torch.from_numpy(deconvolve_photo(_pixels_hwc(image), kernel, channels_first=True))[None]
+    return torch.from_numpy(deconvolve_photo(_pixels_hwc(image), kernel, channels_first=True, estimated=estimated))[None]
 
 
 def kernel_choice(kernel="auto", size: int | None = None, region=None) -> KernelChoice:

@@ -292,7 +292,7 @@ class Restorer:
             if on_kernel is not None:
                 on_kernel(report)
             if report.path == "kernel":
-                deconv = deconvolution(image, report.kernel)
+                deconv = deconvolution(image, report.kernel, report.estimated)
         passes = []  # (flip, sample indices) of each run of the networks over the image
         grouped = None
         for flip in range(n_flips):

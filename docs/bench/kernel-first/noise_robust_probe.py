@@ -64,7 +64,7 @@ def one(job):
     base = L.score(y, x)
     sigma = photo.noise_sigma(photo._gray_window(y, photo.centre_region(*y.shape[:2], photo.estimation_scale(*y.shape[:2])), 1.0))
     est = photo.estimate_photo_kernel(y)
-    gain = L.score(photo.deconvolve_photo(y, est.kernel).astype(np.float64), x) - base if est.accepted else 0.0
+    gain = L.score(photo.deconvolve_photo(y, est.kernel, estimated=True).astype(np.float64), x) - base if est.accepted else 0.0
     true = L.score(photo.deconvolve_photo(y, k).astype(np.float64), x) - base
     return kind, i, photo.kernel_extent(k), bool(est.accepted), kernel_similarity(est.kernel, k), gain, true, sigma
 

@@ -32,6 +32,15 @@ from .blind import noise_sigma, periodic_pad, psf2otf, to_gray
 # GoPro more (+0.31) but costs the hand-shake loop 0.2 dB.
 TV_PER_SIGMA = 0.4
 TV_FLOOR = 3e-3
+# From this grey noise on (1% Gaussian noise per channel is 0.007 in grey, 2% is 0.013) an
+# estimated kernel's deconvolution is weighted NOISY_TV_FACTOR times more: a kernel read from
+# a noisy photo is less exact, and its errors act as more noise. Chosen on training photos
+# (docs/bench/kernel-first/noise_robust_probe.md): our handheld model's photos +0.55 -> +1.23
+# dB, the loop at 2% / 3% Gaussian noise +2.16 -> +2.17 / +2.30 -> +2.34; x3 lost 0.1 dB on
+# the loop. A given (true) kernel keeps the plain weight, which suits it better (2%: +4.90
+# against +4.56 at x2).
+NOISY_SIGMA = 0.01
+NOISY_TV_FACTOR = 2.0
 BETA_START, BETA_MAX, BETA_RATE = 1.0, 256.0, 2.0 * np.sqrt(2.0)
 DTYPE = torch.float32
 
@@ -47,8 +56,12 @@ def unit(a: np.ndarray, dtype=np.float64) -> np.ndarray:
     return np.asarray(a, dtype)
 
 
-def tv_weight(gray: np.ndarray) -> float:
-    return max(TV_PER_SIGMA * noise_sigma(gray), TV_FLOOR)
+def tv_weight(gray: np.ndarray, estimated_kernel: bool = False) -> float:
+    """The TV weight for a photo (its grey) and a kernel that was given (the plain weight) or
+    estimated (NOISY_TV_FACTOR times more where the photo is noisy)."""
+    sigma = noise_sigma(gray)
+    factor = NOISY_TV_FACTOR if estimated_kernel and sigma >= NOISY_SIGMA else 1.0
+    return max(TV_PER_SIGMA * factor * sigma, TV_FLOOR)
 
 
 def tv_deconvolve(rgb: np.ndarray, k: np.ndarray, weight: float | None = None, out: np.ndarray | None = None) -> np.ndarray:

@@ -47,7 +47,7 @@ import cv2
 import numpy as np
 
 from .blind import BlindConfig, GUARD_RESIDUAL, _odd, estimate_kernel, noise_sigma, residual_ratio, to_gray
-from .nonblind import tv_deconvolve, tv_weight, unit
+from .nonblind import NOISY_SIGMA, tv_deconvolve, tv_weight, unit
 
 ESTIMATE_LONG_SIDE = 1280
 ESTIMATE_SIDE = 384
@@ -70,7 +70,7 @@ HALF_LOOK_RESIDUAL = 1.0
 # scatter (+2.61 -> +2.80 on 48 photos, -0.02 dB in the product), so quieter windows are
 # left alone; twice the strength lost 0.3-0.5 dB on the loop.
 ESTIMATE_DENOISE = 1.0
-DENOISE_FROM_SIGMA = 0.01
+DENOISE_FROM_SIGMA = NOISY_SIGMA
 MAX_KERNEL_FILE_SIDE = 1025  # a kernel file larger than this is not a blur kernel
 
 
@@ -139,7 +139,7 @@ def sharper_deconvolution(gray: np.ndarray, k_a: np.ndarray, k_b: np.ndarray) ->
     k_b: of two kernels that both explain the window, the one that is too short leaves blur
     the other removes, where the guard's residual cannot tell them apart (it prefers the
     shorter kernel, as MAP estimates do)."""
-    weight = tv_weight(gray)
+    weight = tv_weight(gray, estimated_kernel=True)
 
     def sparsity(k):
         return gradient_sparsity(tv_deconvolve(gray[..., None], k, weight)[..., 0].astype(np.float64))
@@ -217,18 +217,19 @@ def estimate_photo_kernel(rgb: np.ndarray, size: int | None = None, region: tupl
 
 
 def deconvolve_photo(rgb: np.ndarray, kernel: np.ndarray, weight: float | None = None,
-                     channels_first: bool = False) -> np.ndarray:
+                     channels_first: bool = False, estimated: bool = False) -> np.ndarray:
     """(H, W, 3) photo (as estimate_photo_kernel takes it) and its kernel -> the TV deconvolution, float32 in [0, 1]:
     whole where the photo's sides are at most DECONV_TILE, else tile by tile (each with a margin
     of MARGIN_KERNELS kernel sizes, only its inside kept). The TV weight comes from the noise of
-    the photo's centre (one weight for the whole photo).
+    the photo's centre (one weight for the whole photo), more for an `estimated` kernel on a
+    noisy photo (nonblind.tv_weight).
     channels_first: returned as (3, H, W), the networks' layout (no second copy of the photo)."""
     H, W = rgb.shape[:2]
     k = np.asarray(kernel, np.float64)
     k = k / k.sum()
     if weight is None:
         x, y, w, h = centre_region(H, W, 1.0)
-        weight = tv_weight(to_gray(unit(rgb[y:y + h, x:x + w])))
+        weight = tv_weight(to_gray(unit(rgb[y:y + h, x:x + w])), estimated_kernel=estimated)
     margin = MARGIN_KERNELS * max(k.shape) + 16
     out = np.empty((3, H, W) if channels_first else (H, W, 3), np.float32)
     view = out.transpose(1, 2, 0) if channels_first else out
