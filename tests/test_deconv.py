@@ -333,15 +333,34 @@ def test_tv_weight_follows_the_noise():
     assert tv_weight(clean[..., 0]) == TV_FLOOR
 
 
-def test_an_estimated_kernel_on_a_noisy_photo_gets_the_stronger_tv_weight():
-    from deblurkit.deconv.nonblind import NOISY_TV_FACTOR, TV_PER_SIGMA, noise_sigma, tv_weight
+def test_an_estimated_kernel_on_a_noisy_photo_gets_the_stronger_tv_weight(monkeypatch):
+    from deblurkit.deconv import nonblind
 
     noisy, _, _ = _blurred_blocks(noise=0.03)
-    quiet, _, _ = _blurred_blocks(noise=0.005)
-    sigma = noise_sigma(noisy[..., 0])
-    assert tv_weight(noisy[..., 0]) == pytest.approx(TV_PER_SIGMA * sigma)  # a given kernel: the plain weight
-    assert tv_weight(noisy[..., 0], estimated_kernel=True) == pytest.approx(NOISY_TV_FACTOR * TV_PER_SIGMA * sigma)
-    assert tv_weight(quiet[..., 0], estimated_kernel=True) == tv_weight(quiet[..., 0])  # a quiet photo: the same
+    sigma = nonblind.noise_sigma(noisy[..., 0])
+    assert nonblind.tv_weight(noisy[..., 0]) == pytest.approx(nonblind.TV_PER_SIGMA * sigma)  # a given kernel: the plain weight
+    assert nonblind.tv_weight(noisy[..., 0], estimated_kernel=True) == pytest.approx(
+        nonblind.NOISY_TV_FACTOR * nonblind.TV_PER_SIGMA * sigma)
+    gray = np.zeros((8, 8))
+    for level, factor in ((0.0099, 1.0), (nonblind.NOISY_SIGMA, nonblind.NOISY_TV_FACTOR)):  # either side of the threshold
+        monkeypatch.setattr(nonblind, "noise_sigma", lambda g, level=level: level)
+        assert nonblind.tv_weight(gray, estimated_kernel=True) == pytest.approx(factor * nonblind.TV_PER_SIGMA * level)
+
+
+def test_the_tv_solver_writes_into_a_view_and_refuses_a_wrong_one():
+    from deblurkit.deconv import tv_deconvolve
+
+    y, _, k = _blurred_blocks()
+    whole = tv_deconvolve(y, k, 0.004)
+    target = np.zeros((3,) + y.shape[:2], np.float32)  # the networks' channels-first layout
+    tv_deconvolve(y, k, 0.004, out=target.transpose(1, 2, 0))
+    np.testing.assert_array_equal(target.transpose(1, 2, 0), whole)
+    eight_bits = np.round(y * 255).astype(np.uint8)  # integer photos are converted channel by channel
+    np.testing.assert_allclose(tv_deconvolve(eight_bits, k, 0.004), tv_deconvolve(eight_bits / 255.0, k, 0.004), atol=1e-5)
+    sixteen_bits = np.round(y * 65535).astype(np.uint16)
+    np.testing.assert_allclose(tv_deconvolve(sixteen_bits, k, 0.004), tv_deconvolve(sixteen_bits / 65535.0, k, 0.004), atol=1e-5)
+    with pytest.raises(ValueError, match="float32"):
+        tv_deconvolve(y, k, 0.004, out=np.zeros(y.shape, np.float64))
 
 
 def test_unknown_nonblind_method_is_refused():

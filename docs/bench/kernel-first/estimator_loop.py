@@ -66,7 +66,7 @@ def one(job):
         start = time.perf_counter()
         est = estimate_photo_kernel(y, cfg=cfg)
         seconds = time.perf_counter() - start
-        image = deconvolve_photo(y, est.kernel) if est.accepted else y
+        image = deconvolve_photo(y, est.kernel, estimated=True) if est.accepted else y
         d = Deconvolution(image, est.kernel, not est.accepted)
     else:
         start = time.perf_counter()

@@ -124,7 +124,7 @@ def store(target, x, y):
     if _deblurrer is None:
         _deblurrer = Deblurrer()
     est = estimate_photo_kernel(y)
-    d = deconvolve_photo(y, est.kernel) if est.accepted else y
+    d = deconvolve_photo(y, est.kernel, estimated=True) if est.accepted else y
     p = _deblurrer.restore(np.ascontiguousarray(y, np.float32), "fast", kernel="none")
     np.savez(target, x=x, y=y.astype(np.float16), d=np.asarray(d, np.float16), p=np.asarray(p, np.float16),
              accepted=est.accepted, residual=est.residual)

@@ -1,7 +1,7 @@
 """Model-free rows of the kernel bench: the project's own deconvolution given the true
 kernel (the ceiling of any kernel-first method: its non-blind step with a perfect kernel)
 and given the kernel the project's blind estimator finds, as the kernel path finds and
-uses it (deconv.photo: the photo-level estimate, the guard, the tiled deconvolution). Both use deblurkit.deconv with the kernel path's non-blind step
+uses it (deconv.photo: the photo-level estimate, the guard, the TV deconvolution). Both use deblurkit.deconv with the kernel path's non-blind step
 (KERNEL_PATH_NONBLIND, TV), so the rows move when the library's estimator or non-blind
 step changes; the kernel bench scores each estimate against the truth."""
 

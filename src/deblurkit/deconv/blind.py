@@ -99,7 +99,7 @@ def periodic_pad(img: np.ndarray, pad: int) -> np.ndarray:
 
     def fade(n):
         t = np.arange(1, n + 1) / (n + 1)
-        return (0.5 - 0.5 * np.cos(np.pi * t)).astype(img.dtype, copy=False)  # smooth start and end; float32 stays float32
+        return (0.5 - 0.5 * np.cos(np.pi * t)).astype(np.result_type(img.dtype, np.float32), copy=False)  # smooth; float32 stays float32
 
     t = fade(ph)[:, None]
     tall = np.concatenate([img, (1 - t) * img[-1:, :] + t * img[:1, :]], axis=0)

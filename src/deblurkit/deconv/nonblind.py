@@ -73,7 +73,7 @@ def tv_deconvolve(rgb: np.ndarray, k: np.ndarray, weight: float | None = None, o
     Solved in torch, one channel at a time (its FFTs and element-wise steps use every
     thread the process has; numpy's use one), the adjoint of the differences applied in
     space (one forward FFT per step, not two). Every step of every channel writes into the
-    same five buffers of one channel's size, so a whole 12 MP photo with a long kernel fits
+    same few buffers of one channel's size, so a whole 12 MP photo with a long kernel fits
     the photo's memory budget: the deconvolution needs no tiles, whose seams the solver's
     long-reaching early steps would leave. Returns a C-contiguous float32 (H, W, C) array, or
     writes into `out` (a float32 (H, W, C) array or view, e.g. of a channels-first photo)."""
@@ -81,7 +81,10 @@ def tv_deconvolve(rgb: np.ndarray, k: np.ndarray, weight: float | None = None, o
     k = k / k.sum()
     weight = tv_weight(to_gray(unit(rgb))) if weight is None else weight
     h, w, channels = rgb.shape
-    out = np.empty((h, w, channels), np.float32) if out is None else out
+    if out is None:
+        out = np.empty((h, w, channels), np.float32)
+    elif out.shape != (h, w, channels) or out.dtype != np.float32:
+        raise ValueError(f"out must be float32 {(h, w, channels)}, got {out.dtype} {out.shape}")
     with torch.inference_mode():
         x = torch.from_numpy(periodic_pad(unit(rgb[..., 0], np.float32), max(k.shape))).to(DTYPE)[None]
         shape = tuple(x.shape[1:])
@@ -90,7 +93,8 @@ def tv_deconvolve(rgb: np.ndarray, k: np.ndarray, weight: float | None = None, o
         lam_k_conj = lam * K.conj()
         kk, dd = lam * K.abs() ** 2, _difference_energy(shape, DTYPE)
         del K
-        # Five buffers of one channel: x, one difference image at a time, the adjoint and the two spectra
+        # Buffers of one channel, reused by every channel: x, one difference image at a time, the
+        # adjoint, the two spectra and the denominator (and the kernel's terms, kept for all channels)
         g, adjoint = torch.empty_like(x), torch.empty_like(x)
         kty, spectrum = torch.empty_like(lam_k_conj[None]), torch.empty_like(lam_k_conj[None])
         denominator = torch.empty_like(kk)  # kk + beta dd, one step at a time

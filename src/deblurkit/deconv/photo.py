@@ -29,8 +29,8 @@ DENOISE_FROM_SIGMA) is denoised before the estimator reads it (denoised_for_esti
 the guard judges the kernel on the window as it is.
 
 The non-blind step solves a photo of up to DECONV_TILE pixels a side whole, one channel at
-a time in float32 (nonblind.tv_deconvolve: a 12 MP photo with a 235 px kernel peaks below
-1 GB), because tiles leave seams: the solver's early steps, under little regularisation,
+a time in float32 (nonblind.tv_deconvolve: a 12 MP photo with a 235 px kernel peaked at
+0.9-1.0 GB, docs/bench/kernel-first/tv_whole_memory.txt), because tiles leave seams: the solver's early steps, under little regularisation,
 reach far beyond one kernel size. On the speed bench's made-up 12 MP shake photo (a 125 px
 kernel in a 235 px estimate) the whole solve scores 30.37 dB where tiles of 1024 px with a
 kernel-size margin scored 26.83, and takes less time (5.8 against 7.8 s;
@@ -62,13 +62,14 @@ HALF_LOOK_EXTENT = 40  # a first kernel longer than this (at the estimation scal
 HALF_LOOK_RESIDUAL = 1.0
 # A noisy window is denoised before the estimator reads the kernel from it (OpenCV's
 # non-local means at ESTIMATE_DENOISE times the window's estimated noise, in 8-bit levels),
-# where that noise is at least DENOISE_FROM_SIGMA: noise drowns the faint edges the kernel
-# is read from. The guard still judges the kernel on the window as it is. Chosen on
-# training photos (docs/bench/kernel-first/noise_robust_probe.md): the estimator loop with
-# 2% / 3% Gaussian noise +1.23 -> +2.41 / +0.19 -> +2.29 dB, our handheld model's photos
-# -0.02 -> +0.53; at 1% noise (grey noise 0.007) it changed nothing beyond the loop's
-# scatter (+2.61 -> +2.80 on 48 photos, -0.02 dB in the product), so quieter windows are
-# left alone; twice the strength lost 0.3-0.5 dB on the loop.
+# where that noise, measured on the window at the estimation's scale, is at least
+# DENOISE_FROM_SIGMA: noise drowns the faint edges the kernel is read from. The guard still
+# judges the kernel on the window as it is. Chosen on training photos
+# (docs/bench/kernel-first/noise_robust_probe.md): as shipped, the estimator loop with 2% /
+# 3% Gaussian noise +1.23 -> +2.16 / +0.19 -> +2.30 dB, our handheld model's photos -0.02 ->
+# +0.55; denoising every window changed nothing beyond the loop's scatter at 1% noise (grey
+# noise 0.007: +2.61 -> +2.80 on 48 photos, -0.02 dB in the product) and lost on held-out
+# sets, so quieter windows are left alone; twice the strength lost 0.3-0.5 dB on the loop.
 ESTIMATE_DENOISE = 1.0
 DENOISE_FROM_SIGMA = NOISY_SIGMA
 MAX_KERNEL_FILE_SIDE = 1025  # a kernel file larger than this is not a blur kernel
