@@ -196,7 +196,7 @@ def test_a_noisy_window_is_denoised_for_the_estimator_and_a_quiet_one_is_left_as
     clean = cv2.filter2D(blocks(160, 160), -1, k[::-1, ::-1], borderType=cv2.BORDER_REPLICATE)
     rng = np.random.default_rng(1)
     quiet = np.clip(clean + rng.normal(0, 0.003, clean.shape), 0, 1)
-    assert photo.denoised_for_estimation(quiet) is quiet  # under DENOISE_FROM_SIGMA: untouched
+    assert photo.denoised_for_estimation(quiet) is quiet  # under NOISY_SIGMA: untouched
     noisy = np.clip(clean + rng.normal(0, 0.03, clean.shape), 0, 1)
     assert photo.denoised_for_estimation(noisy, 0.0) is noisy  # strength 0: off
     seen = photo.denoised_for_estimation(noisy)

@@ -114,7 +114,7 @@ def predictor_check(image: torch.Tensor, est, predictor) -> PredictorCheck:
     x, y0, w, h = est.region
     t = min(max(y0 + h // 2 - side_h // 2, 0), H - side_h)
     l = min(max(x + w // 2 - side_w // 2, 0), W - side_w)
-    y = unit(_pixels_hwc(image)[t:t + side_h, l:l + side_w]).astype(np.float32)
+    y = unit(_pixels_hwc(image)[t:t + side_h, l:l + side_w], np.float32)
     if s < 1:
         y = cv2.resize(y, (max(int(round(side_w * s)), 1), max(int(round(side_h * s)), 1)), interpolation=cv2.INTER_AREA)
     d = deconvolve_photo(y, kernel, estimated=True)
@@ -171,7 +171,7 @@ def decide(image: torch.Tensor, choice: KernelChoice, supported: bool = True, pr
                         est.residual)
 
 
-def deconvolution(image: torch.Tensor, kernel: np.ndarray, estimated: bool = True) -> torch.Tensor:
+def deconvolution(image: torch.Tensor, kernel: np.ndarray, estimated: bool) -> torch.Tensor:
     """(1, 3, H, W) photo -> its deconvolution with `kernel` (`estimated` or given: see
     nonblind.tv_weight), (1, 3, H, W) float32 in [0, 1]."""
     from .deconv.photo import deconvolve_photo

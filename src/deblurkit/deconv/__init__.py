@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .nonblind import tv_deconvolve
+from .nonblind import tv_deconvolve, tv_weight
 from .photo import ESTIMATE_SIDE, MIN_SIDE
 from .similarity import kernel_similarity
 from .blind import (GUARD_RESIDUAL, WIENER_RULES, WIENER_WEIGHT, BlindConfig, estimate_kernel, residual_ratio, to_gray,
@@ -52,7 +52,8 @@ def blind_deconvolution(rgb: np.ndarray, cfg: BlindConfig = BlindConfig(), weigh
     if rule == "guarded" and residual_ratio(gray, k) > GUARD_RESIDUAL:
         return Deconvolution(np.clip(rgb, 0, 1), k, True)
     if method == "tv":
-        return Deconvolution(tv_deconvolve(rgb, k).astype(np.float64), k, False)
+        estimated = tv_weight(to_gray(rgb), estimated_kernel=True)  # the kernel is an estimate: nonblind.tv_weight
+        return Deconvolution(tv_deconvolve(rgb, k, estimated).astype(np.float64), k, False)
     return Deconvolution(wiener(rgb, k, weight), k, False)
 
 

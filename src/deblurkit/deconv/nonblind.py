@@ -85,8 +85,11 @@ def tv_deconvolve(rgb: np.ndarray, k: np.ndarray, weight: float | None = None, o
         out = np.empty((h, w, channels), np.float32)
     elif out.shape != (h, w, channels) or out.dtype != np.float32:
         raise ValueError(f"out must be float32 {(h, w, channels)}, got {out.dtype} {out.shape}")
+    def padded(c):  # channel c, converted and padded: where the solve starts
+        return torch.from_numpy(periodic_pad(unit(rgb[..., c], np.float32), max(k.shape))).to(DTYPE)[None]
+
     with torch.inference_mode():
-        x = torch.from_numpy(periodic_pad(unit(rgb[..., 0], np.float32), max(k.shape))).to(DTYPE)[None]
+        x = padded(0)
         shape = tuple(x.shape[1:])
         K = torch.from_numpy(psf2otf(k, shape)).to(DTYPE.to_complex())
         lam = 2.0 / weight
@@ -100,7 +103,7 @@ def tv_deconvolve(rgb: np.ndarray, k: np.ndarray, weight: float | None = None, o
         denominator = torch.empty_like(kk)  # kk + beta dd, one step at a time
         for c in range(channels):
             if c:  # the channel starts at the input
-                x.copy_(torch.from_numpy(periodic_pad(unit(rgb[..., c], np.float32), max(k.shape)))[None])
+                x.copy_(padded(c))
             torch.fft.rfft2(x, out=kty)
             kty.mul_(lam_k_conj)
             beta = BETA_START

@@ -25,7 +25,7 @@ the window deconvolved with it is sharper than with the first kernel (the gradie
 L1/L2 ratio, sharper_deconvolution: the guard's residual prefers the shorter kernel even
 where it is the wrong one; chosen on training photos:
 docs/bench/kernel-first/two_looks_probe.py). A noisy window (grey noise at least
-DENOISE_FROM_SIGMA) is denoised before the estimator reads it (denoised_for_estimation);
+nonblind.NOISY_SIGMA) is denoised before the estimator reads it (denoised_for_estimation);
 the guard judges the kernel on the window as it is.
 
 The non-blind step solves a photo of up to DECONV_TILE pixels a side whole, one channel at
@@ -63,15 +63,14 @@ HALF_LOOK_RESIDUAL = 1.0
 # A noisy window is denoised before the estimator reads the kernel from it (OpenCV's
 # non-local means at ESTIMATE_DENOISE times the window's estimated noise, in 8-bit levels),
 # where that noise, measured on the window at the estimation's scale, is at least
-# DENOISE_FROM_SIGMA: noise drowns the faint edges the kernel is read from. The guard still
-# judges the kernel on the window as it is. Chosen on training photos
+# nonblind.NOISY_SIGMA (the TV weight's threshold too): noise drowns the faint edges the
+# kernel is read from. The guard still judges the kernel on the window as it is. Chosen on training photos
 # (docs/bench/kernel-first/noise_robust_probe.md): as shipped, the estimator loop with 2% /
 # 3% Gaussian noise +1.23 -> +2.16 / +0.19 -> +2.30 dB, our handheld model's photos -0.02 ->
 # +0.55; denoising every window changed nothing beyond the loop's scatter at 1% noise (grey
 # noise 0.007: +2.61 -> +2.80 on 48 photos, -0.02 dB in the product) and lost on held-out
 # sets, so quieter windows are left alone; twice the strength lost 0.3-0.5 dB on the loop.
 ESTIMATE_DENOISE = 1.0
-DENOISE_FROM_SIGMA = NOISY_SIGMA
 MAX_KERNEL_FILE_SIDE = 1025  # a kernel file larger than this is not a blur kernel
 
 
@@ -164,11 +163,11 @@ def _gray_window(rgb: np.ndarray, region: tuple[int, int, int, int], scale: floa
 
 def denoised_for_estimation(gray: np.ndarray, strength: float = ESTIMATE_DENOISE) -> np.ndarray:
     """The grey window the estimator reads the kernel from: denoised by non-local means at
-    `strength` times its estimated noise where that noise is at least DENOISE_FROM_SIGMA
+    `strength` times its estimated noise where that noise is at least NOISY_SIGMA
     (the window itself otherwise, or where `strength` is 0)."""
     sigma = noise_sigma(gray)
     h = strength * sigma * 255.0
-    if h <= 0 or sigma < DENOISE_FROM_SIGMA:
+    if h <= 0 or sigma < NOISY_SIGMA:
         return gray
     u8 = np.round(np.clip(gray, 0, 1) * 255.0).astype(np.uint8)
     return cv2.fastNlMeansDenoising(u8, None, h=float(h), templateWindowSize=5, searchWindowSize=15).astype(np.float64) / 255.0
