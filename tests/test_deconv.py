@@ -6,7 +6,7 @@ import pytest
 
 from deblurkit.data.blur import convolve
 from deblurkit.deconv import WIENER_WEIGHT, BlindConfig, blind_deconvolve, estimate_kernel, wiener
-from deblurkit.deconv.blind import (_grad, _diff_otf, centre_kernel, clean_kernel, periodic_pad, psf2otf,
+from deblurkit.deconv.blind import (_grad, _diff_otf, centre_kernel, clean_kernel, l0_latent, periodic_pad, psf2otf,
                                     pyramid_sizes, salient_threshold)
 
 
@@ -39,6 +39,27 @@ def test_difference_transfer_functions_match_the_spatial_gradient():
     gx, gy = _grad(x)
     for axis, g in ((1, gx), (0, gy)):
         np.testing.assert_allclose(np.fft.irfft2(_diff_otf(x.shape, axis) * np.fft.rfft2(x), s=x.shape), g, atol=1e-12)
+
+
+def test_l0_latent_is_the_half_quadratic_splitting_written_out_in_fourier_terms():
+    """The torch solver (the gradients' adjoint applied in space) against the textbook
+    numpy form: conj(Dx) F(gx) + conj(Dy) F(gy) in the numerator."""
+    rng = np.random.default_rng(3)
+    y = cv2.GaussianBlur(blocks(48), (0, 0), 1.0) + 0.01 * rng.standard_normal((48, 48))
+    k = np.zeros((5, 5))
+    k[2, 1:4] = 1 / 3
+    K = psf2otf(k, y.shape)
+    cfg = BlindConfig(beta_max=1e3)
+    lam = 4e-3
+    Dx, Dy = _diff_otf(y.shape, 1), _diff_otf(y.shape, 0)
+    x, beta = y.copy(), 2 * lam
+    while beta < cfg.beta_max:
+        gx, gy = _grad(x)
+        keep = (gx ** 2 + gy ** 2) >= lam / beta
+        num = np.conj(K) * np.fft.rfft2(y) + beta * (np.conj(Dx) * np.fft.rfft2(gx * keep) + np.conj(Dy) * np.fft.rfft2(gy * keep))
+        x = np.fft.irfft2(num / (np.abs(K) ** 2 + beta * (np.abs(Dx) ** 2 + np.abs(Dy) ** 2)), s=y.shape)
+        beta *= cfg.kappa
+    np.testing.assert_allclose(l0_latent(y, K, lam, cfg), x, atol=1e-10)
 
 
 def test_psf2otf_is_the_convolution_the_blur_model_applies():
