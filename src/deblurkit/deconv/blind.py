@@ -90,21 +90,33 @@ def to_gray(rgb: np.ndarray) -> np.ndarray:
     return (rgb[..., :3] @ np.array([0.299, 0.587, 0.114])).astype(np.float64)
 
 
+def padded_shape(shape: tuple[int, int], pad: int) -> tuple[int, int]:
+    """(H, W) grown by at least `pad` on each axis, to sizes the FFT is fast at."""
+    return cv2.getOptimalDFTSize(shape[0] + pad), cv2.getOptimalDFTSize(shape[1] + pad)
+
+
 def periodic_pad(img: np.ndarray, pad: int) -> np.ndarray:
     """Pad (H, W) on the bottom and right by at least `pad` (up to sizes the FFT is fast
     at) so the result wraps smoothly: the pad cross-fades from the last row/column into
     the first, so FFT-based solvers see no edge."""
     h, w = img.shape
-    ph, pw = cv2.getOptimalDFTSize(h + pad) - h, cv2.getOptimalDFTSize(w + pad) - w
+    out = np.empty(padded_shape((h, w), pad), np.result_type(img.dtype, np.float32))  # float32 stays float32
+    out[:h, :w] = img
+    fill_periodic_pad(out, h, w)
+    return out
 
+
+def fill_periodic_pad(out: np.ndarray, h: int, w: int) -> None:
+    """Fill `out` outside its top-left (h, w) corner, which holds the image, with
+    periodic_pad's cross-fades (in place: no second copy of a large image)."""
     def fade(n):
         t = np.arange(1, n + 1) / (n + 1)
-        return (0.5 - 0.5 * np.cos(np.pi * t)).astype(np.result_type(img.dtype, np.float32), copy=False)  # smooth; float32 stays float32
+        return (0.5 - 0.5 * np.cos(np.pi * t)).astype(out.dtype, copy=False)
 
-    t = fade(ph)[:, None]
-    tall = np.concatenate([img, (1 - t) * img[-1:, :] + t * img[:1, :]], axis=0)
-    t = fade(pw)[None, :]
-    return np.concatenate([tall, (1 - t) * tall[:, -1:] + t * tall[:, :1]], axis=1)
+    t = fade(out.shape[0] - h)[:, None]
+    out[h:, :w] = (1 - t) * out[h - 1:h, :w] + t * out[:1, :w]
+    t = fade(out.shape[1] - w)[None, :]
+    out[:, w:] = (1 - t) * out[:, w - 1:w] + t * out[:, :1]
 
 
 def psf2otf(k: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
