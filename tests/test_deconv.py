@@ -368,6 +368,23 @@ def test_an_estimated_kernel_on_a_noisy_photo_gets_the_stronger_tv_weight(monkey
         assert nonblind.tv_weight(gray, estimated_kernel=True) == pytest.approx(factor * nonblind.TV_PER_SIGMA * level)
 
 
+@pytest.mark.parametrize("kind", ["uint8", "uint16", "float32", "float64", "channels_first_view"])
+def test_a_channel_is_loaded_padded_in_place_exactly_as_converted_then_padded(kind):
+    from deblurkit.deconv.blind import padded_shape
+    from deblurkit.deconv.nonblind import load_padded_channel, unit
+
+    rng = np.random.default_rng(5)
+    rgb = {"uint8": lambda: rng.integers(0, 256, (37, 50, 3), dtype=np.uint8),
+           "uint16": lambda: rng.integers(0, 65536, (37, 50, 3), dtype=np.uint16),
+           "float32": lambda: rng.random((37, 50, 3), dtype=np.float32),
+           "float64": lambda: rng.random((37, 50, 3)) * 1.2 - 0.1,
+           "channels_first_view": lambda: rng.random((3, 37, 50)).astype(np.float32).transpose(1, 2, 0)}[kind]()
+    out = np.full(padded_shape(rgb.shape[:2], 9), np.nan, np.float32)
+    for c in range(3):
+        load_padded_channel(out, rgb, c)
+        np.testing.assert_array_equal(out, periodic_pad(unit(rgb[..., c], np.float32), 9))
+
+
 def test_the_tv_solver_writes_into_a_view_and_refuses_a_wrong_one():
     from deblurkit.deconv import tv_deconvolve
 

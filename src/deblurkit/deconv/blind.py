@@ -156,7 +156,7 @@ def l0_latent(y: np.ndarray, K: np.ndarray, lam: float, cfg: BlindConfig) -> np.
 
     shape = y.shape
     yt = torch.from_numpy(np.ascontiguousarray(y, np.float64))
-    Kt = torch.from_numpy(K)
+    Kt = torch.from_numpy(np.ascontiguousarray(K))  # a view numpy accepts (reversed, read-only) torch may not
     Dx, Dy = _diff_otf(shape, 1), _diff_otf(shape, 0)
     num_y = torch.view_as_real(Kt.conj() * torch.fft.rfft2(yt))  # Dx, Dy: only their energy below (the adjoint is applied in space)
     den_k = Kt.abs() ** 2
