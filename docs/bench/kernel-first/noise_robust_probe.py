@@ -42,25 +42,32 @@ def setting(settings):
         setattr(module, name, float(value))
 
 
+def probe_photo(kind, i, path, loop_noise=0.01, classes=None):
+    """(sharp, blurry, true kernel) of probe photo i, float64: "loop" blurs it as the
+    estimator loop does (our kernel i of `classes`, Gaussian noise, 8 bits), "handheld" by
+    UNIFORM with its noise; None where the handheld draw is not motion alone."""
+    if kind == "loop":
+        k = L.our_kernel(i, classes)
+        u8 = np.round(read_image(path).rgb * 255).astype(np.uint8)
+        y = blur_with_kernel(u8, k.astype(np.float32), loop_noise, np.random.default_rng([1234, i])).astype(np.float64)
+        return u8 / 255.0, y, k
+    x = read_image(path).rgb.astype(np.float32)
+    res = apply_blur(x, np.random.default_rng([77, i]), UNIFORM, noise=True)
+    if res.kinds != ["motion"]:
+        return None
+    return x.astype(np.float64), np.clip(res.blurry, 0, 1).astype(np.float64), photo.as_kernel(res.kernels[0])
+
+
 def one(job):
     kind, i, path, settings = job
     torch.set_num_threads(1)
     settings = dict(settings)
     loop_noise = float(settings.pop("loop_noise", 0.01))
     setting(settings)
-    if kind == "loop":
-        k = L.our_kernel(i)
-        u8 = np.round(read_image(path).rgb * 255).astype(np.uint8)
-        y = blur_with_kernel(u8, k.astype(np.float32), loop_noise, np.random.default_rng([1234, i])).astype(np.float64)
-        x = u8 / 255.0
-    else:
-        x = read_image(path).rgb.astype(np.float32)
-        res = apply_blur(x, np.random.default_rng([77, i]), UNIFORM, noise=True)
-        if res.kinds != ["motion"]:
-            return None
-        y = np.clip(res.blurry, 0, 1).astype(np.float64)
-        k = photo.as_kernel(res.kernels[0])
-        x = x.astype(np.float64)
+    made = probe_photo(kind, i, path, loop_noise)
+    if made is None:
+        return None
+    x, y, k = made
     base = L.score(y, x)
     sigma = photo.noise_sigma(photo._gray_window(y, photo.centre_region(*y.shape[:2], photo.estimation_scale(*y.shape[:2])), 1.0))
     est = photo.estimate_photo_kernel(y)

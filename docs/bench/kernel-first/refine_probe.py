@@ -172,28 +172,15 @@ def eval_rows(cache):
 def _eval_one(job):
     os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
-    import estimator_loop as L
-    from noise_robust_probe import UNIFORM
+    from noise_robust_probe import probe_photo
 
-    from deblurkit.bench.kernels import blur_with_kernel
-    from deblurkit.data.blur import apply_blur
     from deblurkit.deconv import kernel_similarity, photo
-    from deblurkit.io import read_image
 
     kind, i, path = job
-    if kind == "loop":
-        k = L.our_kernel(i, ["small", "large", "huge"])
-        u8 = np.round(read_image(path).rgb * 255).astype(np.uint8)
-        y = blur_with_kernel(u8, k.astype(np.float32), 0.01, np.random.default_rng([1234, i])).astype(np.float64)
-        x = u8 / 255.0
-    else:
-        x = read_image(path).rgb.astype(np.float32)
-        res = apply_blur(x, np.random.default_rng([77, i]), UNIFORM, noise=True)
-        if res.kinds != ["motion"]:
-            return None
-        y = np.clip(res.blurry, 0, 1).astype(np.float64)
-        k = photo.as_kernel(res.kernels[0])
-        x = x.astype(np.float64)
+    made = probe_photo(kind, i, path, classes=["small", "large", "huge"])
+    if made is None:
+        return None
+    x, y, k = made
     est = photo.estimate_photo_kernel(y)
     d = photo.deconvolve_photo(y, est.kernel, estimated=True) if est.accepted else None
     return kind, photo.kernel_extent(k), x, y, d, kernel_similarity(est.kernel, k)
