@@ -52,8 +52,8 @@ def blind_deconvolution(rgb: np.ndarray, cfg: BlindConfig = BlindConfig(), weigh
     if rule == "guarded" and residual_ratio(gray, k) > GUARD_RESIDUAL:
         return Deconvolution(np.clip(rgb, 0, 1), k, True)
     if method == "tv":
-        estimated = tv_weight(to_gray(rgb), estimated_kernel=True)  # the kernel is an estimate: nonblind.tv_weight
-        return Deconvolution(tv_deconvolve(rgb, k, estimated).astype(np.float64), k, False)
+        tv = tv_weight(to_gray(rgb), estimated_kernel=True)  # the kernel is an estimate: nonblind.tv_weight
+        return Deconvolution(tv_deconvolve(rgb, k, tv).astype(np.float64), k, False)
     return Deconvolution(wiener(rgb, k, weight), k, False)
 
 

@@ -45,14 +45,21 @@ BETA_START, BETA_MAX, BETA_RATE = 1.0, 256.0, 2.0 * np.sqrt(2.0)
 DTYPE = torch.float32
 
 
-def unit(a: np.ndarray, dtype=np.float64) -> np.ndarray:
+_INTEGER_SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+
+
+def unit(a: np.ndarray, dtype=np.float64, out: np.ndarray | None = None) -> np.ndarray:
     """Pixels (uint8, uint16 or float in [0, 1]; a slice of the photo) as floats in [0, 1]
     (float64, or `dtype`): the photo stays in its compact form and only the part in use is
-    converted."""
-    if a.dtype == np.uint8:
-        return a.astype(dtype) / dtype(255.0)
-    if a.dtype == np.uint16:
-        return a.astype(dtype) / dtype(65535.0)
+    converted. out: written there instead (an array of a's shape, whose dtype is used)."""
+    scale = _INTEGER_SCALE.get(a.dtype)
+    if out is not None:
+        np.copyto(out, a, casting="unsafe")
+        if scale is not None:
+            out /= out.dtype.type(scale)  # the converted value over the scale in that dtype, as below
+        return out
+    if scale is not None:
+        return a.astype(dtype) / dtype(scale)
     return np.asarray(a, dtype)
 
 
@@ -70,11 +77,7 @@ def load_padded_channel(out: np.ndarray, rgb: np.ndarray, c: int) -> None:
     the same numbers without three more copies of a channel (12 MP: 150 MB less at the
     start of each channel's solve)."""
     h, w = rgb.shape[:2]
-    inside = out[:h, :w]
-    np.copyto(inside, rgb[..., c], casting="unsafe")
-    scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(rgb.dtype)
-    if scale is not None:
-        inside /= np.float32(scale)  # as unit(): the float32 value over the float32 scale
+    unit(rgb[..., c], out=out[:h, :w])
     fill_periodic_pad(out, h, w)
 
 
