@@ -557,3 +557,43 @@ def test_a_video_manifest_tells_kernel_choices_apart():
     assert a != b and a["mode"] == "given" and a["kernel_sha256"]
     assert KernelChoice("auto", size=31).fingerprint() != KernelChoice("auto").fingerprint()
     assert KernelChoice("auto", region=(0, 0, 64, 64)).fingerprint()["region"] == [0, 0, 64, 64]
+
+
+def test_a_refiner_starts_the_kernel_path_from_the_deconvolution_plus_its_correction():
+    k = line_kernel(7, 60)
+    y, _ = shaken(72, 96, k)  # sides a multiple of the refiner's 8: one tile, no padding
+    d = torch.from_numpy(deconvolve_photo(y, k)).permute(2, 0, 1)[None]
+    plain = random_tiny_model()
+    refined = random_tiny_model(refined=True, seed=1)
+    refined.load_state_dict({**refined.state_dict(), **plain.state_dict()})  # plain's networks and a refiner
+    whole = Restorer(refined, CPU, tile=128)
+    out = whole.restore(_tensor(y), SamplingOptions(steps=0), kernel=KernelChoice("given", k))
+    with torch.no_grad():
+        signed = _tensor(y).float() / 255 * 2 - 1
+        expected = ((refined.refine(signed, d * 2 - 1) + 1) / 2).clamp(0, 1)
+    assert (out - expected).abs().max() < 1e-5
+    assert (out - d).abs().max() > 1e-2  # the correction did something
+    # Tiles agree with the whole photo where the overlaps blend them (a network's tiles are
+    # not bitwise the whole; the blend keeps them close).
+    tiled = Restorer(refined, CPU, tile=48, overlap=16).restore(_tensor(y), SamplingOptions(steps=0),
+                                                                 kernel=KernelChoice("given", k))
+    assert (tiled - out).abs().mean() < 0.01
+    # A fresh refiner is zero at its tail: the deconvolution itself, as a model without one gives.
+    from deblurkit.models import build_model
+    from deblurkit.models.config import tiny_config
+
+    fresh = build_model(tiny_config(refined=True)).eval()
+    fresh.load_state_dict({**fresh.state_dict(), **plain.state_dict()})
+    same = Restorer(fresh, CPU, tile=128).restore(_tensor(y), SamplingOptions(steps=0), kernel=KernelChoice("given", k))
+    assert (same - d).abs().max() < 1e-6
+    # The blind path never sees the refiner.
+    a = Restorer(refined, CPU, tile=128).restore(_tensor(y), SamplingOptions(steps=0))
+    b = Restorer(plain, CPU, tile=128).restore(_tensor(y), SamplingOptions(steps=0))
+    assert torch.equal(a, b)
+    # Sampling on the kernel path starts from the refined estimate: its samples differ from
+    # the plain model's, and repeat with the same generators.
+    opts = SamplingOptions(steps=2, noise_ceiling=0.5)
+    s1 = whole.restore(_tensor(y), opts, sample_generators(0, "a", 1, CPU), kernel=KernelChoice("given", k))
+    s2 = whole.restore(_tensor(y), opts, sample_generators(0, "a", 1, CPU), kernel=KernelChoice("given", k))
+    s0 = Restorer(plain, CPU, tile=128).restore(_tensor(y), opts, sample_generators(0, "a", 1, CPU), kernel=KernelChoice("given", k))
+    assert torch.equal(s1, s2) and (s1 - s0).abs().max() > 1e-3

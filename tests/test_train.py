@@ -448,3 +448,75 @@ def test_a_run_stopped_by_ctrl_c_exits_130_with_its_checkpoint(data_dirs, tmp_pa
             proc.kill()
     assert proc.returncode == 130 and "checkpoint saved" in rest, rest
     assert (tmp_path / "run" / "state.pt").is_file()
+
+
+def test_kernel_path_crops_are_shifted_onto_their_deconvolution(monkeypatch):
+    # An estimated kernel is centred on its mass, the true one need not be: the crop's
+    # deconvolution then sits off the sharp crop, and the pack shifts the sharp crop onto it.
+    import deblurkit.kernel_path as kp
+    from deblurkit.data.deconv_pack import kernel_path_sample
+    import cv2
+
+    from deblurkit.data.blur import convolve
+
+    rng = np.random.default_rng(3)
+    x = cv2.GaussianBlur(rng.random((112, 112, 3)).astype(np.float32), (0, 0), 1.5)
+    x = (x - x.min()) / (x.max() - x.min())
+    true = np.zeros((15, 15), np.float32)
+    true[7, 9:14] = 0.2  # a short line 4 px right of the kernel's centre
+    y = np.clip(convolve(x, true), 0, 1).astype(np.float32)
+    centred = np.zeros((5, 5))
+    centred[2, :] = 0.2  # the same line about its own centre, as an estimate returns it
+    monkeypatch.setattr(kp, "decide", lambda image, choice, **_: kp.KernelReport("kernel", centred, "test"))
+    xs, ys, ds, k = kernel_path_sample(x, y, window=8)
+    assert xs.shape == ys.shape == ds.shape == (96, 96, 3) and k is centred
+    torch_ = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))[None]  # noqa: E731
+    from deblurkit.metrics.align import best_shift
+
+    assert best_shift(torch_(ds), torch_(xs), 4) == (0, 0)  # aligned
+    from deblurkit.deconv.photo import deconvolve_photo
+
+    unshifted = deconvolve_photo(y, centred)[8:-8, 8:-8]
+    assert np.mean((ds - xs) ** 2) < 0.5 * np.mean((unshifted - xs) ** 2)  # closer than the unshifted pair
+    np.testing.assert_array_equal(ys, y[8:-8, 12:-4])  # the blurry crop moved with d (4 px, the line's offset)
+    monkeypatch.setattr(kp, "decide", lambda image, choice, **_: kp.KernelReport("blind", None, "test"))
+    assert kernel_path_sample(x, y, window=8) is None  # a crop the kernel path would not take
+
+
+def test_the_refiner_trains_alone_on_kernel_path_crops(data_dirs, tmp_path, monkeypatch):
+    import deblurkit.kernel_path as kp
+
+    # Every crop takes the kernel path with a short line kernel (the estimator on 64 px test
+    # images is not what is tested here).
+    line = np.zeros((5, 5))
+    line[2, :] = 0.2
+    monkeypatch.setattr(kp, "decide", lambda image, choice, **_: kp.KernelReport("kernel", line, "test"))
+    pack = ["deconv-pack", "--count", "4", "--sharp", str(data_dirs / "sharp"), "--crop", "64", "--seed", "4", "--estimate", "photo"]
+    r = CliRunner().invoke(app, [*pack, str(tmp_path / "photo")])
+    assert r.exit_code == 0 and "crops on the kernel path" in r.output, r.output
+    with np.load(next((tmp_path / "photo").glob("deconv-*.npz"))) as z:
+        assert str(z["estimate"]) == "photo" and z["sharp"].shape[1:] == (16, 16, 3) and list(z["drawn"]) == [0, 1, 2, 3]
+    r = CliRunner().invoke(app, [*pack, "--crop", "80", str(tmp_path / "photo")])  # resuming another crop size: refused
+    assert r.exit_code == 2 and "another --crop" in r.output, r.output
+    r = CliRunner().invoke(app, [*pack[:-2], "--estimate", "crop", str(tmp_path / "photo")])
+    assert r.exit_code == 2 and "made with --estimate photo" in r.output, r.output
+    # Training the refiner: from --init, only the refiner changes.
+    base = ["train", "--size", "tiny", "--batch", "2", "--crop", "16", "--device", "cpu", "--seed", "1"]
+    r = CliRunner().invoke(app, [*base, "--steps", "1", "--phase", "predictor", "--sharp", str(data_dirs / "sharp"),
+                                 "--out", str(tmp_path / "start")])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(app, [*base, "--steps", "3", "--phase", "refiner", "--deconv", str(tmp_path / "photo"),
+                                 "--init", str(tmp_path / "start" / "ema.safetensors"), "--out", str(tmp_path / "ref")])
+    assert r.exit_code == 0 and "by the kernel path" in r.output, r.output
+    before, after = _state(tmp_path / "start" / "ema.safetensors"), _state(tmp_path / "ref" / "model.safetensors")
+    assert load_checkpoint(tmp_path / "ref" / "model.safetensors").model.config.refiner is not None
+    assert all(torch.equal(before[k], after[k]) for k in before)  # predictor and denoiser frozen
+    assert any(after[k].abs().max() > 0 for k in after if k.startswith("refiner.tail."))  # the refiner learned
+    # The wrong data or options for each design: one line each.
+    for extra, code, why in ((["--phase", "refiner", "--sharp", str(data_dirs / "sharp")], 2, "--deconv data only"),
+                             (["--deconv", str(tmp_path / "photo"), "--phase", "predictor", "--deconv-input"], 2, "for --phase refiner"),
+                             (["--phase", "refiner", "--deconv", str(tmp_path / "photo"), "--deconv-input"], 2, "the other design"),
+                             (["--phase", "refiner", "--deconv", str(tmp_path / "photo"), "--val", str(data_dirs / "val")], 2,
+                              "bench kernels")):
+        r = CliRunner().invoke(app, [*base, "--steps", "1", *extra, "--out", str(tmp_path / "bad")])
+        assert r.exit_code == code and why in r.output and "Traceback" not in r.output, (extra, r.output)

@@ -1,6 +1,7 @@
 """Kernel-first restoration (issue 35), the step below the restorer: find the photo's blur
 kernel (or take the one the user gives), deconvolve the photo with it, and hand the
-networks that deconvolution as their starting estimate. Where the estimated kernel does
+networks that deconvolution as their starting estimate (refined first by the model's
+refiner, where it has one: models/config.py `refiner`). Where the estimated kernel does
 not explain the photo (the guard: moving objects, scene motion, defocus the estimator
 does not find) the photo takes the blind path, the predictor alone, as before.
 

@@ -9,6 +9,7 @@ happen on the full image. Overlapping tiles therefore always agree and no seams 
 Every model family answers the same few questions (DvSR in models/dvsr.py, HI-Diff in
 models/hidiff.py): `diffuses_pixels` (is there an image-space chain), `has_deterministic_path`
 (do 0 steps restore anything), `predict(y, prior)` (the deterministic image estimate of a tile), `denoise(...)` (one step of that chain),
+`refiner` / `refine(y, d)` (the kernel path's estimate from a tile and its deconvolution; DvSR),
 `guide(y)` / `guidance` (per-tile conditioning computed once, MSGD), `image_prior(y, noise,
 steps)` (a per-image prior shared by all tiles, HI-Diff), and the memory estimates
 `activation_bytes_per_pixel()` and `cached_bytes_per_pixel()`.
@@ -177,6 +178,12 @@ class Restorer:
         y = self._signed(crops[0])
         with autocast(self.device, self.precision):
             return self.model.predict(self._cl(y))
+
+    def _refine_tiles(self, crops: list[torch.Tensor]) -> torch.Tensor:
+        """The refiner on tiles of the input and of its deconvolution (float32 in [0, 1])."""
+        y, d = self._signed(crops[0]), crops[1] * 2.0 - 1.0
+        with autocast(self.device, self.precision):
+            return self.model.refine(self._cl(y), self._cl(d))
 
     @torch.inference_mode()
     def _predict_whole(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -442,11 +449,15 @@ class Restorer:
         pixels, grid, per_batch, padded = self._tiled(image, S)
         if deconv is None:
             x_init = grid.apply(self._predict_tiles, [pixels], per_batch)
-        else:  # the kernel path: the deconvolution is the initial estimate, padded as the input is
-            x_init = deconv.to(self.device, torch.float32)
+        else:  # the kernel path: the deconvolution, refined where the model has a refiner, is the initial estimate
+            d = deconv.to(self.device, torch.float32)
             if padded:
-                x_init = pad_image(x_init, pixels.shape[-2] - H, pixels.shape[-1] - W)
-            x_init = x_init.mul(2.0).sub_(1.0)
+                d = pad_image(d, pixels.shape[-2] - H, pixels.shape[-1] - W)
+            if self.model.refiner is None:
+                x_init = d.mul(2.0).sub_(1.0)
+            else:
+                x_init = grid.apply(self._refine_tiles, [pixels, d], per_batch)
+            del d
         schedule = options.schedule()
         if schedule is None:
             out = x_init[..., :H, :W].add_(1.0).div_(2.0).clamp_(0.0, 1.0)

@@ -59,7 +59,7 @@ def train_cmd(
     sharp: list[str] = typer.Option([], "--sharp", help="Folder of sharp photos, blurred on the fly (repeatable, DIR[:WEIGHT])."),
     pairs: list[str] = typer.Option([], "--pairs", help="Folder of real blurry/sharp pairs (repeatable, DIR[:WEIGHT])."),
     pack: list[str] = typer.Option([], "--pack", help="Packed training-data file from `deblur pack` (FILE[:WEIGHT]); carries its own sources and weights."),
-    deconv: list[str] = typer.Option([], "--deconv", help="Folder of precomputed crops with their blind deconvolution (DIR[:WEIGHT], from `deblur deconv-pack`), for --deconv-input."),
+    deconv: list[str] = typer.Option([], "--deconv", help="Folder of precomputed crops with their deconvolution (DIR[:WEIGHT], from `deblur deconv-pack`), for --deconv-input or --phase refiner."),
     val: Optional[Path] = typer.Option(None, "--val", help="Held-out sharp photos for validation (synthetic blur at a fixed seed)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder: checkpoints, log.jsonl, config.json."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML file with any TrainConfig fields; flags override it."),
@@ -88,6 +88,8 @@ def train_cmd(
         None, "--deconv-gate-start", help="dvsr, with --deconv-gate: the gate's value when a run starts (0: the --init network unchanged; 1: the deconvolution plus its correction). [default: 0]", rich_help_panel=_MODEL),
     deconv_wiener: Optional[str] = typer.Option(
         None, "--deconv-wiener", help="dvsr, with --deconv-input: the deconvolution's Wiener rule, fixed, noise or guarded (as the --deconv shards were made). [default: fixed]", rich_help_panel=_MODEL),
+    refiner: bool = typer.Option(
+        False, "--refiner", help="dvsr: the model has the kernel path's refiner (implied by --phase refiner; give it to train other phases of a model that has one).", rich_help_panel=_MODEL),
     size: Optional[str] = typer.Option(None, "--size", help="tiny, small (CPU, v1), medium (CPU, edm denoiser) or base (GPU)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Total optimiser steps. " + _default("steps")),
     batch: Optional[int] = typer.Option(None, "--batch", help="Crops per step (per process). " + _default("batch")),
@@ -96,7 +98,7 @@ def train_cmd(
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for weights, data order and noise. " + _default("seed")),
     predictor_loss_weight: Optional[float] = typer.Option(
         None, "--predictor-loss-weight", help="Direct L1 loss on g(y) (default 1.0; 0 = pure DvSR Eq. 6).", rich_help_panel=_MODEL),
-    phase: Optional[str] = typer.Option(None, "--phase", help="What to train: joint (default), predictor (alone) or denoiser (predictor frozen)."),
+    phase: Optional[str] = typer.Option(None, "--phase", help="What to train: joint (default), predictor (alone), denoiser (predictor frozen) or refiner (the kernel path's, alone; on `deblur deconv-pack --estimate photo` data)."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from this checkpoint's weights (tensors whose names and shapes match)."),
     fft_loss_weight: Optional[float] = typer.Option(
         None, "--fft-loss-weight", help="Frequency-domain L1 on g(y) (default 0; edm objective or --phase predictor).", rich_help_panel=_MODEL),
@@ -125,7 +127,7 @@ def train_cmd(
                          fourier_levels=_levels(fourier_levels) if fourier_levels is not None else None,
                          predictor_scales=predictor_scales, separate_scales=separate_scales or None,
                          deconv_input=deconv_input or None, deconv_gate=deconv_gate or None, deconv_gate_start=deconv_gate_start,
-                         deconv_wiener=deconv_wiener)
+                         deconv_wiener=deconv_wiener, refiner=refiner or None)
         d = cfg.to_dict()
         d.update({k: v for k, v in overrides.items() if v is not None})
         if out is not None:
@@ -156,6 +158,9 @@ def train_cmd(
         cfg.blur_config()
         if cfg.phase not in PHASES:
             raise UsageError(f"--phase {cfg.phase}: expected {', '.join(PHASES)}")
+        if cfg.phase == "refiner" and cfg.val is not None:
+            raise UsageError("--val scores the blind path, which the refiner never sees; measure a refiner with "
+                             "`deblur bench kernels --kernel auto`")
         if cfg.val is not None and not Path(cfg.val).is_dir():
             raise UsageError(f"{cfg.val}: --val folder of sharp photos not found")
         if cfg.init is not None and not Path(cfg.init).is_file():

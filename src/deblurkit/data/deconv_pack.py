@@ -1,4 +1,4 @@
-"""Training crops with their blind deconvolution, computed once and stored.
+"""Training crops with their deconvolution, computed once and stored.
 
 A kernel-aware predictor (ModelConfig.deconv_input) sees the blurry crop beside its
 classical blind deconvolution (deblurkit.deconv). The estimator costs about a second per
@@ -7,6 +7,9 @@ the ordinary training sources once, deconvolved, and written as shards of
 (sharp, blurry, deconvolved) arrays; training then samples them with flips and
 rotations (`DeconvSamples`). Each crop depends only on (seed, index), so shards made in
 parallel, or remade, are the same.
+
+The kernel path's refiner (models/config.py refiner) learns from crops deconvolved as the
+product deconvolves a photo (ESTIMATES "photo", `write_photo_shard`).
 """
 
 from __future__ import annotations
@@ -19,9 +22,19 @@ import numpy as np
 from ..deconv import blind_deconvolution
 from ..errors import ImageReadError
 from ..io import write_atomic
+from ..metrics.align import best_shift
 from .datasets import _random_crop_box, Source
 
 SHARD_GLOB = "deconv-*.npz"
+# How a shard's crops were deconvolved: "crop", each crop on its own by the classical blind
+# estimate and Wiener (a kernel-aware predictor's input, --deconv-input); "photo", by the
+# product's kernel path (the photo-level estimate, its guard and the TV step), the sharp
+# crop shifted onto the deconvolution (the refiner's data, --phase refiner).
+ESTIMATES = {"crop": "crop by crop (blind estimate + Wiener)", "photo": "by the kernel path (photo estimate + TV)"}
+# The largest shift (px) looked for between a kernel path crop's deconvolution and its sharp
+# crop; the stored crops are this much smaller on every side. Wider than the benches' 10 px:
+# a hand-shake path's centre of mass can sit 20 px or more off its kernel's centre.
+PHOTO_ALIGN_WINDOW = 24
 
 
 def pick_source(weights: list[float], seed: int, index: int) -> tuple[int, np.random.Generator]:
@@ -60,6 +73,66 @@ def write_shard(out: Path, sources: list[Source], seed: int, indices: list[int],
     return out
 
 
+def kernel_path_sample(x: np.ndarray, y: np.ndarray, window: int = PHOTO_ALIGN_WINDOW):
+    """One training crop through the product's kernel path (kernel_path.decide without the
+    predictor check, which needs a model; then its deconvolution): None where the photo
+    would take the blind path or the best shift is at the window's edge (not found), else
+    (sharp, blurry, d, kernel), each `window` px smaller on every side, the sharp crop
+    shifted onto d by the best whole-pixel shift (as the benches score). An estimated kernel is centred on its mass, not where the true one was, so d
+    can sit a few pixels off the sharp crop, and a loss on the unshifted pair teaches a
+    network to blur (-0.8 dB on small kernels in docs/bench/kernel-first/refine_probe.md)."""
+    import torch
+
+    from ..kernel_path import KernelChoice, decide, deconvolution
+
+    image = torch.from_numpy(np.ascontiguousarray(y.transpose(2, 0, 1), np.float32))[None]
+    report = decide(image, KernelChoice("auto"))
+    if report.path != "kernel":
+        return None
+    d = deconvolution(image, report.kernel, report.estimated)
+    dy, dx = best_shift(d, torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None], window)
+    if window in (abs(dy), abs(dx)):
+        return None
+    h, w = x.shape[:2]
+    m = window
+    inside = (slice(m, h - m), slice(m, w - m))
+    moved = (slice(m + dy, h - m + dy), slice(m + dx, w - m + dx))  # d[i + shift] goes with x[i]
+    return x[inside], y[moved], d[0].permute(1, 2, 0).numpy()[moved], report.kernel
+
+
+def write_photo_shard(out: Path, sources: list[Source], seed: int, indices: list[int]) -> Path:
+    """Crops `indices` through the kernel path (kernel_path_sample), written as one .npz
+    shard (atomically) marked estimate "photo"; the crops that would take the blind path are
+    left out, and those whose shift was not found (`index` lists the crops kept, `drawn`
+    every crop tried)."""
+    sharp, blurry, deconv, kernels, kept = [], [], [], [], []
+    side = None
+    for i in indices:
+        x, y = draw_sample(sources, seed, i)
+        side = x.shape[0] - 2 * PHOTO_ALIGN_WINDOW
+        got = kernel_path_sample(x, y)
+        if got is None:
+            continue
+        xs, ys, ds, k = got
+        sharp.append(np.round(xs * 255).astype(np.uint8))
+        blurry.append(ys.astype(np.float16))
+        deconv.append(ds.astype(np.float16))
+        kernels.append(k.astype(np.float32))
+        kept.append(i)
+    if not kept:  # an empty shard still records that these crops were tried
+        sharp, blurry, deconv = (np.zeros((0, side, side, 3), t) for t in (np.uint8, np.float16, np.float16))
+        kernels = np.zeros((0, 1, 1), np.float32)
+    else:
+        k_side = max(k.shape[0] for k in kernels)
+        kernels = np.stack([np.pad(k, (k_side - k.shape[0]) // 2) for k in kernels])
+        sharp, blurry, deconv = np.stack(sharp), np.stack(blurry), np.stack(deconv)
+    buf = io.BytesIO()
+    np.savez(buf, sharp=sharp, blurry=blurry, deconv=deconv, index=np.array(kept, np.int64), drawn=np.array(indices),
+             wiener=np.array("fixed"), estimate=np.array("photo"), kernel=kernels, fell_back=np.zeros(len(kept), bool))
+    write_atomic(out, buf.getvalue())
+    return out
+
+
 def load_shard(path: Path):
     """One shard, opened without pickles; ImageReadError naming the file where it is not one."""
     try:
@@ -75,6 +148,11 @@ def load_shard(path: Path):
 def shard_crop(shard) -> int:
     """The crop side a loaded shard was drawn at."""
     return int(shard["sharp"].shape[1])
+
+
+def shard_estimate(shard) -> str:
+    """How a loaded shard's crops were deconvolved (ESTIMATES; shards before photo ones: crop)."""
+    return str(shard["estimate"]) if "estimate" in shard.files else "crop"
 
 
 def shard_rule(shard) -> str:
@@ -102,8 +180,15 @@ class DeconvSamples:
         if len(rules) > 1:
             raise ImageReadError(f"{self.root}: shards deconvolved with different Wiener rules ({', '.join(sorted(rules))})")
         self.wiener = rules.pop()  # the rule a model trained on these must deconvolve with
+        estimates = {shard_estimate(p) for p in parts}
+        if len(estimates) > 1:
+            raise ImageReadError(f"{self.root}: shards deconvolved crop by crop and by the kernel path together; "
+                                 "one kind per folder")
+        self.estimate = estimates.pop()
         self.sharp = np.concatenate([p["sharp"] for p in parts])
         self.inputs = np.concatenate([np.concatenate([p["blurry"], p["deconv"]], axis=-1) for p in parts])
+        if not len(self.sharp):
+            raise ImageReadError(f"{self.root}: its shards hold no crops (every crop took the blind path)")
         if min(self.sharp.shape[1:3]) < crop:
             raise ImageReadError(f"{self.root}: crops of {self.sharp.shape[1]} px are smaller than --crop {crop}")
         self.crop = crop

@@ -68,7 +68,9 @@ def _guidance_noise(x0: torch.Tensor, generator: torch.Generator | None) -> torc
 # Training phases: what one step trains. "joint" trains both networks (with the "edm"
 # objective the predictor learns only from its own loss, as the denoiser sees a detached
 # g(y)); "predictor" skips the denoiser entirely; "denoiser" keeps g frozen.
-PHASES = ("joint", "predictor", "denoiser")
+# "refiner" trains the kernel path's refiner alone, on crops that carry their deconvolution
+# (y is [blurry, d]): L1 of d + R(y, d) against the sharp crop.
+PHASES = ("joint", "predictor", "denoiser", "refiner")
 
 
 def predictor_loss(x_init: torch.Tensor, x0: torch.Tensor, fft_weight: float = 0.0) -> torch.Tensor:
@@ -122,6 +124,11 @@ def training_loss(
     if phase not in PHASES:
         raise ValueError(f"unknown training phase {phase!r}; known: {', '.join(PHASES)}")
     has_predictor = config.predictor is not None
+    if phase == "refiner":
+        if getattr(config, "refiner", None) is None:
+            raise ValueError("phase 'refiner' needs a model with a refiner")
+        _, _, refined, _ = model(x0, y, None, None, refine=True)
+        return predictor_loss(refined, x0, fft_weight)
     if phase == "predictor":
         if not has_predictor:
             raise ValueError("phase 'predictor' needs a model with a predictor")

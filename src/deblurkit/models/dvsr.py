@@ -5,7 +5,9 @@ the denoiser f that estimates the noise in the diffused residual. The restored i
 is g(y) + z_0. For arch "icdpm" there is no predictor: g(y) = 0 and the denoiser
 samples the clean image itself (the plain image-conditioned DDPM baseline); arch "msgd"
 is icDPM whose denoiser also gets multiscale structure guidance (models.guidance),
-computed once from y by `guide(y)` and passed to every `denoise` call.
+computed once from y by `guide(y)` and passed to every `denoise` call. On the kernel
+path (kernel_path.py) a model with a refiner starts from `refine(y, d)`, d being y's
+deconvolution with the photo's kernel, instead of g(y).
 Images are in [-1, 1].
 """
 
@@ -56,6 +58,9 @@ class DvSR(nn.Module):
         self.predictor_coarse = nn.ModuleList(
             UNet(config.predictor) for _ in range(config.predictor_scales - 1)) if config.separate_scale_predictors else None
         self.denoiser = UNet(config.denoiser)
+        # The kernel path's refiner (config.refiner): a fresh one is zero at its tail, so it
+        # starts as d itself.
+        self.refiner = UNet(config.refiner) if config.refiner is not None else None
         self.guidance = StructureGuidance(config.guidance, config.denoiser) if config.guidance is not None else None
 
     @property
@@ -71,7 +76,7 @@ class DvSR(nn.Module):
     def activation_bytes_per_pixel(self) -> float:
         """Rough peak activation bytes per input pixel of one U-Net inference pass."""
         worst = 0.0
-        for unet in (self.predictor, self.denoiser):
+        for unet in (self.predictor, self.denoiser, self.refiner):
             if unet is None:
                 continue
             c = unet.config
@@ -112,6 +117,14 @@ class DvSR(nn.Module):
             x = self._correct(ys, self._scale_predictor(level)(torch.cat([ys, prev, side], dim=1)), side)
         return x
 
+    def refine(self, y: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+        """The kernel path's initial estimate from blurry y and its deconvolution d (both
+        [-1, 1], the same shape): d + R(y, d, d - y) with a refiner, d itself without. The sum
+        is taken in d's precision (float32 under autocast): only the correction is bf16."""
+        if self.refiner is None:
+            return d
+        return d + self.refiner(torch.cat([y, d, d - y], dim=1))
+
     def _correct(self, y: torch.Tensor, out: torch.Tensor, deconv: torch.Tensor | None) -> torch.Tensor:
         """One scale's prediction from its network output: y + U, and with a gate
         (config.deconv_gate) + a (deconv - y), a being the output's fourth channel."""
@@ -140,9 +153,12 @@ class DvSR(nn.Module):
 
     def forward(
         self, x0: torch.Tensor, y: torch.Tensor, noise: torch.Tensor | None, eps: torch.Tensor | None,
-        guidance_noise: torch.Tensor | None = None,
+        guidance_noise: torch.Tensor | None = None, refine: bool = False,
     ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor, Guidance | None]:
         """Training pass: returns (denoiser output, its regression target, g(y), guidance).
+
+        `refine`: the refiner's pass instead (y carries d as channels 3-5): (None, None,
+        d + R(y, d), None).
 
         `noise` is the objective's noise variable per sample: sqrt(alpha_bar) for "eps"
         (DvSR Eq. 6: the residual x0 - g(y) is diffused and the gradient flows through it
@@ -151,6 +167,10 @@ class DvSR(nn.Module):
         `guidance_noise`: the (B, 1, H, W) standard normal draw for the guidance input.
         One forward, so DDP sees every trained parameter.
         """
+        if refine:
+            if self.refiner is None or y.shape[1] != 6:
+                raise ValueError("the refiner's pass needs a model with a refiner and y carrying d ([y, d], 6 channels)")
+            return None, None, self.refine(y[:, :3], y[:, 3:]), None
         train_predictor = self.predictor is not None and any(p.requires_grad for p in self.predictor.parameters())
         with torch.set_grad_enabled(torch.is_grad_enabled() and train_predictor):
             x_init = self.predict(y)

@@ -14,7 +14,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from ..errors import UsageError
-from ..models.config import predictor_inputs
+from ..models.config import predictor_inputs, refiner_config
 from ..models import (DEFAULT_EMBED_SCALE, OBJECTIVES, GuidanceConfig, HIDiffConfig, ModelConfig, UNetConfig, icdpm_config, msgd_config,
                       tiny_config, tiny_hidiff_config)
 
@@ -190,6 +190,9 @@ class TrainConfig:
     # With --deconv-input: the deconvolution's Wiener rule (models/config.py deconv_wiener);
     # the --deconv shards must have been made with the same.
     deconv_wiener: str = "fixed"
+    # DvSR: the model has the kernel path's refiner (models/config.py refiner); phase
+    # "refiner" trains it (alone, on `deblur deconv-pack --estimate photo` data) and implies it.
+    refiner: bool = False
 
     def blur_config(self):
         from ..data.blur import blur_model
@@ -245,6 +248,13 @@ class TrainConfig:
             if not self.deconv_input:
                 raise UsageError("--deconv-wiener is the deconvolution's rule: add --deconv-input")
             cfg = replace(cfg, deconv_wiener=self.deconv_wiener)
+        if self.refiner or self.phase == "refiner":
+            if getattr(cfg, "predictor", None) is None:
+                raise UsageError("--phase refiner / --refiner: the kernel path's refiner is for DvSR (--arch dvsr)")
+            if self.deconv_input:
+                raise UsageError("--phase refiner / --refiner: a refiner starts from the kernel path's deconvolution; "
+                                 "--deconv-input is the other design (a predictor that sees a crop's own)")
+            cfg = replace(cfg, refiner=refiner_config(cfg.predictor.base_channels))  # as wide as the size's predictor
         return cfg
 
     def guidance_ramp_steps(self) -> int:

@@ -34,7 +34,7 @@ from ..models import DvSR, HIDiff, build_model
 from ..restorer import Restorer, SamplingOptions, sample_generators
 from ..weights import load_checkpoint, save_checkpoint
 from ..data.loader import step_batches
-from ..data.deconv_pack import DeconvSamples
+from ..data.deconv_pack import ESTIMATES, DeconvSamples
 from ..data.pack import read_pack
 from ..data.datasets import Mixture, PairedFolder, SharpFolder, Source, validation_pairs
 from .config import TrainConfig
@@ -83,10 +83,14 @@ def build_data(cfg: TrainConfig) -> tuple[Mixture, list[str]]:
             notes.append(f"{spec.path}: {len(ds)} real pairs, {ds.skipped} skipped")
         elif spec.kind == "deconv":
             ds = DeconvSamples(spec.path, cfg.crop)
+            if (ds.estimate == "photo") != (cfg.phase == "refiner"):
+                raise UsageError(f"{spec.path}: crops deconvolved {ESTIMATES[ds.estimate]}: "
+                                 + ("for --phase refiner" if ds.estimate == "photo" else
+                                    "for --deconv-input (the refiner trains on `deblur deconv-pack --estimate photo`)"))
             if ds.wiener != cfg.deconv_wiener:
                 raise UsageError(f"{spec.path}: deconvolved with --wiener {ds.wiener}, but the model would "
                                  f"deconvolve with --deconv-wiener {cfg.deconv_wiener} at run time; use the same")
-            notes.append(f"{spec.path}: {len(ds)} precomputed crops with their blind deconvolution")
+            notes.append(f"{spec.path}: {len(ds)} precomputed crops with their deconvolution ({ESTIMATES[ds.estimate]})")
         elif spec.kind == "pack":
             # A packed file brings its own sources and mixing weights (scaled by this spec's).
             for ds, weight, note in read_pack(Path(spec.path), cfg.crop, cfg.data_limit, cfg.blur_config()):
@@ -99,6 +103,10 @@ def build_data(cfg: TrainConfig) -> tuple[Mixture, list[str]]:
     if not sources:
         raise ValueError("no training data given")
     with_deconv = [isinstance(src.dataset, DeconvSamples) for src in sources]
+    if cfg.phase == "refiner":
+        if not all(with_deconv):
+            raise UsageError("--phase refiner trains on --deconv data only (`deblur deconv-pack --estimate photo`)")
+        return Mixture(sources), notes
     if cfg.deconv_input and not all(with_deconv):
         raise UsageError("--deconv-input trains on --deconv data only (crops stored with their deconvolution)")
     if any(with_deconv) and not cfg.deconv_input:
@@ -190,8 +198,10 @@ def set_trainable(model: DvSR, phase: str, stage: int = 1) -> list[list[torch.nn
     if isinstance(model, HIDiff):
         names, frozen = HIDIFF_PARTS, HIDIFF_FROZEN[stage]
     else:
-        names = ("predictor", "denoiser", "guidance")
-        frozen = {"predictor": ("denoiser", "guidance"), "denoiser": ("predictor",)}.get(phase, ())
+        # The refiner learns only in its own phase (the other phases' losses never reach it).
+        names = ("predictor", "denoiser", "guidance", "refiner")
+        frozen = {"predictor": ("denoiser", "guidance", "refiner"), "denoiser": ("predictor", "refiner"),
+                  "refiner": ("predictor", "denoiser", "guidance")}.get(phase, ("refiner",))
     groups = []
     for name in names:
         net = getattr(model, name)
@@ -235,7 +245,7 @@ def _load_state(path: Path, device) -> dict:
 # would not load otherwise (exit 3). What decides each step's batch and noise: --resume
 # promises the uninterrupted run exactly, so a changed one is refused (exit 2), not mixed in.
 RESUME_SHAPE = ("arch", "size", "predictor_scales", "separate_scales", "fourier_levels", "deconv_input", "deconv_gate",
-                "guidance", "objective")
+                "guidance", "objective", "refiner")
 RESUME_RUN = ("crop", "batch", "seed", "data", "blur_model", "blur_max_extent", "phase", "stage", "deconv_wiener")
 _DATA_FLAGS = "--sharp/--pairs/--pack/--deconv"
 
@@ -391,7 +401,7 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
                 t_last, data_time = now, 0.0
             if main and val and (done % cfg.val_every == 0 or done == cfg.steps):
                 val_steps = (ema.config.latent_steps if isinstance(ema, HIDiff)
-                             else 0 if cfg.phase == "predictor" else cfg.val_steps)
+                             else 0 if cfg.phase in ("predictor", "refiner") else cfg.val_steps)
                 scores = validate(ema, val, device, val_steps, cfg.seed)
                 log.write(json.dumps({"step": done, "val": scores, "time": time.time()}) + "\n")
                 log.flush()
