@@ -512,6 +512,12 @@ def test_the_refiner_trains_alone_on_kernel_path_crops(data_dirs, tmp_path, monk
     assert load_checkpoint(tmp_path / "ref" / "model.safetensors").model.config.refiner is not None
     assert all(torch.equal(before[k], after[k]) for k in before)  # predictor and denoiser frozen
     assert any(after[k].abs().max() > 0 for k in after if k.startswith("refiner.tail."))  # the refiner learned
+    # The shipped file keeps the refiner (export's fp16 check runs it on the kernel path too).
+    r = CliRunner().invoke(app, ["export", str(tmp_path / "ref"), "-o", str(tmp_path / "ref.safetensors")])
+    assert r.exit_code == 0 and "fp16 check" in r.output, r.output
+    shipped, ema = _state(tmp_path / "ref.safetensors"), _state(tmp_path / "ref" / "ema.safetensors")
+    assert any(k.startswith("refiner.") for k in shipped)
+    assert all((shipped[k].float() - ema[k].float()).abs().max() < 1e-2 for k in ema)
     # The wrong data or options for each design: one line each.
     for extra, code, why in ((["--phase", "refiner", "--sharp", str(data_dirs / "sharp")], 2, "--deconv data only"),
                              (["--deconv", str(tmp_path / "photo"), "--phase", "predictor", "--deconv-input"], 2, "for --phase refiner"),

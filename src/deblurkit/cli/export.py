@@ -47,11 +47,21 @@ def export_cmd(
             half = copy.deepcopy(model).half().float()  # what an fp16 file would load as
             probe = _probe_image()
             # Two sampled steps from the same noise: every network of every family runs
-            # (a 0-step check saw only DvSR's predictor, and icDPM's grey zeros).
+            # (a 0-step check saw only DvSR's predictor, and icDPM's grey zeros); a refiner
+            # on the kernel path below.
             opts = SamplingOptions(steps=2, noise_ceiling=0.9)
             a, b = (Restorer(m, "cpu", tile=512).restore(probe, opts, sample_generators(0, "export", 1, torch.device("cpu")))
                     for m in (model, half))
             diff = float((a - b).abs().max())
+            if getattr(model, "refiner", None) is not None:
+                # The kernel path's refiner runs only where a photo is deconvolved: a known kernel.
+                from ..kernel_path import KernelChoice
+
+                line = torch.zeros(5, 5, dtype=torch.float64)
+                line[2] = 0.2
+                given = KernelChoice("given", line.numpy())
+                a, b = (Restorer(m, "cpu", tile=512).restore(probe, SamplingOptions(steps=0), kernel=given) for m in (model, half))
+                diff = max(diff, float((a - b).abs().max()))
             dtype = torch.float16 if diff < FP16_TOLERANCE else None
             err_console.print(f"fp16 check: max output change {diff * 255:.4f} grey levels -> "
                               f"{'fp16' if dtype else 'fp32'}", highlight=False)
