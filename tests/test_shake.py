@@ -1,5 +1,7 @@
 """The hand-shake blur model: each property that makes it real, checked on its own."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -219,3 +221,16 @@ def test_the_camera_response_decides_where_the_blur_acts():
     assert np.abs(light - values).mean() > 1e-3
     # The handheld model draws the response per sample; the legacy model keeps the sRGB curve.
     assert blur_model("handheld").response_gamma == (1.0, 2.4) and blur_model("legacy").response_gamma is None
+
+
+def test_the_values_model_blurs_the_stored_values_with_noise_on_every_photo():
+    cfg = blur_model("handheld-values")
+    assert cfg.response_gamma == (1.0, 1.0) and cfg.p_srgb_noise == 1.0
+    assert cfg.handheld == blur_model("handheld-large").handheld  # the same shakes
+    # A uniform shake is then a convolution of the values themselves (up to noise and 8 bits).
+    img = smooth_image(64, 64, seed=2)
+    k = np.zeros((5, 5), np.float32)
+    k[2] = 0.2
+    quiet = replace(cfg, p_srgb_noise=0.0, shot_noise=(0.0, 0.0), read_noise=(0.0, 0.0), p_jpeg=0.0, highlight_gain=(1.0, 1.0))
+    out = apply_blur(img, np.random.default_rng(0), quiet, kernel=k).blurry
+    assert np.abs(out - np.clip(convolve(img, k), 0, 1)).max() < 1.0 / 255 + 1e-6

@@ -10,6 +10,8 @@ Two blur models (`BLUR_MODELS`):
   sRGB-domain Gaussian noise and 8-bit values as in real files;
 - "handheld-large": the same with half the shake extents drawn uniformly rather than
   log-uniformly (a third of the paths 60-120 px instead of a fifth; small ones stay);
+- "handheld-values": handheld-large with a linear camera response (the blur acts on the
+  stored values) and its sRGB noise on every photo;
 - "legacy" (`BlurConfig()`, what dvsr-medium-v1..v6 learned and `deblur bench synthetic`
   keeps measuring by default): a constant-speed 2-D trajectory in the spirit of Boracchi &
   Foi (2012), 3-30 px in a 41 px support, with a two-kernel blend for spatial variation.
@@ -71,6 +73,11 @@ BLUR_MODELS = {
 # 60-120 px (one in five with log-uniform extents), for a network that must learn large shake.
 BLUR_MODELS["handheld-large"] = replace(
     BLUR_MODELS["handheld"], handheld=replace(BLUR_MODELS["handheld"].handheld, uniform_extent_share=0.5))
+# handheld-large with a linear camera response (gamma 1: the blur acts on the stored values,
+# the end of the handheld model's own gamma range, as the standard synthetic benchmarks
+# blur) and its sRGB-domain noise on every photo: the kernel path's refiner learns both,
+# since a deconvolution's errors differ where the blur is not a convolution of the values.
+BLUR_MODELS["handheld-values"] = replace(BLUR_MODELS["handheld-large"], response_gamma=(1.0, 1.0), p_srgb_noise=1.0)
 
 
 def blur_model(name: str) -> BlurConfig:
