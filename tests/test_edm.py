@@ -79,13 +79,21 @@ def _grads(net):
 
 @pytest.mark.parametrize("phase", PHASES)
 def test_each_phase_trains_only_its_networks(phase):
-    model = randomised(build_model(tiny_edm_config())).train()
+    from dataclasses import replace
+
+    from deblurkit.models.config import refiner_config
+
+    # Every model here has a refiner: only its own phase may reach it.
+    model = randomised(build_model(replace(tiny_edm_config(), refiner=refiner_config(8)))).train()
     set_trainable(model, phase)
     x0, y = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 3, 16, 16) * 2 - 1
+    if phase == "refiner":  # its crops carry their deconvolution
+        y = torch.cat([y, torch.rand(2, 3, 16, 16) * 2 - 1], dim=1)
     training_loss(model, model.config, x0, y, train_schedule(), torch.Generator().manual_seed(1),
                   phase=phase, fft_weight=0.1).backward()
-    assert (_grads(model.predictor) > 0) == (phase != "denoiser")
-    assert (_grads(model.denoiser) > 0) == (phase != "predictor")
+    assert (_grads(model.predictor) > 0) == (phase in ("joint", "predictor"))
+    assert (_grads(model.denoiser) > 0) == (phase in ("joint", "denoiser"))
+    assert (_grads(model.refiner) > 0) == (phase == "refiner")
 
 
 def test_edm_joint_training_keeps_the_denoiser_gradient_out_of_the_predictor():

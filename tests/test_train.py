@@ -497,7 +497,7 @@ def test_the_refiner_trains_alone_on_kernel_path_crops(data_dirs, tmp_path, monk
     with np.load(next((tmp_path / "photo").glob("deconv-*.npz"))) as z:
         assert str(z["estimate"]) == "photo" and z["sharp"].shape[1:] == (16, 16, 3) and list(z["drawn"]) == [0, 1, 2, 3]
     r = CliRunner().invoke(app, [*pack, "--crop", "80", str(tmp_path / "photo")])  # resuming another crop size: refused
-    assert r.exit_code == 2 and "another --crop" in r.output, r.output
+    assert r.exit_code == 2 and "made with --crop 64" in r.output, r.output
     r = CliRunner().invoke(app, [*pack[:-2], "--estimate", "crop", str(tmp_path / "photo")])
     assert r.exit_code == 2 and "made with --estimate photo" in r.output, r.output
     # Training the refiner: from --init, only the refiner changes.

@@ -78,10 +78,10 @@ def deconv_pack_cmd(
                     if shard_rule(made_before) != wiener:
                         raise UsageError(f"{path}: made with --wiener {shard_rule(made_before)}; "
                                          f"use another folder for --wiener {wiener}")
-                    stored = crop - (2 * PHOTO_ALIGN_WINDOW if estimate == "photo" else 0)
-                    if shard_crop(made_before) != stored:
-                        raise UsageError(f"{path}: made with another --crop ({shard_crop(made_before)} px stored, "
-                                         f"{stored} px now); use another folder for --crop {crop}")
+                    trimmed = 2 * PHOTO_ALIGN_WINDOW if estimate == "photo" else 0  # photo crops are stored smaller
+                    if shard_crop(made_before) + trimmed != crop:
+                        raise UsageError(f"{path}: made with --crop {shard_crop(made_before) + trimmed}; "
+                                         f"use another folder for --crop {crop}")
                 kept += 1
                 continue
             if estimate == "photo":

@@ -78,9 +78,10 @@ def kernel_path_sample(x: np.ndarray, y: np.ndarray, window: int = PHOTO_ALIGN_W
     predictor check, which needs a model; then its deconvolution): None where the photo
     would take the blind path or the best shift is at the window's edge (not found), else
     (sharp, blurry, d, kernel), each `window` px smaller on every side, the sharp crop
-    shifted onto d by the best whole-pixel shift (as the benches score). An estimated kernel is centred on its mass, not where the true one was, so d
-    can sit a few pixels off the sharp crop, and a loss on the unshifted pair teaches a
-    network to blur (-0.8 dB on small kernels in docs/bench/kernel-first/refine_probe.md)."""
+    shifted onto d by the best whole-pixel shift (as the benches score). An estimated
+    kernel is centred on its mass, not where the true one was, so d can sit a few pixels
+    off the sharp crop, and a loss on the unshifted pair teaches a network to blur (-0.8 dB
+    on small kernels in docs/bench/kernel-first/refine_probe.md)."""
     import torch
 
     from ..kernel_path import KernelChoice, decide, deconvolution
@@ -102,9 +103,9 @@ def kernel_path_sample(x: np.ndarray, y: np.ndarray, window: int = PHOTO_ALIGN_W
 
 def write_photo_shard(out: Path, sources: list[Source], seed: int, indices: list[int]) -> Path:
     """Crops `indices` through the kernel path (kernel_path_sample), written as one .npz
-    shard (atomically) marked estimate "photo"; the crops that would take the blind path are
-    left out, and those whose shift was not found (`index` lists the crops kept, `drawn`
-    every crop tried)."""
+    shard (atomically) marked estimate "photo". Crops that would take the blind path, or
+    whose shift was not found, are left out: `index` lists the crops kept, `drawn` every
+    crop tried."""
     sharp, blurry, deconv, kernels, kept = [], [], [], [], []
     side = None
     for i in indices:
