@@ -512,6 +512,15 @@ def test_the_refiner_trains_alone_on_kernel_path_crops(data_dirs, tmp_path, monk
     assert load_checkpoint(tmp_path / "ref" / "model.safetensors").model.config.refiner is not None
     assert all(torch.equal(before[k], after[k]) for k in before)  # predictor and denoiser frozen
     assert any(after[k].abs().max() > 0 for k in after if k.startswith("refiner.tail."))  # the refiner learned
+    # A later phase from this run keeps the refiner only when asked, and is refused otherwise.
+    r = CliRunner().invoke(app, [*base, "--steps", "1", "--phase", "predictor", "--sharp", str(data_dirs / "sharp"),
+                                 "--init", str(tmp_path / "ref" / "ema.safetensors"), "--out", str(tmp_path / "later")])
+    assert r.exit_code == 2 and "add --refiner to keep it" in r.output and "Traceback" not in r.output, r.output
+    r = CliRunner().invoke(app, [*base, "--steps", "1", "--phase", "predictor", "--sharp", str(data_dirs / "sharp"), "--refiner",
+                                 "--init", str(tmp_path / "ref" / "ema.safetensors"), "--out", str(tmp_path / "later")])
+    assert r.exit_code == 0, r.output
+    kept, ref_ema = _state(tmp_path / "later" / "model.safetensors"), _state(tmp_path / "ref" / "ema.safetensors")
+    assert all(torch.equal(kept[k], ref_ema[k]) for k in ref_ema if k.startswith("refiner."))  # frozen outside its phase
     # The shipped file keeps the refiner (export's fp16 check runs it on the kernel path too).
     r = CliRunner().invoke(app, ["export", str(tmp_path / "ref"), "-o", str(tmp_path / "ref.safetensors")])
     assert r.exit_code == 0 and "fp16 check" in r.output, r.output

@@ -148,6 +148,9 @@ def init_from(model: DvSR, path: Path) -> str:
     ones at zero."""
     source = load_checkpoint(path).model.state_dict()
     own = model.state_dict()
+    if any(k.startswith("refiner.") for k in source) and not any(k.startswith("refiner.") for k in own):
+        # a trained refiner must not vanish from the next run without a word
+        raise UsageError(f"{path} has a kernel path refiner: add --refiner to keep it")
     taken = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
     for k, v in source.items():
         # A predictor tensor that gained channels: input channels (the coarse-to-fine or
