@@ -35,8 +35,7 @@ def deconv_pack_cmd(
     from ..data.datasets import PairedFolder, SharpFolder, Source
 
     from ..data.deconv_pack import (ESTIMATES, PHOTO_ALIGN_WINDOW, load_shard, shard_crop, shard_estimate, shard_rule,
-                                    write_photo_shard,
-                                    write_shard)
+                                    write_photo_shard, write_shard)
     from ..deconv.blind import WIENER_RULES
 
     try:
@@ -85,10 +84,7 @@ def deconv_pack_cmd(
                 kept += 1
                 continue
             if estimate == "photo":
-                write_photo_shard(path, sources, seed, part)
-                with load_shard(path) as written:
-                    n = len(written["index"])
-                note = f"{n} of {len(part)} crops on the kernel path"
+                note = f"{write_photo_shard(path, sources, seed, part)} of {len(part)} crops on the kernel path"
             else:
                 write_shard(path, sources, seed, part, wiener)
                 note = f"{len(part)} crops"

@@ -53,7 +53,8 @@ def export_cmd(
             a, b = (Restorer(m, "cpu", tile=512).restore(probe, opts, sample_generators(0, "export", 1, torch.device("cpu")))
                     for m in (model, half))
             diff = float((a - b).abs().max())
-            if getattr(model, "refiner", None) is not None:
+            refined = getattr(model, "refiner", None) is not None
+            if refined:
                 # The kernel path's refiner runs only where a photo is deconvolved: a known kernel.
                 from ..kernel_path import KernelChoice
 
@@ -63,8 +64,8 @@ def export_cmd(
                 a, b = (Restorer(m, "cpu", tile=512).restore(probe, SamplingOptions(steps=0), kernel=given) for m in (model, half))
                 diff = max(diff, float((a - b).abs().max()))
             dtype = torch.float16 if diff < FP16_TOLERANCE else None
-            err_console.print(f"fp16 check: max output change {diff * 255:.4f} grey levels -> "
-                              f"{'fp16' if dtype else 'fp32'}", highlight=False)
+            err_console.print(f"fp16 check{' (sampling, and the refiner on the kernel path)' if refined else ''}: "
+                              f"max output change {diff * 255:.4f} grey levels -> {'fp16' if dtype else 'fp32'}", highlight=False)
         info = dict(ckpt.info)
         info["exported_from"] = str(src)
         save_checkpoint(model, output, ckpt.schedule, info, dtype=dtype)

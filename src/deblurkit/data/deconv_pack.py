@@ -101,11 +101,11 @@ def kernel_path_sample(x: np.ndarray, y: np.ndarray, window: int = PHOTO_ALIGN_W
     return x[inside], y[moved], d[0].permute(1, 2, 0).numpy()[moved], report.kernel
 
 
-def write_photo_shard(out: Path, sources: list[Source], seed: int, indices: list[int]) -> Path:
+def write_photo_shard(out: Path, sources: list[Source], seed: int, indices: list[int]) -> int:
     """Crops `indices` through the kernel path (kernel_path_sample), written as one .npz
     shard (atomically) marked estimate "photo". Crops that would take the blind path, or
     whose shift was not found, are left out: `index` lists the crops kept, `drawn` every
-    crop tried."""
+    crop tried. Returns how many crops were kept."""
     sharp, blurry, deconv, kernels, kept = [], [], [], [], []
     side = None
     for i in indices:
@@ -131,7 +131,7 @@ def write_photo_shard(out: Path, sources: list[Source], seed: int, indices: list
     np.savez(buf, sharp=sharp, blurry=blurry, deconv=deconv, index=np.array(kept, np.int64), drawn=np.array(indices),
              wiener=np.array("fixed"), estimate=np.array("photo"), kernel=kernels, fell_back=np.zeros(len(kept), bool))
     write_atomic(out, buf.getvalue())
-    return out
+    return len(kept)
 
 
 def load_shard(path: Path):
