@@ -234,3 +234,39 @@ def test_the_values_model_blurs_the_stored_values_with_noise_on_every_photo():
     quiet = replace(cfg, p_srgb_noise=0.0, shot_noise=(0.0, 0.0), read_noise=(0.0, 0.0), p_jpeg=0.0, highlight_gain=(1.0, 1.0))
     out = apply_blur(img, np.random.default_rng(0), quiet, kernel=k).blurry
     assert np.abs(out - np.clip(convolve(img, k), 0, 1)).max() < 1.0 / 255 + 1e-6
+
+
+def _flat_grey_noise(cfg: BlurConfig, n: int) -> np.ndarray:
+    """The noise std of a flat mid-grey photo under `cfg`'s noise, per seed."""
+    cfg = replace(cfg, p_jpeg=0.0, highlight_gain=(1.0, 1.0))
+    grey, dot = np.full((32, 32, 3), 0.5, np.float32), np.ones((1, 1), np.float32)
+    return np.array([apply_blur(grey, np.random.default_rng(s), cfg, kernel=dot).blurry.std() for s in range(n)])
+
+
+def test_the_iso_model_spreads_noise_from_base_iso_to_handhelds_highest():
+    iso, handheld = blur_model("handheld-iso"), blur_model("handheld")
+    assert iso.handheld == blur_model("handheld-large").handheld  # the same shakes
+    # Each range tops out at handheld's and reaches 8 stops lower.
+    for lo_hi, top in ((iso.shot_noise, handheld.shot_noise[1]), (iso.read_noise, handheld.read_noise[1]),
+                       (iso.srgb_noise, handheld.srgb_noise[1])):
+        assert lo_hi == (top / 256, top)
+    noisy, spread = _flat_grey_noise(handheld, 120), _flat_grey_noise(iso, 120)
+    # Good light is common: about half the photos at or under 1.2% (handheld: hardly any),
+    # and high ISO is still drawn.
+    assert (spread <= 0.012).mean() > 0.3 > (noisy <= 0.012).mean()
+    assert spread.max() > 0.03 and np.median(spread) < 0.6 * np.median(noisy)
+
+
+def test_one_sensor_gain_sets_every_noise_level_of_a_photo():
+    iso = blur_model("handheld-iso")
+    quiet = replace(iso, shot_noise=(1e-6, 1e-6), read_noise=(1e-6, 1e-6), p_srgb_noise=1.0, quantize=False)
+    # With shot and read noise silent, the photo's noise is the ISP's alone, at the drawn gain;
+    # over photos its level is log-uniform between the range's ends.
+    sd = _flat_grey_noise(quiet, 200)
+    lo, hi = iso.srgb_noise
+    assert sd.min() >= 0.8 * lo and sd.max() <= 1.05 * hi
+    share_low = (sd < np.sqrt(lo * hi)).mean()  # the geometric middle splits a log-uniform draw in half
+    assert 0.35 < share_low < 0.65
+    # The levels move together: a photo that drew high shot noise drew high ISP noise too.
+    both = replace(iso, read_noise=(1e-6, 1e-6), p_srgb_noise=1.0, quantize=False)
+    assert np.corrcoef(np.log(sd), np.log(_flat_grey_noise(both, 200)))[0, 1] > 0.9
