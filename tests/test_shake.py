@@ -270,3 +270,22 @@ def test_one_sensor_gain_sets_every_noise_level_of_a_photo():
     # The levels move together: a photo that drew high shot noise drew high ISP noise too.
     both = replace(iso, read_noise=(1e-6, 1e-6), p_srgb_noise=1.0, quantize=False)
     assert np.corrcoef(np.log(sd), np.log(_flat_grey_noise(both, 200)))[0, 1] > 0.9
+
+
+def test_the_plain_model_blurs_as_the_standard_benchmarks_do():
+    from deblurkit.bench.kernels import blur_with_kernel
+
+    cfg = blur_model("handheld-plain")
+    assert cfg.handheld.p_rotation == 0.0 and cfg.p_jpeg == 0.0 and cfg.quantize
+    # One of our shake kernels per photo (uniform across it), convolving the stored values:
+    # noiseless, the photo is the benches' blurry photo to the 8-bit step.
+    img = smooth_image(64, 64, seed=3)
+    result = apply_blur(img, np.random.default_rng(5), cfg, noise=False)
+    assert len(result.kernels) == 1 and not result.spatially_varying
+    u8 = np.round(img * 255).astype(np.uint8)
+    bench = blur_with_kernel(u8, result.kernels[0], 0.0, np.random.default_rng(0))
+    plain = apply_blur(u8.astype(np.float32) / 255, np.random.default_rng(5), cfg, noise=False).blurry
+    assert np.abs(plain - bench).max() <= 1.0 / 255 + 1e-6
+    # Its noise is Gaussian on the values, 0-2%: a flat grey photo's std spreads over that range.
+    sd = _flat_grey_noise(cfg, 120)
+    assert sd.max() <= 0.021 and sd.min() < 0.004 and 0.007 < np.median(sd) < 0.013

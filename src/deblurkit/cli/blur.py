@@ -20,7 +20,7 @@ def blur_cmd(
     seed: int = typer.Option(0, "--seed", help="Fully determines kernel(s), noise and JPEG step."),
     save_kernel: Optional[Path] = typer.Option(None, "--save-kernel", help="Also write the (first) kernel as a PNG (scaled to its max)."),
     no_noise: bool = typer.Option(False, "--no-noise", help="Blur only: no sensor noise, no JPEG round trip."),
-    blur_model: str = typer.Option("handheld", "--blur-model", help="handheld (real hand shake: rotation paths up to 120 px, spatially varying), handheld-large (the same with more 60-120 px shakes), handheld-values, handheld-iso (see deblur train --help) or legacy (v1-v6's model)."),
+    blur_model: str = typer.Option("handheld", "--blur-model", help="handheld (real hand shake: rotation paths up to 120 px, spatially varying), handheld-large (the same with more 60-120 px shakes), handheld-values, handheld-iso, handheld-plain (see deblur train --help) or legacy (v1-v6's model)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
 ):
     import numpy as np

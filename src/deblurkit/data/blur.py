@@ -12,6 +12,9 @@ Two blur models (`BLUR_MODELS`):
   log-uniformly (a third of the paths 60-120 px instead of a fifth; small ones stay);
 - "handheld-values": handheld-large with a linear camera response (the blur acts on the
   stored values) and its sRGB noise on every photo;
+- "handheld-iso": handheld-large with one sensor gain per photo setting its noise;
+- "handheld-plain": our shake kernels as the standard benchmarks blur (a convolution of
+  the stored values, Gaussian noise, 8 bits);
 - "legacy" (`BlurConfig()`, what dvsr-medium-v1..v6 learned and `deblur bench synthetic`
   keeps measuring by default): a constant-speed 2-D trajectory in the spirit of Boracchi &
   Foi (2012), 3-30 px in a 41 px support, with a two-kernel blend for spatial variation.
@@ -92,6 +95,15 @@ BLUR_MODELS["handheld-values"] = replace(BLUR_MODELS["handheld-large"], response
 BLUR_MODELS["handheld-iso"] = replace(
     BLUR_MODELS["handheld-large"], noise_draw="iso", shot_noise=(0.01 / 256, 0.01), read_noise=(0.01 / 256, 0.01),
     srgb_noise=(0.02 / 256, 0.02))
+# Our hand-shake kernels as the standard synthetic benchmarks blur with theirs: one kernel
+# per photo convolving the stored values (no rotation across the frame, no lifted
+# highlights), Gaussian noise of 0-2% on the values, 8 bits, no JPEG. No camera makes photos
+# this way; the kernel path's refiner learns it beside handheld-iso so that it does not
+# unlearn a plain convolution while it learns a camera's (it did, trained on handheld alone).
+BLUR_MODELS["handheld-plain"] = replace(
+    BLUR_MODELS["handheld-large"], handheld=replace(BLUR_MODELS["handheld-large"].handheld, p_rotation=0.0),
+    response_gamma=(1.0, 1.0), highlight_gain=(1.0, 1.0), shot_noise=(0.0, 0.0), read_noise=(0.0, 0.0),
+    p_srgb_noise=1.0, srgb_noise=(0.0, 0.02), p_jpeg=0.0)
 
 
 def blur_model(name: str) -> BlurConfig:
