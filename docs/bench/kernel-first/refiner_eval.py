@@ -5,7 +5,10 @@ the refinement probe's evaluation photos (refine_probe.py `eval_rows`:
 with our handheld model), through the product's steps (estimate, guard, TV), d and
 d + R(y, d) scored aligned as the benches score. Photos the guard refuses score 0 for both.
 
-    python docs/bench/kernel-first/refiner_eval.py WEIGHTS.safetensors [CACHE.npz]
+    python docs/bench/kernel-first/refiner_eval.py WEIGHTS.safetensors [CACHE.npz] [--per-photo]
+
+--per-photo also prints each photo's row: kind, true kernel extent, the estimate's
+similarity to the truth, d's gain and the refiner's change over d (dB).
 
 The cache is refine_probe.py's (the estimates take a minute; data/refine_probe/eval_cache.npz).
 """
@@ -34,7 +37,7 @@ def refined(model, y: np.ndarray, d: np.ndarray, precision: str = "bf16") -> np.
     return ((out + 1) / 2).clamp(0, 1)[0].permute(1, 2, 0).numpy().astype(np.float64)
 
 
-def main(weights, cache):
+def main(weights, cache, per_photo=False):
     import estimator_loop as L
     from refine_probe import eval_rows
 
@@ -49,6 +52,8 @@ def main(weights, cache):
             out.append((kind, ext, 0.0, 0.0))
             continue
         out.append((kind, ext, L.score(d.astype(np.float64), x) - base, L.score(refined(model, y, d), x) - base))
+        if per_photo:
+            print(f"{kind:9s} {ext:4d} px  similarity {sim:.2f}  d {out[-1][2]:+.2f}  refined - d {out[-1][3] - out[-1][2]:+.2f}")
     print(f"weights {weights}")
     for label, kind, lo, hi in (("loop 13-27 px", "loop", 0, 29), ("loop 31-79 px", "loop", 29, 80),
                                 ("loop 80+ px", "loop", 80, 999), ("handheld model", "handheld", 0, 999)):
@@ -57,4 +62,5 @@ def main(weights, cache):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "data/refine_probe/eval_cache.npz")
+    args = [a for a in sys.argv[1:] if a != "--per-photo"]
+    main(args[0], args[1] if len(args) > 1 else "data/refine_probe/eval_cache.npz", "--per-photo" in sys.argv)
