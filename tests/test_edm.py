@@ -87,10 +87,12 @@ def test_each_phase_trains_only_its_networks(phase):
     model = randomised(build_model(replace(tiny_edm_config(), refiner=refiner_config(8)))).train()
     set_trainable(model, phase)
     x0, y = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 3, 16, 16) * 2 - 1
-    if phase == "refiner":  # its crops carry their deconvolution
+    kernel = None
+    if phase == "refiner":  # its crops carry their deconvolution, and come with the kernel of it
         y = torch.cat([y, torch.rand(2, 3, 16, 16) * 2 - 1], dim=1)
+        kernel = torch.rand(2, 5, 5)
     training_loss(model, model.config, x0, y, train_schedule(), torch.Generator().manual_seed(1),
-                  phase=phase, fft_weight=0.1).backward()
+                  phase=phase, fft_weight=0.1, kernel=kernel).backward()
     assert (_grads(model.predictor) > 0) == (phase in ("joint", "predictor"))
     assert (_grads(model.denoiser) > 0) == (phase in ("joint", "denoiser"))
     assert (_grads(model.refiner) > 0) == (phase == "refiner")

@@ -570,8 +570,12 @@ def test_a_refiner_starts_the_kernel_path_from_the_deconvolution_plus_its_correc
     out = whole.restore(_tensor(y), SamplingOptions(steps=0), kernel=KernelChoice("given", k))
     with torch.no_grad():
         signed = _tensor(y).float() / 255 * 2 - 1
-        expected = ((refined.refine(signed, d * 2 - 1) + 1) / 2).clamp(0, 1)
+        given = torch.from_numpy(np.ascontiguousarray(KernelChoice("given", k).kernel, np.float32))
+        expected = ((refined.refine(signed, d * 2 - 1, given) + 1) / 2).clamp(0, 1)
+        # the refiner is told the kernel: another kernel, another correction
+        other = ((refined.refine(signed, d * 2 - 1, given.T.contiguous()) + 1) / 2).clamp(0, 1)
     assert (out - expected).abs().max() < 1e-5
+    assert (other - expected).abs().max() > 1e-4
     assert (out - d).abs().max() > 1e-2  # the correction did something
     # Tiles agree with the whole photo where the overlaps blend them (a network's tiles are
     # not bitwise the whole; the blend keeps them close).

@@ -380,3 +380,17 @@ def test_a_kernel_aware_model_deconvolves_with_its_configs_rule(monkeypatch):
         with torch.no_grad():
             build_model(c).eval().predict(torch.rand(1, 3, 48, 48) * 2 - 1)
     assert seen == ["fixed", "noise"]
+
+
+def test_the_refiner_is_the_one_network_conditioned_on_a_kernel():
+    cfg = tiny_config(refined=True)
+    assert cfg.refiner.kernel_grid > 0
+    assert ModelConfig.from_json(cfg.to_json()) == cfg
+    # A refiner saved before kernels were its condition loads as it was trained: unconditioned.
+    old = cfg.to_dict()
+    old["refiner"] = {k: v for k, v in old["refiner"].items() if k not in ("kernel_grid", "kernel_cell")}
+    assert ModelConfig.from_dict(old).refiner.kernel_grid == 0
+    with pytest.raises(ValueError, match="only the refiner is conditioned on a kernel"):
+        replace(cfg, predictor=replace(cfg.predictor, kernel_grid=8))
+    with pytest.raises(ValueError, match="kernel_grid"):
+        replace(cfg.refiner, kernel_grid=-1)

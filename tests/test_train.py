@@ -535,3 +535,42 @@ def test_the_refiner_trains_alone_on_kernel_path_crops(data_dirs, tmp_path, monk
                               "bench kernels")):
         r = CliRunner().invoke(app, [*base, "--steps", "1", *extra, "--out", str(tmp_path / "bad")])
         assert r.exit_code == code and why in r.output and "Traceback" not in r.output, (extra, r.output)
+
+
+def test_a_crops_kernel_is_turned_and_flipped_with_it():
+    from deblurkit.data.blur import convolve
+    from deblurkit.data.datasets import augment
+
+    # Blurring the turned crop with the turned kernel is turning the blurred crop: the
+    # refiner's kernel condition stays true to its crop under every augmentation.
+    rng = np.random.default_rng(0)
+    x = rng.random((24, 24, 3)).astype(np.float32)
+    k = np.zeros((7, 7), np.float32)
+    k[3, 3:] = [0.4, 0.3, 0.2, 0.1]  # one-sided: every turn and flip differs
+    k[1, 5] = 0.1
+    k /= k.sum()
+    seen = set()
+    for seed in range(48):
+        (xa, ka), (ya,) = augment(np.random.default_rng(seed), x, k), augment(np.random.default_rng(seed), convolve(x, k))
+        np.testing.assert_allclose(convolve(xa, ka)[4:-4, 4:-4], ya[4:-4, 4:-4], atol=1e-5)
+        seen.add(ka.tobytes())
+    assert len(seen) == 8
+
+
+def test_kernel_features_centre_the_kernel_and_keep_its_mass():
+    from deblurkit.models.unet import kernel_features
+
+    dot = torch.zeros(1, 5, 5)
+    dot[0, 2, 2] = 1.0
+    f = kernel_features(dot, grid=6, cell=4).reshape(6, 6)
+    # a dot sits in a middle cell, holding the whole mass (grid^2 for an evenly spread kernel's 1 per cell)
+    assert float(f.sum()) == pytest.approx(36.0) and float(f.max()) == pytest.approx(36.0)
+    assert tuple(int(i) for i in (f == f.max()).nonzero()[0]) in {(2, 2), (3, 3), (2, 3), (3, 2)}
+    # a line sideways spreads along a row; a kernel larger than the square is cut, centred
+    line = torch.zeros(1, 41, 41)
+    line[0, 20, :] = 1 / 41
+    g = kernel_features(line, grid=6, cell=4).reshape(6, 6)
+    assert int((g.sum(dim=1) > 0).sum()) == 1 and int((g.sum(dim=0) > 0).sum()) == 6
+    assert float(g.sum()) == pytest.approx(36.0 * 24 / 41, rel=1e-5)
+    # batches: one row per kernel
+    assert kernel_features(torch.rand(3, 9, 9), grid=4, cell=2).shape == (3, 16)

@@ -9,7 +9,7 @@ happen on the full image. Overlapping tiles therefore always agree and no seams 
 Every model family answers the same few questions (DvSR in models/dvsr.py, HI-Diff in
 models/hidiff.py): `diffuses_pixels` (is there an image-space chain), `has_deterministic_path`
 (do 0 steps restore anything), `predict(y, prior)` (the deterministic image estimate of a tile), `denoise(...)` (one step of that chain),
-`refiner` / `refine(y, d)` (the kernel path's estimate from a tile and its deconvolution; DvSR),
+`refiner` / `refine(y, d, k)` (the kernel path's estimate from a tile, its deconvolution and the kernel; DvSR),
 `guide(y)` / `guidance` (per-tile conditioning computed once, MSGD), `image_prior(y, noise,
 steps)` (a per-image prior shared by all tiles, HI-Diff), and the memory estimates
 `activation_bytes_per_pixel()` and `cached_bytes_per_pixel()`.
@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -63,6 +63,18 @@ FLIP_DIMS = ((), (-1,), (-2,), (-2, -1))  # none, left-right, up-down, both (eac
 
 def _flipped(x: torch.Tensor, flip: int) -> torch.Tensor:
     return torch.flip(x, FLIP_DIMS[flip]) if flip else x
+
+
+class Deconvolved(NamedTuple):
+    """The kernel path's deconvolution of a photo, (1, 3, H, W) float32 in [0, 1], and the
+    (k, k) kernel it was made with (the refiner's condition)."""
+
+    pixels: torch.Tensor
+    kernel: torch.Tensor
+
+    def flipped(self, flip: int) -> "Deconvolved":
+        # A mirrored photo was blurred by the mirrored kernel.
+        return Deconvolved(_flipped(self.pixels, flip), _flipped(self.kernel, flip))
 
 
 def key_bytes(key: str) -> bytes:
@@ -179,11 +191,12 @@ class Restorer:
         with autocast(self.device, self.precision):
             return self.model.predict(self._cl(y))
 
-    def _refine_tiles(self, crops: list[torch.Tensor]) -> torch.Tensor:
-        """The refiner on tiles of the input and of its deconvolution (float32 in [0, 1])."""
+    def _refine_tiles(self, crops: list[torch.Tensor], kernel: torch.Tensor) -> torch.Tensor:
+        """The refiner on tiles of the input and of its deconvolution (float32 in [0, 1]),
+        with the (k, k) kernel the photo was deconvolved with."""
         y, d = self._signed(crops[0]), crops[1] * 2.0 - 1.0
         with autocast(self.device, self.precision):
-            return self.model.refine(self._cl(y), self._cl(d))
+            return self.model.refine(self._cl(y), self._cl(d), kernel)
 
     @torch.inference_mode()
     def _predict_whole(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -299,7 +312,8 @@ class Restorer:
             if on_kernel is not None:
                 on_kernel(report)
             if report.path == "kernel":
-                deconv = deconvolution(image, report.kernel, report.estimated)
+                deconv = Deconvolved(deconvolution(image, report.kernel, report.estimated),
+                                     torch.from_numpy(np.ascontiguousarray(report.kernel, np.float32)))
         passes = []  # (flip, sample indices) of each run of the networks over the image
         grouped = None
         for flip in range(n_flips):
@@ -321,7 +335,7 @@ class Restorer:
             step = None if on_step is None else (lambda i, t, k=k: on_step(k * t + i, t * len(passes)))
             part = self._retrying(_flipped(image, flip), replace(options, samples=len(idx), flips=1),
                                   [generators[i] for i in idx], step, on_estimate if k == 0 else None, estimate_every,
-                                  None if deconv is None else _flipped(deconv, flip))
+                                  None if deconv is None else deconv.flipped(flip))
             if out is None:
                 out = torch.empty((S, *part.shape[1:]), device=part.device)
             out[idx] = _flipped(part, flip)
@@ -450,13 +464,14 @@ class Restorer:
         if deconv is None:
             x_init = grid.apply(self._predict_tiles, [pixels], per_batch)
         else:  # the kernel path: the deconvolution, refined where the model has a refiner, is the initial estimate
-            d = deconv.to(self.device, torch.float32)
+            d = deconv.pixels.to(self.device, torch.float32)
             if padded:
                 d = pad_image(d, pixels.shape[-2] - H, pixels.shape[-1] - W)
             if self.model.refiner is None:
                 x_init = d.mul(2.0).sub_(1.0)
             else:
-                x_init = grid.apply(self._refine_tiles, [pixels, d], per_batch)
+                kernel = deconv.kernel.to(self.device)
+                x_init = grid.apply(lambda crops: self._refine_tiles(crops, kernel), [pixels, d], per_batch)
             del d
         schedule = options.schedule()
         if schedule is None:

@@ -149,7 +149,9 @@ def train(pack_path, out, minutes):
 
 
 def eval_rows(cache):
-    """(kind, extent, x, y, d or None, sim) per evaluation photo, cached (the estimates take a minute)."""
+    """(kind, extent, x, y, d or None, sim, estimated kernel or None) per evaluation photo,
+    cached (the estimates take a minute; caches made before the kernel was kept have six
+    fields)."""
     if cache and os.path.exists(cache):
         z = np.load(cache, allow_pickle=True)
         return list(z["rows"])
@@ -183,7 +185,7 @@ def _eval_one(job):
     x, y, k = made
     est = photo.estimate_photo_kernel(y)
     d = photo.deconvolve_photo(y, est.kernel, estimated=True) if est.accepted else None
-    return kind, photo.kernel_extent(k), x, y, d, kernel_similarity(est.kernel, k)
+    return kind, photo.kernel_extent(k), x, y, d, kernel_similarity(est.kernel, k), est.kernel if est.accepted else None
 
 
 def _kohler_one(job):
@@ -234,7 +236,7 @@ def evaluate(weights, cache=None, kohler=False):
     net.eval()
     t = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1), np.float32))[None]  # noqa: E731
     out = []
-    for kind, ext, x, y, d, sim in rows:
+    for kind, ext, x, y, d, sim, *_ in rows:
         base = L.score(y, x)
         if d is None:
             out.append((kind, ext, 0.0, 0.0, sim, True))

@@ -10,7 +10,9 @@ d + R(y, d) scored aligned as the benches score. Photos the guard refuses score 
 --per-photo also prints each photo's row: kind, true kernel extent, the estimate's
 similarity to the truth, d's gain and the refiner's change over d (dB).
 
-The cache is refine_probe.py's (the estimates take a minute; data/refine_probe/eval_cache.npz).
+The cache is refine_probe.py's (the estimates take a minute; data/refine_probe/eval_cache.npz);
+a kernel-conditioned refiner needs one that kept the estimated kernels
+(data/refine_probe/eval_cache_k.npz: the same photos, estimates and d).
 """
 import os
 import sys
@@ -25,15 +27,15 @@ from deblurkit.devices import autocast  # noqa: E402
 from deblurkit.weights import load_checkpoint  # noqa: E402
 
 
-def refined(model, y: np.ndarray, d: np.ndarray, precision: str = "bf16") -> np.ndarray:
-    """d + R(y, d) on the whole photo (padded by replication to the refiner's multiple), in [0, 1]."""
+def refined(model, y: np.ndarray, d: np.ndarray, kernel=None, precision: str = "bf16") -> np.ndarray:
+    """d + R(y, d[, k]) on the whole photo (padded by replication to the refiner's multiple), in [0, 1]."""
     t = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1), np.float32))[None] * 2 - 1  # noqa: E731
     H, W = y.shape[:2]
     m = model.multiple
     pad = (0, -W % m, 0, -H % m)
     ys, ds = (F.pad(t(a), pad, mode="replicate") for a in (y, d))
     with torch.inference_mode(), autocast(torch.device("cpu"), precision):
-        out = model.refine(ys, ds).float()[..., :H, :W]
+        out = model.refine(ys, ds, kernel).float()[..., :H, :W]
     return ((out + 1) / 2).clamp(0, 1)[0].permute(1, 2, 0).numpy().astype(np.float64)
 
 
@@ -46,12 +48,16 @@ def main(weights, cache, per_photo=False):
     if model.refiner is None:
         sys.exit(f"{weights}: this model has no refiner")
     out = []
-    for kind, ext, x, y, d, sim in eval_rows(cache):
+    conditioned = bool(model.refiner.config.kernel_grid)
+    for kind, ext, x, y, d, sim, *kernel in eval_rows(cache):
         base = L.score(y, x)
         if d is None:
             out.append((kind, ext, 0.0, 0.0))
             continue
-        out.append((kind, ext, L.score(d.astype(np.float64), x) - base, L.score(refined(model, y, d), x) - base))
+        if conditioned and not kernel:
+            sys.exit(f"{cache}: made before the estimated kernels were kept; a kernel-conditioned refiner needs a new cache")
+        k = torch.from_numpy(np.ascontiguousarray(kernel[0], np.float32)) if conditioned else None
+        out.append((kind, ext, L.score(d.astype(np.float64), x) - base, L.score(refined(model, y, d, k), x) - base))
         if per_photo:
             print(f"{kind:9s} {ext:4d} px  similarity {sim:.2f}  d {out[-1][2]:+.2f}  refined - d {out[-1][3] - out[-1][2]:+.2f}")
     print(f"weights {weights}")

@@ -165,16 +165,23 @@ class Mixture:
         w = np.array([s.weight for s in sources], np.float64)
         self.p = w / w.sum()
 
-    def batch(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """(sharp, blurry) as float32 arrays (n, 3, H, W) in [-1, 1]."""
-        xs, ys = [], []
+    def batch(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, ...]:
+        """(sharp, blurry) as float32 arrays (n, 3, H, W) in [-1, 1]; where every source
+        gives a kernel with its crop (the kernel path's shards), the kernels third, (n, k, k)
+        float32, each turned and flipped with its crop and centred in a common side."""
+        xs, ys, ks = [], [], []
         for _ in range(n):
             src = self.sources[int(rng.choice(len(self.sources), p=self.p))]
-            sharp, blurry = augment(rng, *src.dataset.sample(rng))
+            sharp, blurry, *kernel = augment(rng, *src.dataset.sample(rng))
             xs.append(sharp)
             ys.append(blurry)
+            ks.append(kernel[0] if kernel else None)
         to = lambda a: np.stack(a).transpose(0, 3, 1, 2) * 2.0 - 1.0  # noqa: E731
-        return to(xs).astype(np.float32), to(ys).astype(np.float32)
+        out = to(xs).astype(np.float32), to(ys).astype(np.float32)
+        if any(k is None for k in ks):
+            return out
+        side = max(k.shape[-1] for k in ks)
+        return (*out, np.stack([np.pad(k, (side - k.shape[-1]) // 2) for k in ks]).astype(np.float32))
 
 
 def validation_pairs(root: str | Path, crop: int = 192, seed: int = 1234, limit: int | None = None, blur: BlurConfig = BlurConfig()):

@@ -163,7 +163,8 @@ def shard_rule(shard) -> str:
 
 class DeconvSamples:
     """A folder of shards as a training source: sample() gives (sharp, [blurry | deconv])
-    with the deconvolution as three more channels, cropped to `crop`."""
+    with the deconvolution as three more channels, cropped to `crop`, and for the kernel
+    path's shards (--estimate photo) the crop's estimated kernel third."""
 
     def __init__(self, root: str | Path, crop: int):
         self.root = Path(root)
@@ -187,6 +188,10 @@ class DeconvSamples:
                                  "one kind per folder")
         self.estimate = estimates.pop()
         self.sharp = np.concatenate([p["sharp"] for p in parts])
+        # Each crop's estimated kernel (photo shards: the refiner's condition), one side for all.
+        side = max(p["kernel"].shape[-1] for p in parts) if all("kernel" in p.files for p in parts) else 0
+        pad = lambda k: np.pad(k, ((0, 0),) + ((((side - k.shape[-1]) // 2),) * 2,) * 2)  # noqa: E731
+        self.kernels = np.concatenate([pad(p["kernel"]) for p in parts]) if side else None
         self.inputs = np.concatenate([np.concatenate([p["blurry"], p["deconv"]], axis=-1) for p in parts])
         if not len(self.sharp):
             raise ImageReadError(f"{self.root}: its shards hold no crops (every crop took the blind path)")
@@ -202,4 +207,8 @@ class DeconvSamples:
         h, w = self.sharp.shape[1:3]
         top, left = _random_crop_box(rng, h, w, self.crop)
         sl = (i, slice(top, top + self.crop), slice(left, left + self.crop))
-        return self.sharp[sl].astype(np.float32) / 255.0, self.inputs[sl].astype(np.float32)
+        sharp, inputs = self.sharp[sl].astype(np.float32) / 255.0, self.inputs[sl].astype(np.float32)
+        if self.estimate == "photo" and self.kernels is not None:
+            # the kernel goes through the crop's flips and turns with it (datasets.augment)
+            return sharp, inputs, self.kernels[i]
+        return sharp, inputs

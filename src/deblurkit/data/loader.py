@@ -15,11 +15,12 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 
-def step_batch(data, seed: int, step: int, rank: int, batch: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """(sharp, blurry, noise seed) of one training step."""
+def step_batch(data, seed: int, step: int, rank: int, batch: int) -> tuple:
+    """(sharp, blurry, noise seed) of one training step, and the crops' kernels where the
+    data gives them (the kernel path's refiner: (sharp, blurry, noise seed, kernels))."""
     rng = np.random.default_rng([seed, step, rank])
-    x, y = data.batch(rng, batch)
-    return torch.from_numpy(x), torch.from_numpy(y), int(rng.integers(2**62))
+    x, y, *kernels = data.batch(rng, batch)
+    return (torch.from_numpy(x), torch.from_numpy(y), int(rng.integers(2**62)), *map(torch.from_numpy, kernels))
 
 
 class StepBatches(IterableDataset):

@@ -113,12 +113,14 @@ def training_loss(
     fft_weight: float = 0.0,
     denoise_weight: float = 1.0,
     stage: int = 1,
+    kernel: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The loss of one training step for `config.objective` and `phase`.
 
     `denoise_weight` scales the denoising term (guided models warm-start on the
     regression loss alone and ramp it in; see `guidance_ramp`). HI-Diff: `stage` 1 or 2
-    (its own two losses; see models.hidiff)."""
+    (its own two losses; see models.hidiff). `kernel`: phase "refiner", the (B, k, k)
+    kernels the crops were deconvolved with."""
     if getattr(config, "arch", None) == "hidiff":
         return model(x0, y, stage=stage, generator=generator)
     if phase not in PHASES:
@@ -127,7 +129,7 @@ def training_loss(
     if phase == "refiner":
         if getattr(config, "refiner", None) is None:
             raise ValueError("phase 'refiner' needs a model with a refiner")
-        _, _, refined, _ = model(x0, y, None, None, refine=True)
+        _, _, refined, _ = model(x0, y, None, None, refine=True, kernel=kernel)
         return predictor_loss(refined, x0, fft_weight)
     if phase == "predictor":
         if not has_predictor:

@@ -66,12 +66,19 @@ class UNetConfig:
     # Levels (0 = the stem's resolution) whose residual blocks, and the middle blocks when
     # the deepest level is named, carry a Fourier branch (global receptive field; unet.py).
     fourier_levels: tuple[int, ...] = ()
+    # Kernel conditioning (the kernel path's refiner, U(y, d, k)): the blur kernel, centred
+    # in a square of kernel_grid x kernel_cell pixels and summed over cells of kernel_cell
+    # pixels, enters every residual block through an embedding, as the noise level does in
+    # the denoiser (unet.kernel_features). 0: not conditioned on a kernel.
+    kernel_grid: int = 0
+    kernel_cell: int = 4
 
     def __post_init__(self):
         # A checkpoint's metadata is untrusted: every field is checked for type and a sane
         # range before anything is built from it.
         for name, lo, hi in (("in_channels", 1, 64), ("out_channels", 1, 64), ("base_channels", 1, 1024),
-                             ("num_res_blocks", 1, 32), ("pixel_shuffle", 1, 16)):
+                             ("num_res_blocks", 1, 32), ("pixel_shuffle", 1, 16), ("kernel_grid", 0, 64),
+                             ("kernel_cell", 1, 32)):
             check_whole(self, name, lo, hi)
         m = self.channel_mults
         if (not isinstance(m, tuple) or not 1 <= len(m) <= 8
@@ -151,13 +158,19 @@ DEFAULT_EMBED_SCALE = 5000.0
 REFINER_INPUTS = 9
 
 
-def refiner_config(base_channels: int = 32) -> UNetConfig:
+# The refiner sees the kernel in a 96 px square (24 cells of 4 px): the kernels it is
+# trained on (estimated on crops, 75 px windows) fit; a longer one's tails are cut off.
+REFINER_KERNEL_GRID = 24
+REFINER_KERNEL_CELL = 4
+
+
+def refiner_config(base_channels: int = 32, kernel: bool = True) -> UNetConfig:
     """The kernel path's refiner: a half-resolution U-Net (pixel shuffle 2) with one block per
     level, 2.3 M parameters at 32 channels and 61 ms per 512 px square in bf16 on this
     project's 2-core CPU (the medium predictor: 96 ms). With two blocks per level (85 ms) a
     12 MP photo's kernel path took 2.02x the blind path's time, over the 2x it may take."""
     return UNetConfig(in_channels=REFINER_INPUTS, base_channels=base_channels, channel_mults=(1, 2, 4), num_res_blocks=1,
-                      pixel_shuffle=2)
+                      pixel_shuffle=2, kernel_grid=REFINER_KERNEL_GRID if kernel else 0, kernel_cell=REFINER_KERNEL_CELL)
 
 
 def predictor_inputs(scales: int, deconv_input: bool) -> int:
@@ -269,6 +282,10 @@ class ModelConfig:
                              f"not {self.predictor.in_channels}")
         if self.condition_on_prediction and self.predictor is None:
             raise ValueError("condition_on_prediction needs a predictor")
+        for name in ("predictor", "denoiser"):
+            net = getattr(self, name)
+            if net is not None and net.kernel_grid:
+                raise ValueError(f"only the refiner is conditioned on a kernel, not the {name}")
         if self.refiner is not None:
             if self.predictor is None:
                 raise ValueError("a refiner needs a predictor (the kernel path is for predict-and-refine models)")

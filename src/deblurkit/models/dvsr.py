@@ -6,8 +6,8 @@ is g(y) + z_0. For arch "icdpm" there is no predictor: g(y) = 0 and the denoiser
 samples the clean image itself (the plain image-conditioned DDPM baseline); arch "msgd"
 is icDPM whose denoiser also gets multiscale structure guidance (models.guidance),
 computed once from y by `guide(y)` and passed to every `denoise` call. On the kernel
-path (kernel_path.py) a model with a refiner starts from `refine(y, d)`, d being y's
-deconvolution with the photo's kernel, instead of g(y).
+path (kernel_path.py) a model with a refiner starts from `refine(y, d, k)`, d being y's
+deconvolution with the photo's kernel k, instead of g(y).
 Images are in [-1, 1].
 """
 
@@ -117,13 +117,15 @@ class DvSR(nn.Module):
             x = self._correct(ys, self._scale_predictor(level)(torch.cat([ys, prev, side], dim=1)), side)
         return x
 
-    def refine(self, y: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    def refine(self, y: torch.Tensor, d: torch.Tensor, kernel: torch.Tensor | None = None) -> torch.Tensor:
         """The kernel path's initial estimate from blurry y and its deconvolution d (both
         [-1, 1], the same shape): d + R(y, d, d - y) with a refiner, d itself without. The sum
         is taken in d's precision (float32 under autocast): only the correction is bf16."""
         if self.refiner is None:
             return d
-        return d + self.refiner(torch.cat([y, d, d - y], dim=1))
+        # A kernel-conditioned refiner (config.refiner.kernel_grid) also sees the kernel d was
+        # deconvolved with, (k, k) or (B, k, k), so it can learn how far to trust d.
+        return d + self.refiner(torch.cat([y, d, d - y], dim=1), kernel=kernel)
 
     def _correct(self, y: torch.Tensor, out: torch.Tensor, deconv: torch.Tensor | None) -> torch.Tensor:
         """One scale's prediction from its network output: y + U, and with a gate
@@ -153,12 +155,12 @@ class DvSR(nn.Module):
 
     def forward(
         self, x0: torch.Tensor, y: torch.Tensor, noise: torch.Tensor | None, eps: torch.Tensor | None,
-        guidance_noise: torch.Tensor | None = None, refine: bool = False,
+        guidance_noise: torch.Tensor | None = None, refine: bool = False, kernel: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor, Guidance | None]:
         """Training pass: returns (denoiser output, its regression target, g(y), guidance).
 
-        `refine`: the refiner's pass instead (y carries d as channels 3-5): (None, None,
-        d + R(y, d), None).
+        `refine`: the refiner's pass instead (y carries d as channels 3-5, `kernel` the (B,
+        k, k) kernels d was deconvolved with): (None, None, d + R(y, d, k), None).
 
         `noise` is the objective's noise variable per sample: sqrt(alpha_bar) for "eps"
         (DvSR Eq. 6: the residual x0 - g(y) is diffused and the gradient flows through it
@@ -170,7 +172,7 @@ class DvSR(nn.Module):
         if refine:
             if self.refiner is None or y.shape[1] != 6:
                 raise ValueError("the refiner's pass needs a model with a refiner and y carrying d ([y, d], 6 channels)")
-            return None, None, self.refine(y[:, :3], y[:, 3:]), None
+            return None, None, self.refine(y[:, :3], y[:, 3:], kernel), None
         train_predictor = self.predictor is not None and any(p.requires_grad for p in self.predictor.parameters())
         with torch.set_grad_enabled(torch.is_grad_enabled() and train_predictor):
             x_init = self.predict(y)

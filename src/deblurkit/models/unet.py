@@ -32,6 +32,25 @@ def sinusoidal_embedding(level: torch.Tensor, dim: int, scale: float) -> torch.T
     return torch.cat([torch.sin(args), torch.cos(args)], dim=1)
 
 
+def kernel_features(kernel: torch.Tensor, grid: int, cell: int) -> torch.Tensor:
+    """(B, k, k) blur kernels (or one (k, k) for the whole batch: pass B through expand)
+    -> (B, grid * grid): each kernel centred in a square of grid * cell pixels (cut or
+    zero-padded), summed over cells of cell x cell pixels, scaled so that a kernel spread
+    evenly over the square reads 1 per cell. Odd kernels keep their centre pixel in the
+    middle cell's centre."""
+    side = grid * cell
+    k = kernel.float()
+    n = k.shape[-1]
+    if n > side:  # cut the tails off, centred
+        a = (n - side) // 2
+        k = k[..., a:a + side, a:a + side]
+    elif n < side:
+        a = (side - n) // 2
+        k = F.pad(k, (a, side - n - a, a, side - n - a))
+    cells = F.avg_pool2d(k[:, None], cell)[:, 0] * cell * cell  # sums per cell
+    return cells.flatten(1) * (grid * grid)
+
+
 def _zero(module: nn.Module) -> nn.Module:
     for p in module.parameters():
         nn.init.zeros_(p)
@@ -105,9 +124,11 @@ class UNet(nn.Module):
         self.config = config
         ch = config.base_channels
         conditioned = config.embed_scale > 0
-        emb_dim = 4 * ch if conditioned else None
+        emb_dim = 4 * ch if conditioned or config.kernel_grid else None
         if conditioned:
             self.embed = nn.Sequential(nn.Linear(ch, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        if config.kernel_grid:
+            self.kernel_embed = nn.Sequential(nn.Linear(config.kernel_grid**2, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         s2 = config.pixel_shuffle**2
         self.unshuffle = nn.PixelUnshuffle(config.pixel_shuffle) if config.pixel_shuffle > 1 else nn.Identity()
         self.shuffle = nn.PixelShuffle(config.pixel_shuffle) if config.pixel_shuffle > 1 else nn.Identity()
@@ -144,9 +165,10 @@ class UNet(nn.Module):
         self.tail = _zero(nn.Conv2d(cur, config.out_channels * s2, 3, padding=1))
 
     def forward(self, x: torch.Tensor, level: torch.Tensor | None = None,
-                biases: list[torch.Tensor | None] | None = None) -> torch.Tensor:
+                biases: list[torch.Tensor | None] | None = None, kernel: torch.Tensor | None = None) -> torch.Tensor:
         """`biases[k]`, when given, is added to the encoder's features where level k begins
-        (after the stem or the downsampling into it): MSGD's structure guidance."""
+        (after the stem or the downsampling into it): MSGD's structure guidance. `kernel`:
+        (B, k, k) or (k, k) blur kernel(s) of a kernel-conditioned U-Net (config.kernel_grid)."""
         m = self.config.multiple
         if x.shape[-1] % m or x.shape[-2] % m:
             raise ValueError(f"U-Net input sides must be multiples of {m}, got {tuple(x.shape[-2:])}")
@@ -156,6 +178,16 @@ class UNet(nn.Module):
                 raise ValueError("this U-Net is noise-level conditioned: pass `level`")
             feats = sinusoidal_embedding(level, self.config.base_channels, self.config.embed_scale)
             emb = self.embed(feats.to(x.dtype) if not torch.is_autocast_enabled() else feats)
+        if self.config.kernel_grid:
+            if kernel is None:
+                raise ValueError("this U-Net is conditioned on a blur kernel: pass `kernel`")
+            if kernel.dim() == 2:
+                kernel = kernel.expand(x.shape[0], -1, -1)
+            if kernel.dim() != 3 or kernel.shape[0] != x.shape[0] or kernel.shape[-1] != kernel.shape[-2]:
+                raise ValueError(f"kernel: expected (B, k, k) or (k, k) for a batch of {x.shape[0]}, got {tuple(kernel.shape)}")
+            feats = kernel_features(kernel.to(x.device), self.config.kernel_grid, self.config.kernel_cell)
+            k_emb = self.kernel_embed(feats.to(x.dtype) if not torch.is_autocast_enabled() else feats)
+            emb = k_emb if emb is None else emb + k_emb
 
         h = self.head(self.unshuffle(x))
         depth = 0

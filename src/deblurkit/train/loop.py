@@ -361,7 +361,7 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
         batches = step_batches(data, cfg.seed, rank, cfg.batch, start, cfg.steps, cfg.workers, pin=device.type == "cuda")
         for step in range(start, cfg.steps):
             t0 = time.perf_counter()
-            got, x, y, noise_seed = next(batches)
+            got, x, y, noise_seed, *kernel = next(batches)  # the refiner's data brings each crop's kernel
             assert got == step, (got, step)
             x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
             y = y.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
@@ -372,7 +372,8 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
             with autocast(device, cfg.precision):
                 loss = training_loss(net, model.config, x, y, schedule, gen, phase=cfg.phase,
                                      predictor_weight=cfg.predictor_loss_weight, fft_weight=cfg.fft_loss_weight,
-                                     denoise_weight=guidance_ramp(step, cfg.guidance_ramp_steps()), stage=cfg.stage)
+                                     denoise_weight=guidance_ramp(step, cfg.guidance_ramp_steps()), stage=cfg.stage,
+                                     kernel=kernel[0].to(device) if kernel else None)
             if not torch.isfinite(loss):
                 kept = (f"last good checkpoint kept in {out}" if paths["state"].is_file()
                         else "no checkpoint was written yet")
