@@ -18,7 +18,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
-def random_tiny_model(arch: str = "dvsr", seed: int = 0, scale: float = 0.05, refined: bool = False):
+def random_tiny_model(arch: str = "dvsr", seed: int = 0, scale: float = 0.05, refined: bool | str = False):
     """A tiny model whose zero-initialised layers are randomised too, so it does something."""
     torch.manual_seed(seed)
     model = build_model(tiny_config(arch, refined=refined))

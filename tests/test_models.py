@@ -383,7 +383,8 @@ def test_a_kernel_aware_model_deconvolves_with_its_configs_rule(monkeypatch):
 
 
 def test_the_refiner_is_the_one_network_conditioned_on_a_kernel():
-    cfg = tiny_config(refined=True)
+    assert tiny_config(refined=True).refiner.kernel_grid == 0  # the default refiner is not told the kernel
+    cfg = tiny_config(refined="kernel")
     assert cfg.refiner.kernel_grid > 0
     assert ModelConfig.from_json(cfg.to_json()) == cfg
     # A refiner saved before kernels were its condition loads as it was trained: unconditioned.

@@ -532,9 +532,21 @@ def test_the_refiner_trains_alone_on_kernel_path_crops(data_dirs, tmp_path, monk
                              (["--deconv", str(tmp_path / "photo"), "--phase", "predictor", "--deconv-input"], 2, "for --phase refiner"),
                              (["--phase", "refiner", "--deconv", str(tmp_path / "photo"), "--deconv-input"], 2, "the other design"),
                              (["--phase", "refiner", "--deconv", str(tmp_path / "photo"), "--val", str(data_dirs / "val")], 2,
-                              "bench kernels")):
+                              "bench kernels"),
+                             (["--phase", "predictor", "--sharp", str(data_dirs / "sharp"), "--refiner-kernel"], 2,
+                              "add --phase refiner or --refiner")):
         r = CliRunner().invoke(app, [*base, "--steps", "1", *extra, "--out", str(tmp_path / "bad")])
         assert r.exit_code == code and why in r.output and "Traceback" not in r.output, (extra, r.output)
+    # A refiner told the kernel trains on each crop's kernel, and its correction then depends on it.
+    r = CliRunner().invoke(app, [*base, "--steps", "3", "--phase", "refiner", "--refiner-kernel", "--deconv", str(tmp_path / "photo"),
+                                 "--init", str(tmp_path / "start" / "ema.safetensors"), "--out", str(tmp_path / "told")])
+    assert r.exit_code == 0, r.output
+    told = load_checkpoint(tmp_path / "told" / "model.safetensors").model
+    assert told.config.refiner.kernel_grid > 0
+    y, d = torch.rand(1, 3, 16, 16) * 2 - 1, torch.rand(1, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        a, b = (told.refine(y, d, k) for k in (torch.from_numpy(line).float(), torch.from_numpy(line.T.copy()).float()))
+    assert (a - d).abs().max() > 0 and (a - b).abs().max() > 0
 
 
 def test_a_crops_kernel_is_turned_and_flipped_with_it():

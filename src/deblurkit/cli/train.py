@@ -90,6 +90,8 @@ def train_cmd(
         None, "--deconv-wiener", help="dvsr, with --deconv-input: the deconvolution's Wiener rule, fixed, noise or guarded (as the --deconv shards were made). [default: fixed]", rich_help_panel=_MODEL),
     refiner: bool = typer.Option(
         False, "--refiner", help="dvsr: the model has the kernel path's refiner (implied by --phase refiner; give it to train other phases of a model that has one).", rich_help_panel=_MODEL),
+    refiner_kernel: bool = typer.Option(
+        False, "--refiner-kernel", help="dvsr, with --phase refiner or --refiner: the refiner is also told the kernel the photo was deconvolved with, U(y, d, k) (on this CPU's data it lost to the refiner without it; docs/training.md).", rich_help_panel=_MODEL),
     size: Optional[str] = typer.Option(None, "--size", help="tiny, small (CPU, v1), medium (CPU, edm denoiser) or base (GPU)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Total optimiser steps. " + _default("steps")),
     batch: Optional[int] = typer.Option(None, "--batch", help="Crops per step (per process). " + _default("batch")),
@@ -127,7 +129,8 @@ def train_cmd(
                          fourier_levels=_levels(fourier_levels) if fourier_levels is not None else None,
                          predictor_scales=predictor_scales, separate_scales=separate_scales or None,
                          deconv_input=deconv_input or None, deconv_gate=deconv_gate or None, deconv_gate_start=deconv_gate_start,
-                         deconv_wiener=deconv_wiener, refiner=refiner or None)
+                         deconv_wiener=deconv_wiener, refiner=refiner or None,
+                         refiner_kernel=refiner_kernel or None)
         d = cfg.to_dict()
         d.update({k: v for k, v in overrides.items() if v is not None})
         if out is not None:

@@ -164,11 +164,12 @@ REFINER_KERNEL_GRID = 24
 REFINER_KERNEL_CELL = 4
 
 
-def refiner_config(base_channels: int = 32, kernel: bool = True) -> UNetConfig:
+def refiner_config(base_channels: int = 32, kernel: bool = False) -> UNetConfig:
     """The kernel path's refiner: a half-resolution U-Net (pixel shuffle 2) with one block per
     level, 2.3 M parameters at 32 channels and 61 ms per 512 px square in bf16 on this
     project's 2-core CPU (the medium predictor: 96 ms). With two blocks per level (85 ms) a
-    12 MP photo's kernel path took 2.02x the blind path's time, over the 2x it may take."""
+    12 MP photo's kernel path took 2.02x the blind path's time, over the 2x it may take.
+    `kernel`: conditioned on the kernel d was deconvolved with (kernel_grid)."""
     return UNetConfig(in_channels=REFINER_INPUTS, base_channels=base_channels, channel_mults=(1, 2, 4), num_res_blocks=1,
                       pixel_shuffle=2, kernel_grid=REFINER_KERNEL_GRID if kernel else 0, kernel_cell=REFINER_KERNEL_CELL)
 
@@ -362,13 +363,13 @@ def msgd_config(denoiser: UNetConfig | None = None, guidance: GuidanceConfig | N
     return replace(icdpm_config(denoiser), arch="msgd", guidance=guidance or GuidanceConfig())
 
 
-def tiny_config(arch: str = "dvsr", guided: bool = False, refined: bool = False) -> ModelConfig:
+def tiny_config(arch: str = "dvsr", guided: bool = False, refined: bool | str = False) -> ModelConfig:
     """A very small model for tests and smoke runs (random weights are fine); `refined`: with
-    a kernel path refiner (dvsr)."""
+    a kernel path refiner (dvsr; "kernel": one told the kernel)."""
     den = UNetConfig(in_channels=6, base_channels=8, channel_mults=(1, 2), embed_scale=DEFAULT_EMBED_SCALE)
     pred = UNetConfig(base_channels=8, channel_mults=(1, 2)) if arch == "dvsr" else None
     std = DEFAULT_RESIDUAL_STD if arch == "dvsr" else ICDPM_RESIDUAL_STD
     # Levels at 1/1 and 1/2: the guidance scales that meet them.
     guide = GuidanceConfig(scales=(1, 2), channels=4, num_blocks=1) if (arch == "msgd" or guided) else None
     return ModelConfig(arch=arch, predictor=pred, denoiser=den, residual_std=std, guidance=guide,
-                       refiner=refiner_config(8) if refined else None)
+                       refiner=refiner_config(8, kernel=refined == "kernel") if refined else None)

@@ -193,6 +193,10 @@ class TrainConfig:
     # DvSR: the model has the kernel path's refiner (models/config.py refiner); phase
     # "refiner" trains it (alone, on `deblur deconv-pack --estimate photo` data) and implies it.
     refiner: bool = False
+    # ... told the kernel d was deconvolved with (U(y, d, k): models/config.py refiner_config).
+    # Off by default: on this CPU's 1,243 crops it lost 0.2 dB on 31-79 px kernels against
+    # the same refiner without it (docs/bench/kernel-first/README.md, thirteenth session).
+    refiner_kernel: bool = False
 
     def __post_init__(self):
         if self.phase == "refiner":  # recorded as such, so a later phase or a resume sees the model's shape
@@ -259,7 +263,9 @@ class TrainConfig:
                 raise UsageError("--phase refiner / --refiner: a refiner starts from the kernel path's deconvolution; "
                                  "--deconv-input is the other design (a predictor that sees a crop's own)")
             # as wide as the size's predictor (the 12 MP time budget was measured at medium's 32 channels)
-            cfg = replace(cfg, refiner=refiner_config(cfg.predictor.base_channels))
+            cfg = replace(cfg, refiner=refiner_config(cfg.predictor.base_channels, kernel=self.refiner_kernel))
+        elif self.refiner_kernel:
+            raise UsageError("--refiner-kernel is the refiner's: add --phase refiner or --refiner")
         return cfg
 
     def guidance_ramp_steps(self) -> int:
