@@ -84,7 +84,7 @@ def test_each_phase_trains_only_its_networks(phase):
     from deblurkit.models.config import refiner_config
 
     # Every model here has a refiner: only its own phase may reach it.
-    model = randomised(build_model(replace(tiny_edm_config(), refiner=refiner_config(8)))).train()
+    model = randomised(build_model(replace(tiny_edm_config(), refiner=refiner_config(8, kernel=True)))).train()
     set_trainable(model, phase)
     x0, y = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 3, 16, 16) * 2 - 1
     kernel = None
@@ -96,6 +96,7 @@ def test_each_phase_trains_only_its_networks(phase):
     assert (_grads(model.predictor) > 0) == (phase in ("joint", "predictor"))
     assert (_grads(model.denoiser) > 0) == (phase in ("joint", "denoiser"))
     assert (_grads(model.refiner) > 0) == (phase == "refiner")
+    assert (_grads(model.refiner.kernel_embed) > 0) == (phase == "refiner")  # its kernel condition learns with it
 
 
 def test_edm_joint_training_keeps_the_denoiser_gradient_out_of_the_predictor():

@@ -623,3 +623,7 @@ def test_a_refiner_told_the_kernel_gets_the_photos_kernel_and_its_mirror_images(
     alone = Restorer(told, CPU, tile=128).restore(torch.flip(_tensor(y), (-1,)), opts, sample_generators(0, "a", 2, CPU)[1:],
                                                   kernel=KernelChoice("given", k[:, ::-1].copy()))
     assert (both[1:] - torch.flip(alone, (-1,))).abs().max() < 2e-3
+    # ... and not with the kernel as it was (the mirror matters by more than the tolerance)
+    unmirrored = Restorer(told, CPU, tile=128).restore(torch.flip(_tensor(y), (-1,)), opts, sample_generators(0, "a", 2, CPU)[1:],
+                                                       kernel=KernelChoice("given", k))
+    assert (both[1:] - torch.flip(unmirrored, (-1,))).abs().max() > 1e-2

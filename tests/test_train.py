@@ -537,16 +537,25 @@ def test_the_refiner_trains_alone_on_kernel_path_crops(data_dirs, tmp_path, monk
                               "add --phase refiner or --refiner")):
         r = CliRunner().invoke(app, [*base, "--steps", "1", *extra, "--out", str(tmp_path / "bad")])
         assert r.exit_code == code and why in r.output and "Traceback" not in r.output, (extra, r.output)
-    # A refiner told the kernel trains on each crop's kernel, and its correction then depends on it.
+    # A refiner told the kernel trains on each crop's kernel: its embedding, zero at its end
+    # when new, has learned.
     r = CliRunner().invoke(app, [*base, "--steps", "3", "--phase", "refiner", "--refiner-kernel", "--deconv", str(tmp_path / "photo"),
                                  "--init", str(tmp_path / "start" / "ema.safetensors"), "--out", str(tmp_path / "told")])
     assert r.exit_code == 0, r.output
     told = load_checkpoint(tmp_path / "told" / "model.safetensors").model
+    r = CliRunner().invoke(app, [*base, "--steps", "4", "--phase", "refiner", "--deconv", str(tmp_path / "photo"),
+                                 "--out", str(tmp_path / "told"), "--resume"])  # resumed without the condition: refused
+    assert r.exit_code in (2, 3) and "other --refiner-kernel" in r.output and "Traceback" not in r.output, r.output
     assert told.config.refiner.kernel_grid > 0
-    y, d = torch.rand(1, 3, 16, 16) * 2 - 1, torch.rand(1, 3, 16, 16) * 2 - 1
-    with torch.no_grad():
-        a, b = (told.refine(y, d, k) for k in (torch.from_numpy(line).float(), torch.from_numpy(line.T.copy()).float()))
-    assert (a - d).abs().max() > 0 and (a - b).abs().max() > 0
+    assert float(told.refiner.kernel_embed[-1].weight.abs().max()) > 0
+    # A later phase keeps the condition only when asked, in one line otherwise (and the other way round).
+    later = [*base, "--steps", "1", "--phase", "predictor", "--sharp", str(data_dirs / "sharp"), "--refiner"]
+    r = CliRunner().invoke(app, [*later, "--init", str(tmp_path / "told" / "ema.safetensors"), "--out", str(tmp_path / "l1")])
+    assert r.exit_code == 2 and "add --refiner-kernel" in r.output and "Traceback" not in r.output, r.output
+    r = CliRunner().invoke(app, [*later, "--refiner-kernel", "--init", str(tmp_path / "ref" / "ema.safetensors"), "--out", str(tmp_path / "l2")])
+    assert r.exit_code == 2 and "leave out --refiner-kernel" in r.output and "Traceback" not in r.output, r.output
+    r = CliRunner().invoke(app, [*later, "--refiner-kernel", "--init", str(tmp_path / "told" / "ema.safetensors"), "--out", str(tmp_path / "l3")])
+    assert r.exit_code == 0, r.output
 
 
 def test_a_crops_kernel_is_turned_and_flipped_with_it():
@@ -572,12 +581,16 @@ def test_a_crops_kernel_is_turned_and_flipped_with_it():
 def test_kernel_features_centre_the_kernel_and_keep_its_mass():
     from deblurkit.models.unet import kernel_features
 
-    dot = torch.zeros(1, 5, 5)
-    dot[0, 2, 2] = 1.0
-    f = kernel_features(dot, grid=6, cell=4).reshape(6, 6)
-    # a dot sits in a middle cell, holding the whole mass (grid^2 for an evenly spread kernel's 1 per cell)
-    assert float(f.sum()) == pytest.approx(36.0) and float(f.max()) == pytest.approx(36.0)
-    assert tuple(int(i) for i in (f == f.max()).nonzero()[0]) in {(2, 2), (3, 3), (2, 3), (3, 2)}
+    # A kernel's centre pixel lands on the same pixel of the 24 px square (11: cell 2 of 6)
+    # whether the kernel is smaller than the square (padded) or larger (cut), and a dot holds
+    # the whole mass (grid^2, where an evenly spread kernel reads 1 per cell).
+    for n in (5, 23, 25, 27):
+        dot = torch.zeros(1, n, n)
+        dot[0, n // 2, n // 2] = 1.0
+        f = kernel_features(dot, grid=6, cell=4).reshape(6, 6)
+        assert float(f.sum()) == pytest.approx(36.0) and float(f[2, 2]) == pytest.approx(36.0), n
+        dot[0, n // 2, n // 2 + 1] = 1.0  # one pixel right of the centre: the next cell (12 is cell 3)
+        assert float(kernel_features(dot, grid=6, cell=4).reshape(6, 6)[2, 3]) == pytest.approx(36.0), n
     # a line sideways spreads along a row; a kernel larger than the square is cut, centred
     line = torch.zeros(1, 41, 41)
     line[0, 20, :] = 1 / 41

@@ -194,7 +194,7 @@ def synthetic(
     sharp: Path = typer.Option(..., "--sharp", help="Folder of sharp photos (searched recursively)."),
     blur_seed: int = typer.Option(1234, "--blur-seed", help="Seed of the synthetic blur (image i uses [seed, i])."),
     baselines: bool = typer.Option(False, "--baselines", help="Add Wiener and Richardson-Lucy with the true kernel (needs scikit-image)."),
-    blur_model: str = typer.Option("legacy", "--blur-model", help="legacy (v1-v6's model; the records compare on it), handheld (real hand shake), handheld-large (more large shakes) , handheld-values (handheld-large blurring the stored values) handheld-iso (handheld-large, noise from one sensor gain per photo, ISO 100-25600) or handheld-plain (our shake kernels convolving the values, Gaussian noise, as the standard benchmarks blur)."),
+    blur_model: str = typer.Option("legacy", "--blur-model", help="legacy (v1-v6's model; the records compare on it), handheld (real hand shake), handheld-large (more large shakes), handheld-values (handheld-large blurring the stored values), handheld-iso (handheld-large, noise from one sensor gain per photo, ISO 100-25600) or handheld-plain (our kernels convolving the values, Gaussian noise, as the standard benchmarks blur)."),
     c: Common = None,
 ):
     from ..bench import runner

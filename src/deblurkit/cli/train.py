@@ -71,7 +71,7 @@ def train_cmd(
     objective: Optional[str] = typer.Option(
         None, "--objective", help="Denoising objective: eps (DDPM noise estimate) or edm (preconditioned image estimate). [default: the size's]", rich_help_panel=_MODEL),
     blur_model: Optional[str] = typer.Option(
-        None, "--blur-model", help="Synthetic blur for --sharp: handheld (real hand shake: variable-speed rotation paths up to 120 px), handheld-large (the same, a third of the paths 60-120 px), handheld-values (handheld-large blurring the stored values, noise on every photo), handheld-iso (handheld-large with its noise set by one sensor gain per photo, ISO 100-25600), handheld-plain (our shake kernels convolving the stored values, 0-2% Gaussian noise, as the standard benchmarks blur) or legacy (v1-v6's). [default: handheld]"),
+        None, "--blur-model", help="Synthetic blur for --sharp: handheld (real hand shake: variable-speed rotation paths up to 120 px), handheld-large (the same, a third of the paths 60-120 px), handheld-values (handheld-large blurring the stored values, noise on every photo), handheld-iso (handheld-large with its noise set by one sensor gain per photo, ISO 100-25600), handheld-plain (our kernels convolving the stored values, 0-2% Gaussian noise, as the standard benchmarks blur) or legacy (v1-v6's). [default: handheld]"),
     blur_max_extent: Optional[float] = typer.Option(
         None, "--blur-max-extent", help="handheld: largest shake in px (a curriculum: small shakes first). [default: 120]"),
     fourier_levels: Optional[str] = typer.Option(

@@ -3,7 +3,7 @@
 Everything is driven by one `numpy.random.Generator`, so a seed fully determines the
 kernel(s), the noise and the JPEG step.
 
-Two blur models (`BLUR_MODELS`):
+The blur models (`BLUR_MODELS`):
 - "handheld" (`deblur train`'s default since issue 22): real hand shake as
   `shake.py` models it (variable-speed rotation paths sampled in time, up to 120 px,
   spatially varying through the camera's homographies for part of the samples), then
@@ -13,8 +13,8 @@ Two blur models (`BLUR_MODELS`):
 - "handheld-values": handheld-large with a linear camera response (the blur acts on the
   stored values) and its sRGB noise on every photo;
 - "handheld-iso": handheld-large with one sensor gain per photo setting its noise;
-- "handheld-plain": our shake kernels as the standard benchmarks blur (a convolution of
-  the stored values, Gaussian noise, 8 bits);
+- "handheld-plain": our kernels (hand shake; a tenth defocus, a tenth Gaussian) as the
+  standard benchmarks blur (a convolution of the stored values, Gaussian noise, 8 bits);
 - "legacy" (`BlurConfig()`, what dvsr-medium-v1..v6 learned and `deblur bench synthetic`
   keeps measuring by default): a constant-speed 2-D trajectory in the spirit of Boracchi &
   Foi (2012), 3-30 px in a 41 px support, with a two-kernel blend for spatial variation.
@@ -95,8 +95,9 @@ BLUR_MODELS["handheld-values"] = replace(BLUR_MODELS["handheld-large"], response
 BLUR_MODELS["handheld-iso"] = replace(
     BLUR_MODELS["handheld-large"], noise_draw="iso", shot_noise=(0.01 / 256, 0.01), read_noise=(0.01 / 256, 0.01),
     srgb_noise=(0.02 / 256, 0.02))
-# Our hand-shake kernels as the standard synthetic benchmarks blur with theirs: one kernel
-# per photo convolving the stored values (no rotation across the frame, no lifted
+# Our kernels (hand shake; as in handheld, a tenth defocus discs and a tenth Gaussian) as
+# the standard synthetic benchmarks blur with theirs: one kernel per photo convolving the
+# stored values (no rotation across the frame, no lifted
 # highlights), Gaussian noise of 0-2% on the values, 8 bits, no JPEG. No camera makes photos
 # this way; the kernel path's refiner learns it beside handheld-iso so that it does not
 # unlearn a plain convolution while it learns a camera's (it did, trained on handheld alone).

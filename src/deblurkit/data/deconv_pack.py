@@ -188,16 +188,29 @@ class DeconvSamples:
                                  "one kind per folder")
         self.estimate = estimates.pop()
         self.sharp = np.concatenate([p["sharp"] for p in parts])
-        # Each crop's estimated kernel (photo shards: the refiner's condition), one side for all.
-        side = max(p["kernel"].shape[-1] for p in parts) if all("kernel" in p.files for p in parts) else 0
-        pad = lambda k: np.pad(k, ((0, 0),) + ((((side - k.shape[-1]) // 2),) * 2,) * 2)  # noqa: E731
-        self.kernels = np.concatenate([pad(p["kernel"]) for p in parts]) if side else None
+        self.kernels = self._kernels(shards, parts) if self.estimate == "photo" else None
         self.inputs = np.concatenate([np.concatenate([p["blurry"], p["deconv"]], axis=-1) for p in parts])
         if not len(self.sharp):
             raise ImageReadError(f"{self.root}: its shards hold no crops (every crop took the blind path)")
         if min(self.sharp.shape[1:3]) < crop:
             raise ImageReadError(f"{self.root}: crops of {self.sharp.shape[1]} px are smaller than --crop {crop}")
         self.crop = crop
+
+    @staticmethod
+    def _kernels(shards, parts) -> np.ndarray | None:
+        """Each crop's estimated kernel (the refiner's condition, --refiner-kernel), centred in
+        one side for all; None where a shard has none. ImageReadError naming the shard where
+        its kernels do not match its crops."""
+        if not all("kernel" in p.files for p in parts):
+            return None
+        for path, p in zip(shards, parts):
+            k = p["kernel"]
+            if k.ndim != 3 or len(k) != len(p["sharp"]) or k.shape[1] != k.shape[2] or k.shape[1] % 2 == 0:
+                raise ImageReadError(f"{path}: its kernels ({tuple(k.shape)}) are not one odd square per crop "
+                                     f"({len(p['sharp'])})")
+        side = max(p["kernel"].shape[-1] for p in parts)
+        pad = lambda k: np.pad(k, ((0, 0),) + ((((side - k.shape[-1]) // 2),) * 2,) * 2)  # noqa: E731
+        return np.concatenate([pad(p["kernel"]) for p in parts])
 
     def __len__(self):
         return len(self.sharp)
@@ -208,7 +221,7 @@ class DeconvSamples:
         top, left = _random_crop_box(rng, h, w, self.crop)
         sl = (i, slice(top, top + self.crop), slice(left, left + self.crop))
         sharp, inputs = self.sharp[sl].astype(np.float32) / 255.0, self.inputs[sl].astype(np.float32)
-        if self.estimate == "photo" and self.kernels is not None:
+        if self.kernels is not None:
             # the kernel goes through the crop's flips and turns with it (datasets.augment)
             return sharp, inputs, self.kernels[i]
         return sharp, inputs

@@ -27,7 +27,7 @@ class StepBatches(IterableDataset):
     def __init__(self, data, seed: int, rank: int, batch: int, start: int, end: int):
         self.data, self.seed, self.rank, self.batch, self.start, self.end = data, seed, rank, batch, start, end
 
-    def __iter__(self) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, int]]:
+    def __iter__(self) -> Iterator[tuple]:
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
         for step in range(self.start + worker, self.end, workers):
@@ -35,7 +35,8 @@ class StepBatches(IterableDataset):
 
 
 def step_batches(data, seed: int, rank: int, batch: int, start: int, end: int, workers: int = 0, pin: bool = False):
-    """Iterate (step, sharp, blurry, noise seed) for steps start..end-1 in order."""
+    """Iterate (step, sharp, blurry, noise seed[, kernels]) for steps start..end-1 in order
+    (step_batch's tuple after the step)."""
     dataset = StepBatches(data, seed, rank, batch, start, end)
     if workers <= 0:
         return iter(dataset)

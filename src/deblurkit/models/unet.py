@@ -33,16 +33,15 @@ def sinusoidal_embedding(level: torch.Tensor, dim: int, scale: float) -> torch.T
 
 
 def kernel_features(kernel: torch.Tensor, grid: int, cell: int) -> torch.Tensor:
-    """(B, k, k) blur kernels (or one (k, k) for the whole batch: pass B through expand)
-    -> (B, grid * grid): each kernel centred in a square of grid * cell pixels (cut or
-    zero-padded), summed over cells of cell x cell pixels, scaled so that a kernel spread
-    evenly over the square reads 1 per cell. Odd kernels keep their centre pixel in the
-    middle cell's centre."""
+    """(B, k, k) blur kernels -> (B, grid * grid): each kernel centred in a square of
+    grid * cell pixels (cut or zero-padded), summed over cells of cell x cell pixels, scaled
+    so that a kernel spread evenly over the square reads 1 per cell. An odd kernel's centre
+    pixel lands on the same pixel of the square whether it is padded or cut."""
     side = grid * cell
     k = kernel.float()
     n = k.shape[-1]
-    if n > side:  # cut the tails off, centred
-        a = (n - side) // 2
+    if n > side:  # cut the tails off, centred (the centre where a padded kernel's is)
+        a = (n - side + 1) // 2
         k = k[..., a:a + side, a:a + side]
     elif n < side:
         a = (side - n) // 2
@@ -128,7 +127,9 @@ class UNet(nn.Module):
         if conditioned:
             self.embed = nn.Sequential(nn.Linear(ch, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         if config.kernel_grid:
-            self.kernel_embed = nn.Sequential(nn.Linear(config.kernel_grid**2, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+            # zero at its end, like the tail: a new condition changes nothing until it is trained
+            self.kernel_embed = nn.Sequential(nn.Linear(config.kernel_grid**2, emb_dim), nn.SiLU(),
+                                              _zero(nn.Linear(emb_dim, emb_dim)))
         s2 = config.pixel_shuffle**2
         self.unshuffle = nn.PixelUnshuffle(config.pixel_shuffle) if config.pixel_shuffle > 1 else nn.Identity()
         self.shuffle = nn.PixelShuffle(config.pixel_shuffle) if config.pixel_shuffle > 1 else nn.Identity()

@@ -151,6 +151,11 @@ def init_from(model: DvSR, path: Path) -> str:
     if any(k.startswith("refiner.") for k in source) and not any(k.startswith("refiner.") for k in own):
         # a trained refiner must not vanish from the next run without a word
         raise UsageError(f"{path} has a kernel path refiner: add --refiner to keep it")
+    told = lambda state: any(k.startswith("refiner.kernel_embed.") for k in state)  # noqa: E731
+    if any(k.startswith("refiner.") for k in own) and any(k.startswith("refiner.") for k in source) and told(source) != told(own):
+        # a refiner told the kernel would lose its condition (or an untold one gain a random one)
+        raise UsageError(f"{path} has a refiner {'told' if told(source) else 'not told'} the kernel: "
+                         f"{'add' if told(source) else 'leave out'} --refiner-kernel")
     taken = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
     for k, v in source.items():
         # A predictor tensor that gained channels: input channels (the coarse-to-fine or
@@ -248,7 +253,7 @@ def _load_state(path: Path, device) -> dict:
 # would not load otherwise (exit 3). What decides each step's batch and noise: --resume
 # promises the uninterrupted run exactly, so a changed one is refused (exit 2), not mixed in.
 RESUME_SHAPE = ("arch", "size", "predictor_scales", "separate_scales", "fourier_levels", "deconv_input", "deconv_gate",
-                "guidance", "objective", "refiner")
+                "guidance", "objective", "refiner", "refiner_kernel")
 RESUME_RUN = ("crop", "batch", "seed", "data", "blur_model", "blur_max_extent", "phase", "stage", "deconv_wiener")
 _DATA_FLAGS = "--sharp/--pairs/--pack/--deconv"
 
