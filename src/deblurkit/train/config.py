@@ -194,8 +194,8 @@ class TrainConfig:
     # "refiner" trains it (alone, on `deblur deconv-pack --estimate photo` data) and implies it.
     refiner: bool = False
     # ... told the kernel d was deconvolved with (U(y, d, k): models/config.py refiner_config).
-    # Off by default: on this CPU's 1,243 crops it lost 0.2 dB on 31-79 px kernels against
-    # the same refiner without it (docs/bench/kernel-first/README.md, thirteenth session).
+    # Off by default: on this CPU's 1,243-1,848 crops it lost 0.09-0.23 dB on 31-79 px kernels
+    # against the same refiner without it (docs/bench/kernel-first/README.md, thirteenth session).
     refiner_kernel: bool = False
 
     def __post_init__(self):
