@@ -548,6 +548,19 @@ def test_the_refiner_trains_alone_on_kernel_path_crops(data_dirs, tmp_path, monk
     assert r.exit_code in (2, 3) and "other --refiner-kernel" in r.output and "Traceback" not in r.output, r.output
     assert told.config.refiner.kernel_grid > 0
     assert float(told.refiner.kernel_embed[-1].weight.abs().max()) > 0
+    # Shards whose kernels do not match their crops: one line naming the shard, no run folder.
+    (tmp_path / "badk").mkdir()
+    shard = next((tmp_path / "photo").glob("deconv-*.npz"))
+    with np.load(shard) as z:
+        np.savez(tmp_path / "badk" / shard.name, **{k: (z[k][:-1] if k == "kernel" else z[k]) for k in z.files})
+    r = CliRunner().invoke(app, [*base, "--steps", "1", "--phase", "refiner", "--refiner-kernel", "--deconv", str(tmp_path / "badk"),
+                                 "--init", str(tmp_path / "start" / "ema.safetensors"), "--out", str(tmp_path / "badrun")])
+    assert r.exit_code != 0 and "not one odd square per crop" in r.output and shard.name in r.output.replace("\n", ""), r.output
+    assert "Traceback" not in r.output and not (tmp_path / "badrun").exists()
+    # Without --refiner-kernel the kernels are not read: the same shards train.
+    r = CliRunner().invoke(app, [*base, "--steps", "1", "--phase", "refiner", "--deconv", str(tmp_path / "badk"),
+                                 "--init", str(tmp_path / "start" / "ema.safetensors"), "--out", str(tmp_path / "untold")])
+    assert r.exit_code == 0, r.output
     # A later phase keeps the condition only when asked, in one line otherwise (and the other way round).
     later = [*base, "--steps", "1", "--phase", "predictor", "--sharp", str(data_dirs / "sharp"), "--refiner"]
     r = CliRunner().invoke(app, [*later, "--init", str(tmp_path / "told" / "ema.safetensors"), "--out", str(tmp_path / "l1")])

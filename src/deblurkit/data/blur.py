@@ -97,10 +97,10 @@ BLUR_MODELS["handheld-iso"] = replace(
     srgb_noise=(0.02 / 256, 0.02))
 # Our kernels (hand shake; as in handheld, a tenth defocus discs and a tenth Gaussian) as
 # the standard synthetic benchmarks blur with theirs: one kernel per photo convolving the
-# stored values (no rotation across the frame, no lifted
-# highlights), Gaussian noise of 0-2% on the values, 8 bits, no JPEG. No camera makes photos
-# this way; the kernel path's refiner learns it beside handheld-iso so that it does not
-# unlearn a plain convolution while it learns a camera's (it did, trained on handheld alone).
+# stored values (no rotation across the frame, no lifted highlights), Gaussian noise of
+# 0-2% on the values, 8 bits, no JPEG. No camera makes photos this way; the kernel path's
+# refiner learns it beside handheld-iso so that it does not unlearn a plain convolution
+# while it learns a camera's (it did, trained on handheld alone).
 BLUR_MODELS["handheld-plain"] = replace(
     BLUR_MODELS["handheld-large"], handheld=replace(BLUR_MODELS["handheld-large"].handheld, p_rotation=0.0),
     response_gamma=(1.0, 1.0), highlight_gain=(1.0, 1.0), shot_noise=(0.0, 0.0), read_noise=(0.0, 0.0),

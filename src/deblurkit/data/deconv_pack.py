@@ -163,10 +163,10 @@ def shard_rule(shard) -> str:
 
 class DeconvSamples:
     """A folder of shards as a training source: sample() gives (sharp, [blurry | deconv])
-    with the deconvolution as three more channels, cropped to `crop`, and for the kernel
-    path's shards (--estimate photo) the crop's estimated kernel third."""
+    with the deconvolution as three more channels, cropped to `crop`, and with `kernels`
+    (a refiner told the kernel; kernel path shards only) the crop's estimated kernel third."""
 
-    def __init__(self, root: str | Path, crop: int):
+    def __init__(self, root: str | Path, crop: int, kernels: bool = False):
         self.root = Path(root)
         shards = sorted(self.root.glob(SHARD_GLOB))
         if not shards:
@@ -188,7 +188,8 @@ class DeconvSamples:
                                  "one kind per folder")
         self.estimate = estimates.pop()
         self.sharp = np.concatenate([p["sharp"] for p in parts])
-        self.kernels = self._kernels(shards, parts) if self.estimate == "photo" else None
+        # loaded only for a refiner that uses them: they are up to 141 px a side per crop
+        self.kernels = self._kernels(shards, parts) if kernels and self.estimate == "photo" else None
         self.inputs = np.concatenate([np.concatenate([p["blurry"], p["deconv"]], axis=-1) for p in parts])
         if not len(self.sharp):
             raise ImageReadError(f"{self.root}: its shards hold no crops (every crop took the blind path)")
@@ -197,20 +198,18 @@ class DeconvSamples:
         self.crop = crop
 
     @staticmethod
-    def _kernels(shards, parts) -> np.ndarray | None:
+    def _kernels(shards, parts) -> np.ndarray:
         """Each crop's estimated kernel (the refiner's condition, --refiner-kernel), centred in
-        one side for all; None where a shard has none. ImageReadError naming the shard where
-        its kernels do not match its crops."""
-        if not all("kernel" in p.files for p in parts):
-            return None
+        one side for all. ImageReadError naming the shard where its kernels are missing or do
+        not match its crops."""
         for path, p in zip(shards, parts):
-            k = p["kernel"]
+            k = p["kernel"] if "kernel" in p.files else np.zeros(0)
             if k.ndim != 3 or len(k) != len(p["sharp"]) or k.shape[1] != k.shape[2] or k.shape[1] % 2 == 0:
                 raise ImageReadError(f"{path}: its kernels ({tuple(k.shape)}) are not one odd square per crop "
                                      f"({len(p['sharp'])})")
         side = max(p["kernel"].shape[-1] for p in parts)
-        pad = lambda k: np.pad(k, ((0, 0),) + ((((side - k.shape[-1]) // 2),) * 2,) * 2)  # noqa: E731
-        return np.concatenate([pad(p["kernel"]) for p in parts])
+        pads = [(side - p["kernel"].shape[-1]) // 2 for p in parts]
+        return np.concatenate([np.pad(p["kernel"], ((0, 0), (a, a), (a, a))) for p, a in zip(parts, pads)])
 
     def __len__(self):
         return len(self.sharp)

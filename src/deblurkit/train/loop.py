@@ -82,7 +82,7 @@ def build_data(cfg: TrainConfig) -> tuple[Mixture, list[str]]:
             ds = PairedFolder(spec.path, cfg.crop, limit=cfg.data_limit)
             notes.append(f"{spec.path}: {len(ds)} real pairs, {ds.skipped} skipped")
         elif spec.kind == "deconv":
-            ds = DeconvSamples(spec.path, cfg.crop)
+            ds = DeconvSamples(spec.path, cfg.crop, kernels=cfg.refiner_kernel)
             if (ds.estimate == "photo") != (cfg.phase == "refiner"):
                 raise UsageError(f"{spec.path}: crops deconvolved {ESTIMATES[ds.estimate]}: "
                                  + ("for --phase refiner" if ds.estimate == "photo" else
