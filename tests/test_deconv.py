@@ -418,7 +418,8 @@ def test_blind_deconvolution_with_tv_keeps_the_estimated_kernel():
 
 
 @pytest.mark.parametrize("change", [dict(finest_size=11), dict(cg_start="uniform"), dict(cg_start="previous"),
-                                    dict(level_clean=False), dict(noise_lambda_floor=0.5), dict(edges_per_direction=20.0)])
+                                    dict(level_clean=False), dict(noise_lambda_floor=0.5), dict(edges_per_direction=20.0),
+                                    dict(start="vertical")])
 def test_every_estimator_variant_still_finds_a_motion_blur(change):
     """The variants the tuning loop measured (docs/bench/kernel-first/estimator_loop.txt) are estimators too."""
     x = blocks(128)
@@ -430,3 +431,12 @@ def test_every_estimator_variant_still_finds_a_motion_blur(change):
     from deblurkit.deconv import kernel_similarity
 
     assert kernel_similarity(est, k) > 0.7
+
+
+@pytest.mark.parametrize("start, axis", [("horizontal", 1), ("vertical", 0)])
+def test_the_coarsest_level_starts_from_two_pixels_along_the_named_axis(start, axis):
+    """With no alternations the estimate is its start carried up the pyramid: two pixels
+    side by side (Pan et al.) or one above the other (two_starts_probe.py's second start)."""
+    k = estimate_kernel(blocks(64), BlindConfig(kernel_size=5, iterations=0, start=start))
+    ys, xs = np.nonzero(k)
+    assert (len(set(xs)), len(set(ys)))[::1 if axis == 1 else -1] == (2, 1)

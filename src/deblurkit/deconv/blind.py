@@ -84,6 +84,7 @@ class BlindConfig:
     shock_steps: int = 5
     shock_dt: float = 0.25
     shock_from: int = 0  # the shock filter acts from this pyramid level on (0: all)
+    start: str = "horizontal"  # the coarsest level's start, two pixels side by side (Pan et al.) or "vertical"
 
 
 def to_gray(rgb: np.ndarray) -> np.ndarray:
@@ -336,7 +337,12 @@ def _estimate_at(gray: np.ndarray, size: int, cfg: BlindConfig) -> np.ndarray:
         yp = periodic_pad(y, ks)
         if k is None:
             k = np.zeros((ks, ks))
-            k[ks // 2, ks // 2 - 1: ks // 2 + 1] = 0.5  # Pan et al.'s start: two pixels
+            if cfg.start not in ("horizontal", "vertical"):
+                raise ValueError(f"unknown start {cfg.start!r} (expected horizontal or vertical)")
+            if cfg.start == "vertical":
+                k[ks // 2 - 1: ks // 2 + 1, ks // 2] = 0.5
+            else:
+                k[ks // 2, ks // 2 - 1: ks // 2 + 1] = 0.5  # Pan et al.'s start: two pixels
         else:
             k = cv2.resize(k, (ks, ks), interpolation=cv2.INTER_LINEAR)
             if cfg.level_clean:
