@@ -188,13 +188,13 @@ class DeconvSamples:
                                  "one kind per folder")
         self.estimate = estimates.pop()
         self.sharp = np.concatenate([p["sharp"] for p in parts])
-        # loaded only for a refiner that uses them: they are up to 141 px a side per crop
-        self.kernels = self._kernels(shards, parts) if kernels and self.estimate == "photo" else None
         self.inputs = np.concatenate([np.concatenate([p["blurry"], p["deconv"]], axis=-1) for p in parts])
         if not len(self.sharp):
             raise ImageReadError(f"{self.root}: its shards hold no crops (every crop took the blind path)")
         if min(self.sharp.shape[1:3]) < crop:
             raise ImageReadError(f"{self.root}: crops of {self.sharp.shape[1]} px are smaller than --crop {crop}")
+        # loaded only for a refiner that uses them: they are up to 141 px a side per crop
+        self.kernels = self._kernels(shards, parts) if kernels and self.estimate == "photo" else None
         self.crop = crop
 
     @staticmethod
