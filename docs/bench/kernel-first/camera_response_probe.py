@@ -25,7 +25,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from dataclasses import replace  # noqa: E402
 from multiprocessing import Pool  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -37,16 +36,28 @@ from deblurkit.deconv.photo import deconvolve_photo, estimate_photo_kernel  # no
 from deblurkit.io import IMAGE_EXTENSIONS, read_image  # noqa: E402
 
 
-def one(job):
-    i, path, gamma, gain, cfg, domain = job
-    torch.set_num_threads(1)
+def camera_photo(i: int, path, gamma: float, gain: float):
+    """Photo i blurred in light (values^gamma, clipped pixels x gain) by the loop's kernel i,
+    1% noise on the values, 8 bits: (kernel, blurry, sharp, the blurry's score)."""
     k = L.our_kernel(i)
     x = read_image(path).rgb.astype(np.float32)
     blur = replace(blur_model("handheld-plain"), response_gamma=(gamma, gamma), highlight_gain=(gain, gain),
                    srgb_noise=(0.01, 0.01))
     y = apply_blur(x, np.random.default_rng([1234, i]), blur, kernel=k.astype(np.float32)).blurry.astype(np.float64)
     x = x.astype(np.float64)
-    base = L.score(y, x)
+    return k, y, x, L.score(y, x)
+
+
+def clipped_photos(n: int) -> list:
+    """The first n loop photos with more than 2% clipped pixels."""
+    files = sorted(p for p in L.SHARP.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+    return [f for f in files if (read_image(f).rgb.max(axis=2) >= CLIPPED).mean() > 0.02][:n]
+
+
+def one(job):
+    i, path, gamma, gain, cfg, domain = job
+    torch.set_num_threads(1)
+    k, y, x, base = camera_photo(i, path, gamma, gain)
     seen = y ** domain
     est = estimate_photo_kernel(seen, cfg=cfg)
     d = np.clip(deconvolve_photo(seen, est.kernel, estimated=True), 0, 1) ** (1 / domain) if est.accepted else y
@@ -61,8 +72,7 @@ if __name__ == "__main__":
     kw = dict(a.split("=", 1) for a in sys.argv[4:])
     domain = float(kw.pop("domain", 1.0))
     cfg = replace(BlindConfig(), **{k: L.parse(getattr(BlindConfig, k), v) for k, v in kw.items()})
-    files = sorted(p for p in L.SHARP.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
-    files = [f for f in files if (read_image(f).rgb.max(axis=2) >= CLIPPED).mean() > 0.02][:n]
+    files = clipped_photos(n)
     with Pool(2) as pool:
         rows = pool.map(one, [(i, f, gamma, gain, cfg, domain) for i, f in enumerate(files)], chunksize=1)
     for label, lo, hi in (("13-27", 0, 29), ("31-79", 29, 80)):

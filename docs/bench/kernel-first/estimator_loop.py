@@ -56,14 +56,19 @@ def score(out, sharp):
     return psnr(o, r)
 
 
-def one(job):
-    i, path, cfg, method, active, product = job
-    torch.set_num_threads(1)
+def loop_photo(i: int, path, active=None):
+    """Photo i of the loop, blurred as the kernel bench blurs: (kernel, blurry, sharp, the blurry's score)."""
     k = our_kernel(i, active)
     u8 = np.round(read_image(path).rgb * 255).astype(np.uint8)
     y = blur_with_kernel(u8, k.astype(np.float32), 0.01, np.random.default_rng([1234, i])).astype(np.float64)
     x = u8 / 255.0
-    base = score(y, x)
+    return k, y, x, score(y, x)
+
+
+def one(job):
+    i, path, cfg, method, active, product = job
+    torch.set_num_threads(1)
+    k, y, x, base = loop_photo(i, path, active)
     if product:
         start = time.perf_counter()
         est = estimate_photo_kernel(y, cfg=cfg)

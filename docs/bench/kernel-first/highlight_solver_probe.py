@@ -16,16 +16,14 @@ import sys
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from dataclasses import replace  # noqa: E402
 from multiprocessing import Pool  # noqa: E402
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 import estimator_loop as L  # noqa: E402
-from deblurkit.data.blur import CLIPPED, apply_blur, blur_model  # noqa: E402
+from camera_response_probe import camera_photo, clipped_photos  # noqa: E402
 from deblurkit.deconv.photo import deconvolve_photo, estimate_photo_kernel  # noqa: E402
-from deblurkit.io import IMAGE_EXTENSIONS, read_image  # noqa: E402
 
 LEVEL = 0.98
 
@@ -58,13 +56,7 @@ def richardson_lucy(y, k, iters, tv, saturated):
 
 def one(job):
     i, path, gamma, gain, iters, tv = job
-    k = L.our_kernel(i)
-    x = read_image(path).rgb.astype(np.float32)
-    blur = replace(blur_model("handheld-plain"), response_gamma=(gamma, gamma), highlight_gain=(gain, gain),
-                   srgb_noise=(0.01, 0.01))
-    y = apply_blur(x, np.random.default_rng([1234, i]), blur, kernel=k.astype(np.float32)).blurry.astype(np.float64)
-    x = x.astype(np.float64)
-    base = L.score(y, x)
+    k, y, x, base = camera_photo(i, path, gamma, gain)
     g_tv = L.score(deconvolve_photo(y, k).astype(np.float64), x) - base
     g_rl = L.score(richardson_lucy(y, k, iters, tv, False), x) - base
     g_sat = L.score(richardson_lucy(y, k, iters, tv, True), x) - base
@@ -81,8 +73,7 @@ if __name__ == "__main__":
     n, gamma, gain = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
     iters = int(sys.argv[4]) if len(sys.argv) > 4 else 50
     tv = float(sys.argv[5]) if len(sys.argv) > 5 else 0.002
-    files = sorted(p for p in L.SHARP.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
-    files = [f for f in files if (read_image(f).rgb.max(axis=2) >= CLIPPED).mean() > 0.02][:n]
+    files = clipped_photos(n)
     with Pool(2) as pool:
         rows = np.array(pool.map(one, [(i, f, gamma, gain, iters, tv) for i, f in enumerate(files)], chunksize=1))
     print(f"true kernel, {len(rows)} photos: TV (product) {rows[:, 0].mean():+.2f}  Richardson-Lucy {rows[:, 1].mean():+.2f}  "

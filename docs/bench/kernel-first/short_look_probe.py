@@ -25,9 +25,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import estimator_loop as L  # noqa: E402
-from deblurkit.bench.kernels import blur_with_kernel  # noqa: E402
 from deblurkit.deconv.photo import deconvolve_photo, estimate_photo_kernel, kernel_extent  # noqa: E402
-from deblurkit.io import IMAGE_EXTENSIONS, read_image  # noqa: E402
+from deblurkit.io import IMAGE_EXTENSIONS  # noqa: E402
 
 ACTIVE = os.environ.get("CLASSES", "short,small,large").split(",")  # CLASSES=short,small,large,huge: the loop's classes in turn
 LIMITS = (15, 20, 25)
@@ -36,11 +35,7 @@ LIMITS = (15, 20, 25)
 def one(job):
     i, path, small, window = job
     torch.set_num_threads(1)
-    k = L.our_kernel(i, ACTIVE)
-    u8 = np.round(read_image(path).rgb * 255).astype(np.uint8)
-    y = blur_with_kernel(u8, k.astype(np.float32), 0.01, np.random.default_rng([1234, i])).astype(np.float64)
-    x = u8 / 255.0
-    base = L.score(y, x)
+    k, y, x, base = L.loop_photo(i, path, ACTIVE)
     est = estimate_photo_kernel(y)
     g1 = L.score(deconvolve_photo(y, est.kernel, estimated=True), x) - base if est.accepted else 0.0
     e1 = kernel_extent(est.kernel)

@@ -16,11 +16,10 @@ from dataclasses import replace
 from multiprocessing import Pool
 import numpy as np, torch
 import estimator_loop as L
-from deblurkit.bench.kernels import blur_with_kernel
-from deblurkit.deconv import BlindConfig, kernel_similarity, to_gray
+from deblurkit.deconv import BlindConfig, kernel_similarity
 from deblurkit.deconv.photo import _gray_window, kernel_extent, deconvolve_photo, estimate_photo_kernel, sharper_deconvolution, resize_kernel
 from deblurkit.deconv.blind import _odd, clean_kernel
-from deblurkit.io import IMAGE_EXTENSIONS, read_image
+from deblurkit.io import IMAGE_EXTENSIONS
 
 ACTIVE = ["small", "large", "huge"]
 
@@ -35,11 +34,7 @@ def register(b, a):
 def one(job):
     i, path = job
     torch.set_num_threads(1)
-    k = L.our_kernel(i, ACTIVE)
-    u8 = np.round(read_image(path).rgb * 255).astype(np.uint8)
-    y = blur_with_kernel(u8, k.astype(np.float32), 0.01, np.random.default_rng([1234, i])).astype(np.float64)
-    x = u8 / 255.0
-    base = L.score(y, x)
+    k, y, x, base = L.loop_photo(i, path, ACTIVE)
     row = dict(i=i, extent=kernel_extent(k))
     ests = {}
     for name in ("horizontal", "vertical"):
