@@ -10,25 +10,18 @@ import os, sys
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from multiprocessing import Pool
-from pathlib import Path
-from dataclasses import replace
 import numpy as np, torch
 import estimator_loop as L
-from deblurkit.data.blur import apply_blur, blur_model
+from camera_response_probe import camera_photo
 from deblurkit.deconv.photo import estimate_photo_kernel, deconvolve_photo, _gray_window
 from deblurkit.deconv.blind import residual_ratio
-from deblurkit.io import read_image, IMAGE_EXTENSIONS
+from deblurkit.io import IMAGE_EXTENSIONS
 G = 2.2
 
 def one(job):
     i, path, gamma = job
     torch.set_num_threads(1)
-    k = L.our_kernel(i)
-    x = read_image(path).rgb.astype(np.float32)
-    bc = replace(blur_model("handheld-plain"), response_gamma=(gamma, gamma), srgb_noise=(0.01, 0.01))
-    y = apply_blur(x, np.random.default_rng([1234, i]), bc, kernel=k.astype(np.float32)).blurry.astype(np.float64)
-    x = x.astype(np.float64)
-    base = L.score(y, x)
+    k, y, x, base = camera_photo(i, path, gamma, 1.0)  # handheld-plain's highlights: not lifted
     est = estimate_photo_kernel(y)
     win = _gray_window(y, est.region, est.scale)
     # the window in light: the grey of the light, not the light of the grey
