@@ -3,7 +3,10 @@ kernel (the ceiling of any kernel-first method: its non-blind step with a perfec
 and given the kernel the project's blind estimator finds, as the kernel path finds and
 uses it (deconv.photo: the photo-level estimate, the guard, the TV deconvolution). Both use deblurkit.deconv with the kernel path's non-blind step
 (KERNEL_PATH_NONBLIND, TV), so the rows move when the library's estimator or non-blind
-step changes; the kernel bench scores each estimate against the truth."""
+step changes; the kernel bench scores each estimate against the truth. The true-kernel row
+is the estimate's step given a perfect kernel (TV); a kernel the user gives (`--kernel
+FILE`) is inverted by deconv.highlights instead on photos with clipped highlights, which
+the bench's photos, blurred as stored values, do not have in the sense that matters."""
 
 from __future__ import annotations
 
