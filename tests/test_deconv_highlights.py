@@ -79,7 +79,7 @@ def test_the_tv_term_follows_the_noise_above_the_noisy_threshold():
 
 def test_deconvolve_photo_uses_the_highlight_solver_only_for_a_given_kernel_on_a_photo_with_highlights(monkeypatch):
     y, _, k = _scene_with_highlights()
-    assert clipped_share(y) >= photo.HIGHLIGHT_SHARE
+    assert clipped_share(y) >= photo.HIGHLIGHT_SHARE[1]
     given = photo.deconvolve_photo(y, k)
     np.testing.assert_array_equal(given, richardson_lucy_clipped(y, k, tv=tv_term(photo.noise_sigma(photo.to_gray(y)))))
     estimated = photo.deconvolve_photo(y, k, estimated=True)  # an estimate keeps the TV step
@@ -91,3 +91,17 @@ def test_deconvolve_photo_uses_the_highlight_solver_only_for_a_given_kernel_on_a
     monkeypatch.setattr(photo, "DECONV_TILE", 64)
     tiled = photo.deconvolve_photo(y, k)
     assert tiled.shape == y.shape and np.abs(tiled - given)[20:-20, 20:-20].mean() < 0.02
+
+
+def test_between_the_two_shares_the_two_solvers_are_blended_by_the_share(monkeypatch):
+    y, _, k = _scene_with_highlights()
+    share = clipped_share(y)
+    monkeypatch.setattr(photo, "HIGHLIGHT_SHARE", (share - 0.03, share + 0.01))  # 3/4 of the way up
+    assert photo.highlight_weight(y) == pytest.approx(0.75)
+    gray = photo.to_gray(y)
+    tv = tv_deconvolve(y, k, photo.tv_weight(gray))
+    rl = richardson_lucy_clipped(y, k, tv=tv_term(photo.noise_sigma(gray)))
+    np.testing.assert_allclose(photo.deconvolve_photo(y, k), 0.25 * tv + 0.75 * rl, atol=1e-6)
+    monkeypatch.setattr(photo, "HIGHLIGHT_SHARE", (share + 0.001, share + 0.01))  # below both: the TV step alone
+    assert photo.highlight_weight(y) == 0.0
+    np.testing.assert_array_equal(photo.deconvolve_photo(y, k), tv)

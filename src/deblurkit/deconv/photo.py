@@ -73,14 +73,16 @@ HALF_LOOK_RESIDUAL = 1.0
 # sets, so quieter windows are left alone; twice the strength lost 0.3-0.5 dB on the loop.
 ESTIMATE_DENOISE = 1.0
 MAX_KERNEL_FILE_SIDE = 1025  # a kernel file larger than this is not a blur kernel
-# A given kernel's photo with at least this share of clipped pixels is deconvolved by
-# highlights.richardson_lucy_clipped instead of the TV step (clipped highlights were brighter
-# than they show; the TV step rings around them). The share of the set it was measured on
-# (training photos with over 2% clipped pixels: +1.92 -> +4.23 dB with highlights lifted x3,
-# +5.85 -> +5.89 without). Not for estimated kernels (no gain measured: +0.18 -> +0.19), and
-# not below this share: on photos blurred as the benchmarks blur (the stored values, so
-# no highlight brighter than it shows) it trails the TV step by 0.2-0.4 dB.
-HIGHLIGHT_SHARE = 0.02
+# A given kernel's photo with clipped pixels is deconvolved by highlights.richardson_lucy_clipped
+# instead of the TV step (clipped highlights were brighter than they show; the TV step rings
+# around them): wholly from HIGHLIGHT_SHARE[1] of clipped pixels on, not below
+# HIGHLIGHT_SHARE[0], and in between the two results blended by the share (so the frames of a
+# video whose highlights come and go do not jump between two solvers). Measured on training
+# photos with over 2% clipped pixels: +1.92 -> +4.23 dB with highlights lifted x3, +5.85 ->
+# +5.92 without. Not for estimated kernels (no gain measured: +0.18 -> +0.19), and not on
+# photos with few clipped pixels: blurred as the benchmarks blur (the stored values, so no
+# highlight brighter than it shows) it trails the TV step by 0.2-0.4 dB.
+HIGHLIGHT_SHARE = (0.01, 0.03)
 
 
 @dataclass(frozen=True)
@@ -225,6 +227,13 @@ def estimate_photo_kernel(rgb: np.ndarray, size: int | None = None, region: tupl
     return KernelEstimate(kernel, accepted, float(residual), scale, (x, y, w, h))
 
 
+def highlight_weight(rgb: np.ndarray) -> float:
+    """How much of a given kernel's deconvolution comes from the highlight solver: 0 up to
+    HIGHLIGHT_SHARE[0] of clipped pixels, 1 from HIGHLIGHT_SHARE[1] on, linear between."""
+    lo, hi = HIGHLIGHT_SHARE
+    return float(np.clip((clipped_share(rgb) - lo) / (hi - lo), 0.0, 1.0))
+
+
 def deconvolve_photo(rgb: np.ndarray, kernel: np.ndarray, weight: float | None = None,
                      channels_first: bool = False, estimated: bool = False) -> np.ndarray:
     """(H, W, 3) photo (as estimate_photo_kernel takes it) and its kernel -> the TV deconvolution, float32 in [0, 1]:
@@ -232,24 +241,27 @@ def deconvolve_photo(rgb: np.ndarray, kernel: np.ndarray, weight: float | None =
     of MARGIN_KERNELS kernel sizes, only its inside kept). The TV weight comes from the noise of
     the photo's centre (one weight for the whole photo), more for an `estimated` kernel on a
     noisy photo (nonblind.tv_weight). A given kernel (not `estimated`, no `weight`) on a photo
-    with HIGHLIGHT_SHARE or more clipped pixels is deconvolved by
-    highlights.richardson_lucy_clipped instead (its TV term from the same noise).
+    with clipped pixels is deconvolved by highlights.richardson_lucy_clipped instead, or by
+    both blended (highlight_weight; its TV term from the same noise).
     channels_first: returned as (3, H, W), the networks' layout (no second copy of the photo)."""
     H, W = rgb.shape[:2]
     k = np.asarray(kernel, np.float64)
     k = k / k.sum()
     x, y, w, h = centre_region(H, W, 1.0)
-    if weight is None and not estimated and clipped_share(rgb) >= HIGHLIGHT_SHARE:
-        tv = tv_term(noise_sigma(to_gray(unit(rgb[y:y + h, x:x + w]))))
+    share = highlight_weight(rgb) if weight is None and not estimated else 0.0
+    tv = None
+    if weight is None:
+        centre = to_gray(unit(rgb[y:y + h, x:x + w]))
+        weight, tv = tv_weight(centre, estimated_kernel=estimated), tv_term(noise_sigma(centre))
 
-        def solve(piece, out=None):
+    def solve(piece, out=None):
+        if share >= 1:
             return richardson_lucy_clipped(piece, k, tv=tv, out=out)
-    else:
-        if weight is None:
-            weight = tv_weight(to_gray(unit(rgb[y:y + h, x:x + w])), estimated_kernel=estimated)
-
-        def solve(piece, out=None):
-            return tv_deconvolve(piece, k, weight, out=out)
+        result = tv_deconvolve(piece, k, weight, out=out)
+        if share > 0:  # between the two shares: blended
+            result *= 1 - share
+            result += share * richardson_lucy_clipped(piece, k, tv=tv)
+        return result
     margin = MARGIN_KERNELS * max(k.shape) + 16
     out = np.empty((3, H, W) if channels_first else (H, W, 3), np.float32)
     view = out.transpose(1, 2, 0) if channels_first else out
