@@ -78,10 +78,10 @@ MAX_KERNEL_FILE_SIDE = 1025  # a kernel file larger than this is not a blur kern
 # around them): wholly from HIGHLIGHT_SHARE[1] of clipped pixels on, not below
 # HIGHLIGHT_SHARE[0], and in between the two results blended by the share (so the frames of a
 # video whose highlights come and go do not jump between two solvers). Measured on training
-# photos with over 2% clipped pixels: +1.92 -> +4.23 dB with highlights lifted x3, +5.85 ->
-# +5.92 without. Not for estimated kernels (no gain measured: +0.18 -> +0.19), and not on
+# photos with over 2% clipped pixels: +1.92 -> +4.36 dB with highlights lifted x3, +5.85 ->
+# +6.01 without. Not for estimated kernels (no gain measured: +0.18 -> +0.19), and not on
 # photos with few clipped pixels: blurred as the benchmarks blur (the stored values, so no
-# highlight brighter than it shows) it trails the TV step by 0.2-0.4 dB.
+# highlight brighter than it shows) it trails the TV step by 0.06-0.25 dB.
 HIGHLIGHT_SHARE = (0.01, 0.03)
 
 
