@@ -56,9 +56,56 @@ def test_richardson_lucy_reading_clipped_pixels_as_bounds_beats_the_tv_step_arou
     assert rl.dtype == np.float32 and rl.shape == y.shape and 0 <= rl.min() and rl.max() <= 1
     assert _psnr(rl[inner], truth[inner]) > _psnr(tv[inner], truth[inner]) + 1.0
     assert _psnr(rl[inner], truth[inner]) > _psnr(y[inner], truth[inner]) + 2.0
-    # The bound is what helps: the same iterations reading clipped pixels as exact do worse
-    exact = richardson_lucy_clipped(np.minimum(y, CLIPPED - 1e-3), k)
+
+
+def test_the_bound_is_what_helps_reading_the_same_clipped_pixels_as_exact_does_worse(monkeypatch):
+    from deblurkit.deconv import highlights
+
+    y, truth, k = _scene_with_highlights()
+    inner = (slice(12, -12), slice(12, -12))
+    rl = richardson_lucy_clipped(y, k)
+    monkeypatch.setattr(highlights, "CLIPPED", 2.0)  # no pixel counts as clipped
+    exact = richardson_lucy_clipped(y, k)
     assert _psnr(rl[inner], truth[inner]) > _psnr(exact[inner], truth[inner]) + 0.5
+
+
+def test_the_acceleration_fits_the_data_sooner(monkeypatch):
+    from deblurkit.deconv import highlights
+
+    y, _, k = _scene_with_highlights(gain=1.0)  # no lifted highlights: every pixel is data
+
+    def misfit(x):
+        return float(np.abs(convolve(x, k.astype(np.float32)) - y)[12:-12, 12:-12].mean())
+
+    accelerated = richardson_lucy_clipped(y, k, iterations=15, tv=0.0)
+    monkeypatch.setattr(highlights, "MAX_ACCELERATION", 0.0)
+    plain = richardson_lucy_clipped(y, k, iterations=15, tv=0.0)
+    assert misfit(accelerated) < 0.8 * misfit(plain)
+
+
+def test_a_dot_kernel_without_tv_gives_the_photo_back_and_8_bits_read_as_their_floats():
+    y, _, _ = _scene_with_highlights(size=48)
+    dot = np.ones((1, 1))
+    np.testing.assert_allclose(richardson_lucy_clipped(y, dot, iterations=5, tv=0.0), np.maximum(y, 1e-4), atol=1e-6)
+    u8 = np.round(y * 255).astype(np.uint8)
+    k = _line_kernel()
+    np.testing.assert_array_equal(richardson_lucy_clipped(u8, k, iterations=5),
+                                  richardson_lucy_clipped(u8.astype(np.float32) / np.float32(255), k, iterations=5))
+
+
+def test_the_same_bytes_whatever_the_thread_count():
+    import torch
+
+    y, _, k = _scene_with_highlights(size=256)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = richardson_lucy_clipped(y, k, iterations=6)
+        torch.set_num_threads(2)
+        two = richardson_lucy_clipped(y, k, iterations=6)
+    finally:
+        torch.set_num_threads(threads)
+    assert one.tobytes() == two.tobytes()
 
 
 def test_richardson_lucy_is_deterministic_writes_into_a_view_and_refuses_a_wrong_one():
@@ -89,6 +136,11 @@ def test_deconvolve_photo_uses_the_highlight_solver_only_for_a_given_kernel_on_a
     # channels first, and tiles (each solved by the same solver, its margin as for TV)
     np.testing.assert_array_equal(photo.deconvolve_photo(y, k, channels_first=True), given.transpose(2, 0, 1))
     monkeypatch.setattr(photo, "DECONV_TILE", 64)
+
+    def no_tv(*args, **kwargs):
+        raise AssertionError("the TV step ran on a photo with highlights")
+
+    monkeypatch.setattr(photo, "tv_deconvolve", no_tv)
     tiled = photo.deconvolve_photo(y, k)
     assert tiled.shape == y.shape and np.abs(tiled - given)[20:-20, 20:-20].mean() < 0.02
 

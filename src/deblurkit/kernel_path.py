@@ -51,8 +51,11 @@ class KernelChoice:
         import hashlib
 
         given = None if self.kernel is None else hashlib.sha256(np.ascontiguousarray(self.kernel).tobytes()).hexdigest()
+        # A given kernel's frames on photos with clipped highlights come from deconv.highlights
+        # since it exists: frames made before it (the TV step alone) are not reused.
+        step = {"given_step": "tv+highlights"} if self.mode == "given" else {}
         return {"mode": self.mode, "kernel_sha256": given, "size": self.size,
-                "region": None if self.region is None else list(self.region)}
+                "region": None if self.region is None else list(self.region), **step}
 
     def __post_init__(self):
         if self.mode not in KERNEL_MODES:

@@ -252,15 +252,19 @@ def deconvolve_photo(rgb: np.ndarray, kernel: np.ndarray, weight: float | None =
     tv = None
     if weight is None:
         centre = to_gray(unit(rgb[y:y + h, x:x + w]))
-        weight, tv = tv_weight(centre, estimated_kernel=estimated), tv_term(noise_sigma(centre))
+        weight = tv_weight(centre, estimated_kernel=estimated)
+        if share > 0:
+            tv = tv_term(noise_sigma(centre))
 
     def solve(piece, out=None):
         if share >= 1:
             return richardson_lucy_clipped(piece, k, tv=tv, out=out)
         result = tv_deconvolve(piece, k, weight, out=out)
-        if share > 0:  # between the two shares: blended
+        if share > 0:  # between the two shares: blended, in place (no full-size temporaries)
+            highlights = richardson_lucy_clipped(piece, k, tv=tv)
+            highlights *= share
             result *= 1 - share
-            result += share * richardson_lucy_clipped(piece, k, tv=tv)
+            result += highlights
         return result
     margin = MARGIN_KERNELS * max(k.shape) + 16
     out = np.empty((3, H, W) if channels_first else (H, W, 3), np.float32)
