@@ -9,7 +9,8 @@ against the TV step, with the TRUE kernel.
     python docs/bench/kernel-first/highlight_solver_product_probe.py loop N NOISE TV
         the loop's photos blurred as the kernel bench blurs (short, small and large kernels,
         Gaussian NOISE): the TV step against the highlight solver with TV term TV, on all
-        photos and on those with over 0.1% clipped pixels
+        photos and on those with over 0.1% clipped pixels; and the product's given-kernel
+        step (photo.deconvolve_photo, its own TV term)
 
 Two worker processes of one thread each; run from the repository root.
 """
@@ -53,7 +54,8 @@ def loop(job):
     x = u8 / 255.0
     base = L.score(y, x)
     return (L.score(tv_deconvolve(y, k).astype(np.float64), x) - base,
-            L.score(richardson_lucy_clipped(y, k, tv=tv).astype(np.float64), x) - base, clipped_share(y))
+            L.score(richardson_lucy_clipped(y, k, tv=tv).astype(np.float64), x) - base, clipped_share(y),
+            L.score(deconvolve_photo(y, k).astype(np.float64), x) - base)
 
 
 if __name__ == "__main__":
@@ -68,4 +70,5 @@ if __name__ == "__main__":
             rows = np.array(pool.map(loop, [(i, f, a, b) for i, f in enumerate(files)], chunksize=1))
             c = rows[:, 2] > 0.001
             print(f"{n} loop photos, noise {a}, TV term {b}, true kernel: TV step {rows[:, 0].mean():+.2f}  highlight solver "
-                  f"{rows[:, 1].mean():+.2f} | over 0.1% clipped (n={c.sum()}): {rows[c, 0].mean():+.2f} / {rows[c, 1].mean():+.2f}")
+                  f"{rows[:, 1].mean():+.2f} | over 0.1% clipped (n={c.sum()}): {rows[c, 0].mean():+.2f} / {rows[c, 1].mean():+.2f} | "
+                  f"product (deconvolve_photo) {rows[:, 3].mean():+.2f}")

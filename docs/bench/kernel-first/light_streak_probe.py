@@ -122,6 +122,8 @@ def one(job):
     base = L.score(y, sharp)
     est = estimate_photo_kernel(y)
     d = L.score(deconvolve_photo(y, est.kernel, estimated=True).astype(np.float64), sharp) - base if est.accepted else 0.0
+    # the same kernel deconvolved as a given one is (the highlight solver on photos with clipped pixels)
+    d_given = L.score(deconvolve_photo(y, est.kernel).astype(np.float64), sharp) - base if est.accepted else 0.0
     ks, agreed = streak_kernel(y)
     if ks is not None:
         s_sim = kernel_similarity(ks, k)
@@ -131,7 +133,7 @@ def one(job):
     true = L.score(np.clip(deconvolve_photo(y ** domain, k).astype(np.float64), 0, 1) ** (1 / domain), sharp) - base
     ys_, xs_ = np.nonzero(k > 0.05 * k.max())
     extent = int(max(np.ptp(ys_), np.ptp(xs_)) + 1)
-    return extent, kernel_similarity(est.kernel, k), d, est.accepted, s_sim, s_gain, agreed, true
+    return extent, kernel_similarity(est.kernel, k), d, est.accepted, s_sim, s_gain, agreed, true, d_given
 
 
 if __name__ == "__main__":
@@ -143,6 +145,7 @@ if __name__ == "__main__":
     for label, lo, hi in (("13-27", 0, 29), ("31-79", 29, 80), ("all", 0, 999)):
         sel = rows[(rows[:, 0] >= lo) & (rows[:, 0] < hi)]
         found = ~np.isnan(sel[:, 4])
-        print(f"{label} px: n={len(sel)} estimate sim {sel[:, 1].mean():.3f} d {sel[:, 2].mean():+.2f} (refused {int((sel[:, 3] == 0).sum())}) | "
+        print(f"{label} px: n={len(sel)} estimate sim {sel[:, 1].mean():.3f} d {sel[:, 2].mean():+.2f} (as given {sel[:, 8].mean():+.2f}; "
+              f"refused {int((sel[:, 3] == 0).sum())}) | "
               f"streaks: found {int(found.sum())}, sim {np.nanmean(sel[:, 4]):.3f} gain {sel[:, 5].mean():+.2f} | true kernel {sel[:, 7].mean():+.2f}"
               f"{' (given kernels deconvolved in values^' + str(domain) + ')' if label == 'all' else ''}")

@@ -77,12 +77,15 @@ MAX_KERNEL_FILE_SIDE = 1025  # a kernel file larger than this is not a blur kern
 # instead of the TV step (clipped highlights were brighter than they show; the TV step rings
 # around them): wholly from HIGHLIGHT_SHARE[1] of clipped pixels on, not below
 # HIGHLIGHT_SHARE[0], and in between the two results blended by the share (so the frames of a
-# video whose highlights come and go do not jump between two solvers). Measured on training
-# photos with over 2% clipped pixels: +1.92 -> +4.36 dB with highlights lifted x3, +5.85 ->
-# +6.01 without. Not for estimated kernels (no gain measured: +0.18 -> +0.19), and not on
-# photos with few clipped pixels: blurred as the benchmarks blur (the stored values, so no
-# highlight brighter than it shows) it trails the TV step by 0.06-0.25 dB.
-HIGHLIGHT_SHARE = (0.01, 0.03)
+# video whose highlights come and go do not jump between two solvers). A few street lamps
+# are a small share of a night photo (0.01-0.6% on made-up night scenes) and cost the TV step
+# the most. Measured with true kernels on training photos
+# (docs/bench/kernel-first/highlight_solver_product_probe.txt, light_streak_probe.txt):
+# highlights lifted x3 +1.92 -> +4.36 dB, not lifted +5.85 -> +6.01, night scenes -0.86 ->
+# +2.20 (with the shares at 1-3%: -0.86); blurred as the benchmarks blur (the stored values,
+# no highlight brighter than it shows) +5.66 -> +5.56 at 1% noise and +4.67 -> +4.49 at 2%
+# (1-3%: +5.56 / +4.59). Not for estimated kernels (no gain measured: +0.18 -> +0.19).
+HIGHLIGHT_SHARE = (0.0002, 0.001)
 
 
 @dataclass(frozen=True)
