@@ -46,6 +46,7 @@ GAMMA = 2.2
 DARK = 0.12
 N_LIGHTS = 25
 SIZE = 75  # the largest kernel looked for (the product's first look)
+AVERAGE = os.environ.get("STREAK_AVERAGE", "0") == "1"  # average the agreeing streaks (else: the chosen one alone)
 
 
 def night_photo(i: int, path):
@@ -112,7 +113,22 @@ def streak_kernel(y: np.ndarray, size: int = SIZE, candidates: int = 40):
     # the least clipped streak that agrees with another one (clipping flattens a streak's weights)
     agreeing = [j for j in range(len(kernels)) if np.nanmax(np.where(np.eye(len(kernels), dtype=bool)[j], np.nan, sim[j])) > 0.6]
     best = agreeing[0] if agreeing else int(np.nanargmax(agree))
+    if AVERAGE:  # the streaks that agree with it, shifted onto it and averaged (noise and clipping average out)
+        ref = kernels[best]
+        total = np.zeros_like(ref)
+        for j in np.nonzero(sim[best] > 0.7)[0]:
+            total += _aligned(kernels[j], ref) * (1 - found[j][1])
+        total = np.where(total > 0.05 * total.max(), total, 0.0)
+        if total.sum() > 0:
+            return centre_kernel(total / total.sum()), int((sim[best] > 0.7).sum() - 1)
     return kernels[best], int((sim[best] > 0.7).sum() - 1)
+
+
+def _aligned(a: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """a shifted (whole pixels, periodic within its window) to where it correlates best with ref."""
+    corr = np.fft.irfft2(np.fft.rfft2(ref) * np.conj(np.fft.rfft2(a)), s=ref.shape)
+    dy, dx = np.unravel_index(int(np.argmax(corr)), corr.shape)
+    return np.roll(a, (dy, dx), axis=(0, 1))
 
 
 def one(job):
