@@ -45,6 +45,7 @@ from deblurkit.io import IMAGE_EXTENSIONS, read_image  # noqa: E402
 GAMMA = 2.2
 DARK = 0.12
 N_LIGHTS = 25
+N_WINDOWS = int(os.environ.get("NIGHT_WINDOWS", "0"))  # extended lights added to each scene (0: point lights only)
 SIZE = 75  # the largest kernel looked for (the product's first look)
 AVERAGE = os.environ.get("STREAK_AVERAGE", "0") == "1"  # average the agreeing streaks (else: the chosen one alone)
 
@@ -62,6 +63,11 @@ def night_photo(i: int, path):
         mask = np.zeros((h, w), np.uint8)
         cv2.circle(mask, (int(cx), int(cy)), r, 1, -1)
         light[mask > 0] = level * colour
+    for _ in range(N_WINDOWS):  # lit windows and lamp shades: extended lights, which are not the kernel
+        cy, cx = int(rng.integers(0, h)), int(rng.integers(0, w))
+        wh, ww = int(rng.integers(3, 21)), int(rng.integers(3, 15))
+        level = float(rng.uniform(1.0, 3.0))
+        light[cy:cy + wh, cx:cx + ww] = level * np.array([1.0, rng.uniform(0.7, 0.95), rng.uniform(0.35, 0.7)], np.float32)
     blurred = convolve(light, k)
     y = np.clip(blurred, 0, 1) ** (1 / GAMMA) + 0.01 * rng.standard_normal(blurred.shape).astype(np.float32)
     y = np.round(np.clip(y, 0, 1) * 255) / 255
