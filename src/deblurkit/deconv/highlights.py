@@ -29,8 +29,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .blind import padded_shape, psf2otf
-from .nonblind import NOISY_SIGMA, load_padded_channel
+from .blind import psf2otf
+from .nonblind import NOISY_SIGMA, load_padded_channel, solver_arrays
 
 CLIPPED = 0.98  # a channel at or above this (in [0, 1]) is read as clipped
 ITERATIONS = 50
@@ -65,14 +65,8 @@ def richardson_lucy_clipped(rgb: np.ndarray, k: np.ndarray, iterations: int = IT
 
     Accelerated as Biggs & Andrews (1997) do: each step starts from the last estimate carried
     further along its last move, by how much the last two moves agree."""
-    k = np.asarray(k, np.float64)
-    k = k / k.sum()
+    k, out, shape = solver_arrays(rgb, k, out)
     h, w, channels = rgb.shape
-    if out is None:
-        out = np.empty((h, w, channels), np.float32)
-    elif out.shape != (h, w, channels) or out.dtype != np.float32:
-        raise ValueError(f"out must be float32 {(h, w, channels)}, got {out.dtype} {out.shape}")
-    shape = padded_shape((h, w), max(k.shape))
     with torch.inference_mode():
         K = torch.from_numpy(psf2otf(k, shape)).to(DTYPE.to_complex())
         Kc = K.conj()

@@ -81,6 +81,18 @@ def load_padded_channel(out: np.ndarray, rgb: np.ndarray, c: int) -> None:
     fill_periodic_pad(out, h, w)
 
 
+def solver_arrays(rgb: np.ndarray, k: np.ndarray, out: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """What a per-channel solver of an (H, W, C) photo starts from: the kernel (float64, sum
+    1), the float32 (H, W, C) output (`out`, checked, or a new one) and the padded shape."""
+    k = np.asarray(k, np.float64)
+    h, w, channels = rgb.shape
+    if out is None:
+        out = np.empty((h, w, channels), np.float32)
+    elif out.shape != (h, w, channels) or out.dtype != np.float32:
+        raise ValueError(f"out must be float32 {(h, w, channels)}, got {out.dtype} {out.shape}")
+    return k / k.sum(), out, padded_shape((h, w), max(k.shape))
+
+
 def tv_deconvolve(rgb: np.ndarray, k: np.ndarray, weight: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
     """(H, W, C) blurry image (uint8, uint16 or float in [0, 1]: each channel is converted
     as it is solved) and its kernel -> the TV deconvolution in [0, 1]. C is 3 for a photo;
@@ -94,15 +106,9 @@ def tv_deconvolve(rgb: np.ndarray, k: np.ndarray, weight: float | None = None, o
     the photo's memory budget: the deconvolution needs no tiles, whose seams the solver's
     long-reaching early steps would leave. Returns a C-contiguous float32 (H, W, C) array, or
     writes into `out` (a float32 (H, W, C) array or view, e.g. of a channels-first photo)."""
-    k = np.asarray(k, np.float64)
-    k = k / k.sum()
     weight = tv_weight(to_gray(unit(rgb))) if weight is None else weight
+    k, out, shape = solver_arrays(rgb, k, out)
     h, w, channels = rgb.shape
-    if out is None:
-        out = np.empty((h, w, channels), np.float32)
-    elif out.shape != (h, w, channels) or out.dtype != np.float32:
-        raise ValueError(f"out must be float32 {(h, w, channels)}, got {out.dtype} {out.shape}")
-    shape = padded_shape((h, w), max(k.shape))
 
     with torch.inference_mode():
         x = torch.empty((1, *shape), dtype=DTYPE)
