@@ -10,11 +10,13 @@ random places, blurred in light by our own kernels (`estimator_loop.our_kernel`:
 31-75 px), back to values (1/2.2), 1% noise, 8 bits. The sharp reference is the same scene
 unblurred (clipped as a camera clips it).
 
-The streak estimate (a probe, not the product): the brightest local maxima of the photo's
-grey light, each window of the kernel's size around one, less the window's border median;
-kept where the streak is one piece inside the window (most of its mass in one connected
-component that does not touch the window's edge); of those, the least clipped, and the
-one that agrees best with the others (kernel_similarity) is the kernel.
+The streak readout: the product's (deconv.streaks: isolated, thin streaks around the
+brightest local maxima; the least clipped one alike another, and those that agree with it
+averaged), here without the product's gate (a kernel wherever one other streak is alike)
+and with its width check set by STREAK_WIDTH_MAX (0: none). The "estimate" columns are the
+product's kernel path (deconv.photo.estimate_photo_kernel, which takes the streak kernel
+first where at least two others agree; a streak kernel is deconvolved as a given one is).
+NIGHT_WINDOWS=N adds N lit windows or lamp shades (3-20 px, 1-3x white) to each scene.
 
     python docs/bench/kernel-first/light_streak_probe.py N [DOMAIN]     (from the repository root; DOMAIN 2.2: the
         streak and true kernels' deconvolutions made in light, values^2.2 and back)
@@ -38,7 +40,7 @@ import torch  # noqa: E402
 import estimator_loop as L  # noqa: E402
 from deblurkit.data.blur import convolve  # noqa: E402
 from deblurkit.deconv import kernel_similarity  # noqa: E402
-from deblurkit.deconv.blind import centre_kernel  # noqa: E402
+from deblurkit.deconv import streaks  # noqa: E402
 from deblurkit.deconv.photo import deconvolve_photo, estimate_photo_kernel  # noqa: E402
 from deblurkit.io import IMAGE_EXTENSIONS, read_image  # noqa: E402
 
@@ -47,7 +49,9 @@ DARK = 0.12
 N_LIGHTS = 25
 N_WINDOWS = int(os.environ.get("NIGHT_WINDOWS", "0"))  # extended lights added to each scene (0: point lights only)
 SIZE = 75  # the largest kernel looked for (the product's first look)
-AVERAGE = os.environ.get("STREAK_AVERAGE", "0") == "1"  # average the agreeing streaks (else: the chosen one alone)
+# A streak whose area over its longest side (its mean width, roughly) is above this is left
+# out (0: none; the product's is streaks.WIDTH_MAX).
+WIDTH_MAX = float(os.environ.get("STREAK_WIDTH_MAX", "0"))  # average the agreeing streaks (else: the chosen one alone)
 
 
 def night_photo(i: int, path):
@@ -75,66 +79,13 @@ def night_photo(i: int, path):
     return k.astype(np.float64), y.astype(np.float64), sharp.astype(np.float64)
 
 
-def streak_kernel(y: np.ndarray, size: int = SIZE, candidates: int = 40):
-    """(kernel or None, how many streaks agreed) from the photo's light streaks."""
-    light = (y.mean(axis=2)) ** GAMMA
-    clipped = (y.max(axis=2) >= 0.98)
-    r = size // 2
-    padded = np.pad(light, r, mode="reflect")
-    cpad = np.pad(clipped, r, mode="constant")
-    smooth = cv2.GaussianBlur(light, (0, 0), 2.0)
-    floor = 3 * cv2.medianBlur(np.clip(light * 255, 0, 255).astype(np.uint8), 2 * (size // 4) + 1) / 255.0 + 0.02
-    peaks = (smooth == cv2.dilate(smooth, np.ones((size // 2 | 1, size // 2 | 1), np.uint8))) & (smooth > floor)
-    ys, xs = np.nonzero(peaks)
-    order = np.argsort(-smooth[ys, xs])[:candidates]
-    found = []
-    for j in order:
-        cy, cx = ys[j] + r, xs[j] + r
-        win = padded[cy - r:cy + r + 1, cx - r:cx + r + 1]
-        border = np.concatenate([win[0], win[-1], win[:, 0], win[:, -1]])
-        s = np.maximum(win - np.median(border), 0)
-        if s.max() <= 0:
-            continue
-        on = (s > 0.1 * s.max()).astype(np.uint8)
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(on, connectivity=8)
-        if n < 2:
-            continue
-        weights = np.bincount(labels.ravel(), weights=s.ravel(), minlength=n)
-        weights[0] = 0
-        main = int(np.argmax(weights))
-        x0, y0, bw, bh = stats[main, :4]
-        if x0 == 0 or y0 == 0 or x0 + bw >= size or y0 + bh >= size:
-            continue  # the streak runs out of the window (longer than it, or a bright region)
-        if weights[main] < 0.7 * s.sum():
-            continue  # not isolated: other light in the window
-        piece = np.where(labels == main, s, 0.0)
-        share_clipped = float(cpad[cy - r:cy + r + 1, cx - r:cx + r + 1][labels == main].mean())
-        found.append((centre_kernel(piece / piece.sum()), share_clipped))
-    if len(found) < 2:
-        return None, len(found)
-    found.sort(key=lambda t: t[1])  # the least clipped first
-    kernels = [f[0] for f in found[:12]]
-    sim = np.array([[kernel_similarity(a, b) if a is not b else 1.0 for b in kernels] for a in kernels])
-    agree = np.nanmedian(np.where(np.eye(len(kernels), dtype=bool), np.nan, sim), axis=1)
-    # the least clipped streak that agrees with another one (clipping flattens a streak's weights)
-    agreeing = [j for j in range(len(kernels)) if np.nanmax(np.where(np.eye(len(kernels), dtype=bool)[j], np.nan, sim[j])) > 0.6]
-    best = agreeing[0] if agreeing else int(np.nanargmax(agree))
-    if AVERAGE:  # the streaks that agree with it, shifted onto it and averaged (noise and clipping average out)
-        ref = kernels[best]
-        total = np.zeros_like(ref)
-        for j in np.nonzero(sim[best] > 0.7)[0]:
-            total += _aligned(kernels[j], ref) * (1 - found[j][1])
-        total = np.where(total > 0.05 * total.max(), total, 0.0)
-        if total.sum() > 0:
-            return centre_kernel(total / total.sum()), int((sim[best] > 0.7).sum() - 1)
-    return kernels[best], int((sim[best] > 0.7).sum() - 1)
-
-
-def _aligned(a: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """a shifted (whole pixels, periodic within its window) to where it correlates best with ref."""
-    corr = np.fft.irfft2(np.fft.rfft2(ref) * np.conj(np.fft.rfft2(a)), s=ref.shape)
-    dy, dx = np.unravel_index(int(np.argmax(corr)), corr.shape)
-    return np.roll(a, (dy, dx), axis=(0, 1))
+def streak_kernel(y: np.ndarray, size: int = SIZE):
+    """(kernel or None, how many other streaks agreed): the product's readout (deconv.streaks)
+    without its gate (a kernel wherever one other streak is alike), the width check at
+    STREAK_WIDTH_MAX (0: none)."""
+    found = streaks.isolated_streaks(y, size, WIDTH_MAX or np.inf)
+    result = streaks.agreed_kernel(found, min_agreeing=0)
+    return (None, len(found)) if result is None else (result.kernel, result.agreeing)
 
 
 def one(job):
@@ -143,7 +94,8 @@ def one(job):
     k, y, sharp = night_photo(i, path)
     base = L.score(y, sharp)
     est = estimate_photo_kernel(y)
-    d = L.score(deconvolve_photo(y, est.kernel, estimated=True).astype(np.float64), sharp) - base if est.accepted else 0.0
+    # the product's kernel path without the networks: a kernel read from streaks (est.streaks) is deconvolved as a given one
+    d = L.score(deconvolve_photo(y, est.kernel, estimated=not est.streaks).astype(np.float64), sharp) - base if est.accepted else 0.0
     # the same kernel deconvolved as a given one is (the highlight solver on photos with clipped pixels)
     d_given = L.score(deconvolve_photo(y, est.kernel).astype(np.float64), sharp) - base if est.accepted else 0.0
     ks, agreed = streak_kernel(y)
@@ -155,7 +107,7 @@ def one(job):
     true = L.score(np.clip(deconvolve_photo(y ** domain, k).astype(np.float64), 0, 1) ** (1 / domain), sharp) - base
     ys_, xs_ = np.nonzero(k > 0.05 * k.max())
     extent = int(max(np.ptp(ys_), np.ptp(xs_)) + 1)
-    return extent, kernel_similarity(est.kernel, k), d, est.accepted, s_sim, s_gain, agreed, true, d_given
+    return extent, kernel_similarity(est.kernel, k), d, est.accepted, s_sim, s_gain, agreed, true, d_given, est.streaks > 0
 
 
 if __name__ == "__main__":
@@ -168,6 +120,6 @@ if __name__ == "__main__":
         sel = rows[(rows[:, 0] >= lo) & (rows[:, 0] < hi)]
         found = ~np.isnan(sel[:, 4])
         print(f"{label} px: n={len(sel)} estimate sim {sel[:, 1].mean():.3f} d {sel[:, 2].mean():+.2f} (as given {sel[:, 8].mean():+.2f}; "
-              f"refused {int((sel[:, 3] == 0).sum())}) | "
+              f"refused {int((sel[:, 3] == 0).sum())}; from streaks {int(sel[:, 9].sum())}) | "
               f"streaks: found {int(found.sum())}, sim {np.nanmean(sel[:, 4]):.3f} gain {sel[:, 5].mean():+.2f} | true kernel {sel[:, 7].mean():+.2f}"
               f"{' (given kernels deconvolved in values^' + str(domain) + ')' if label == 'all' else ''}")
