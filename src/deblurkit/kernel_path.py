@@ -152,8 +152,6 @@ def decide(image: torch.Tensor, choice: KernelChoice, supported: bool = True, pr
     if min(H, W) < MIN_SIDE:
         return KernelReport("blind", None, f"too small to estimate a kernel (under {MIN_SIDE} px a side): blind path")
     est = estimate_photo_kernel(_pixels_hwc(image), choice.size, choice.region)
-    # A kernel read from the photo's light streaks is deconvolved as a given one is (the
-    # highlight solver where lights are clipped): it was measured, not estimated.
     if not est.accepted:
         return KernelReport("blind", est.kernel, f"no kernel explains the photo (residual {est.residual:.2f} x noise, "
                             f"limit {GUARD_RESIDUAL}): blind path", est.residual)
@@ -173,9 +171,6 @@ def decide(image: torch.Tensor, choice: KernelChoice, supported: bool = True, pr
             return KernelReport("blind", est.kernel, f"the predictor recognises this blur (its result, blurred by the "
                                 f"{est.size}x{est.size} kernel, fits the photo {check.deblurred:.2f} x as closely as the photo "
                                 f"blurred again, limit {DEBLURRED_RATIO}): blind path", est.residual)
-    if est.streaks:  # measured from the photo, not estimated: deconvolved as a given kernel is (deconv.highlights)
-        return KernelReport("kernel", est.kernel, f"{est.size}x{est.size} kernel read from {est.streaks + 1} light streaks that "
-                            f"agree (residual {est.residual:.2f} x noise)", est.residual, estimated=False)
     return KernelReport("kernel", est.kernel, f"estimated {est.size}x{est.size} kernel (residual {est.residual:.2f} x noise)",
                         est.residual)
 

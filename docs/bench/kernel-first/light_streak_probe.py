@@ -10,12 +10,11 @@ random places, blurred in light by our own kernels (`estimator_loop.our_kernel`:
 31-75 px), back to values (1/2.2), 1% noise, 8 bits. The sharp reference is the same scene
 unblurred (clipped as a camera clips it).
 
-The streak readout: the product's (deconv.streaks: isolated, thin streaks around the
-brightest local maxima; the least clipped one alike another, and those that agree with it
-averaged), here without the product's gate (a kernel wherever one other streak is alike)
-and with its width check set by STREAK_WIDTH_MAX (0: none). The "estimate" columns are the
-product's kernel path (deconv.photo.estimate_photo_kernel, which takes the streak kernel
-first where at least two others agree; a streak kernel is deconvolved as a given one is).
+The streak readout: light_streaks.py (isolated, thin streaks around the brightest local
+maxima; the least clipped one alike another, and those that agree with it averaged), here
+without its gate (a kernel wherever one other streak is alike) and with its width check set
+by STREAK_WIDTH_MAX (0: none). The "estimate" columns are the product's kernel path
+(deconv.photo.estimate_photo_kernel, its guard, the TV step).
 NIGHT_WINDOWS=N adds N lit windows or lamp shades (3-20 px, 1-3x white) to each scene.
 
     python docs/bench/kernel-first/light_streak_probe.py N [DOMAIN]     (from the repository root; DOMAIN 2.2: the
@@ -40,7 +39,7 @@ import torch  # noqa: E402
 import estimator_loop as L  # noqa: E402
 from deblurkit.data.blur import convolve  # noqa: E402
 from deblurkit.deconv import kernel_similarity  # noqa: E402
-from deblurkit.deconv import streaks  # noqa: E402
+import light_streaks as streaks  # noqa: E402
 from deblurkit.deconv.photo import deconvolve_photo, estimate_photo_kernel  # noqa: E402
 from deblurkit.io import IMAGE_EXTENSIONS, read_image  # noqa: E402
 
@@ -80,7 +79,7 @@ def night_photo(i: int, path):
 
 
 def streak_kernel(y: np.ndarray, size: int = SIZE):
-    """(kernel or None, how many other streaks agreed): the product's readout (deconv.streaks)
+    """(kernel or None, how many other streaks agreed): the readout of light_streaks.py
     without its gate (a kernel wherever one other streak is alike), the width check at
     STREAK_WIDTH_MAX (0: none)."""
     found = streaks.isolated_streaks(y, size, WIDTH_MAX or np.inf)
@@ -94,8 +93,7 @@ def one(job):
     k, y, sharp = night_photo(i, path)
     base = L.score(y, sharp)
     est = estimate_photo_kernel(y)
-    # the product's kernel path without the networks: a kernel read from streaks (est.streaks) is deconvolved as a given one
-    d = L.score(deconvolve_photo(y, est.kernel, estimated=not est.streaks).astype(np.float64), sharp) - base if est.accepted else 0.0
+    d = L.score(deconvolve_photo(y, est.kernel, estimated=True).astype(np.float64), sharp) - base if est.accepted else 0.0
     # the same kernel deconvolved as a given one is (the highlight solver on photos with clipped pixels)
     d_given = L.score(deconvolve_photo(y, est.kernel).astype(np.float64), sharp) - base if est.accepted else 0.0
     ks, agreed = streak_kernel(y)
@@ -107,7 +105,7 @@ def one(job):
     true = L.score(np.clip(deconvolve_photo(y ** domain, k).astype(np.float64), 0, 1) ** (1 / domain), sharp) - base
     ys_, xs_ = np.nonzero(k > 0.05 * k.max())
     extent = int(max(np.ptp(ys_), np.ptp(xs_)) + 1)
-    return extent, kernel_similarity(est.kernel, k), d, est.accepted, s_sim, s_gain, agreed, true, d_given, est.streaks > 0
+    return extent, kernel_similarity(est.kernel, k), d, est.accepted, s_sim, s_gain, agreed, true, d_given
 
 
 if __name__ == "__main__":
@@ -120,6 +118,6 @@ if __name__ == "__main__":
         sel = rows[(rows[:, 0] >= lo) & (rows[:, 0] < hi)]
         found = ~np.isnan(sel[:, 4])
         print(f"{label} px: n={len(sel)} estimate sim {sel[:, 1].mean():.3f} d {sel[:, 2].mean():+.2f} (as given {sel[:, 8].mean():+.2f}; "
-              f"refused {int((sel[:, 3] == 0).sum())}; from streaks {int(sel[:, 9].sum())}) | "
+              f"refused {int((sel[:, 3] == 0).sum())}) | "
               f"streaks: found {int(found.sum())}, sim {np.nanmean(sel[:, 4]):.3f} gain {sel[:, 5].mean():+.2f} | true kernel {sel[:, 7].mean():+.2f}"
               f"{' (given kernels deconvolved in values^' + str(domain) + ')' if label == 'all' else ''}")

@@ -1,6 +1,6 @@
 """Issue 35 check (counts only, nothing tuned): on which photos of the held-out and validation
-sets would `--kernel auto` take a kernel read from light streaks (deconv.streaks) instead of
-the estimator? Where it takes none, those sets' numbers with `--kernel auto` are unchanged by
+sets would `--kernel auto` take a kernel read from light streaks (light_streaks.py, as the
+withdrawn first look called it) instead of the estimator? Where it takes none, those sets' numbers with `--kernel auto` are unchanged by
 the streak step (the rest of the path is the same code). Counted with the product's own
 call (photo.estimate_photo_kernel's first step: streak_kernel on the whole photo at the
 estimation scale, the first look's kernel size).
@@ -15,6 +15,7 @@ import os
 import sys
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from multiprocessing import Pool  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -26,7 +27,7 @@ from deblurkit.bench.kernels import blur_with_kernel, load_kernels  # noqa: E402
 from deblurkit.deconv import BlindConfig  # noqa: E402
 from deblurkit.deconv.nonblind import unit  # noqa: E402
 from deblurkit.deconv.photo import estimation_scale  # noqa: E402
-from deblurkit.deconv.streaks import streak_kernel  # noqa: E402
+from light_streaks import streak_kernel  # noqa: E402
 from deblurkit.io import IMAGE_EXTENSIONS, read_image  # noqa: E402
 
 DATA = Path("../shared/data")

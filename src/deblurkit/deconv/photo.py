@@ -48,7 +48,6 @@ import numpy as np
 
 from .blind import BlindConfig, GUARD_RESIDUAL, _odd, estimate_kernel, noise_sigma, residual_ratio, to_gray
 from .highlights import clipped_share, richardson_lucy_clipped, tv_term
-from .streaks import streak_kernel
 from .nonblind import NOISY_SIGMA, tv_deconvolve, tv_weight, unit
 
 ESTIMATE_LONG_SIDE = 1280
@@ -96,7 +95,6 @@ class KernelEstimate:
     residual: float  # the guard's measure (about 1 where the kernel explains the photo; GUARD_RESIDUAL: the limit)
     scale: float  # the photo was estimated at this scale (1: full resolution)
     region: tuple[int, int, int, int]  # x, y, w, h of the window estimated on, in full-resolution pixels
-    streaks: int = 0  # read from the photo's light streaks (streaks.streak_kernel): how many others agreed (0: estimated)
 
     @property
     def size(self) -> int:
@@ -196,9 +194,7 @@ def estimate_photo_kernel(rgb: np.ndarray, size: int | None = None, region: tupl
     size: the largest kernel looked for, in full-resolution pixels (default: chosen from
     the photo, see the module's docstring). region: x, y, w, h of the window to
     estimate on (default: the centre). denoise: the estimator's window is denoised at this
-    many times its noise first (default ESTIMATE_DENOISE; 0: as it is). Without a region, a
-    photo whose isolated light streaks agree (streaks.streak_kernel, on the whole photo at
-    the estimation scale) gets the kernel they draw instead (`streaks` > 0, accepted)."""
+    many times its noise first (default ESTIMATE_DENOISE; 0: as it is)."""
     denoise = ESTIMATE_DENOISE if denoise is None else denoise
     H, W = rgb.shape[:2]
     if min(H, W) < MIN_SIDE:
@@ -207,13 +203,6 @@ def estimate_photo_kernel(rgb: np.ndarray, size: int | None = None, region: tupl
     x, y, w, h = check_region(region, H, W) if region is not None else centre_region(H, W, scale)
     window = _gray_window(rgb, (x, y, w, h), scale)
     small_size = cfg.kernel_size if size is None else _odd(size * scale)
-    if region is None:  # a photo with isolated lights: the kernel they draw (the guard is not made for clipped lights)
-        small = rgb[..., :3] if scale == 1 else cv2.resize(
-            np.ascontiguousarray(rgb[..., :3]), (max(int(round(W * scale)), 1), max(int(round(H * scale)), 1)), interpolation=cv2.INTER_AREA)
-        found = streak_kernel(unit(small), small_size)
-        if found is not None:
-            kernel = found.kernel if scale == 1 else resize_kernel(found.kernel, _odd(found.kernel.shape[0] / scale))
-            return KernelEstimate(kernel, True, float(residual_ratio(window, found.kernel)), scale, (0, 0, W, H), found.agreeing)
     seen = denoised_for_estimation(window, denoise)
     k_small = estimate_kernel(seen, replace(cfg, kernel_size=small_size))
     residual = residual_ratio(window, k_small)

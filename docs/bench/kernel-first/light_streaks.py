@@ -1,4 +1,4 @@
-"""The kernel read from a photo's light streaks: at night, where shake is commonest (long
+"""Issue 35 probe helper (not the product): the kernel read from a photo's light streaks: at night, where shake is commonest (long
 exposures), an isolated point light blurred by the shake draws the kernel itself (Hu, Cho,
 Wang & Yang 2014, "Deblurring low-light images with light streaks"), while the blind
 estimator (deconv.blind) fails on the clipped lights and the guard cannot judge it there.
@@ -11,6 +11,9 @@ with another (kernel_similarity above REFERENCE_AGREE) is the reference, and eve
 with it is shifted onto it and averaged, weighted by how little of it is clipped (noise and
 clipped cores average out). Taken only where at least MIN_AGREEING other streaks agree.
 
+Built as `--kernel auto`'s first look (session 16), reviewed and withdrawn before it shipped
+(docs/bench/kernel-first/README.md lists what the review found: one light can count as
+several streaks, long streaks are refused, the width check depends on the direction).
 Chosen on training photos only (docs/bench/kernel-first/light_streak_probe.{py,txt}: made-up
 night scenes from bsds500_test, 25 point lights of 2-40x white, our kernels, blur in light,
 1% noise, and the same with 10 lit windows each): before the width check (WIDTH_MAX), where
@@ -30,8 +33,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .blind import centre_kernel
-from .similarity import kernel_similarity
+from deblurkit.deconv import kernel_similarity
+from deblurkit.deconv.blind import centre_kernel
 
 GAMMA = 2.2  # sRGB values -> light, roughly: a streak is the kernel in light
 CLIPPED = 0.98
@@ -128,7 +131,7 @@ def agreed_kernel(found: list[tuple[np.ndarray, float]], min_agreeing: int = MIN
     if reference is None:
         return None
     agreeing = [j for j in range(n) if j != reference and sim[reference, j] > AGREE]
-    if len(agreeing) < MIN_AGREEING:
+    if len(agreeing) < min_agreeing:
         return None
     ref = found[reference][0]
     total = np.zeros_like(ref)
