@@ -30,7 +30,8 @@ import numpy as np
 import torch
 
 from .blind import psf2otf
-from .nonblind import NOISY_SIGMA, load_padded_channel, solver_arrays
+from .nonblind import (_INTEGER_SCALE, NOISY_SIGMA, _add_shifted_, _backward_difference, _forward_difference,
+                       load_padded_channel, solver_arrays)
 
 CLIPPED = 0.98  # a channel at or above this (in [0, 1]) is read as clipped
 ITERATIONS = 50
@@ -48,7 +49,7 @@ DTYPE = torch.float32
 def clipped_share(rgb: np.ndarray) -> float:
     """The share of pixels with a channel at or above CLIPPED (uint8, uint16 or float in [0, 1])."""
     a = np.asarray(rgb)
-    level = CLIPPED * {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(a.dtype, 1.0)
+    level = CLIPPED * _INTEGER_SCALE.get(a.dtype, 1.0)
     return float((a[..., :3] >= level).any(axis=-1).mean()) if a.size else 0.0
 
 
@@ -94,14 +95,17 @@ def richardson_lucy_clipped(rgb: np.ndarray, k: np.ndarray, iterations: int = IT
                 ratio = torch.div(y, blurred, out=blurred).masked_fill_(reached, 1.0)
                 step = torch.fft.irfft2(torch.fft.rfft2(ratio) * Kc, s=shape)
                 if tv:
-                    _forward(point, -1, gx)
-                    _forward(point, -2, gy)
+                    _forward_difference(point, -1, gx)
+                    _forward_difference(point, -2, gy)
                     torch.mul(gx, gx, out=norm).addcmul_(gy, gy).add_(1e-6).sqrt_()
                     gx.div_(norm)
                     gy.div_(norm)
-                    _backward(gx, -1, norm)  # div(grad x / |grad x|), into norm
-                    _backward_add(gy, -2, norm)
-                    step.div_(norm.mul_(-tv).add_(1).clamp_(min=0.1))
+                    # minus div(grad x / |grad x|), into norm: the forward differences' adjoint
+                    # (gx(i-1) - gx(i) + gy(j-1) - gy(j)), as the TV step applies it
+                    _backward_difference(gx, -1, norm)
+                    norm.sub_(gy)
+                    _add_shifted_(norm, gy, -2)
+                    step.div_(norm.mul_(tv).add_(1).clamp_(min=0.1))
                 torch.mul(point, step, out=x).clamp_(min=FLOOR)
                 torch.sub(x, point, out=move)
                 alpha = 0.0
@@ -121,20 +125,6 @@ def _inner(a: torch.Tensor, b: torch.Tensor, scratch: torch.Tensor) -> float:
     summed row by row in float64 (scratch: overwritten)."""
     torch.mul(a, b, out=scratch)
     return float(scratch.sum(-1, dtype=torch.float64).sum())
-
-
-def _forward(x: torch.Tensor, dim: int, out: torch.Tensor) -> None:
-    """out = x(i+1) - x(i) along dim, periodic."""
-    torch.sub(x.roll(-1, dim), x, out=out)
-
-
-def _backward(g: torch.Tensor, dim: int, out: torch.Tensor) -> None:
-    """out = g(i) - g(i-1) along dim, periodic (the divergence's part along dim: minus the forward difference's adjoint)."""
-    torch.sub(g, g.roll(1, dim), out=out)
-
-
-def _backward_add(g: torch.Tensor, dim: int, out: torch.Tensor) -> None:
-    out.add_(g).sub_(g.roll(1, dim))
 
 
 __all__ = ["CLIPPED", "clipped_share", "richardson_lucy_clipped", "tv_term"]
