@@ -1,0 +1,178 @@
+"""The kernel read from a photo's light streaks (deconv.streaks) and where the kernel path uses it."""
+
+import numpy as np
+import pytest
+import torch
+
+from deblurkit.data.blur import convolve
+from deblurkit.deconv import kernel_similarity
+from deblurkit.deconv.photo import estimate_photo_kernel
+from deblurkit.deconv import streaks
+from deblurkit.deconv.streaks import GAMMA, isolated_streaks, light_and_clipped, streak_kernel, stroke_width
+
+
+def _hook_kernel():
+    """An 11 px shake that is not symmetric (a stroke and a hook), sum 1."""
+    k = np.zeros((11, 11))
+    k[5, 1:9] = 1.0
+    k[2:6, 8] = 0.6
+    return k / k.sum()
+
+
+def _night(lights=9, size=192, seed=0, kernel=None, spacing=48, spots=None, twin=0, bright=(2.0, 6.0)):
+    """A dark textured scene with `lights` point lights `bright` times white on a grid, blurred in light by the kernel, back to values, a little noise:
+    (photo in [0, 1], kernel). twin: a second point light this many px to the right of each
+    (one lamp with two bright points)."""
+    rng = np.random.default_rng(seed)
+    k = _hook_kernel() if kernel is None else kernel
+    light = np.kron(rng.uniform(0.005, 0.04, (size // 16 + 1, size // 16 + 1, 3)), np.ones((16, 16, 1)))[:size, :size]
+    if spots is None:
+        spots = [(y, x) for y in range(32, size - 31, spacing) for x in range(32, size - 31, spacing)][:lights]
+    for y, x in spots:
+        light[y, x] = rng.uniform(*bright) * np.array([1.0, 0.9, 0.7])
+        if twin:
+            light[y, x + twin] = light[y, x]
+    blurred = convolve(light.astype(np.float32), k.astype(np.float32)).astype(np.float64)
+    y = np.clip(blurred, 0, 1) ** (1 / GAMMA) + rng.normal(0, 0.004, blurred.shape)
+    return np.clip(y, 0, 1), k
+
+
+def test_isolated_lights_give_the_kernel_they_draw():
+    y, k = _night()
+    found = streak_kernel(y, 31)
+    assert found is not None and found.agreeing >= 2 and found.streaks >= 3
+    assert found.kernel.shape == (31, 31) and found.kernel.sum() == pytest.approx(1.0) and found.kernel.min() >= 0
+    assert kernel_similarity(found.kernel, k) > 0.85
+    # not the mirror image: the hook is on the right side
+    assert kernel_similarity(found.kernel, k) > kernel_similarity(found.kernel, k[::-1, ::-1]) + 0.05
+
+
+def test_lit_windows_are_not_read_as_streaks():
+    """Extended lights (windows, lamp shades) drawn out by the shake agree with each other as
+    point lights' streaks do, but are the kernel convolved with their shape: left out."""
+    rng = np.random.default_rng(2)
+    k = _hook_kernel()
+    light = np.kron(rng.uniform(0.005, 0.04, (12, 12, 3)), np.ones((16, 16, 1)))
+    for y in range(24, 170, 48):
+        for x in range(24, 170, 48):
+            light[y:y + 10, x:x + 8] = 3.0 * np.array([1.0, 0.85, 0.5])  # a lit window, 8 x 10 px
+    blurred = convolve(light.astype(np.float32), k.astype(np.float32)).astype(np.float64)
+    photo = np.clip(np.clip(blurred, 0, 1) ** (1 / GAMMA) + rng.normal(0, 0.004, blurred.shape), 0, 1)
+    assert streak_kernel(photo, 31) is None
+
+
+def test_no_kernel_without_lights_or_with_one_light():
+    rng = np.random.default_rng(1)
+    texture = np.kron(rng.uniform(0.1, 0.9, (24, 24, 3)), np.ones((8, 8, 1)))
+    assert streak_kernel(texture, 31) is None
+    y, _ = _night(lights=1)
+    assert streak_kernel(y, 31) is None  # nothing to agree with
+    assert streak_kernel(y[:40, :40], 31) is None  # smaller than two kernels
+
+
+def test_the_photo_level_estimate_takes_the_streaks_and_a_named_region_the_estimator():
+    y, k = _night(size=256)
+    est = estimate_photo_kernel(y, size=31)
+    assert est.streaks >= 2 and est.accepted and est.region == (0, 0, 256, 256)
+    assert kernel_similarity(est.kernel, k) > 0.85
+    named = estimate_photo_kernel(y, size=31, region=(0, 0, 128, 128))
+    assert named.streaks == 0
+
+
+def test_the_kernel_path_deconvolves_a_streak_kernel_as_a_given_one():
+    from deblurkit.kernel_path import KernelChoice, decide
+
+    y, _ = _night(size=256)
+    image = torch.from_numpy(np.ascontiguousarray(y.transpose(2, 0, 1), np.float32))[None]
+    report = decide(image, KernelChoice("auto", size=31))
+    assert report.path == "kernel" and report.estimated is False and "light streaks" in report.reason
+
+
+def test_the_lights_streaks_are_clipped_and_still_give_the_kernel():
+    y, k = _night(bright=(20.0, 60.0))
+    light, clipped = light_and_clipped(y)
+    found = isolated_streaks(light, clipped, 31)
+    assert len(found) >= 3 and all(share > 0.05 for _, share in found)  # every streak has a clipped core
+    assert [share for _, share in found] == sorted(share for _, share in found)  # the least clipped first
+    got = streak_kernel(y, 31)
+    assert got is not None and kernel_similarity(got.kernel, k) > 0.8
+
+
+def test_a_long_streak_brightest_at_one_end_is_found():
+    """A 25 px stroke fading away from its bright end: its peak is near one end, so the
+    streak reaches almost a whole kernel from it (a window centred on the peak would cut it)."""
+    k = np.zeros((31, 31))
+    k[15, 3:28] = np.linspace(1.0, 0.15, 25)
+    k /= k.sum()
+    y, _ = _night(size=288, kernel=k, spacing=64)
+    found = streak_kernel(y, 31)
+    assert found is not None and found.agreeing >= 2
+    assert kernel_similarity(found.kernel, k) > 0.85
+
+
+def test_one_lamp_with_two_bright_points_is_one_streak():
+    """Two lamps, each with two bright points 8 px apart along the streak: two streaks, not
+    four that agree (the gate needs three lights)."""
+    y, _ = _night(spots=[(64, 48), (64, 144)], size=192, twin=8)
+    light, clipped = light_and_clipped(y)
+    assert len(isolated_streaks(light, clipped, 31)) == 2
+    assert streak_kernel(y, 31) is None
+
+
+def test_lights_at_the_border_are_not_mirrored_into_streaks():
+    """Lights nearer the photo's edge than a kernel window are left out (no padding that
+    would mirror them into symmetric fake streaks)."""
+    y, _ = _night(spots=[(4, 60), (4, 120), (100, 3), (180, 188), (188, 90)], size=192)
+    light, clipped = light_and_clipped(y)
+    assert isolated_streaks(light, clipped, 31) == []
+
+
+def test_the_stroke_width_is_the_same_in_every_direction_and_along_a_curve():
+    import cv2
+
+    yy, xx = np.mgrid[:160, :160]
+    for w in (3, 5, 9):
+        widths = []
+        for angle in (0.0, 0.6, np.pi / 4, 1.3):
+            across = np.abs((yy - 80) * np.cos(angle) - (xx - 80) * np.sin(angle))
+            along = np.abs((yy - 80) * np.sin(angle) + (xx - 80) * np.cos(angle))
+            widths.append(stroke_width((across <= w / 2) & (along < 50)))
+        arc = np.zeros((160, 160), np.uint8)
+        cv2.ellipse(arc, (80, 80), (50, 30), 0, 0, 270, 1, 1)
+        arc = cv2.dilate(arc, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (w, w))) > 0
+        widths.append(stroke_width(arc))
+        assert max(widths) - min(widths) < 0.25 * w + 0.5, (w, widths)
+        assert 0.75 * w < np.mean(widths) < 1.25 * w + 0.5, (w, widths)
+
+
+def test_light_and_clipping_are_taken_before_shrinking():
+    """At half the scale a pixel is clipped where any pixel it covers is, and its light is
+    the mean light it covers (not the light of the mean value)."""
+    rgb = np.full((8, 8, 3), 0.2)
+    rgb[2, 2] = 1.0  # one clipped pixel
+    light, clipped = light_and_clipped(rgb, 0.5)
+    assert light.shape == clipped.shape == (4, 4)
+    assert clipped[1, 1] and clipped.sum() == 1
+    assert light[1, 1] == pytest.approx((3 * 0.2 ** GAMMA + 1.0) / 4, rel=1e-5)
+    u8 = np.round(rgb * 255).astype(np.uint8)
+    assert np.allclose(light_and_clipped(u8, 0.5)[0], light, atol=0.01)
+
+
+def test_a_large_photo_reads_its_streaks_at_the_estimation_scale(monkeypatch):
+    """estimate_photo_kernel hands the streak readout the full-resolution photo and the
+    estimation scale, and enlarges the kernel back."""
+    from deblurkit.deconv import photo
+
+    seen = {}
+
+    def fake(rgb, size, scale):
+        seen.update(shape=rgb.shape, size=size, scale=scale)
+        k = np.zeros((size, size))
+        k[size // 2, size // 2 - 2:size // 2 + 3] = 1
+        return streaks.StreakKernel(k / k.sum(), 2, 3)
+
+    monkeypatch.setattr(photo, "streak_kernel", fake)
+    big = np.zeros((1400, 2560, 3), np.uint8)
+    est = photo.estimate_photo_kernel(big)
+    assert seen == {"shape": (1400, 2560, 3), "size": 75, "scale": 0.5}
+    assert est.streaks == 2 and est.accepted and est.kernel.shape == (151, 151) and est.region == (0, 0, 2560, 1400)
