@@ -171,6 +171,9 @@ def decide(image: torch.Tensor, choice: KernelChoice, supported: bool = True, pr
             return KernelReport("blind", est.kernel, f"the predictor recognises this blur (its result, blurred by the "
                                 f"{est.size}x{est.size} kernel, fits the photo {check.deblurred:.2f} x as closely as the photo "
                                 f"blurred again, limit {DEBLURRED_RATIO}): blind path", est.residual)
+    if est.streaks:  # measured from the photo, not estimated: deconvolved as a given kernel is (deconv.highlights)
+        return KernelReport("kernel", est.kernel, f"{est.size}x{est.size} kernel read from {est.streaks + 1} light streaks that "
+                            f"agree (residual {est.residual:.2f} x noise)", est.residual, estimated=False)
     return KernelReport("kernel", est.kernel, f"estimated {est.size}x{est.size} kernel (residual {est.residual:.2f} x noise)",
                         est.residual)
 

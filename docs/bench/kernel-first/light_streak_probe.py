@@ -10,12 +10,15 @@ random places, blurred in light by our own kernels (`estimator_loop.our_kernel`:
 31-75 px), back to values (1/2.2), 1% noise, 8 bits. The sharp reference is the same scene
 unblurred (clipped as a camera clips it).
 
-The streak readout: light_streaks.py (isolated, thin streaks around the brightest local
-maxima; the least clipped one alike another, and those that agree with it averaged), here
+The streak readout: deblurkit.deconv.streaks (isolated, thin streaks around the brightest
+local maxima; the one most others agree with, and those that agree with it averaged), here
 without its gate (a kernel wherever one other streak is alike) and with its width check set
-by STREAK_WIDTH_MAX (0: none). The "estimate" columns are the product's kernel path
-(deconv.photo.estimate_photo_kernel, its guard, the TV step).
+by STREAK_WIDTH_MAX (0: none). The "estimate" columns are the product's kernel path without
+the networks (deconv.photo.estimate_photo_kernel: the streaks where they agree, else the
+estimator and its guard; a streak kernel deconvolved as a given one, an estimate by the TV step).
 NIGHT_WINDOWS=N adds N lit windows or lamp shades (3-20 px, 1-3x white) to each scene.
+STREAKS_ONLY=1 leaves the estimator's columns out (nan); "where 2+ others agree" scores the
+streak kernel only where the readout's gate (streaks.MIN_AGREEING) would take it.
 
     python docs/bench/kernel-first/light_streak_probe.py N [DOMAIN]     (from the repository root; DOMAIN 2.2: the
         streak and true kernels' deconvolutions made in light, values^2.2 and back)
@@ -39,7 +42,7 @@ import torch  # noqa: E402
 import estimator_loop as L  # noqa: E402
 from deblurkit.data.blur import convolve  # noqa: E402
 from deblurkit.deconv import kernel_similarity  # noqa: E402
-import light_streaks as streaks  # noqa: E402
+from deblurkit.deconv import streaks  # noqa: E402
 from deblurkit.deconv.photo import deconvolve_photo, estimate_photo_kernel  # noqa: E402
 from deblurkit.io import IMAGE_EXTENSIONS, read_image  # noqa: E402
 
@@ -50,7 +53,8 @@ N_WINDOWS = int(os.environ.get("NIGHT_WINDOWS", "0"))  # extended lights added t
 SIZE = 75  # the largest kernel looked for (the product's first look)
 # A streak whose area over its longest side (its mean width, roughly) is above this is left
 # out (0: none; the product's is streaks.WIDTH_MAX).
-WIDTH_MAX = float(os.environ.get("STREAK_WIDTH_MAX", "0"))  # average the agreeing streaks (else: the chosen one alone)
+WIDTH_MAX = float(os.environ.get("STREAK_WIDTH_MAX", "0"))
+STREAKS_ONLY = os.environ.get("STREAKS_ONLY", "") == "1"  # skip the estimator's columns  # average the agreeing streaks (else: the chosen one alone)
 
 
 def night_photo(i: int, path):
@@ -79,12 +83,13 @@ def night_photo(i: int, path):
 
 
 def streak_kernel(y: np.ndarray, size: int = SIZE):
-    """(kernel or None, how many other streaks agreed): the readout of light_streaks.py
+    """(kernel or None, how many other streaks agreed): the readout of deconv.streaks
     without its gate (a kernel wherever one other streak is alike), the width check at
     STREAK_WIDTH_MAX (0: none)."""
-    found = streaks.isolated_streaks(y, size, WIDTH_MAX or np.inf)
+    light, clipped = streaks.light_and_clipped(y)
+    found = streaks.isolated_streaks(light, clipped, size, WIDTH_MAX or np.inf)
     result = streaks.agreed_kernel(found, min_agreeing=0)
-    return (None, len(found)) if result is None else (result.kernel, result.agreeing)
+    return (None, 0) if result is None else (result.kernel, result.agreeing)
 
 
 def one(job):
@@ -92,10 +97,14 @@ def one(job):
     torch.set_num_threads(1)
     k, y, sharp = night_photo(i, path)
     base = L.score(y, sharp)
-    est = estimate_photo_kernel(y)
-    d = L.score(deconvolve_photo(y, est.kernel, estimated=True).astype(np.float64), sharp) - base if est.accepted else 0.0
-    # the same kernel deconvolved as a given one is (the highlight solver on photos with clipped pixels)
-    d_given = L.score(deconvolve_photo(y, est.kernel).astype(np.float64), sharp) - base if est.accepted else 0.0
+    if STREAKS_ONLY:  # the estimator's columns left out (they do not depend on the readout)
+        est, d, d_given, from_streaks = None, np.nan, np.nan, np.nan
+    else:
+        est = estimate_photo_kernel(y)
+        d = L.score(deconvolve_photo(y, est.kernel, estimated=not est.streaks).astype(np.float64), sharp) - base if est.accepted else 0.0
+        from_streaks = float(est.streaks > 0)
+        # the same kernel deconvolved as a given one is (the highlight solver on photos with clipped pixels)
+        d_given = L.score(deconvolve_photo(y, est.kernel).astype(np.float64), sharp) - base if est.accepted else 0.0
     ks, agreed = streak_kernel(y)
     if ks is not None:
         s_sim = kernel_similarity(ks, k)
@@ -105,7 +114,8 @@ def one(job):
     true = L.score(np.clip(deconvolve_photo(y ** domain, k).astype(np.float64), 0, 1) ** (1 / domain), sharp) - base
     ys_, xs_ = np.nonzero(k > 0.05 * k.max())
     extent = int(max(np.ptp(ys_), np.ptp(xs_)) + 1)
-    return extent, kernel_similarity(est.kernel, k), d, est.accepted, s_sim, s_gain, agreed, true, d_given
+    return (extent, np.nan if est is None else kernel_similarity(est.kernel, k), d, np.nan if est is None else est.accepted,
+            s_sim, s_gain, agreed, true, d_given, from_streaks)
 
 
 if __name__ == "__main__":
@@ -118,6 +128,8 @@ if __name__ == "__main__":
         sel = rows[(rows[:, 0] >= lo) & (rows[:, 0] < hi)]
         found = ~np.isnan(sel[:, 4])
         print(f"{label} px: n={len(sel)} estimate sim {sel[:, 1].mean():.3f} d {sel[:, 2].mean():+.2f} (as given {sel[:, 8].mean():+.2f}; "
-              f"refused {int((sel[:, 3] == 0).sum())}) | "
-              f"streaks: found {int(found.sum())}, sim {np.nanmean(sel[:, 4]):.3f} gain {sel[:, 5].mean():+.2f} | true kernel {sel[:, 7].mean():+.2f}"
+              f"refused {int((sel[:, 3] == 0).sum())}, from streaks {int(np.nansum(sel[:, 9]))}) | "
+              f"streaks: found {int(found.sum())}, sim {np.nanmean(sel[:, 4]):.3f} gain {sel[:, 5].mean():+.2f} "
+              f"(where {streaks.MIN_AGREEING}+ others agree: {int((sel[:, 6] >= streaks.MIN_AGREEING).sum())}, "
+              f"gain {np.where(sel[:, 6] >= streaks.MIN_AGREEING, sel[:, 5], 0).mean():+.2f}) | true kernel {sel[:, 7].mean():+.2f}"
               f"{' (given kernels deconvolved in values^' + str(domain) + ')' if label == 'all' else ''}")

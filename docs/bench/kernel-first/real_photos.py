@@ -56,7 +56,8 @@ def main(out_dir: Path):
         side_by_side([rgb, blind, r.image], kernel).save(out_dir / f"{path.stem}_side.png")
         ksize = f"{kernel.shape[1]}x{kernel.shape[0]}" if kernel is not None else "-"
         resid = f"{rep.residual:.2f}" if rep is not None and rep.residual is not None else "-"
-        why = ("kernel explains it" if rep.path == "kernel" else "predictor recognises the blur" if "recognises" in rep.reason
+        why = ("read from light streaks" if rep.path == "kernel" and "light streaks" in rep.reason
+               else "kernel explains it" if rep.path == "kernel" else "predictor recognises the blur" if "recognises" in rep.reason
                else "kernel near a dot" if "near a dot" in rep.reason
                else "no kernel explains it") if rep is not None else "-"
         print(f"| {path.name} | {rgb.shape[1]}x{rgb.shape[0]} | {rep.path if rep else 'blind'} | {why} | {ksize} | {resid} | "

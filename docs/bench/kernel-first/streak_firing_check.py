@@ -1,8 +1,8 @@
 """Issue 35 check (counts only, nothing tuned): on which photos of the held-out and validation
-sets would `--kernel auto` take a kernel read from light streaks (light_streaks.py, as the
-withdrawn first look called it) instead of the estimator? Where it takes none, those sets' numbers with `--kernel auto` are unchanged by
+sets does `--kernel auto` take a kernel read from light streaks (deconv.streaks) instead of
+the estimator? Where it takes none, those sets' numbers with `--kernel auto` are unchanged by
 the streak step (the rest of the path is the same code). Counted with the product's own
-call (photo.estimate_photo_kernel's first step: streak_kernel on the whole photo at the
+call (photo.estimate_photo_kernel's first step: streak_kernel on the whole photo, read at the
 estimation scale, the first look's kernel size).
 
     python docs/bench/kernel-first/streak_firing_check.py     (from the repository root)
@@ -20,14 +20,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from multiprocessing import Pool  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from deblurkit.bench.kernels import blur_with_kernel, load_kernels  # noqa: E402
 from deblurkit.deconv import BlindConfig  # noqa: E402
-from deblurkit.deconv.nonblind import unit  # noqa: E402
 from deblurkit.deconv.photo import estimation_scale  # noqa: E402
-from light_streaks import streak_kernel  # noqa: E402
+from deblurkit.deconv.streaks import streak_kernel  # noqa: E402
 from deblurkit.io import IMAGE_EXTENSIONS, read_image  # noqa: E402
 
 DATA = Path("../shared/data")
@@ -35,10 +33,7 @@ DATA = Path("../shared/data")
 
 def fires(rgb) -> int:
     """How many other streaks agreed (0: the streak step takes nothing), as the product calls it."""
-    H, W = rgb.shape[:2]
-    s = estimation_scale(H, W)
-    small = rgb if s == 1 else cv2.resize(rgb, (max(int(round(W * s)), 1), max(int(round(H * s)), 1)), interpolation=cv2.INTER_AREA)
-    found = streak_kernel(unit(small), BlindConfig().kernel_size)
+    found = streak_kernel(rgb, BlindConfig().kernel_size, estimation_scale(*rgb.shape[:2]))
     return 0 if found is None else found.agreeing
 
 

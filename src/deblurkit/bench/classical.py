@@ -35,6 +35,7 @@ def restore_classical(name: str, rgb: np.ndarray, true_kernel: np.ndarray | None
         from ..deconv.photo import deconvolve_photo, estimate_photo_kernel
 
         est = estimate_photo_kernel(rgb)
-        image = deconvolve_photo(rgb, est.kernel, estimated=True) if est.accepted else np.clip(rgb, 0, 1)
+        # a kernel read from light streaks is deconvolved as the kernel path does it (as a given one)
+        image = deconvolve_photo(rgb, est.kernel, estimated=not est.streaks) if est.accepted else np.clip(rgb, 0, 1)
         return ClassicalResult(np.asarray(image, np.float64), est.kernel, not est.accepted)
     raise ValueError(f"unknown classical method {name!r}")

@@ -28,6 +28,11 @@ docs/bench/kernel-first/two_looks_probe.py). A noisy window (grey noise at least
 nonblind.NOISY_SIGMA) is denoised before the estimator reads it (denoised_for_estimation);
 the guard judges the kernel on the window as it is.
 
+Before any of that, a photo whose isolated point lights draw agreeing streaks (night
+photos: deconv.streaks) takes the kernel the streaks draw; the restorer deconvolves it as a
+given kernel (the highlight solver where lights are clipped), since it was measured, not
+estimated.
+
 The non-blind step solves a photo of up to DECONV_TILE pixels a side whole, one channel at
 a time in float32 (nonblind.tv_deconvolve: a 12 MP photo with a 235 px kernel peaked at
 0.9-1.0 GB, docs/bench/kernel-first/tv_whole_memory.txt), because tiles leave seams: the solver's early steps, under little regularisation,
@@ -49,6 +54,7 @@ import numpy as np
 from .blind import BlindConfig, GUARD_RESIDUAL, _odd, estimate_kernel, noise_sigma, residual_ratio, to_gray
 from .highlights import clipped_share, richardson_lucy_clipped, tv_term
 from .nonblind import NOISY_SIGMA, tv_deconvolve, tv_weight, unit
+from .streaks import streak_kernel
 
 ESTIMATE_LONG_SIDE = 1280
 ESTIMATE_SIDE = 384
@@ -95,6 +101,7 @@ class KernelEstimate:
     residual: float  # the guard's measure (about 1 where the kernel explains the photo; GUARD_RESIDUAL: the limit)
     scale: float  # the photo was estimated at this scale (1: full resolution)
     region: tuple[int, int, int, int]  # x, y, w, h of the window estimated on, in full-resolution pixels
+    streaks: int = 0  # read from the photo's light streaks (streaks.streak_kernel): how many others agreed (0: estimated)
 
     @property
     def size(self) -> int:
@@ -194,7 +201,9 @@ def estimate_photo_kernel(rgb: np.ndarray, size: int | None = None, region: tupl
     size: the largest kernel looked for, in full-resolution pixels (default: chosen from
     the photo, see the module's docstring). region: x, y, w, h of the window to
     estimate on (default: the centre). denoise: the estimator's window is denoised at this
-    many times its noise first (default ESTIMATE_DENOISE; 0: as it is)."""
+    many times its noise first (default ESTIMATE_DENOISE; 0: as it is). Without a region, a
+    photo whose isolated light streaks agree (streaks.streak_kernel, on the whole photo at
+    the estimation scale) gets the kernel they draw instead (`streaks` > 0, accepted)."""
     denoise = ESTIMATE_DENOISE if denoise is None else denoise
     H, W = rgb.shape[:2]
     if min(H, W) < MIN_SIDE:
@@ -203,6 +212,11 @@ def estimate_photo_kernel(rgb: np.ndarray, size: int | None = None, region: tupl
     x, y, w, h = check_region(region, H, W) if region is not None else centre_region(H, W, scale)
     window = _gray_window(rgb, (x, y, w, h), scale)
     small_size = cfg.kernel_size if size is None else _odd(size * scale)
+    if region is None:  # a photo with isolated lights: the kernel they draw (the guard is not made for clipped lights)
+        found = streak_kernel(rgb, small_size, scale)
+        if found is not None:
+            kernel = found.kernel if scale == 1 else resize_kernel(found.kernel, _odd(found.kernel.shape[0] / scale))
+            return KernelEstimate(kernel, True, float(residual_ratio(window, found.kernel)), scale, (0, 0, W, H), found.agreeing)
     seen = denoised_for_estimation(window, denoise)
     k_small = estimate_kernel(seen, replace(cfg, kernel_size=small_size))
     residual = residual_ratio(window, k_small)
