@@ -176,3 +176,103 @@ def test_a_large_photo_reads_its_streaks_at_the_estimation_scale(monkeypatch):
     est = photo.estimate_photo_kernel(big)
     assert seen == {"shape": (1400, 2560, 3), "size": 75, "scale": 0.5}
     assert est.streaks == 2 and est.accepted and est.kernel.shape == (151, 151) and est.region == (0, 0, 2560, 1400)
+
+
+def _dwell_kernel(link):
+    """Two 3x3 dwells 20 px apart joined by a line at `link` of their brightness (a shake that
+    rested, moved fast, rested), sum 1, in a 31 px window."""
+    k = np.zeros((31, 31))
+    k[14:17, 4:7] = 1.0
+    k[14:17, 24:27] = 1.0
+    k[15, 7:24] = link
+    return k / k.sum()
+
+
+def test_a_streak_broken_where_the_shake_moved_fast_is_not_two_lights():
+    """A faint stretch between two bright dwells splits one light's streak into two pieces
+    that look alike (two dots): two lamps must not pass as four agreeing streaks."""
+    y, _ = _night(spots=[(64, 48), (64, 144)], size=192, kernel=_dwell_kernel(0.03), bright=(8.0, 20.0))
+    light, clipped = light_and_clipped(y)
+    assert isolated_streaks(light, clipped, 31) == []
+    assert streak_kernel(y, 31) is None
+    # the same shake drawn bright all along is one streak per light, and agrees
+    k = _dwell_kernel(0.6)
+    y, _ = _night(size=288, kernel=k, spacing=64, bright=(8.0, 20.0))
+    found = streak_kernel(y, 31)
+    assert found is not None and found.agreeing >= 2 and kernel_similarity(found.kernel, k) > 0.85
+
+
+def test_the_width_check_is_what_leaves_lit_windows_out():
+    """Lit windows (8 x 10 px) alone on a dark background, looked for with a kernel size
+    whose surroundings (a quarter of it) see past them: their shapes drawn out by the shake
+    agree as point lights' streaks do; only their width tells them apart."""
+    rng = np.random.default_rng(4)
+    light = np.full((480, 480, 3), 0.01)
+    for y in range(80, 400, 96):
+        for x in range(80, 400, 96):
+            light[y:y + 10, x:x + 8] = 3.0 * np.array([1.0, 0.85, 0.5])
+    blurred = convolve(light.astype(np.float32), _hook_kernel().astype(np.float32)).astype(np.float64)
+    photo = np.clip(np.clip(blurred, 0, 1) ** (1 / GAMMA) + rng.normal(0, 0.004, blurred.shape), 0, 1)
+    lit, clipped = light_and_clipped(photo)
+    assert len(isolated_streaks(lit, clipped, 75, width_max=np.inf)) >= 3
+    assert isolated_streaks(lit, clipped, 75) == []
+    assert streak_kernel(photo, 75) is None
+
+
+def test_streaks_come_least_clipped_first_and_clipped_ones_weigh_less():
+    y, k = _night(size=288, spacing=64, bright=(1.0, 40.0), seed=5)
+    light, clipped = light_and_clipped(y)
+    found = isolated_streaks(light, clipped, 31)
+    shares = [share for _, share in found]
+    assert len(found) >= 3 and shares == sorted(shares) and shares[0] < shares[-1]
+    # a clipped streak is flat; averaged with an unclipped one it counts for less
+    sharp = np.zeros((15, 15))
+    sharp[7, 3:12] = np.linspace(1, 3, 9)
+    flat = np.where(sharp > 0, 1.0, 0.0)
+    got = streaks.agreed_kernel([(sharp / sharp.sum(), 0.0), (flat / flat.sum(), 1.0), (sharp / sharp.sum(), 0.0)], 1).kernel
+    even = (2 * sharp / sharp.sum() + flat / flat.sum()) / 3
+    assert kernel_similarity(got, sharp) > kernel_similarity(even / even.sum(), sharp)
+
+
+def test_the_reference_is_the_streak_most_others_agree_with_and_copies_are_aligned():
+    line = np.zeros((21, 21))
+    line[10, 4:15] = np.linspace(1.0, 2.0, 11)
+    hook = np.zeros((21, 21))
+    hook[4:15, 10] = 1.0
+    hook[14, 10:15] = 1.0
+
+    def moved(k, dy, dx):
+        return np.roll(k, (dy, dx), axis=(0, 1)) / k.sum()
+
+    # the hooks are the least clipped (listed first), but three lines agree against two hooks
+    found = [(moved(hook, 0, 0), 0.0), (moved(hook, 1, -2), 0.1), (moved(line, 2, 1), 0.2),
+             (moved(line, -3, 0), 0.3), (moved(line, 0, 3), 0.4)]
+    got = streaks.agreed_kernel(found, 2)
+    assert got is not None and got.agreeing == 2 and got.streaks == 5
+    assert kernel_similarity(got.kernel, line) > 0.99  # shifted copies averaged onto one another, not smeared
+    assert streaks.agreed_kernel(found, 3) is None
+
+
+def test_a_streak_kernel_goes_through_the_predictors_checks_deconvolved_as_it_will_be(monkeypatch):
+    """A kernel read from streaks skips the guard, but a blur the predictor recognises still
+    takes the blind path, and the check deconvolves as the kernel path will (as a given kernel)."""
+    from deblurkit.deconv import photo
+    from deblurkit.kernel_path import KernelChoice, decide
+
+    y, k = _night(size=256)
+    est = photo.KernelEstimate(k, True, 9.0, 1.0, (0, 0, 256, 256), 2)
+    monkeypatch.setattr(photo, "estimate_photo_kernel", lambda *a, **kw: est)
+    seen = []
+    real = photo.deconvolve_photo
+
+    def recording(rgb, kernel, *a, **kw):
+        seen.append(kw.get("estimated", True))
+        return real(rgb, kernel, *a, **kw)
+
+    monkeypatch.setattr(photo, "deconvolve_photo", recording)
+    image = torch.from_numpy(np.ascontiguousarray(y.transpose(2, 0, 1), np.float32))[None]
+    kept = decide(image, KernelChoice("auto"), predictor=lambda t: t.clone())
+    assert kept.path == "kernel" and kept.estimated is False and "5 x 5" not in kept.reason and "3 light streaks" in kept.reason
+    assert seen == [False]
+    moved = decide(image, KernelChoice("auto"), predictor=lambda t: (t + 0.5).clamp(0, 1))
+    assert moved.path == "blind" and "recognises" in moved.reason

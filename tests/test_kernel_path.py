@@ -558,6 +558,7 @@ def test_a_video_manifest_tells_kernel_choices_apart():
     assert a != b and a["mode"] == "given" and a["kernel_sha256"]
     # frames a given kernel made before the highlight solver existed are not reused
     assert a["given_step"] == "tv+highlights" and "given_step" not in KernelChoice("auto").fingerprint()
+    assert KernelChoice("auto").fingerprint()["auto_step"] == "streaks+estimate"  # frames made before the streak step are re-made
     assert KernelChoice("auto", size=31).fingerprint() != KernelChoice("auto").fingerprint()
     assert KernelChoice("auto", region=(0, 0, 64, 64)).fingerprint()["region"] == [0, 0, 64, 64]
 

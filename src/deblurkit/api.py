@@ -237,7 +237,9 @@ class Deblurrer:
 
     def estimate_kernel(self, image, size: int | None = None, region: tuple[int, int, int, int] | None = None):
         """The photo's blur kernel as the kernel path estimates it (deconv.photo.KernelEstimate:
-        the kernel at full resolution, sum 1, and whether the guard accepts it). `restore`
+        the kernel at full resolution, sum 1, and whether the guard accepts it; `streaks` > 0
+        where it was read from the photo's light streaks instead, which the guard does not
+        judge). `restore`
         may still take the blind path for an accepted kernel, where the predictor recognises
         the blur (kernel_path.predictor_check); its `Restoration.kernel` says which path."""
         from .deconv.photo import estimate_photo_kernel

@@ -53,7 +53,9 @@ class KernelChoice:
         given = None if self.kernel is None else hashlib.sha256(np.ascontiguousarray(self.kernel).tobytes()).hexdigest()
         # A given kernel's frames on photos with clipped highlights come from deconv.highlights
         # since it exists: frames made before it (the TV step alone) are not reused.
-        step = {"given_step": "tv+highlights"} if self.mode == "given" else {}
+        # Likewise an auto frame may take a kernel read from light streaks since that step exists.
+        step = ({"given_step": "tv+highlights"} if self.mode == "given" else
+                {"auto_step": "streaks+estimate"} if self.mode == "auto" else {})
         return {"mode": self.mode, "kernel_sha256": given, "size": self.size,
                 "region": None if self.region is None else list(self.region), **step}
 
@@ -121,7 +123,7 @@ def predictor_check(image: torch.Tensor, est, predictor) -> PredictorCheck:
     y = unit(_pixels_hwc(image)[t:t + side_h, l:l + side_w], np.float32)
     if s < 1:
         y = cv2.resize(y, (max(int(round(side_w * s)), 1), max(int(round(side_h * s)), 1)), interpolation=cv2.INTER_AREA)
-    d = deconvolve_photo(y, kernel, estimated=True)
+    d = deconvolve_photo(y, kernel, estimated=not getattr(est, "streaks", 0))  # as the kernel path will deconvolve it
     p = predictor(torch.from_numpy(np.ascontiguousarray(y)).permute(2, 0, 1)[None].contiguous())[0].permute(1, 2, 0).cpu().numpy()
     hh, ww = y.shape[:2]
     mh, mw = min(m, (hh - 1) // 4), min(m, (ww - 1) // 4)  # keep an inside on small photos

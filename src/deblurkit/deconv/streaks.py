@@ -12,7 +12,9 @@ the peak, kept where it fits the kernel's size without touching the window's (or
 photo's) edge, holds most of the bright light of the kernel window cut around its box, and
 is thin
 (stroke_width: a point light draws a thin streak, a lit window a wide one). A streak's pixels
-are not looked at again, so one light with several bright points is one streak. The streak
+are not looked at again, so one light with several bright points is one streak, and two
+pieces that one kernel could hold together (a light's streak broken where the shake moved
+fast) are both left out. The streak
 that most others agree with (kernel_similarity above AGREE) is the reference, and those that
 agree with it are shifted onto it and averaged, weighted by how little of each is clipped
 (noise and clipped cores average out). Taken only where at least MIN_AGREEING others agree.
@@ -20,8 +22,9 @@ agree with it are shifted onto it and averaged, weighted by how little of each i
 Chosen on training photos only (docs/bench/kernel-first/light_streak_probe.{py,txt}: made-up
 night scenes from bsds500_test, 25 point lights of 2-40x white, our kernels, blur in light,
 1% noise, and the same with 10 lit windows each). There the kernel path without the
-networks went from -0.37 dB (the estimator alone) to +1.70 (23 of 24 scenes from streaks,
-similarity 0.89), and with lit windows from -0.25 to +1.58 (18 of 24). No streak kernel is
+networks went from -0.37 dB (the estimator alone) to +1.95 (21 of 24 scenes from streaks,
+whose similarity to the true kernel is 0.92), and with lit windows from -0.25 to +1.44 (14
+of 24). No streak kernel is
 taken on the Köhler-blurred validation photos, the GoPro frames or 25 of the 26 real
 photos; the 26th is a night shot of a licence plate (streak_firing_check.py).
 """
@@ -42,7 +45,7 @@ CLIPPED = 0.98  # a pixel with a channel at this share of white or more is clipp
 AGREE = 0.7  # two streaks "agree" above this kernel_similarity
 REFERENCE_AGREE = 0.6  # with MIN_AGREEING 0 (the probe's readout): a reference needs another this alike
 MIN_AGREEING = 2  # other streaks that must agree with the reference
-CANDIDATES = 40  # the brightest local maxima looked at
+CANDIDATES = 200  # the brightest local maxima looked at (until 2 x MAX_STREAKS streaks are found)
 MAX_STREAKS = 12  # the least clipped streaks compared
 ISOLATED = 0.7  # the streak's share of the bright light (over a tenth of its peak) in its kernel window
 BRIGHTER = 3.0  # a candidate's light over its surroundings' median (plus FLOOR)
@@ -51,8 +54,8 @@ FLOOR = 0.02
 # light of up to 2 px radius draws one about 5 px wide, a lit window or lamp shade a wider
 # one, and several lit windows agree with each other as well as point lights do. On made-up
 # night scenes with 10 lit windows each, the readout (where two others agree, over 24
-# scenes) gained +0.45 dB without it and +1.64 with it (similarity 0.75 -> 0.86); on scenes
-# of point lights alone +1.83 -> +1.74 (light_streak_probe.txt).
+# scenes) gained +0.75 dB without it and +1.53 with it (similarity over the streak kernels
+# found 0.74 -> 0.88); on scenes of point lights alone +2.01 -> +1.99 (light_streak_probe.txt).
 WIDTH_MAX = 6.0
 
 
@@ -68,7 +71,7 @@ def light_and_clipped(rgb: np.ndarray, scale: float = 1.0) -> tuple[np.ndarray, 
     clipped pixels (bool), computed at full resolution and shrunk to `scale` (a pixel there
     is clipped where any pixel it covers is)."""
     H, W = rgb.shape[:2]
-    values = unit(rgb[..., :3], np.float32)
+    values = np.clip(unit(rgb[..., :3], np.float32), 0, 1)
     light = values.mean(axis=2) ** np.float32(GAMMA)
     clipped = values.max(axis=2) >= CLIPPED
     del values
@@ -104,8 +107,10 @@ def isolated_streaks(light: np.ndarray, clipped: np.ndarray, size: int,
     peaks = (smooth == cv2.dilate(smooth, np.ones((peak_side, peak_side), np.uint8))) & (smooth > BRIGHTER * surroundings + FLOOR)
     ys, xs = np.nonzero(peaks)
     taken = np.zeros((H, W), bool)
-    found = []
+    found, boxes = [], []
     for j in np.argsort(-smooth[ys, xs], kind="stable")[:CANDIDATES]:
+        if len(found) >= 2 * MAX_STREAKS:
+            break
         py, px = int(ys[j]), int(xs[j])
         if taken[py, px]:
             continue  # on a streak already taken: the same light
@@ -114,35 +119,53 @@ def isolated_streaks(light: np.ndarray, clipped: np.ndarray, size: int,
         window = light[t:b, l:rt]  # the photo itself: a light at its border is not mirrored
         border = np.concatenate([window[0], window[-1], window[:, 0], window[:, -1]])
         s = np.maximum(window - np.median(border), 0)
-        if s.max() <= 0:
-            continue
-        _, labels, stats, _ = cv2.connectedComponentsWithStats((s > 0.1 * s.max()).astype(np.uint8), connectivity=8)
         # the piece at the brightest pixel near the peak (the smoothed peak of a hooked or
-        # clipped streak can fall just beside its stroke)
+        # clipped streak can fall just beside its stroke), above a tenth of that pixel (not of
+        # a brighter light elsewhere in the window, which would cut a dim streak short)
         ny, nx = max(py - t - 3, 0), max(px - l - 3, 0)
         near = s[ny:py - t + 4, nx:px - l + 4]
         dy, dx = np.unravel_index(int(np.argmax(near)), near.shape)
-        main = int(labels[ny + dy, nx + dx])
-        if main == 0:
+        level = float(near[dy, dx])
+        if level <= 0:
             continue
+        _, labels, stats, _ = cv2.connectedComponentsWithStats((s > 0.1 * level).astype(np.uint8), connectivity=8)
+        main = int(labels[ny + dy, nx + dx])
         x0, y0, bw, bh = (int(v) for v in stats[main, :4])
         if x0 == 0 or y0 == 0 or x0 + bw >= s.shape[1] or y0 + bh >= s.shape[0] or max(bw, bh) > size - 2:
             continue  # longer than the kernel looked for, cut off by the photo's edge, or a lit region
         mask = labels == main
+        if (taken[t:b, l:rt] & mask).any():
+            continue  # part of a streak already taken
         ky, kx = y0 + bh // 2 - r, x0 + bw // 2 - r  # the kernel window around the streak's box
         if ky < 0 or kx < 0 or ky + size > s.shape[0] or kx + size > s.shape[1]:
             continue  # too near the photo's edge for a whole kernel window
         cut = window[ky:ky + size, kx:kx + size]  # less its own border's median, as the kernel's background
         inside = np.maximum(cut - np.median(np.concatenate([cut[0], cut[-1], cut[:, 0], cut[:, -1]])), 0)
         piece = np.where(mask[ky:ky + size, kx:kx + size], inside, 0.0)
-        bright = inside > 0.1 * s.max()  # a faint textured background is not other light
+        if piece.sum() <= 0:
+            continue
+        bright = inside > 0.1 * level  # a faint textured background is not other light
         if piece[bright].sum() < ISOLATED * inside[bright].sum():
             continue  # other light in the window
         if stroke_width(mask) > width_max:
             continue  # thick: a lit shape (a window, a lamp shade) drawn out by the shake, not a point light's streak
+        # centring the kernel on its centre of mass must not push the streak out of its window
+        # (a streak bright at one end): such a streak is left out, not cut
+        yy, xx = np.nonzero(piece)
+        sy = int(round(r - np.average(yy, weights=piece[yy, xx])))  # the shift centre_kernel makes
+        sx = int(round(r - np.average(xx, weights=piece[yy, xx])))
+        if yy.min() + sy < 0 or yy.max() + sy >= size or xx.min() + sx < 0 or xx.max() + sx >= size:
+            continue
         share_clipped = float(clipped[t:b, l:rt][mask].mean())
         taken[t:b, l:rt] |= cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
         found.append((centre_kernel(piece / piece.sum()), share_clipped))
+        boxes.append((t + y0, l + x0, t + y0 + bh, l + x0 + bw))
+    # Two pieces that one kernel could hold (their boxes together fit within it) may be one
+    # light's streak broken where the shake moved fast (a faint stretch between two bright
+    # dwells): neither is trusted.
+    alone = [all(i == k or max(max(a[2], c[2]) - min(a[0], c[0]), max(a[3], c[3]) - min(a[1], c[1])) > size - 2
+                 for k, c in enumerate(boxes)) for i, a in enumerate(boxes)]
+    found = [f for f, ok in zip(found, alone) if ok]
     found.sort(key=lambda f: f[1])  # the least clipped first (clipping flattens a streak's weights)
     return found[:MAX_STREAKS]
 
@@ -191,7 +214,13 @@ def agreed_kernel(found: list[tuple[np.ndarray, float]], min_agreeing: int = MIN
 
 
 def _shifted_onto(a: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """a shifted (whole pixels, within its window) to where it correlates best with ref."""
-    corr = np.fft.irfft2(np.fft.rfft2(ref) * np.conj(np.fft.rfft2(a)), s=ref.shape)
-    dy, dx = np.unravel_index(int(np.argmax(corr)), corr.shape)
-    return np.roll(a, (int(dy), int(dx)), axis=(0, 1))
+    """a shifted (whole pixels, zeros shifted in: nothing wraps round) to where it correlates
+    best with ref."""
+    h, w = ref.shape
+    shape = (2 * h - 1, 2 * w - 1)
+    corr = np.fft.irfft2(np.fft.rfft2(ref, shape) * np.conj(np.fft.rfft2(a, shape)), s=shape)
+    dy, dx = np.unravel_index(int(np.argmax(corr)), shape)
+    dy, dx = (dy if dy < h else dy - shape[0]), (dx if dx < w else dx - shape[1])
+    out = np.zeros_like(a)
+    out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = a[max(-dy, 0):h - max(dy, 0), max(-dx, 0):w - max(dx, 0)]
+    return out
