@@ -16,7 +16,8 @@ without its gate (a kernel wherever one other streak is alike) and with its widt
 by STREAK_WIDTH_MAX (0: none). The "estimate" columns are the product's kernel path without
 the networks (deconv.photo.estimate_photo_kernel: the streaks where they agree, else the
 estimator and its guard; a streak kernel deconvolved as a given one, an estimate by the TV step).
-NIGHT_WINDOWS=N adds N lit windows or lamp shades (3-20 px, 1-3x white) to each scene.
+NIGHT_WINDOWS=N adds N lit windows or lamp shades (3-20 px, 1-3x white) to each scene;
+NIGHT_NOISE the noise's standard deviation on the values (default 0.01).
 STREAKS_ONLY=1 leaves the estimator's columns out (nan); "where 2+ others agree" scores the
 streak kernel only where the readout's gate (streaks.MIN_AGREEING) would take it.
 
@@ -50,6 +51,7 @@ GAMMA = 2.2
 DARK = 0.12
 N_LIGHTS = 25
 N_WINDOWS = int(os.environ.get("NIGHT_WINDOWS", "0"))  # extended lights added to each scene (0: point lights only)
+NOISE = float(os.environ.get("NIGHT_NOISE", "0.01"))  # Gaussian noise on the values (a high-ISO night photo: more)
 SIZE = 75  # the largest kernel looked for (the product's first look)
 # A streak whose area over its longest side (its mean width, roughly) is above this is left
 # out (0: none; the product's is streaks.WIDTH_MAX).
@@ -76,7 +78,7 @@ def night_photo(i: int, path):
         level = float(rng.uniform(1.0, 3.0))
         light[cy:cy + wh, cx:cx + ww] = level * np.array([1.0, rng.uniform(0.7, 0.95), rng.uniform(0.35, 0.7)], np.float32)
     blurred = convolve(light, k)
-    y = np.clip(blurred, 0, 1) ** (1 / GAMMA) + 0.01 * rng.standard_normal(blurred.shape).astype(np.float32)
+    y = np.clip(blurred, 0, 1) ** (1 / GAMMA) + NOISE * rng.standard_normal(blurred.shape).astype(np.float32)
     y = np.round(np.clip(y, 0, 1) * 255) / 255
     sharp = np.clip(light, 0, 1) ** (1 / GAMMA)
     return k.astype(np.float64), y.astype(np.float64), sharp.astype(np.float64)
