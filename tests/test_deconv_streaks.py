@@ -231,7 +231,7 @@ def test_streaks_come_least_clipped_first_and_clipped_ones_weigh_less():
     flat = np.where(sharp > 0, 1.0, 0.0)
     got = streaks.agreed_kernel([(sharp / sharp.sum(), 0.0), (flat / flat.sum(), 1.0), (sharp / sharp.sum(), 0.0)], 1).kernel
     even = (2 * sharp / sharp.sum() + flat / flat.sum()) / 3
-    assert kernel_similarity(got, sharp) > kernel_similarity(even / even.sum(), sharp)
+    assert kernel_similarity(got, sharp) > kernel_similarity(even / even.sum(), sharp) + 1e-3
 
 
 def test_the_reference_is_the_streak_most_others_agree_with_and_copies_are_aligned():
@@ -276,3 +276,24 @@ def test_a_streak_kernel_goes_through_the_predictors_checks_deconvolved_as_it_wi
     assert seen == [False]
     moved = decide(image, KernelChoice("auto"), predictor=lambda t: (t + 0.5).clamp(0, 1))
     assert moved.path == "blind" and "recognises" in moved.reason
+
+
+def test_separate_lights_close_together_are_all_streaks():
+    """Point lights 60 px apart, looked for with a 75 px kernel: each is its own streak (only a
+    faint bridge of light between two pieces makes them one broken streak)."""
+    spots = [(y, x) for y in range(50, 440, 60) for x in range(50, 600, 60)]
+    y, k = _night(size=640, spots=spots, bright=(4.0, 10.0))
+    light, clipped = light_and_clipped(y)
+    assert len(isolated_streaks(light, clipped, 75)) >= 10
+    found = streak_kernel(y, 75)
+    assert found is not None and kernel_similarity(found.kernel, k) > 0.85
+
+
+def test_copies_are_aligned_without_wrapping_round():
+    ref = np.zeros((21, 21))
+    ref[10, 2] = 1.0
+    a = np.zeros((21, 21))
+    a[10, 14:20] = 0.05
+    a[10, 20] = 1.0
+    out = streaks._shifted_onto(a, ref)
+    assert out[10, 2] == 1.0 and out[:, 17:].sum() == 0 and out.sum() < a.sum()  # the faint line falls off the left, it does not wrap

@@ -377,3 +377,15 @@ def test_fuzzed_clips_fail_cleanly_or_keep_every_frame(tiny_weights, tmp_path, c
         assert len(list(read_frames(out))) == 6, r.output
     else:
         assert not out.exists()
+
+
+def test_the_blind_path_manifest_is_the_same_with_or_without_a_kernel_choice(tiny_weights):
+    """--kernel none leaves a clip's manifest as it was before the kernel step existed, so its
+    frames stay reusable; auto's names the step (frames made before it are re-made)."""
+    from deblurkit.kernel_path import KernelChoice
+    from deblurkit.video import pixel_settings
+
+    d = Deblurrer(weights=tiny_weights, device="cpu", tile=64)
+    s = d.settings("fast")
+    assert pixel_settings(d, s, 0, "fixed", KernelChoice("none")) == pixel_settings(d, s, 0, "fixed")
+    assert pixel_settings(d, s, 0, "fixed", KernelChoice("auto"))["kernel"]["auto_step"] == "streaks+estimate"

@@ -12,9 +12,9 @@ the peak, kept where it fits the kernel's size without touching the window's (or
 photo's) edge, holds most of the bright light of the kernel window cut around its box, and
 is thin
 (stroke_width: a point light draws a thin streak, a lit window a wide one). A streak's pixels
-are not looked at again, so one light with several bright points is one streak, and two
-pieces that one kernel could hold together (a light's streak broken where the shake moved
-fast) are both left out. The streak
+are not looked at again, so one light with several bright points is one streak, and a piece
+joined to other bright light through faint light (a light's streak broken where the shake
+moved fast) is left out. The streak
 that most others agree with (kernel_similarity above AGREE) is the reference, and those that
 agree with it are shifted onto it and averaged, weighted by how little of each is clipped
 (noise and clipped cores average out). Taken only where at least MIN_AGREEING others agree.
@@ -22,8 +22,8 @@ agree with it are shifted onto it and averaged, weighted by how little of each i
 Chosen on training photos only (docs/bench/kernel-first/light_streak_probe.{py,txt}: made-up
 night scenes from bsds500_test, 25 point lights of 2-40x white, our kernels, blur in light,
 1% noise, and the same with 10 lit windows each). There the kernel path without the
-networks went from -0.37 dB (the estimator alone) to +1.95 (21 of 24 scenes from streaks,
-whose similarity to the true kernel is 0.92), and with lit windows from -0.25 to +1.44 (14
+networks went from -0.37 dB (the estimator alone) to +2.11 (21 of 24 scenes from streaks,
+whose similarity to the true kernel is 0.90), and with lit windows from -0.25 to +1.54 (15
 of 24). No streak kernel is
 taken on the Köhler-blurred validation photos, the GoPro frames or 25 of the 26 real
 photos; the 26th is a night shot of a licence plate (streak_firing_check.py).
@@ -50,12 +50,13 @@ MAX_STREAKS = 12  # the least clipped streaks compared
 ISOLATED = 0.7  # the streak's share of the bright light (over a tenth of its peak) in its kernel window
 BRIGHTER = 3.0  # a candidate's light over its surroundings' median (plus FLOOR)
 FLOOR = 0.02
+LINK = 0.01  # a piece joined to other bright light through light above this x its peak is not a whole streak
 # A streak whose stroke is wider than this (px at the estimation scale) is left out: a point
 # light of up to 2 px radius draws one about 5 px wide, a lit window or lamp shade a wider
 # one, and several lit windows agree with each other as well as point lights do. On made-up
 # night scenes with 10 lit windows each, the readout (where two others agree, over 24
-# scenes) gained +0.75 dB without it and +1.53 with it (similarity over the streak kernels
-# found 0.74 -> 0.88); on scenes of point lights alone +2.01 -> +1.99 (light_streak_probe.txt).
+# scenes) gained +0.86 dB without it and +1.63 with it (similarity over the streak kernels
+# found 0.76 -> 0.87); on scenes of point lights alone +2.17 -> +2.15 (light_streak_probe.txt).
 WIDTH_MAX = 6.0
 
 
@@ -107,7 +108,7 @@ def isolated_streaks(light: np.ndarray, clipped: np.ndarray, size: int,
     peaks = (smooth == cv2.dilate(smooth, np.ones((peak_side, peak_side), np.uint8))) & (smooth > BRIGHTER * surroundings + FLOOR)
     ys, xs = np.nonzero(peaks)
     taken = np.zeros((H, W), bool)
-    found, boxes = [], []
+    found = []
     for j in np.argsort(-smooth[ys, xs], kind="stable")[:CANDIDATES]:
         if len(found) >= 2 * MAX_STREAKS:
             break
@@ -136,6 +137,15 @@ def isolated_streaks(light: np.ndarray, clipped: np.ndarray, size: int,
         mask = labels == main
         if (taken[t:b, l:rt] & mask).any():
             continue  # part of a streak already taken
+        # A light's streak broken where the shake moved fast (two bright dwells joined by a
+        # faint stretch) is two pieces that look alike: two lamps could pass as four agreeing
+        # streaks. A piece joined to other bright light through light above LINK x its peak
+        # (and above the window border's light) is left out.
+        edge = np.concatenate([s[0], s[-1], s[:, 0], s[:, -1]])
+        _, low = cv2.connectedComponents((s > max(LINK * level, 3.0 * float(np.percentile(edge, 90)))).astype(np.uint8),
+                                         connectivity=8)
+        if ((low == low[ny + dy, nx + dx]) & (s > 0.1 * level) & ~mask).any():
+            continue
         ky, kx = y0 + bh // 2 - r, x0 + bw // 2 - r  # the kernel window around the streak's box
         if ky < 0 or kx < 0 or ky + size > s.shape[0] or kx + size > s.shape[1]:
             continue  # too near the photo's edge for a whole kernel window
@@ -159,13 +169,6 @@ def isolated_streaks(light: np.ndarray, clipped: np.ndarray, size: int,
         share_clipped = float(clipped[t:b, l:rt][mask].mean())
         taken[t:b, l:rt] |= cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
         found.append((centre_kernel(piece / piece.sum()), share_clipped))
-        boxes.append((t + y0, l + x0, t + y0 + bh, l + x0 + bw))
-    # Two pieces that one kernel could hold (their boxes together fit within it) may be one
-    # light's streak broken where the shake moved fast (a faint stretch between two bright
-    # dwells): neither is trusted.
-    alone = [all(i == k or max(max(a[2], c[2]) - min(a[0], c[0]), max(a[3], c[3]) - min(a[1], c[1])) > size - 2
-                 for k, c in enumerate(boxes)) for i, a in enumerate(boxes)]
-    found = [f for f, ok in zip(found, alone) if ok]
     found.sort(key=lambda f: f[1])  # the least clipped first (clipping flattens a streak's weights)
     return found[:MAX_STREAKS]
 
