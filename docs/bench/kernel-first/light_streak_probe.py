@@ -17,7 +17,8 @@ by STREAK_WIDTH_MAX (0: none). The "estimate" columns are the product's kernel p
 the networks (deconv.photo.estimate_photo_kernel: the streaks where they agree, else the
 estimator and its guard; a streak kernel deconvolved as a given one, an estimate by the TV step).
 NIGHT_WINDOWS=N adds N lit windows or lamp shades (3-20 px, 1-3x white) to each scene;
-NIGHT_NOISE the noise's standard deviation on the values (default 0.01).
+NIGHT_NOISE the noise's standard deviation on the values (default 0.01); NIGHT_JPEG=Q a JPEG
+round trip at quality Q last.
 STREAKS_ONLY=1 leaves the estimator's columns out (nan); "where 2+ others agree" scores the
 streak kernel only where the readout's gate (streaks.MIN_AGREEING) would take it.
 
@@ -52,6 +53,7 @@ DARK = 0.12
 N_LIGHTS = 25
 N_WINDOWS = int(os.environ.get("NIGHT_WINDOWS", "0"))  # extended lights added to each scene (0: point lights only)
 NOISE = float(os.environ.get("NIGHT_NOISE", "0.01"))  # Gaussian noise on the values (a high-ISO night photo: more)
+JPEG = int(os.environ.get("NIGHT_JPEG", "0"))  # a JPEG round trip at this quality last (0: none)
 SIZE = 75  # the largest kernel looked for (the product's first look)
 # A streak whose area over its longest side (its mean width, roughly) is above this is left
 # out (0: none; the product's is streaks.WIDTH_MAX).
@@ -80,6 +82,9 @@ def night_photo(i: int, path):
     blurred = convolve(light, k)
     y = np.clip(blurred, 0, 1) ** (1 / GAMMA) + NOISE * rng.standard_normal(blurred.shape).astype(np.float32)
     y = np.round(np.clip(y, 0, 1) * 255) / 255
+    if JPEG:  # as a phone stores it
+        ok, buf = cv2.imencode(".jpg", np.round(y[..., ::-1] * 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, JPEG])
+        y = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].astype(np.float32) / 255
     sharp = np.clip(light, 0, 1) ** (1 / GAMMA)
     return k.astype(np.float64), y.astype(np.float64), sharp.astype(np.float64)
 
