@@ -297,3 +297,17 @@ def test_copies_are_aligned_without_wrapping_round():
     a[10, 20] = 1.0
     out = streaks._shifted_onto(a, ref)
     assert out[10, 2] == 1.0 and out[:, 17:].sum() == 0 and out.sum() < a.sum()  # the faint line falls off the left, it does not wrap
+
+
+def test_a_streak_that_centring_would_cut_is_left_out_not_cut():
+    """A 27 px stroke whose light sits at one end: centred on its centre of mass it no longer
+    fits a 31 px kernel, so it is left out there (not cut and renormalised); with room for
+    it (41 px) it is found whole."""
+    k = np.zeros((41, 41))
+    k[20, 7:34] = np.linspace(1.0, 0.12, 27)  # all of it above a tenth of its peak: one piece 27 px long
+    k /= k.sum()
+    y, _ = _night(size=384, kernel=k, spacing=96, bright=(4.0, 6.0))
+    light, clipped = light_and_clipped(y)
+    assert isolated_streaks(light, clipped, 31) == []
+    whole = isolated_streaks(light, clipped, 41)
+    assert len(whole) >= 2 and all(kernel_similarity(f, k) > 0.9 for f, _ in whole)
