@@ -123,7 +123,7 @@ def predictor_check(image: torch.Tensor, est, predictor) -> PredictorCheck:
     y = unit(_pixels_hwc(image)[t:t + side_h, l:l + side_w], np.float32)
     if s < 1:
         y = cv2.resize(y, (max(int(round(side_w * s)), 1), max(int(round(side_h * s)), 1)), interpolation=cv2.INTER_AREA)
-    d = deconvolve_photo(y, kernel, estimated=not getattr(est, "streaks", 0))  # as the kernel path will deconvolve it
+    d = deconvolve_photo(y, kernel, estimated=not est.streaks)  # as the kernel path will deconvolve it
     p = predictor(torch.from_numpy(np.ascontiguousarray(y)).permute(2, 0, 1)[None].contiguous())[0].permute(1, 2, 0).cpu().numpy()
     hh, ww = y.shape[:2]
     mh, mw = min(m, (hh - 1) // 4), min(m, (ww - 1) // 4)  # keep an inside on small photos

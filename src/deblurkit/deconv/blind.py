@@ -286,13 +286,20 @@ def clean_kernel(k: np.ndarray, cfg: BlindConfig) -> np.ndarray:
     return centre_kernel(k / k.sum())
 
 
+def centre_shift(k: np.ndarray) -> tuple[int, int]:
+    """The whole-pixel shift (rows, columns) that puts the centre of mass of k (sum 1) at
+    its window's middle."""
+    h, w = k.shape
+    yy, xx = np.mgrid[:h, :w]
+    cy, cx = float((k * yy).sum()), float((k * xx).sum())
+    return int(round(h // 2 - cy)), int(round(w // 2 - cx))
+
+
 def centre_kernel(k: np.ndarray) -> np.ndarray:
     """Shift the kernel (whole pixels) so its centre of mass is at the middle: the latent
     image is only defined up to a shift, and an off-centre kernel wastes its support."""
     h, w = k.shape
-    yy, xx = np.mgrid[:h, :w]
-    cy, cx = float((k * yy).sum()), float((k * xx).sum())
-    dy, dx = int(round(h // 2 - cy)), int(round(w // 2 - cx))
+    dy, dx = centre_shift(k)
     out = np.zeros_like(k)
     ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
     xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))

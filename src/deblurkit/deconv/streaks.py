@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .blind import centre_kernel
+from .blind import centre_kernel, centre_shift
 from .nonblind import unit
 from .similarity import kernel_similarity
 
@@ -118,8 +118,7 @@ def isolated_streaks(light: np.ndarray, clipped: np.ndarray, size: int,
         t, l = max(py - size, 0), max(px - size, 0)
         b, rt = min(py + size + 1, H), min(px + size + 1, W)
         window = light[t:b, l:rt]  # the photo itself: a light at its border is not mirrored
-        border = np.concatenate([window[0], window[-1], window[:, 0], window[:, -1]])
-        s = np.maximum(window - np.median(border), 0)
+        s = np.maximum(window - np.median(_border(window)), 0)
         # the piece at the brightest pixel near the peak (the smoothed peak of a hooked or
         # clipped streak can fall just beside its stroke), above a tenth of that pixel (not of
         # a brighter light elsewhere in the window, which would cut a dim streak short)
@@ -141,8 +140,7 @@ def isolated_streaks(light: np.ndarray, clipped: np.ndarray, size: int,
         # faint stretch) is two pieces that look alike: two lamps could pass as four agreeing
         # streaks. A piece joined to other bright light through light above LINK x its peak
         # (and above the window border's light) is left out.
-        edge = np.concatenate([s[0], s[-1], s[:, 0], s[:, -1]])
-        _, low = cv2.connectedComponents((s > max(LINK * level, 3.0 * float(np.percentile(edge, 90)))).astype(np.uint8),
+        _, low = cv2.connectedComponents((s > max(LINK * level, 3.0 * float(np.percentile(_border(s), 90)))).astype(np.uint8),
                                          connectivity=8)
         if ((low == low[ny + dy, nx + dx]) & (s > 0.1 * level) & ~mask).any():
             continue
@@ -150,7 +148,7 @@ def isolated_streaks(light: np.ndarray, clipped: np.ndarray, size: int,
         if ky < 0 or kx < 0 or ky + size > s.shape[0] or kx + size > s.shape[1]:
             continue  # too near the photo's edge for a whole kernel window
         cut = window[ky:ky + size, kx:kx + size]  # less its own border's median, as the kernel's background
-        inside = np.maximum(cut - np.median(np.concatenate([cut[0], cut[-1], cut[:, 0], cut[:, -1]])), 0)
+        inside = np.maximum(cut - np.median(_border(cut)), 0)
         piece = np.where(mask[ky:ky + size, kx:kx + size], inside, 0.0)
         if piece.sum() <= 0:
             continue
@@ -162,8 +160,7 @@ def isolated_streaks(light: np.ndarray, clipped: np.ndarray, size: int,
         # centring the kernel on its centre of mass must not push the streak out of its window
         # (a streak bright at one end): such a streak is left out, not cut
         yy, xx = np.nonzero(piece)
-        sy = int(round(r - np.average(yy, weights=piece[yy, xx])))  # the shift centre_kernel makes
-        sx = int(round(r - np.average(xx, weights=piece[yy, xx])))
+        sy, sx = centre_shift(piece / piece.sum())  # the shift centre_kernel will make
         if yy.min() + sy < 0 or yy.max() + sy >= size or xx.min() + sx < 0 or xx.max() + sx >= size:
             continue
         share_clipped = float(clipped[t:b, l:rt][mask].mean())
@@ -171,6 +168,11 @@ def isolated_streaks(light: np.ndarray, clipped: np.ndarray, size: int,
         found.append((centre_kernel(piece / piece.sum()), share_clipped))
     found.sort(key=lambda f: f[1])  # the least clipped first (clipping flattens a streak's weights)
     return found[:MAX_STREAKS]
+
+
+def _border(a: np.ndarray) -> np.ndarray:
+    """The pixels along a window's four edges."""
+    return np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
 
 
 def stroke_width(mask: np.ndarray) -> float:
