@@ -1,0 +1,229 @@
+"""Issue 35 probe (training photos only): a cheaper highlight step? The product's
+highlight solver (deconv.highlights.richardson_lucy_clipped: 50 accelerated Richardson-Lucy
+steps, four FFTs each) costs 77 s on a 12 MP night photo. Three cheaper ways, each against
+the TV step and the product's given-kernel step (photo.deconvolve_photo), TRUE kernel:
+
+- solver=bounds: the TV step itself (nonblind.tv_deconvolve: half-quadratic splitting, six
+  steps of two FFTs) reads the clipped pixels as lower bounds: after each step a clipped
+  pixel's data is max(y, k * x), the estimate blurred (a majoriser of the bound's penalty
+  (y - k x)_+^2), and the pad's data k * x (pad=1: read as unknown). Four FFTs a step;
+  extra=E more steps at the largest beta, rate=R the beta's growth.
+- solver=rl_tv: the highlight solver started from the TV step's result (iterations=N).
+- solver=lift: the highlight solver on the photo shrunk scale=S times (a shrunk pixel a bound
+  where any of its pixels was clipped), its estimate blurred and brought back up as the
+  clipped pixels' data, then the plain TV step.
+- solver=local: the TV step, and the highlight solver's result within reach=R kernel extents
+  of a clipped pixel (faded out over one more): what a highlight step solved only in windows
+  around the lights could keep (both solved whole here).
+
+    python docs/bench/kernel-first/highlight_tv_bounds_probe.py camera N GAMMA GAIN solver=... [options]
+    python docs/bench/kernel-first/highlight_tv_bounds_probe.py loop N NOISE solver=... [options]
+
+The modes as highlight_solver_product_probe's; the third column is the solver tried, with
+its time (one thread). Two worker processes of one thread each; run from the repository root.
+"""
+import os
+import sys
+import time
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from multiprocessing import Pool  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import estimator_loop as L  # noqa: E402
+from camera_response_probe import camera_photo, clipped_photos  # noqa: E402
+from deblurkit.bench.kernels import blur_with_kernel  # noqa: E402
+from deblurkit.deconv.blind import psf2otf, to_gray  # noqa: E402
+from deblurkit.deconv.highlights import CLIPPED, clipped_share  # noqa: E402
+from deblurkit.deconv.nonblind import (_add_shifted_, _backward_difference, _difference_energy,  # noqa: E402
+                                       _forward_difference, _shrink_, load_padded_channel, solver_arrays,
+                                       tv_deconvolve, tv_weight, unit)
+from deblurkit.deconv.photo import deconvolve_photo  # noqa: E402
+from deblurkit.io import IMAGE_EXTENSIONS, read_image  # noqa: E402
+
+OPT = {"extra": 0, "pad": 1, "rate": 2.0 * np.sqrt(2.0), "solver": "bounds", "iterations": 50, "scale": 1.0, "reach": 1.0}
+
+
+def rl_from_tv(rgb, k, iterations=15):
+    """The product's highlight solver started from the TV step's result, not from the photo."""
+    import inspect
+    import deblurkit.deconv.highlights as H
+    from deblurkit.deconv.nonblind import NOISY_SIGMA  # noqa: F401
+    from deblurkit.deconv.blind import noise_sigma
+    tv = tv_deconvolve(rgb, k)
+    src = inspect.getsource(H.richardson_lucy_clipped)
+    src = src.replace("x.copy_(y)\n            point.copy_(y)",
+                      "x.copy_(y)\n            x[:h, :w] = torch.from_numpy(init[..., c]).clamp(min=FLOOR)\n            point.copy_(x)")
+    src = src.replace("def richardson_lucy_clipped(rgb", "def rl(init, rgb")
+    ns = dict(vars(H))
+    exec(src, ns)
+    return ns["rl"](tv, rgb, k, iterations=iterations, tv=H.tv_term(noise_sigma(to_gray(unit(rgb)))))
+
+
+def tv_bounds(rgb, k, weight=None, extra=0, pad=True, rate=2.0 * np.sqrt(2.0)):
+    weight = tv_weight(to_gray(unit(rgb))) if weight is None else weight
+    k, out, shape = solver_arrays(rgb, k, None)
+    h, w, channels = rgb.shape
+    K = torch.from_numpy(psf2otf(k, shape)).to(torch.complex64)
+    lam = 2.0 / weight
+    kk, dd = lam * K.abs() ** 2, _difference_energy(shape, torch.float32)
+    outside = torch.ones(shape, dtype=torch.bool)
+    outside[:h, :w] = False
+    betas = []
+    beta = 1.0
+    while beta <= 256.0 * (1 + 1e-9):
+        betas.append(beta)
+        beta *= rate
+    betas += [betas[-1]] * extra
+    for c in range(channels):
+        y = torch.empty(shape, dtype=torch.float32)
+        load_padded_channel(y.numpy(), rgb, c)
+        clipped = (y >= CLIPPED) & ~outside
+        data = y.clone()
+        x = y.clone()
+        g, adjoint = torch.empty_like(x), torch.empty_like(x)
+        for beta in betas:
+            kty = torch.fft.rfft2(data) * (lam * K.conj())
+            _forward_difference(x, -1, g)
+            _shrink_(g, 1 / beta, scratch=adjoint)
+            _backward_difference(g, -1, adjoint)
+            _forward_difference(x, -2, g)
+            _shrink_(g, 1 / beta, scratch=x)
+            _add_shifted_(adjoint, g, -2)
+            adjoint.sub_(g)
+            X = (torch.fft.rfft2(adjoint) * beta + kty) / (kk + beta * dd)
+            x = torch.fft.irfft2(X, s=shape)
+            v = torch.fft.irfft2(X * K, s=shape)
+            data = torch.where(clipped, torch.maximum(y, v), data)
+            if pad:
+                data = torch.where(outside, v, data)
+        out[..., c] = x[:h, :w].clamp(0, 1).numpy()
+    return out
+
+
+def rl_masked(y, k, mask, iterations, tv):
+    """The product's highlight solver with the bounds given as a mask (a shrunk photo's pixel is
+    a lower bound where any of its pixels was clipped)."""
+    import inspect
+    import deblurkit.deconv.highlights as H
+    src = inspect.getsource(H.richardson_lucy_clipped)
+    src = src.replace("bound = (y >= CLIPPED) | outside", "bound = padded_mask(c, shape) | outside")
+    src = src.replace("def richardson_lucy_clipped(rgb", "def rl(padded_mask, rgb")
+    src = src.replace("x[:h, :w].clamp(0, 1).numpy()", "x[:h, :w].numpy()")  # the light above 1 kept
+    ns = dict(vars(H))
+    exec(src, ns)
+
+    def padded_mask(c, shape):
+        m = torch.zeros(shape, dtype=torch.bool)
+        m[:mask.shape[0], :mask.shape[1]] = torch.from_numpy(mask[..., c])
+        return m
+    return ns["rl"](padded_mask, y, k, iterations=iterations, tv=tv)
+
+
+def lifted_tv(rgb, k, scale=1, iterations=50):
+    """The clipped pixels' data lifted to what the highlight solver's estimate, blurred, says
+    they held (solved on the photo shrunk `scale` times, the lift brought back up), then
+    the plain TV step on that: the slow solver only where the bounds need it, and small."""
+    import cv2
+    from deblurkit.deconv.blind import noise_sigma
+    from deblurkit.deconv.highlights import tv_term
+    from deblurkit.deconv.photo import resize_kernel
+    y = unit(rgb, np.float32)
+    H, W = y.shape[:2]
+    mask = y >= CLIPPED
+    weight = tv_weight(to_gray(y))
+    if scale > 1:
+        size = (max(round(W / scale), 1), max(round(H / scale), 1))
+        ys = cv2.resize(y, size, interpolation=cv2.INTER_AREA)
+        ms = cv2.resize(mask.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0
+        n = max(int(round(k.shape[0] / scale)) | 1, 3)
+        ks = resize_kernel(k, n)
+    else:
+        ys, ms, ks = y, mask, k / k.sum()
+    x = rl_masked(ys, ks, ms, iterations, tv_term(noise_sigma(to_gray(ys))))
+    lifted = np.stack([cv2.filter2D(x[..., c], -1, ks.astype(np.float32), borderType=cv2.BORDER_REFLECT)
+                       for c in range(x.shape[2])], -1)
+    if scale > 1:
+        lifted = cv2.resize(lifted, (W, H), interpolation=cv2.INTER_LINEAR)
+    data = np.where(mask, np.maximum(y, lifted), y)
+    return tv_deconvolve(data, k, weight)
+
+
+def local_blend(rgb, k, reach=1.0):
+    """The TV step everywhere, the highlight solver's result within `reach` kernel extents of
+    a clipped pixel, faded out over one more extent (both solved on the whole photo here:
+    what quality a windowed highlight step could keep)."""
+    import cv2
+    from deblurkit.deconv.blind import noise_sigma
+    from deblurkit.deconv.highlights import richardson_lucy_clipped, tv_term
+    from deblurkit.deconv.photo import kernel_extent
+    y = unit(rgb, np.float32)
+    tv = tv_deconvolve(y, k)
+    mask = (y >= CLIPPED).any(-1)
+    if not mask.any():
+        return tv
+    rl = richardson_lucy_clipped(y, k, tv=tv_term(noise_sigma(to_gray(y))))
+    d = cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 5)
+    L = kernel_extent(k)
+    w = np.clip(((reach + 1) * L - d) / L, 0, 1)[..., None]
+    return tv * (1 - w) + rl * w
+
+
+def timed(f):
+    start = time.perf_counter()
+    r = f()
+    return r, time.perf_counter() - start
+
+
+def camera(job):
+    i, path, gamma, gain = job
+    torch.set_num_threads(1)
+    k, y, x, base = camera_photo(i, path, gamma, gain)
+    product, t_product = timed(lambda: deconvolve_photo(y, k))
+    bounds, t_bounds = timed(lambda: rl_from_tv(y, k, OPT["iterations"]) if OPT["solver"] == "rl_tv" else local_blend(y, k, OPT["reach"]) if OPT["solver"] == "local" else lifted_tv(y, k, OPT["scale"], OPT["iterations"]) if OPT["solver"] == "lift" else tv_bounds(y, k, **{a: OPT[a] for a in ("extra", "pad", "rate")}))
+    tv, t_tv = timed(lambda: tv_deconvolve(y, k))
+    return (L.score(tv.astype(np.float64), x) - base, L.score(product.astype(np.float64), x) - base,
+            L.score(bounds.astype(np.float64), x) - base, t_tv, t_product, t_bounds, clipped_share(y))
+
+
+def loop(job):
+    i, path, noise = job
+    torch.set_num_threads(1)
+    k = L.our_kernel(i, ["short", "small", "large"])
+    u8 = np.round(read_image(path).rgb * 255).astype(np.uint8)
+    y = blur_with_kernel(u8, k.astype(np.float32), noise, np.random.default_rng([1234, i])).astype(np.float64)
+    x = u8 / 255.0
+    base = L.score(y, x)
+    product, t_product = timed(lambda: deconvolve_photo(y, k))
+    bounds, t_bounds = timed(lambda: rl_from_tv(y, k, OPT["iterations"]) if OPT["solver"] == "rl_tv" else local_blend(y, k, OPT["reach"]) if OPT["solver"] == "local" else lifted_tv(y, k, OPT["scale"], OPT["iterations"]) if OPT["solver"] == "lift" else tv_bounds(y, k, **{a: OPT[a] for a in ("extra", "pad", "rate")}))
+    tv, t_tv = timed(lambda: tv_deconvolve(y, k))
+    return (L.score(tv.astype(np.float64), x) - base, L.score(product.astype(np.float64), x) - base,
+            L.score(bounds.astype(np.float64), x) - base, t_tv, t_product, t_bounds, clipped_share(y))
+
+
+if __name__ == "__main__":
+    mode, n = sys.argv[1], int(sys.argv[2])
+    args = [a for a in sys.argv[3:] if "=" not in a]
+    for a in sys.argv[3:]:
+        if "=" in a:
+            key, value = a.split("=", 1)
+            OPT[key] = value if key == "solver" else int(value) if key in ("extra", "iterations") else float(value)
+    OPT["pad"] = bool(OPT["pad"])
+    with Pool(2) as pool:
+        if mode == "camera":
+            gamma, gain = float(args[0]), float(args[1])
+            rows = np.array(pool.map(camera, [(i, f, gamma, gain) for i, f in enumerate(clipped_photos(n))], chunksize=1))
+            what = f"{n} photos, gamma {gamma} gain {gain}"
+        else:
+            files = sorted(p for p in L.SHARP.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)[:n]
+            rows = np.array(pool.map(loop, [(i, f, float(args[0])) for i, f in enumerate(files)], chunksize=1))
+            what = f"{n} loop photos, noise {args[0]}"
+    c = rows[:, 6] > 0.001
+    print(f"{what}, true kernel | TV step {rows[:, 0].mean():+.2f}  product {rows[:, 1].mean():+.2f}  "
+          f"TV with bounds {rows[:, 2].mean():+.2f} | over 0.1% clipped (n={c.sum()}): {rows[c, 0].mean():+.2f} / "
+          f"{rows[c, 1].mean():+.2f} / {rows[c, 2].mean():+.2f} | s a photo {rows[:, 3].mean():.2f} / "
+          f"{rows[:, 4].mean():.2f} / {rows[:, 5].mean():.2f} | {OPT}")
