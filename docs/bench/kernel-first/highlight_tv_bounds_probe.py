@@ -45,7 +45,7 @@ from deblurkit.deconv.nonblind import (_add_shifted_, _backward_difference, _dif
 from deblurkit.deconv.photo import deconvolve_photo  # noqa: E402
 from deblurkit.io import IMAGE_EXTENSIONS, read_image  # noqa: E402
 
-OPT = {"extra": 0, "pad": 1, "rate": 2.0 * np.sqrt(2.0), "solver": "bounds", "iterations": 50, "scale": 1.0, "reach": 1.0}
+OPT = {"extra": 0, "pad": 1, "rate": 2.0 * np.sqrt(2.0), "solver": "bounds", "iterations": 50, "scale": 1.0, "reach": 1.0, "fine": 15, "levels": 2}
 
 
 def rl_from_tv(rgb, k, iterations=15):
@@ -173,6 +173,55 @@ def local_blend(rgb, k, reach=1.0):
     return tv * (1 - w) + rl * w
 
 
+def rl_variant(y, k, iterations, tv, mask=None, init=None, clamp=True):
+    """The product's highlight solver with its bounds given as a mask (default: y's clipped
+    pixels), started from `init` (default: the photo), its light above 1 kept (clamp=False)."""
+    import inspect
+    import deblurkit.deconv.highlights as H
+    src = inspect.getsource(H.richardson_lucy_clipped)
+    src = src.replace("def richardson_lucy_clipped(rgb", "def rl(padded, rgb")
+    if mask is not None:
+        src = src.replace("bound = (y >= CLIPPED) | outside", "bound = padded(mask, c, shape, False) | outside")
+    if init is not None:
+        src = src.replace("x.copy_(y)\n            point.copy_(y)",
+                          "x.copy_(y)\n            x[:h, :w] = torch.from_numpy(np.ascontiguousarray(init[..., c])).clamp(min=FLOOR)"
+                          "\n            point.copy_(x)")  # the pad as the photo's
+    if not clamp:
+        src = src.replace("x[:h, :w].clamp(0, 1).numpy()", "x[:h, :w].numpy()")
+    ns = dict(vars(H), mask=mask, init=init)
+    exec(src, ns)
+
+    def padded(a, c, shape, fill):
+        out = torch.full(shape, fill, dtype=torch.bool if a.dtype == bool else torch.float32)
+        out[:a.shape[0], :a.shape[1]] = torch.from_numpy(np.ascontiguousarray(a[..., c]))
+        return out
+    return ns["rl"](padded, y, k, iterations=iterations, tv=tv)
+
+
+def pyramid_rl(rgb, k, coarse=50, fine=15, levels=2):
+    """The highlight solver on the photo shrunk 2^(levels-1) times (a shrunk pixel a bound where
+    any of its pixels was clipped), `coarse` steps; each level's result, enlarged, starts
+    `fine` steps on the photo shrunk half as much, up to full size."""
+    from deblurkit.deconv.blind import noise_sigma
+    from deblurkit.deconv.highlights import tv_term
+    from deblurkit.deconv.photo import resize_kernel
+    import cv2
+    y = unit(rgb, np.float32)
+    term = tv_term(noise_sigma(to_gray(y)))
+    clipped = (y >= CLIPPED).astype(np.float32)
+    x = None
+    for level in range(levels - 1, -1, -1):
+        f = 2 ** level
+        H, W = y.shape[:2]
+        size = (max(round(W / f), 1), max(round(H / f), 1))
+        ys = cv2.resize(y, size, interpolation=cv2.INTER_AREA) if f > 1 else y
+        ms = cv2.resize(clipped, size, interpolation=cv2.INTER_AREA) > 0 if f > 1 else clipped > 0
+        ks = resize_kernel(k, max(int(round(k.shape[0] / f)) | 1, 3)) if f > 1 else k
+        init = None if x is None else cv2.resize(x, size, interpolation=cv2.INTER_LINEAR)
+        x = rl_variant(ys, ks, coarse if init is None else fine, term, mask=ms, init=init, clamp=level == 0)
+    return x
+
+
 def timed(f):
     start = time.perf_counter()
     r = f()
@@ -184,7 +233,7 @@ def camera(job):
     torch.set_num_threads(1)
     k, y, x, base = camera_photo(i, path, gamma, gain)
     product, t_product = timed(lambda: deconvolve_photo(y, k))
-    bounds, t_bounds = timed(lambda: rl_from_tv(y, k, OPT["iterations"]) if OPT["solver"] == "rl_tv" else local_blend(y, k, OPT["reach"]) if OPT["solver"] == "local" else lifted_tv(y, k, OPT["scale"], OPT["iterations"]) if OPT["solver"] == "lift" else tv_bounds(y, k, **{a: OPT[a] for a in ("extra", "pad", "rate")}))
+    bounds, t_bounds = timed(lambda: rl_from_tv(y, k, OPT["iterations"]) if OPT["solver"] == "rl_tv" else pyramid_rl(y, k, OPT["iterations"], OPT["fine"], OPT["levels"]) if OPT["solver"] == "pyramid" else local_blend(y, k, OPT["reach"]) if OPT["solver"] == "local" else lifted_tv(y, k, OPT["scale"], OPT["iterations"]) if OPT["solver"] == "lift" else tv_bounds(y, k, **{a: OPT[a] for a in ("extra", "pad", "rate")}))
     tv, t_tv = timed(lambda: tv_deconvolve(y, k))
     return (L.score(tv.astype(np.float64), x) - base, L.score(product.astype(np.float64), x) - base,
             L.score(bounds.astype(np.float64), x) - base, t_tv, t_product, t_bounds, clipped_share(y))
@@ -199,7 +248,7 @@ def loop(job):
     x = u8 / 255.0
     base = L.score(y, x)
     product, t_product = timed(lambda: deconvolve_photo(y, k))
-    bounds, t_bounds = timed(lambda: rl_from_tv(y, k, OPT["iterations"]) if OPT["solver"] == "rl_tv" else local_blend(y, k, OPT["reach"]) if OPT["solver"] == "local" else lifted_tv(y, k, OPT["scale"], OPT["iterations"]) if OPT["solver"] == "lift" else tv_bounds(y, k, **{a: OPT[a] for a in ("extra", "pad", "rate")}))
+    bounds, t_bounds = timed(lambda: rl_from_tv(y, k, OPT["iterations"]) if OPT["solver"] == "rl_tv" else pyramid_rl(y, k, OPT["iterations"], OPT["fine"], OPT["levels"]) if OPT["solver"] == "pyramid" else local_blend(y, k, OPT["reach"]) if OPT["solver"] == "local" else lifted_tv(y, k, OPT["scale"], OPT["iterations"]) if OPT["solver"] == "lift" else tv_bounds(y, k, **{a: OPT[a] for a in ("extra", "pad", "rate")}))
     tv, t_tv = timed(lambda: tv_deconvolve(y, k))
     return (L.score(tv.astype(np.float64), x) - base, L.score(product.astype(np.float64), x) - base,
             L.score(bounds.astype(np.float64), x) - base, t_tv, t_product, t_bounds, clipped_share(y))
@@ -211,7 +260,7 @@ if __name__ == "__main__":
     for a in sys.argv[3:]:
         if "=" in a:
             key, value = a.split("=", 1)
-            OPT[key] = value if key == "solver" else int(value) if key in ("extra", "iterations") else float(value)
+            OPT[key] = value if key == "solver" else int(value) if key in ("extra", "iterations", "fine", "levels") else float(value)
     OPT["pad"] = bool(OPT["pad"])
     with Pool(2) as pool:
         if mode == "camera":

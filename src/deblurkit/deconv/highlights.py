@@ -21,7 +21,10 @@ kernel on photos with clipped pixels (photo.deconvolve_photo).
 
 Periodic model on the same smooth pad as the TV step, the pad read as unknown (no pull
 from it: +0.13-0.19 dB over reading it as data), in torch, one channel at a time in float32
-(a few buffers of one channel's size: 12 MP, peak 1.29 GB, 71 s here).
+(seven buffers of one channel's size, reused: a made-up 12 MP night photo through
+`deblur --kernel auto`, 78-80 s at 1.34 GB peak resident here, 1.52 GB before the reuse).
+Three cheaper solvers kept at most half its gain on training photos
+(docs/bench/kernel-first/highlight_tv_bounds_probe.txt).
 """
 
 from __future__ import annotations
@@ -76,8 +79,12 @@ def richardson_lucy_clipped(rgb: np.ndarray, k: np.ndarray, iterations: int = IT
         y = torch.empty(shape, dtype=DTYPE)
         ys = y.numpy()
         # one channel's buffers, reused by every channel: the estimate, the point a step starts
-        # from, the estimate before, the last two moves, the blurred point, the TV terms
-        x, point, x_prev, move, move_prev, blurred, gx, gy, norm = (torch.empty_like(y) for _ in range(9))
+        # from, the estimate before, the last two moves, the blurred point, a TV term. Each
+        # buffer also serves where its own value is not needed (12 MP: three buffers, 170 MB,
+        # less): the step's factor is made in x (saved in x_prev first), the TV term's other two
+        # in the blurred point (used up by then) and the move (made after them).
+        x, point, x_prev, move, move_prev, blurred, gy = (torch.empty_like(y) for _ in range(7))
+        spectrum = torch.empty_like(K)  # each FFT's spectrum, multiplied in place (no second one)
         reached = torch.empty(shape, dtype=torch.bool)
         for c in range(channels):
             load_padded_channel(ys, rgb, c)
@@ -88,13 +95,14 @@ def richardson_lucy_clipped(rgb: np.ndarray, k: np.ndarray, iterations: int = IT
             has_move = False
             for _ in range(iterations):
                 x_prev.copy_(x)
-                torch.fft.irfft2(torch.fft.rfft2(point) * K, s=shape, out=blurred)
+                torch.fft.irfft2(torch.fft.rfft2(point, out=spectrum).mul_(K), s=shape, out=blurred)
                 blurred.clamp_(min=FLOOR)
                 # a clipped pixel the estimate already reaches exerts no pull; nor does the pad
                 torch.ge(blurred, y, out=reached).logical_or_(outside).logical_and_(bound)
                 ratio = torch.div(y, blurred, out=blurred).masked_fill_(reached, 1.0)
-                step = torch.fft.irfft2(torch.fft.rfft2(ratio) * Kc, s=shape)
+                step = torch.fft.irfft2(torch.fft.rfft2(ratio, out=spectrum).mul_(Kc), s=shape, out=x)
                 if tv:
+                    gx, norm = blurred, move
                     _forward_difference(point, -1, gx)
                     _forward_difference(point, -2, gy)
                     torch.mul(gx, gx, out=norm).addcmul_(gy, gy).add_(1e-6).sqrt_()
@@ -106,11 +114,11 @@ def richardson_lucy_clipped(rgb: np.ndarray, k: np.ndarray, iterations: int = IT
                     norm.sub_(gy)
                     _add_shifted_(norm, gy, -2)
                     step.div_(norm.mul_(tv).add_(1).clamp_(min=0.1))
-                torch.mul(point, step, out=x).clamp_(min=FLOOR)
+                step.mul_(point).clamp_(min=FLOOR)  # x = point x step
                 torch.sub(x, point, out=move)
                 alpha = 0.0
                 if has_move:
-                    alpha = _inner(move, move_prev, norm) / max(_inner(move_prev, move_prev, norm), 1e-30)
+                    alpha = _inner(move, move_prev, blurred) / max(_inner(move_prev, move_prev, blurred), 1e-30)
                     alpha = min(max(alpha, 0.0), MAX_ACCELERATION)
                 move, move_prev, has_move = move_prev, move, True
                 torch.sub(x, x_prev, out=point)
