@@ -389,6 +389,40 @@ def test_a_blur_the_predictor_recognises_takes_the_blind_path(monkeypatch):
     assert kp.decide(_tensor(y), KernelChoice("given", k), predictor=moves_by(0.5)).path == "kernel"
 
 
+def test_a_predictor_whose_change_agrees_with_the_deconvolution_keeps_the_kernel_path(monkeypatch):
+    """A predictor that changes the photo as much as the deconvolution does, or more, takes the
+    blind path only where the two changes point different ways: one that goes part of the
+    deconvolution's way (a short shake it half knows) leaves the photo to the kernel path."""
+    import deblurkit.kernel_path as kp
+
+    shipped = kp.AGREEING_CHANGE
+    k = line_kernel(7, 0)
+    y, _ = shaken(72, 90, k)
+    est = photo.KernelEstimate(k, True, 1.0, 1.0, (0, 0, 90, 72))
+    monkeypatch.setattr(photo, "estimate_photo_kernel", lambda *a, **kw: est)
+    d = torch.from_numpy(deconvolve_photo(y, k)).permute(2, 0, 1)[None]
+    y01 = _tensor(y).float() / 255
+
+    def along(factor, shift=0):  # the deconvolution's change, scaled (and moved by `shift` px)
+        return lambda t: (t + factor * (d - y01).roll(shift, -1)).clamp(0, 1)
+
+    same_way = kp.predictor_check(_tensor(y), est, along(1.2))
+    assert same_way.ratio >= kp.RECOGNISED_RATIO and same_way.agreement > 0.95
+    # (such a predictor also deblurs along the kernel, the second check's sign: that check is
+    # switched off here, this test is about the first)
+    assert kp.decide(_tensor(y), KernelChoice("auto"), predictor=along(1.2)).path == "blind"
+    monkeypatch.setattr(kp, "DEBLURRED_RATIO", float("-inf"))
+    assert kp.decide(_tensor(y), KernelChoice("auto"), predictor=along(1.2)).path == "kernel"
+    monkeypatch.setattr(kp, "AGREEING_CHANGE", 1.01)  # without the agreement: the first check's blind path
+    assert kp.decide(_tensor(y), KernelChoice("auto"), predictor=along(1.2)).path == "blind"
+    monkeypatch.setattr(kp, "AGREEING_CHANGE", shipped)
+    # the same amount of change, moved off the edges it belongs to: it no longer agrees
+    other_way = kp.predictor_check(_tensor(y), est, along(1.2, shift=5))
+    assert other_way.ratio >= kp.RECOGNISED_RATIO and other_way.agreement < kp.AGREEING_CHANGE
+    report = kp.decide(_tensor(y), KernelChoice("auto"), predictor=along(1.2, shift=5))
+    assert report.path == "blind" and "agreement" in report.reason
+
+
 def test_a_predictor_that_deblurs_along_the_kernel_takes_the_blind_path(monkeypatch):
     """The second sign: the predictor's output, blurred by the kernel, gives the photo back
     better than the photo blurred again (it deblurred it along this kernel), although it
@@ -558,7 +592,7 @@ def test_a_video_manifest_tells_kernel_choices_apart():
     assert a != b and a["mode"] == "given" and a["kernel_sha256"]
     # frames a given kernel made before the highlight solver existed are not reused
     assert a["given_step"] == "tv+highlights" and "given_step" not in KernelChoice("auto").fingerprint()
-    assert KernelChoice("auto").fingerprint()["auto_step"] == "streaks+estimate"  # frames made before the streak step are re-made
+    assert KernelChoice("auto").fingerprint()["auto_step"] == "streaks+estimate+agreement"  # frames made before the streak step or the agreement are re-made
     assert KernelChoice("auto", size=31).fingerprint() != KernelChoice("auto").fingerprint()
     assert KernelChoice("auto", region=(0, 0, 64, 64)).fingerprint()["region"] == [0, 0, 64, 64]
 

@@ -34,6 +34,13 @@ import torch
 
 KERNEL_MODES = ("auto", "none", "given")
 RECOGNISED_RATIO = 0.9  # the predictor's change over the deconvolution's, at which the predictor is trusted
+# ... unless the two changes point the same way (their cosine at least this): the predictor
+# then undoes part of the very blur the kernel describes (a short camera shake it half
+# knows), and the deconvolution undoes all of it. Set on training data
+# (docs/bench/kernel-first/change_direction_probe.txt): the GoPro training frames the ratio
+# sends blind have cosines -0.05 to 0.24, the one camera-shake photo it sent blind wrongly
+# (the deconvolution +4.29 dB, the predictor +0.19) 0.41; the middle of that gap.
+AGREEING_CHANGE = 0.33
 DEBLURRED_RATIO = 0.82  # at most this: the predictor's output blurred by the kernel misses the photo by this fraction of what the photo blurred again does (it deblurred it)
 NEAR_DOT_EXTENT = 6  # a kernel at most this long (px at the estimation scale) is near a dot: nothing for a deconvolution to undo
 CHECK_SIDE = 384  # the centre the check runs on, full-resolution pixels (plus a margin of the kernel)
@@ -54,8 +61,10 @@ class KernelChoice:
         # A given kernel's frames on photos with clipped highlights come from deconv.highlights
         # since it exists: frames made before it (the TV step alone) are not reused.
         # Likewise an auto frame may take a kernel read from light streaks since that step exists.
+        # And an auto frame's path may differ since the predictor's check weighs how its change
+        # agrees with the deconvolution's.
         step = ({"given_step": "tv+highlights"} if self.mode == "given" else
-                {"auto_step": "streaks+estimate"} if self.mode == "auto" else {})
+                {"auto_step": "streaks+estimate+agreement"} if self.mode == "auto" else {})
         return {"mode": self.mode, "kernel_sha256": given, "size": self.size,
                 "region": None if self.region is None else list(self.region), **step}
 
@@ -91,6 +100,7 @@ class PredictorCheck:
 
     ratio: float  # the predictor's RMS change of the photo over the deconvolution's
     deblurred: float  # RMS(k * P(y) - y) / RMS(k * y - y): below 1, P(y) is a sharper photo this kernel explains
+    agreement: float = 0.0  # cos(P(y) - y, d - y): near 1, the predictor undoes the blur this kernel describes
 
 
 def predictor_check(image: torch.Tensor, est, predictor) -> PredictorCheck:
@@ -135,7 +145,10 @@ def predictor_check(image: torch.Tensor, est, predictor) -> PredictorCheck:
     def blur(a):
         return cv2.filter2D(a, -1, kernel[::-1, ::-1].astype(np.float32), borderType=cv2.BORDER_REFLECT)
 
-    return PredictorCheck(rms(p, y) / max(rms(d, y), 1e-6), rms(blur(p), y) / max(rms(blur(y), y), 1e-6))
+    a = (p - y)[inside].astype(np.float64).ravel()
+    b = (d - y)[inside].astype(np.float64).ravel()
+    agreement = float(np.sum(a * b) / max(np.sqrt(np.sum(a * a) * np.sum(b * b)), 1e-12))
+    return PredictorCheck(rms(p, y) / max(rms(d, y), 1e-6), rms(blur(p), y) / max(rms(blur(y), y), 1e-6), agreement)
 
 
 def decide(image: torch.Tensor, choice: KernelChoice, supported: bool = True, predictor=None) -> KernelReport:
@@ -165,10 +178,10 @@ def decide(image: torch.Tensor, choice: KernelChoice, supported: bool = True, pr
                             f"{NEAR_DOT_EXTENT}): blind path", est.residual)
     if predictor is not None:
         check = predictor_check(image, est, predictor)
-        if check.ratio >= RECOGNISED_RATIO:
+        if check.ratio >= RECOGNISED_RATIO and check.agreement < AGREEING_CHANGE:
             return KernelReport("blind", est.kernel, f"the predictor recognises this blur (it changes the photo {check.ratio:.2f} x as "
-                                f"much as the {est.size}x{est.size} kernel's deconvolution, limit {RECOGNISED_RATIO}): blind path",
-                                est.residual)
+                                f"much as the {est.size}x{est.size} kernel's deconvolution, limit {RECOGNISED_RATIO}, and "
+                                f"otherwise: agreement {check.agreement:.2f}, limit {AGREEING_CHANGE}): blind path", est.residual)
         if check.deblurred <= DEBLURRED_RATIO:
             return KernelReport("blind", est.kernel, f"the predictor recognises this blur (its result, blurred by the "
                                 f"{est.size}x{est.size} kernel, fits the photo {check.deblurred:.2f} x as closely as the photo "
