@@ -102,7 +102,7 @@ class PredictorCheck:
 
     ratio: float  # the predictor's RMS change of the photo over the deconvolution's
     deblurred: float  # RMS(k * P(y) - y) / RMS(k * y - y): below 1, P(y) is a sharper photo this kernel explains
-    agreement: float = 0.0  # cos(P(y) - y, d - y): near 1, the predictor undoes the blur this kernel describes
+    agreement: float  # cos(P(y) - y, d - y): near 1, the predictor undoes the blur this kernel describes
 
 
 def predictor_check(image: torch.Tensor, est, predictor) -> PredictorCheck:
@@ -115,7 +115,8 @@ def predictor_check(image: torch.Tensor, est, predictor) -> PredictorCheck:
 
     Two signs that the predictor knows this blur: it changes the photo about as much as the
     deconvolution does or more (scene motion it was trained on; camera shake it hardly
-    touches), or its output, blurred by the kernel, gives the photo back better than the
+    touches), in another direction (`agreement`, the two changes' cosine: a predictor that
+    goes the deconvolution's way is undoing part of this kernel's blur), or its output, blurred by the kernel, gives the photo back better than the
     photo blurred again does (it deblurred the photo along this very kernel; a predictor
     that leaves the photo as it is scores 1)."""
     import cv2
@@ -182,8 +183,8 @@ def decide(image: torch.Tensor, choice: KernelChoice, supported: bool = True, pr
         check = predictor_check(image, est, predictor)
         if check.ratio >= RECOGNISED_RATIO and check.agreement < AGREEING_CHANGE:
             return KernelReport("blind", est.kernel, f"the predictor recognises this blur (it changes the photo {check.ratio:.2f} x as "
-                                f"much as the {est.size}x{est.size} kernel's deconvolution, limit {RECOGNISED_RATIO}, and "
-                                f"otherwise: agreement {check.agreement:.2f}, limit {AGREEING_CHANGE}): blind path", est.residual)
+                                f"much as the {est.size}x{est.size} kernel's deconvolution, limit {RECOGNISED_RATIO}, in another "
+                                f"direction: cosine {check.agreement:.2f}, under {AGREEING_CHANGE}): blind path", est.residual)
         if check.deblurred <= DEBLURRED_RATIO:
             return KernelReport("blind", est.kernel, f"the predictor recognises this blur (its result, blurred by the "
                                 f"{est.size}x{est.size} kernel, fits the photo {check.deblurred:.2f} x as closely as the photo "

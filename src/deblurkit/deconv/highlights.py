@@ -21,10 +21,12 @@ kernel on photos with clipped pixels (photo.deconvolve_photo).
 
 Periodic model on the same smooth pad as the TV step, the pad read as unknown (no pull
 from it: +0.13-0.19 dB over reading it as data), in torch, one channel at a time in float32
-(seven buffers of one channel's size, reused: a made-up 12 MP night photo through
-`deblur --kernel auto`, 78-80 s at 1.34 GB peak resident here, 1.52 GB before the reuse).
-Three cheaper solvers kept at most half its gain on training photos
-(docs/bench/kernel-first/highlight_tv_bounds_probe.txt).
+(eight float buffers of one channel's size and one spectrum, several reused for more than
+one thing; ten before, and a new step factor and spectra every step: a made-up 12 MP night photo
+through `deblur --kernel auto` peaks at 1.34 GB resident here, 1.52 GB before, in 75-80 s).
+Three cheaper solvers kept at most 56% of its gain on training photos (+2.47 of +4.44); it
+would have to run within about four kernel extents of every light to keep it all; a pyramid
+start keeps 96-99% for a third less work (docs/bench/kernel-first/highlight_tv_bounds_probe.txt).
 """
 
 from __future__ import annotations
@@ -80,8 +82,8 @@ def richardson_lucy_clipped(rgb: np.ndarray, k: np.ndarray, iterations: int = IT
         ys = y.numpy()
         # one channel's buffers, reused by every channel: the estimate, the point a step starts
         # from, the estimate before, the last two moves, the blurred point, a TV term. Each
-        # buffer also serves where its own value is not needed (12 MP: three buffers, 170 MB,
-        # less): the step's factor is made in x (saved in x_prev first), the TV term's other two
+        # buffer also serves where its own value is not needed (12 MP: 170 MB less at the
+        # peak): the step's factor is made in x (saved in x_prev first), the TV term's other two
         # in the blurred point (used up by then) and the move (made after them).
         x, point, x_prev, move, move_prev, blurred, gy = (torch.empty_like(y) for _ in range(7))
         spectrum = torch.empty_like(K)  # each FFT's spectrum, multiplied in place (no second one)
