@@ -17,10 +17,10 @@ the TV step and the product's given-kernel step (photo.deconvolve_photo), TRUE k
   around the lights could keep (both solved whole here).
 
     python docs/bench/kernel-first/highlight_tv_bounds_probe.py camera N GAMMA GAIN solver=... [options]
-    python docs/bench/kernel-first/highlight_tv_bounds_probe.py loop N NOISE solver=... [options]
 
-The modes as highlight_solver_product_probe's; the third column is the solver tried, with
-its time (one thread). Two worker processes of one thread each; run from the repository root.
+The photos as highlight_solver_product_probe's camera mode; the third column is the solver
+tried, with its time (one thread). (The first runs printed that column as "TV with bounds"
+whatever the solver: the record names each.) Two worker processes of one thread each; run from the repository root.
 """
 import os
 import sys
@@ -36,14 +36,12 @@ import torch  # noqa: E402
 
 import estimator_loop as L  # noqa: E402
 from camera_response_probe import camera_photo, clipped_photos  # noqa: E402
-from deblurkit.bench.kernels import blur_with_kernel  # noqa: E402
 from deblurkit.deconv.blind import psf2otf, to_gray  # noqa: E402
 from deblurkit.deconv.highlights import CLIPPED, clipped_share  # noqa: E402
 from deblurkit.deconv.nonblind import (_add_shifted_, _backward_difference, _difference_energy,  # noqa: E402
                                        _forward_difference, _shrink_, load_padded_channel, solver_arrays,
                                        tv_deconvolve, tv_weight, unit)
 from deblurkit.deconv.photo import deconvolve_photo  # noqa: E402
-from deblurkit.io import IMAGE_EXTENSIONS, read_image  # noqa: E402
 
 OPT = {"extra": 0, "pad": 1, "rate": 2.0 * np.sqrt(2.0), "solver": "bounds", "iterations": 50, "scale": 1.0, "reach": 1.0, "fine": 15, "levels": 2}
 
@@ -52,7 +50,6 @@ def rl_from_tv(rgb, k, iterations=15):
     """The product's highlight solver started from the TV step's result, not from the photo."""
     import inspect
     import deblurkit.deconv.highlights as H
-    from deblurkit.deconv.nonblind import NOISY_SIGMA  # noqa: F401
     from deblurkit.deconv.blind import noise_sigma
     tv = tv_deconvolve(rgb, k)
     src = inspect.getsource(H.richardson_lucy_clipped)
@@ -228,51 +225,41 @@ def timed(f):
     return r, time.perf_counter() - start
 
 
+SOLVERS = {
+    "bounds": lambda y, k: tv_bounds(y, k, **{a: OPT[a] for a in ("extra", "pad", "rate")}),
+    "rl_tv": lambda y, k: rl_from_tv(y, k, OPT["iterations"]),
+    "lift": lambda y, k: lifted_tv(y, k, OPT["scale"], OPT["iterations"]),
+    "local": lambda y, k: local_blend(y, k, OPT["reach"]),
+    "pyramid": lambda y, k: pyramid_rl(y, k, OPT["iterations"], OPT["fine"], OPT["levels"]),
+}
+
+
 def camera(job):
     i, path, gamma, gain = job
     torch.set_num_threads(1)
     k, y, x, base = camera_photo(i, path, gamma, gain)
     product, t_product = timed(lambda: deconvolve_photo(y, k))
-    bounds, t_bounds = timed(lambda: rl_from_tv(y, k, OPT["iterations"]) if OPT["solver"] == "rl_tv" else pyramid_rl(y, k, OPT["iterations"], OPT["fine"], OPT["levels"]) if OPT["solver"] == "pyramid" else local_blend(y, k, OPT["reach"]) if OPT["solver"] == "local" else lifted_tv(y, k, OPT["scale"], OPT["iterations"]) if OPT["solver"] == "lift" else tv_bounds(y, k, **{a: OPT[a] for a in ("extra", "pad", "rate")}))
+    tried, t_tried = timed(lambda: SOLVERS[OPT["solver"]](y, k))
     tv, t_tv = timed(lambda: tv_deconvolve(y, k))
     return (L.score(tv.astype(np.float64), x) - base, L.score(product.astype(np.float64), x) - base,
-            L.score(bounds.astype(np.float64), x) - base, t_tv, t_product, t_bounds, clipped_share(y))
-
-
-def loop(job):
-    i, path, noise = job
-    torch.set_num_threads(1)
-    k = L.our_kernel(i, ["short", "small", "large"])
-    u8 = np.round(read_image(path).rgb * 255).astype(np.uint8)
-    y = blur_with_kernel(u8, k.astype(np.float32), noise, np.random.default_rng([1234, i])).astype(np.float64)
-    x = u8 / 255.0
-    base = L.score(y, x)
-    product, t_product = timed(lambda: deconvolve_photo(y, k))
-    bounds, t_bounds = timed(lambda: rl_from_tv(y, k, OPT["iterations"]) if OPT["solver"] == "rl_tv" else pyramid_rl(y, k, OPT["iterations"], OPT["fine"], OPT["levels"]) if OPT["solver"] == "pyramid" else local_blend(y, k, OPT["reach"]) if OPT["solver"] == "local" else lifted_tv(y, k, OPT["scale"], OPT["iterations"]) if OPT["solver"] == "lift" else tv_bounds(y, k, **{a: OPT[a] for a in ("extra", "pad", "rate")}))
-    tv, t_tv = timed(lambda: tv_deconvolve(y, k))
-    return (L.score(tv.astype(np.float64), x) - base, L.score(product.astype(np.float64), x) - base,
-            L.score(bounds.astype(np.float64), x) - base, t_tv, t_product, t_bounds, clipped_share(y))
+            L.score(tried.astype(np.float64), x) - base, t_tv, t_product, t_tried, clipped_share(y))
 
 
 if __name__ == "__main__":
     mode, n = sys.argv[1], int(sys.argv[2])
+    if mode != "camera":
+        sys.exit("only the camera mode: python highlight_tv_bounds_probe.py camera N GAMMA GAIN solver=... [options]")
     args = [a for a in sys.argv[3:] if "=" not in a]
     for a in sys.argv[3:]:
         if "=" in a:
             key, value = a.split("=", 1)
             OPT[key] = value if key == "solver" else int(value) if key in ("extra", "iterations", "fine", "levels") else float(value)
     OPT["pad"] = bool(OPT["pad"])
+    gamma, gain = float(args[0]), float(args[1])
     with Pool(2) as pool:
-        if mode == "camera":
-            gamma, gain = float(args[0]), float(args[1])
-            rows = np.array(pool.map(camera, [(i, f, gamma, gain) for i, f in enumerate(clipped_photos(n))], chunksize=1))
-            what = f"{n} photos, gamma {gamma} gain {gain}"
-        else:
-            files = sorted(p for p in L.SHARP.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)[:n]
-            rows = np.array(pool.map(loop, [(i, f, float(args[0])) for i, f in enumerate(files)], chunksize=1))
-            what = f"{n} loop photos, noise {args[0]}"
+        rows = np.array(pool.map(camera, [(i, f, gamma, gain) for i, f in enumerate(clipped_photos(n))], chunksize=1))
     c = rows[:, 6] > 0.001
-    print(f"{what}, true kernel | TV step {rows[:, 0].mean():+.2f}  product {rows[:, 1].mean():+.2f}  "
-          f"TV with bounds {rows[:, 2].mean():+.2f} | over 0.1% clipped (n={c.sum()}): {rows[c, 0].mean():+.2f} / "
+    print(f"{n} photos, gamma {gamma} gain {gain}, true kernel | TV step {rows[:, 0].mean():+.2f}  product {rows[:, 1].mean():+.2f}  "
+          f"{OPT['solver']} {rows[:, 2].mean():+.2f} | over 0.1% clipped (n={c.sum()}): {rows[c, 0].mean():+.2f} / "
           f"{rows[c, 1].mean():+.2f} / {rows[c, 2].mean():+.2f} | s a photo {rows[:, 3].mean():.2f} / "
           f"{rows[:, 4].mean():.2f} / {rows[:, 5].mean():.2f} | {OPT}")
