@@ -392,7 +392,8 @@ def test_a_blur_the_predictor_recognises_takes_the_blind_path(monkeypatch):
 def test_a_predictor_whose_change_agrees_with_the_deconvolution_keeps_the_kernel_path(monkeypatch):
     """A predictor that changes the photo as much as the deconvolution does, or more, takes the
     blind path only where the two changes point different ways: one that goes part of the
-    deconvolution's way (a short shake it half knows) leaves the photo to the kernel path."""
+    deconvolution's way (a short shake it half knows) leaves the photo to the kernel path,
+    unless the photo is noisy."""
     import deblurkit.kernel_path as kp
 
     shipped = kp.AGREEING_CHANGE
@@ -416,6 +417,11 @@ def test_a_predictor_whose_change_agrees_with_the_deconvolution_keeps_the_kernel
     monkeypatch.setattr(kp, "AGREEING_CHANGE", 1.01)  # without the agreement: the first check's blind path
     assert kp.decide(_tensor(y), KernelChoice("auto"), predictor=along(1.2)).path == "blind"
     monkeypatch.setattr(kp, "AGREEING_CHANGE", shipped)
+    # ... and not on a noisy photo (here every photo counts as noisy): the predictor is trusted
+    import deblurkit.deconv.nonblind as nonblind
+    monkeypatch.setattr(nonblind, "NOISY_SIGMA", 0.0)
+    noisy = kp.decide(_tensor(y), KernelChoice("auto"), predictor=along(1.2))
+    assert noisy.path == "blind" and "on a noisy photo" in noisy.reason
     # the same amount of change, moved off the edges it belongs to: it no longer agrees
     other_way = kp.predictor_check(_tensor(y), est, along(1.2, shift=5))
     assert other_way.ratio >= kp.RECOGNISED_RATIO and other_way.agreement < kp.AGREEING_CHANGE
@@ -592,7 +598,7 @@ def test_a_video_manifest_tells_kernel_choices_apart():
     assert a != b and a["mode"] == "given" and a["kernel_sha256"]
     # frames a given kernel made before the highlight solver existed are not reused
     assert a["given_step"] == "tv+highlights" and "given_step" not in KernelChoice("auto").fingerprint()
-    assert KernelChoice("auto").fingerprint()["auto_step"] == "streaks+estimate+agreement"  # frames made before the streak step or the agreement are re-made
+    assert KernelChoice("auto").fingerprint()["auto_step"] == "streaks+estimate+agreement-low-noise"  # frames made before the streak step or the agreement are re-made
     assert KernelChoice("auto", size=31).fingerprint() != KernelChoice("auto").fingerprint()
     assert KernelChoice("auto", region=(0, 0, 64, 64)).fingerprint()["region"] == [0, 0, 64, 64]
 

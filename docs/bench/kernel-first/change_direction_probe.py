@@ -17,7 +17,9 @@ returns it as `agreement`, the same sum).
   blurred as `deblur bench kernels` blurs
 - motion: the 18 GoPro training frames (GOPR0372_07_00 47-98), whole
 
-    python docs/bench/kernel-first/change_direction_probe.py N OUT.jsonl
+    python docs/bench/kernel-first/change_direction_probe.py N OUT.jsonl [handheld]
+        handheld: instead, the first N Sun80 photos blurred by our handheld model (its noise
+        and JPEG; blur seed [88, i], as handheld_decision_probe), whole, with the grey noise
 """
 import json
 import os
@@ -47,16 +49,25 @@ def main():
     n, out = int(sys.argv[1]), sys.argv[2]
     model = Deblurrer()
     predictor = model.restorer._predict_whole
+    jobs = []
+    if len(sys.argv) > 3 and sys.argv[3] == "handheld":
+        from deblurkit.data.blur import apply_blur, blur_model
+        cfg = blur_model("handheld")
+        for i, f in enumerate(sorted(p for p in Path("../shared/data/train/sun80").rglob("*")
+                                     if p.suffix.lower() in IMAGE_EXTENSIONS)[:n]):
+            x = read_image(f).rgb.astype(np.float32)
+            y = np.clip(apply_blur(x, np.random.default_rng([88, i]), cfg).blurry, 0, 1).astype(np.float32)
+            jobs.append(("noisy", f.name, y, x))
+        n = 0  # no shake photos, no GoPro frames
     files = sorted(p for p in Path("../shared/data/train/imagenet_samples_240").rglob("*")
                    if p.suffix.lower() in IMAGE_EXTENSIONS)[:n]
-    jobs = []
     for i, f in enumerate(files):
         rng = np.random.default_rng([99, i])
         k = prepare_kernel(handheld_kernel(rng, extent=float(rng.uniform(13, 27))), f"k{i}").array
         u8 = np.round(read_image(f).rgb * 255).astype(np.uint8)
         y = _centre(blur_with_kernel(u8, k, 0.01, np.random.default_rng([1234, i])), 512)
         jobs.append(("shake", f.name, y, _centre(u8.astype(np.float32) / 255, 512)))
-    for fr in TRAIN_FRAMES:
+    for fr in (TRAIN_FRAMES if n else ()):
         b = GOPRO / "blur" / f"{fr:06d}.png"
         if b.exists():
             jobs.append(("motion", b.name, read_image(b).rgb, read_image(GOPRO / "sharp" / b.name).rgb))
@@ -74,12 +85,13 @@ def main():
             base = L.score(y.astype(np.float64), x)
             d = deconvolve_photo(y, est.kernel, estimated=not est.streaks).astype(np.float64)
             p = predictor(image.float())[0].permute(1, 2, 0).numpy().astype(np.float64)
+            from deblurkit.deconv.blind import noise_sigma, to_gray
             row = dict(kind=kind, name=name, ratio=c.ratio, deblurred=c.deblurred, cos=c.agreement,
-                       g_d=L.score(d, x) - base, g_p=L.score(p, x) - base)
+                       g_d=L.score(d, x) - base, g_p=L.score(p, x) - base, noise=noise_sigma(to_gray(y.astype(np.float64))))
             fh.write(json.dumps(row) + "\n")
             fh.flush()
             print(f"{kind:6s} {name:28s} ratio {row['ratio']:.2f} deblurred {row['deblurred']:.2f} cos {row['cos']:+.2f} "
-                  f"d {row['g_d']:+.2f} P {row['g_p']:+.2f}", flush=True)
+                  f"d {row['g_d']:+.2f} P {row['g_p']:+.2f} noise {row['noise']:.3f}", flush=True)
 
 
 if __name__ == "__main__":
