@@ -11,8 +11,8 @@ a photo it recognises a lot, and a camera shake it does not recognise hardly at 
 (+0.1 to +0.5 dB). Where the predictor changes the photo at least RECOGNISED_RATIO times
 as much as the deconvolution does (around the estimation window, at the estimation's
 scale), the predictor is trusted, unless its change points the way the deconvolution's does
-(AGREEING_CHANGE: it then undoes part of the blur this kernel describes, a short camera shake
-it half knows, and the deconvolution all of it). Chosen on training data only
+on a photo with little noise (AGREEING_CHANGE: it then undoes part of the blur this kernel
+describes, a short camera shake it half knows, and the deconvolution all of it). Chosen on training data only
 (docs/bench/kernel-first/predictor_on_deconv_probe.py, record
 docs/bench/kernel-first/predictor_on_deconv_probe.txt): on 72 training photos (ImageNet
 samples, Sun80) blurred by our own kernels the kernel path's mean gain is +1.24 dB with
