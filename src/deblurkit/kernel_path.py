@@ -12,8 +12,8 @@ a photo it recognises a lot, and a camera shake it does not recognise hardly at 
 as much as the deconvolution does (around the estimation window, at the estimation's
 scale), the predictor is trusted, unless its change points the way the deconvolution's does
 on a photo with little noise (AGREEING_CHANGE: it then undoes part of the blur this kernel
-describes, a short camera shake it half knows, and the deconvolution all of it). Chosen on training data only
-(docs/bench/kernel-first/predictor_on_deconv_probe.py, record
+describes, a short camera shake it half knows, and the deconvolution all of it). Chosen on
+training data only (docs/bench/kernel-first/predictor_on_deconv_probe.py, record
 docs/bench/kernel-first/predictor_on_deconv_probe.txt): on 72 training photos (ImageNet
 samples, Sun80) blurred by our own kernels the kernel path's mean gain is +1.24 dB with
 0.9 (+0.93 with 0.7, +1.23 with 1.0 to 1.5: above 0.9 the deconvolution changed nothing
@@ -122,8 +122,9 @@ def predictor_check(image: torch.Tensor, est, predictor) -> PredictorCheck:
     Two signs that the predictor knows this blur: it changes the photo about as much as the
     deconvolution does or more (scene motion it was trained on; camera shake it hardly
     touches), in another direction (`agreement`, the two changes' cosine: a predictor that
-    goes the deconvolution's way is undoing part of this kernel's blur), or its output, blurred by the kernel, gives the photo back better than the
-    photo blurred again does (it deblurred the photo along this very kernel; a predictor
+    goes the deconvolution's way is undoing part of this kernel's blur; not asked on a noisy
+    photo, `noise`), or its output, blurred by the kernel, gives the photo back better than
+    the photo blurred again does (it deblurred the photo along this very kernel; a predictor
     that leaves the photo as it is scores 1)."""
     import cv2
 

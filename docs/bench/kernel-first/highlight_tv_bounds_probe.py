@@ -48,17 +48,10 @@ OPT = {"extra": 0, "pad": 1, "rate": 2.0 * np.sqrt(2.0), "solver": "bounds", "it
 
 def rl_from_tv(rgb, k, iterations=15):
     """The product's highlight solver started from the TV step's result, not from the photo."""
-    import inspect
-    import deblurkit.deconv.highlights as H
     from deblurkit.deconv.blind import noise_sigma
-    tv = tv_deconvolve(rgb, k)
-    src = inspect.getsource(H.richardson_lucy_clipped)
-    src = src.replace("x.copy_(y)\n            point.copy_(y)",
-                      "x.copy_(y)\n            x[:h, :w] = torch.from_numpy(init[..., c]).clamp(min=FLOOR)\n            point.copy_(x)")
-    src = src.replace("def richardson_lucy_clipped(rgb", "def rl(init, rgb")
-    ns = dict(vars(H))
-    exec(src, ns)
-    return ns["rl"](tv, rgb, k, iterations=iterations, tv=H.tv_term(noise_sigma(to_gray(unit(rgb)))))
+    from deblurkit.deconv.highlights import tv_term
+    y = unit(rgb, np.float32)
+    return rl_variant(y, k, iterations, tv_term(noise_sigma(to_gray(y))), init=tv_deconvolve(rgb, k))
 
 
 def tv_bounds(rgb, k, weight=None, extra=0, pad=True, rate=2.0 * np.sqrt(2.0)):
@@ -102,25 +95,6 @@ def tv_bounds(rgb, k, weight=None, extra=0, pad=True, rate=2.0 * np.sqrt(2.0)):
     return out
 
 
-def rl_masked(y, k, mask, iterations, tv):
-    """The product's highlight solver with the bounds given as a mask (a shrunk photo's pixel is
-    a lower bound where any of its pixels was clipped)."""
-    import inspect
-    import deblurkit.deconv.highlights as H
-    src = inspect.getsource(H.richardson_lucy_clipped)
-    src = src.replace("bound = (y >= CLIPPED) | outside", "bound = padded_mask(c, shape) | outside")
-    src = src.replace("def richardson_lucy_clipped(rgb", "def rl(padded_mask, rgb")
-    src = src.replace("x[:h, :w].clamp(0, 1).numpy()", "x[:h, :w].numpy()")  # the light above 1 kept
-    ns = dict(vars(H))
-    exec(src, ns)
-
-    def padded_mask(c, shape):
-        m = torch.zeros(shape, dtype=torch.bool)
-        m[:mask.shape[0], :mask.shape[1]] = torch.from_numpy(mask[..., c])
-        return m
-    return ns["rl"](padded_mask, y, k, iterations=iterations, tv=tv)
-
-
 def lifted_tv(rgb, k, scale=1, iterations=50):
     """The clipped pixels' data lifted to what the highlight solver's estimate, blurred, says
     they held (solved on the photo shrunk `scale` times, the lift brought back up), then
@@ -141,7 +115,7 @@ def lifted_tv(rgb, k, scale=1, iterations=50):
         ks = resize_kernel(k, n)
     else:
         ys, ms, ks = y, mask, k / k.sum()
-    x = rl_masked(ys, ks, ms, iterations, tv_term(noise_sigma(to_gray(ys))))
+    x = rl_variant(ys, ks, iterations, tv_term(noise_sigma(to_gray(ys))), mask=ms, clamp=False)
     lifted = np.stack([cv2.filter2D(x[..., c], -1, ks.astype(np.float32), borderType=cv2.BORDER_REFLECT)
                        for c in range(x.shape[2])], -1)
     if scale > 1:
@@ -176,15 +150,20 @@ def rl_variant(y, k, iterations, tv, mask=None, init=None, clamp=True):
     import inspect
     import deblurkit.deconv.highlights as H
     src = inspect.getsource(H.richardson_lucy_clipped)
-    src = src.replace("def richardson_lucy_clipped(rgb", "def rl(padded, rgb")
+
+    def patch(text, old, new):  # the solver's source as this probe expects it, or a loud failure
+        if old not in text:
+            raise RuntimeError(f"richardson_lucy_clipped changed: {old!r} not found; update this probe")
+        return text.replace(old, new)
+    src = patch(src, "def richardson_lucy_clipped(rgb", "def rl(padded, rgb")
     if mask is not None:
-        src = src.replace("bound = (y >= CLIPPED) | outside", "bound = padded(mask, c, shape, False) | outside")
+        src = patch(src, "bound = (y >= CLIPPED) | outside", "bound = padded(mask, c, shape, False) | outside")
     if init is not None:
-        src = src.replace("x.copy_(y)\n            point.copy_(y)",
-                          "x.copy_(y)\n            x[:h, :w] = torch.from_numpy(np.ascontiguousarray(init[..., c])).clamp(min=FLOOR)"
-                          "\n            point.copy_(x)")  # the pad as the photo's
+        src = patch(src, "x.copy_(y)\n            point.copy_(y)",
+                    "x.copy_(y)\n            x[:h, :w] = torch.from_numpy(np.ascontiguousarray(init[..., c])).clamp(min=FLOOR)"
+                    "\n            point.copy_(x)")  # the pad as the photo's
     if not clamp:
-        src = src.replace("x[:h, :w].clamp(0, 1).numpy()", "x[:h, :w].numpy()")
+        src = patch(src, "x[:h, :w].clamp(0, 1).numpy()", "x[:h, :w].numpy()")
     ns = dict(vars(H), mask=mask, init=init)
     exec(src, ns)
 
