@@ -154,7 +154,7 @@ def test_a_large_image_is_deconvolved_whole_with_the_kernel_of_its_centre(monkey
     seen = []
     real = dc.estimate_kernel
     monkeypatch.setattr(dc, "estimate_kernel", lambda g, cfg: seen.append(g.shape) or real(g, cfg))
-    monkeypatch.setattr(dc, "ESTIMATE_SIDE", 64)
+    monkeypatch.setattr(dc, "CROP_ESTIMATE_SIDE", 64)
     rgb = np.repeat(blocks(128)[:, :100, None], 3, 2)
     out = dc.blind_deconvolve(rgb, BlindConfig(kernel_size=9))
     assert seen == [(64, 64)] and out.shape == rgb.shape

@@ -141,6 +141,7 @@ def test_a_long_first_kernel_is_looked_for_again_at_half_the_scale(monkeypatch):
 
     monkeypatch.setattr(photo, "estimate_kernel", fake_estimate)
     monkeypatch.setattr(photo, "residual_ratio", lambda gray, k: found[gray.shape[0]][1])
+    monkeypatch.setattr(photo, "ESTIMATE_SIDE", 384)
     y = np.zeros((400, 400, 3), np.uint8)  # full scale: a 384 px window; at half the scale, 200 px
 
     found.update({384: (31, 1.1)})  # a short first kernel: one estimate

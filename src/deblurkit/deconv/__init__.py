@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .nonblind import tv_deconvolve, tv_weight
-from .photo import ESTIMATE_SIDE, MIN_SIDE
+from .photo import MIN_SIDE
 from .similarity import kernel_similarity
 from .blind import (GUARD_RESIDUAL, WIENER_RULES, WIENER_WEIGHT, BlindConfig, estimate_kernel, residual_ratio, to_gray,
                     wiener, wiener_weight)
@@ -20,8 +20,11 @@ KERNEL_PATH_NONBLIND = "tv"
 
 # Below MIN_SIDE (deconv.photo) there are too few edges to estimate a kernel from: the image
 # is its own "deconvolution" (the kernel-aware predictor then sees the input twice). The
-# kernel is estimated on the centre of at most ESTIMATE_SIDE (the cost grows with the area;
-# a few hundred pixels hold edges enough), then the whole image is deconvolved with it.
+# kernel is estimated on the centre of at most CROP_ESTIMATE_SIDE, then the whole image is
+# deconvolved with it. This is the per-crop estimate of the kernel-aware models
+# (--deconv-input) and of the packs they train on, so it keeps the side they were made
+# with; the product's whole-photo estimate (deconv.photo.ESTIMATE_SIDE) is its own.
+CROP_ESTIMATE_SIDE = 384
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,7 @@ def blind_deconvolution(rgb: np.ndarray, cfg: BlindConfig = BlindConfig(), weigh
     if min(rgb.shape[:2]) < MIN_SIDE:
         return Deconvolution(np.clip(rgb, 0, 1), None, False)
     h, w = rgb.shape[:2]
-    ch, cw = min(h, ESTIMATE_SIDE), min(w, ESTIMATE_SIDE)
+    ch, cw = min(h, CROP_ESTIMATE_SIDE), min(w, CROP_ESTIMATE_SIDE)
     top, left = (h - ch) // 2, (w - cw) // 2
     gray = to_gray(rgb[top:top + ch, left:left + cw])
     if rule != "fixed":
@@ -76,5 +79,5 @@ def blind_deconvolve(rgb: np.ndarray, cfg: BlindConfig = BlindConfig(), weight: 
     return blind_deconvolution(rgb, cfg, weight, rule).image
 
 
-__all__ = ["ESTIMATE_SIDE", "GUARD_RESIDUAL", "MIN_SIDE", "BlindConfig", "Deconvolution", "WIENER_RULES", "WIENER_WEIGHT",
+__all__ = ["CROP_ESTIMATE_SIDE", "GUARD_RESIDUAL", "MIN_SIDE", "BlindConfig", "Deconvolution", "WIENER_RULES", "WIENER_WEIGHT",
            "KERNEL_PATH_NONBLIND", "NONBLIND_METHODS", "blind_deconvolution", "blind_deconvolve", "deconvolve_with_kernel", "tv_deconvolve", "kernel_similarity", "estimate_kernel", "residual_ratio", "wiener", "wiener_weight"]

@@ -57,7 +57,12 @@ from .nonblind import NOISY_SIGMA, tv_deconvolve, tv_weight, unit
 from .streaks import streak_kernel
 
 ESTIMATE_LONG_SIDE = 1280
-ESTIMATE_SIDE = 384
+# The window's side at the estimation scale: more of the photo gives the kernel's least
+# squares more salient edges under noise. 384 -> 512 on whole training photos (1024 px):
+# +0.4 dB on 13-27 px kernels, +0.3 to +1.0 on 31-75 px (two sets each), at 1.3x the
+# estimate's time; 640 added little more at 1.6x again
+# (docs/bench/kernel-first/estimate_window_probe.txt).
+ESTIMATE_SIDE = 512
 MIN_SIDE = 32
 DECONV_TILE = 4096  # photos up to this a side are deconvolved whole (tiles leave seams; docs/bench/kernel-first/tv_tiles_probe.py)
 MARGIN_KERNELS = 1  # each tile is deconvolved with a margin of one kernel size (its inside kept; 2: the same within 0.016 on a 75 px kernel, at twice the margin)
