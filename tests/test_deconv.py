@@ -161,6 +161,24 @@ def test_a_large_image_is_deconvolved_whole_with_the_kernel_of_its_centre(monkey
     assert dc.blind_deconvolve(rgb[:20], BlindConfig(kernel_size=9)).shape == (20, 100, 3) and len(seen) == 1  # too small: no estimate
 
 
+def test_the_per_crop_estimate_keeps_the_window_its_training_packs_were_made_with(monkeypatch):
+    """blind_deconvolution (the kernel-aware models' per-crop input and `deblur deconv-pack`)
+    reads a 384 px centre, whatever window the product's whole-photo estimate uses."""
+    import deblurkit.deconv as dc
+
+    seen = []
+
+    def delta(gray, cfg):
+        seen.append(gray.shape)
+        k = np.zeros((9, 9))
+        k[4, 4] = 1.0
+        return k
+
+    monkeypatch.setattr(dc, "estimate_kernel", delta)
+    dc.blind_deconvolve(np.full((400, 500, 3), 0.5))
+    assert seen == [(384, 384)]
+
+
 @pytest.mark.parametrize("shape,value", [((64, 64, 3), 0.5), ((40, 300, 3), 0.0), ((300, 40, 3), 1.0)])
 def test_a_flat_image_comes_back_unchanged(shape, value):
     """No edges, no kernel to find: the estimate falls back to a delta instead of NaNs."""

@@ -598,8 +598,8 @@ def test_a_video_manifest_tells_kernel_choices_apart():
     b = KernelChoice("given", line_kernel(7, 90)).fingerprint()
     assert a != b and a["mode"] == "given" and a["kernel_sha256"]
     # frames a given kernel made before the highlight solver existed are not reused
-    assert a["given_step"] == "tv+highlights" and "given_step" not in KernelChoice("auto").fingerprint()
-    assert KernelChoice("auto").fingerprint()["auto_step"] == "streaks+estimate+agreement-low-noise"  # frames made before the streak step or the agreement are re-made
+    assert a["given_step"] == "tv+highlights+centre512" and "given_step" not in KernelChoice("auto").fingerprint()
+    assert KernelChoice("auto").fingerprint()["auto_step"] == "streaks+estimate512+agreement-low-noise"  # frames made before the streak step, the agreement or the 512 px window are re-made
     assert KernelChoice("auto", size=31).fingerprint() != KernelChoice("auto").fingerprint()
     assert KernelChoice("auto", region=(0, 0, 64, 64)).fingerprint()["region"] == [0, 0, 64, 64]
 

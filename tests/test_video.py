@@ -388,4 +388,4 @@ def test_the_blind_path_manifest_is_the_same_with_or_without_a_kernel_choice(tin
     d = Deblurrer(weights=tiny_weights, device="cpu", tile=64)
     s = d.settings("fast")
     assert pixel_settings(d, s, 0, "fixed", KernelChoice("none")) == pixel_settings(d, s, 0, "fixed")
-    assert pixel_settings(d, s, 0, "fixed", KernelChoice("auto"))["kernel"]["auto_step"] == "streaks+estimate+agreement-low-noise"
+    assert pixel_settings(d, s, 0, "fixed", KernelChoice("auto"))["kernel"]["auto_step"] == "streaks+estimate512+agreement-low-noise"

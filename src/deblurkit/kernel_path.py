@@ -69,9 +69,10 @@ class KernelChoice:
         # since it exists: frames made before it (the TV step alone) are not reused.
         # Likewise an auto frame may take a kernel read from light streaks since that step exists.
         # And an auto frame's path may differ since the predictor's check weighs how its change
-        # agrees with the deconvolution's.
-        step = ({"given_step": "tv+highlights"} if self.mode == "given" else
-                {"auto_step": "streaks+estimate+agreement-low-noise"} if self.mode == "auto" else {})
+        # agrees with the deconvolution's. And since the estimate's window (and the centre the
+        # TV weight reads the noise from) is 512 px, not 384, both modes' frames may differ.
+        step = ({"given_step": "tv+highlights+centre512"} if self.mode == "given" else
+                {"auto_step": "streaks+estimate512+agreement-low-noise"} if self.mode == "auto" else {})
         return {"mode": self.mode, "kernel_sha256": given, "size": self.size,
                 "region": None if self.region is None else list(self.region), **step}
 
