@@ -7,6 +7,10 @@ bench scores (aligned within 10 px, deblurkit.metrics.align). The Köhler kernel
 
     python docs/bench/kernel-first/estimator_loop.py [N] [method=wiener|tv] [path=photo] [key=value ...]   # BlindConfig fields
 
+Also sharp=DIR (other training photos), offset=K (photos K to K+N-1 of DIR, each with the
+kernel the loop draws for its index) and, with path=photo, side=PX (the estimation window,
+deconv.photo.ESTIMATE_SIDE; docs/bench/kernel-first/estimate_window_probe.txt).
+
 Prints one line per photo (extent, gain of the estimate, of the true kernel, similarity)
 and the means per size class. Two worker processes of one thread each. path=photo: the
 product's own steps instead of one estimate (deconv.photo: both windows, the guard, the
@@ -86,6 +90,14 @@ def one(job):
     return i, ext, g_est, g_true, kernel_similarity(d.kernel, k), d.fell_back, seconds
 
 
+def use_side(side: int | None) -> None:
+    """Each worker's estimation window (None: the product's)."""
+    if side is not None:
+        import deblurkit.deconv.photo as photo
+
+        photo.ESTIMATE_SIDE = side
+
+
 def parse(default, text: str):
     """A BlindConfig field's value from key=value, typed as its default."""
     if isinstance(default, bool):
@@ -103,10 +115,14 @@ if __name__ == "__main__":
     product = kw.pop("path", "") == "photo"
     if product and method != "tv":
         sys.exit("path=photo: the product's non-blind step is TV; give method=tv so the true-kernel column uses it too")
+    sharp, offset = Path(kw.pop("sharp", SHARP)), int(kw.pop("offset", 0))
+    side = int(kw.pop("side")) if "side" in kw else None
+    if side is not None and not product:
+        sys.exit("side=PX is the product's estimation window: give path=photo")
     cfg = replace(BlindConfig(), **{k: parse(getattr(BlindConfig, k), v) for k, v in kw.items()})
-    files = sorted(p for p in SHARP.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)[:n]
-    with Pool(2) as pool:
-        rows = sorted(pool.map(one, [(i, f, cfg, method, active, product) for i, f in enumerate(files)], chunksize=1))
+    files = sorted(p for p in sharp.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)[offset:offset + n]
+    with Pool(2, initializer=use_side, initargs=(side,)) as pool:
+        rows = sorted(pool.map(one, [(offset + i, f, cfg, method, active, product) for i, f in enumerate(files)], chunksize=1))
     for i, ext, ge, gt, sim, fb, sec in rows:
         print(f"{i:3d} {ext:3d}px est {ge:+.2f} true {gt:+.2f} sim {sim:.2f} {sec:5.2f} s{' fell back' if fb else ''}")
     groups = (("13-27", 0, 29), ("31-79", 29, 80), ("80+", 80, 999))
@@ -118,4 +134,5 @@ if __name__ == "__main__":
             print(f"{label} px: n={len(sel)} est {np.mean([r[2] for r in sel]):+.2f} true {np.mean([r[3] for r in sel]):+.2f} "
                   f"sim {np.mean([r[4] for r in sel]):.3f} refused {sum(r[5] for r in sel)}")
     print(f"all: est {np.mean([r[2] for r in rows]):+.3f} sim {np.mean([r[4] for r in rows]):.3f} "
-          f"estimate {np.mean([r[6] for r in rows]):.2f} s/photo | {method}{' path=photo' if product else ''} {cfg}")
+          f"estimate {np.mean([r[6] for r in rows]):.2f} s/photo | {method}{' path=photo' if product else ''}"
+          f"{f' side={side}' if side else ''} {sharp.name} {offset}-{offset + len(rows) - 1} {cfg}")
